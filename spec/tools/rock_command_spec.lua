@@ -59,8 +59,8 @@ describe("a rock's command", function()
       assert.matches("\nexample:\n  starvideos toy hello\n", r.out, 1, true)
     end
     local top = run("--help").out
-    assert.matches("\n  store      check a fleet's Redis: what it reaches", top, 1, true)
-    assert.matches("\n  emulator   run a local stand-in for the service", top, 1, true)
+    assert.matches("\n  store +check a fleet's Redis: what it reaches", top)
+    assert.matches("\n  emulator +run a local stand%-in for the service", top)
   end)
 
   it("refuses what its usage does not take as the core's commands do (exit 2, naming it)", function()

@@ -111,6 +111,9 @@ local function dispatch(ctx, argv)
     return 0
   end
   ctx.name = args.COMMANDS[name] and name
+  if name:sub(1, 1) == "-" then -- (its value, which may be a secret, cut off: --api-key=...)
+    usage_error("unknown option %s (options go after the command)", name:match("^[^=]*"):sub(1, 60))
+  end
   local opts, pos = parser.parse(argv)
   ctx.opts = opts -- the flags a command that picks its task up again needs (output.again)
   if rock then return rock.run(handed(ctx, opts), opts, pos) end

@@ -112,26 +112,36 @@ function M.store_named(text, opts)
   return n > 0 and note and text .. note or text
 end
 
+-- A flag and its value as the command line reads them back, for a shell: `--flag VALUE`, or `--flag=VALUE` when
+-- the value starts with - (alone, it would read as a flag).
+local function flag_words(flag, v)
+  v = tostring(v)
+  if v:sub(1, 1) == "-" then return "--" .. flag .. "=" .. shell_word(v) end
+  return "--" .. flag .. " " .. shell_word(v)
+end
+
 -- The command, as one line for a shell: `download ID PATH` after a download of
 -- its own, else `wait ID [--out PATH]`, which waits and then downloads (going
 -- on from what a cut download left in PATH.part).
 function M.again(ctx, id)
   local opts = ctx.opts or {}
   local name = ctx.name == "download" and "download" or "wait"
-  local words = { name, id }
-  if name == "download" then
-    words[#words + 1] = ctx.out
+  local words, last = { name, shell_word(id) }, nil
+  if name == "download" and ctx.out and ctx.out:sub(1, 1) == "-" then
+    last = "-- " .. shell_word(ctx.out) -- (a PATH that starts with -: last, after --, which ends the flags)
+  elseif name == "download" then
+    words[#words + 1] = ctx.out and shell_word(ctx.out)
   elseif ctx.out then
-    words[#words + 1], words[#words + 2] = "--out", ctx.out
+    words[#words + 1] = flag_words("out", ctx.out)
   end
   local takes, store, note = {}, nil, nil
   for _, f in ipairs(args.COMMANDS[name].flags) do takes[f] = true end
   for _, f in ipairs(CARRIED) do
     if f == "store" and takes[f] then store, note = M.store_words(opts.store)
-    elseif takes[f] and opts[f] ~= nil then words[#words + 1], words[#words + 2] = "--" .. f, opts[f] end
+    elseif takes[f] and opts[f] ~= nil then words[#words + 1] = flag_words(f, opts[f]) end
   end
-  for i, w in ipairs(words) do words[i] = shell_word(tostring(w)) end
   words[#words + 1] = store -- (quoted as it is: "$STARVIDEOS_STORE" is expanded by the shell)
+  words[#words + 1] = last
   return args.INVOKED .. " " .. table_concat(words, " "), note
 end
 
@@ -139,19 +149,24 @@ end
 -- every entry again), one line for a shell, and the store's note ("" without one): the command that goes on from
 -- where a stopped batch or film was, paying for nothing it paid for before.
 function M.same_command(name, opts, pos)
-  local words, note = { args.INVOKED, name }, nil
-  for _, p in ipairs(pos or {}) do words[#words + 1] = shell_word(p) end
+  local words, note, dashed = { args.INVOKED, name }, nil, false
+  for _, p in ipairs(pos or {}) do dashed = dashed or p:sub(1, 1) == "-" end
+  for _, p in ipairs(dashed and {} or pos or {}) do words[#words + 1] = shell_word(p) end
   for _, flag in ipairs(args.COMMANDS[name].flags) do
     local v = flag ~= "fresh" and opts[flag] or nil
     if flag == "store" then
       words[#words + 1], note = M.store_words(v)
     elseif type(v) == "table" then
-      for _, item in ipairs(v) do words[#words + 1] = "--" .. flag .. " " .. shell_word(item) end
+      for _, item in ipairs(v) do words[#words + 1] = flag_words(flag, item) end
     elseif v ~= nil and v ~= true then
-      words[#words + 1] = "--" .. flag .. " " .. shell_word(tostring(v))
+      words[#words + 1] = flag_words(flag, v)
     elseif v == true and flag ~= "help" then
       words[#words + 1] = "--" .. flag
     end
+  end
+  if dashed then -- (an argument that starts with -: last, after --, which ends the flags)
+    words[#words + 1] = "--"
+    for _, p in ipairs(pos) do words[#words + 1] = shell_word(p) end
   end
   return table_concat(words, " "), note or ""
 end

@@ -89,7 +89,7 @@ local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usa
   .. "  (refused before anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
 
 -- The layout: options and arguments from column 2, their texts from 28 (the longest flag's fits); the top help's
--- commands from 13.
+-- commands from 14.
 local function laid(p, column)
   return p:help_usage_margin(2):help_description_margin(column):add_help(false)
 end
@@ -145,7 +145,7 @@ end
 -- their summary (the top help), which is all an unknown command's refusal needs. rocks nil: without the top's own
 -- flags (dispatch answers a first --help and --version itself).
 local function parser(rocks, whole, prog)
-  local p = laid(new_parser(prog or args.INVOKED), 13)
+  local p = laid(new_parser(prog or args.INVOKED), 14)
     :usage("usage: " .. args.INVOKED .. " <command> [options]")
     :description("A client for the StarVideos asynchronous video-generation API.")
     :epilog(string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.\n\n",
@@ -191,46 +191,62 @@ end
 
 -- ------------------------------------------------------------- refusals
 
+-- A word of the line as a message names it: whole, or its first 40 bytes when it is long.
+local function named(word)
+  return #word > 60 and word:sub(1, 40) .. "..." or word
+end
+
+-- The unknown option argparse names, as the line has it: argparse reads -model as -m, -o, ... and names the letter
+-- it does not know; the word of argv (before --) it came from is named instead.
+local function typed(o, argv)
+  if o:find("^%-%-") then return o end
+  for i = 2, #argv do
+    local w = argv[i]
+    if w == "--" then break end
+    if w:find("^%-[^-]") and w:find(o:sub(2), 2, true) then return (w:match("^[^=]*")) end
+  end
+  return o
+end
+
 -- argparse's refusal of the line, in the command line's words: the option or command named as typed, the one
 -- meant when a slip of one (errors.nearest, the library's one "did you mean"), a value's own message as it is.
-local function refused(name, message)
+local function refused(name, message, argv)
   local c = COMMANDS[name]
   local meta = function(o) return c and args.flag_of(c, o:sub(3)) and args.flag_of(c, o:sub(3)).meta or "VALUE" end
   local nearest = require("starvideos.errors").nearest
-  local o = message:match("^unknown option '(.-)'")
+  -- (the name between the quotes as argparse wrote it, a ' inside included: up to the last one before the tip)
+  local o = message:match("^unknown option '(.*)'\n") or message:match("^unknown option '(.*)'$")
   if o == "--api-key" then
     usage_error("--api-key is not accepted: a key on the command line leaks into shell history and process lists; "
       .. "set STARVIDEOS_API_KEY or use --api-key-file PATH")
-  elseif o == "--key" and c then -- (generate and create take a job's --key; the API key is never an argument)
+  elseif o == "--key" then -- (generate and create take a job's --key; the API key is never an argument)
     usage_error("--key is not an option of %s %s: it names a job of generate or create (with --journal or --store); "
       .. "the API key never comes from an argument (it leaks into shell history and process lists): set "
       .. "STARVIDEOS_API_KEY or use --api-key-file PATH", args.PROG, name)
-  elseif o and not c then
-    usage_error("unknown option %s (options go after the command)", o)
-  elseif o and not o:find("^%-%-") then -- (-x: a value that starts with a dash, or a short option there is none of)
-    usage_error("unknown option %s (a value that starts with - is given as --flag=VALUE)", o)
+  elseif o and not o:find("^%-%-") then -- (-model, -5: a short option there is none of, or a value)
+    usage_error("unknown option %s (flags start with --; a value that starts with - is given as --flag=VALUE)",
+      named(typed(o, argv)))
   elseif o then
     local meant = nearest(o:sub(3), c.flags)
-    usage_error("unknown option %s%s", o, meant and " (did you mean --" .. meant .. "?)" or "")
+    usage_error("unknown option %s%s", named(o), meant and " (did you mean --" .. meant .. "?)" or "")
   end
-  local cmd = message:match("^unknown command '(.-)'")
+  local cmd = message:match("^unknown command '(.*)'\n") or message:match("^unknown command '(.*)'$")
   if cmd then
     local known = {}
     for k in pairs(COMMANDS) do known[k] = true end
     for k in pairs(require("starvideos.extension").HINTS.command) do known[k] = true end -- (a rock's: emulator)
     local meant = nearest(cmd, known)
-    usage_error("unknown command %s%s", quote(cmd), meant and " (did you mean " .. meant .. "?)" or "")
+    usage_error("unknown command %s%s", quote(named(cmd)), meant and " (did you mean " .. meant .. "?)" or "")
   end
   local patterns = {
     { "^option '(.-)' does not take arguments$", function(f) return f .. " takes no value" end },
     { "^option '(.-)' requires an argument$", function(f) return f .. " expects a value (" .. meta(f) .. ")" end },
     { "^option '(.-)' requires .*$", function(f) return f .. " expects " .. meta(f) .. " " ..
       table_concat(c.flag_args[f:sub(3)], " ") end },
-    { "^option '(.-)' must be used at most 1 time$", function(f) return f .. " given more than once" end },
+    { "^option '(.-)' must be used .*$", function(f) return f .. " given more than once" end }, -- (count 1 or 0-1)
     { "^missing option '(.-)'$", function(f) return f .. " " .. meta(f) .. " is required" end },
     { "^missing argument '(.-)'$", function(a) return "missing " .. a end },
-    { "^option '%-%-(.-)' can not be used together with option '%-%-(.-)'$", function(a, b)
-      return string_format("--%s and --%s: give one ledger, not both", b, a) end },
+    { "can not be used together with", function() return "--journal and --store: give one ledger, not both" end },
     { "^argument '(.-)' must be one of (.*)$", function(a, list)
       return a .. " expects one of " .. list:gsub("'", "") end },
     { "^too many arguments$", function()
@@ -261,8 +277,15 @@ end
 -- argv: the whole line, the command first. Returns opts (flag name -> value) and the positionals in order.
 function M.parse(argv)
   local name = argv[1]
+  -- (no name of a command or a flag is that long, and argparse's "did you mean" takes the square of its length)
+  if not COMMANDS[name] and #name > 60 then usage_error("unknown command %s", quote(named(name))) end
+  for i = 2, #argv do
+    if argv[i] == "--" then break end
+    local flag = argv[i]:match("^(%-[^=]*)")
+    if flag and #flag > 60 then usage_error("unknown option %s", named(flag)) end
+  end
   local ok, result = parser(nil, name):pparse(argv)
-  if not ok then refused(COMMANDS[name] and name, result) end
+  if not ok then refused(COMMANDS[name] and name, result, argv) end
   local pos = {}
   for i, a in ipairs(COMMANDS[name].args) do pos[i] = result[a] end
   local opts = {}

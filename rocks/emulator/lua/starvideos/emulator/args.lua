@@ -107,6 +107,11 @@ end
 
 -- argv -> opts, or nil and what is wrong (one line, with the hint).
 function A.parse(argv)
+  for _, w in ipairs(argv) do -- (no flag's name is that long, and argparse's "did you mean" takes its square)
+    if w == "--" then break end
+    local flag = w:match("^(%-[^=]*)")
+    if flag and #flag > 60 then return nil, "unknown option '" .. flag:sub(1, 40) .. "...' (see --help)" end
+  end
   local ok, result = parser("starvideos emulator", ""):pparse(argv)
   if ok then return result end
   local dash = result:match("^unknown option '(%-[^%-']+)'") -- (-1: a value, or a short flag there is none of)
