@@ -44,9 +44,13 @@ describe("starvideos store check: bad usage", function()
     assert.equal(2, code)
     assert.matches('store\'s subcommands are check and hold (starvideos store check URL, starvideos store hold URL '
       .. '[--clear]), got "chek"', out, 1, true)
-    r = check("redis://127.0.0.1:6379", "--replicas", "-1")
+    r = check("redis://127.0.0.1:6379", "--replicas=-1") -- (alone, -1 reads as a flag: argparse's rule)
     assert.equal(2, r.code)
     assert.matches("--replicas expects a whole number >= 0, got -1", r.err, 1, true)
+    r = check("redis://127.0.0.1:6379", "--replicas", "-1")
+    assert.equal(2, r.code)
+    assert.matches("unknown option -1 (flags start with --; a value that starts with - is given as --flag=VALUE)",
+      r.err, 1, true)
   end)
 end)
 
