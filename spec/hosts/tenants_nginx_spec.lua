@@ -3,8 +3,9 @@
 -- emulator as the service.
 --
 -- The fair share: tenant A asks 200 creates (100 on each host) under requests_per_second = 5, then, once A's
--- creates are queued, tenant B asks 5 (3 and 2): B's creates all reach the service within 3 s of asking (the
--- emulator's clock of each POST against the moment B asked), while A's still go out.  tenant_limit = {count = 7,
+-- creates are queued, tenant B asks 5 (3 and 2): B's creates all reach the service within 6 s of asking (the
+-- emulator's clock of each POST against the moment B asked; 2 s at a fair half of 5 a second, and room for a
+-- loaded machine: CI saw 3.61 s once), not behind A's queue (some 38 s), while A's still go out.  tenant_limit = {count = 7,
 -- per = 60} under a race: 20 creates of tenant C at once, 10 on each host, on a second key (its own emulator):
 -- exactly 7 reach the service, 13 are refused rate_limited (field tenant_limit), and tenant D beside it is not
 -- held back by C's count.  One host without Redis (the shared dict counts it): 12 creates of tenant E at once
@@ -143,7 +144,7 @@ describe("tenants inside nginx", function()
     helper.cleanup()
   end)
 
-  it("two hosts on one Redis: B's 5 creates go out within 3 s of asking while A has 200 queued", function()
+  it("two hosts on one Redis: B's 5 creates go out within 6 s of asking while A has 200 queued", function()
     get(hosts[1].port, "ask?tenant=A&from=1&n=100")
     get(hosts[2].port, "ask?tenant=A&from=101&n=100")
     assert(helper.wait_until(function()
@@ -170,7 +171,7 @@ describe("tenants inside nginx", function()
     for p in pairs(at) do if p:find("^A ") then a_all = a_all + 1 end end
     io.stderr:write(str_format("tenants_nginx_spec: B's 5 creates out %.2f s after asking; A's creates meanwhile %d, "
       .. "A's so far %d of 200\n", last, a_meanwhile, a_all))
-    assert.is_true(last <= 3, str_format("B's last create went out %.2f s after asking", last))
+    assert.is_true(last <= 6, str_format("B's last create went out %.2f s after asking", last))
     assert.is_true(a_all < 200, "A's creates all went out first")
   end)
 
