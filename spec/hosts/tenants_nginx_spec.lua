@@ -4,8 +4,8 @@
 --
 -- The fair share: tenant A asks 200 creates (100 on each host) under requests_per_second = 5, then, once A's
 -- creates are queued, tenant B asks 5 (3 and 2): B's creates all reach the service within 6 s of asking (the
--- emulator's clock of each POST against the moment B asked; 2 s at a fair half of 5 a second, and room for a
--- loaded machine: CI saw 3.61 s once), not behind A's queue (some 38 s), while A's still go out.  tenant_limit = {count = 7,
+-- emulator's clock of each POST against the moment B asked; 2 s at a fair half of 5 a second, and room for
+-- a loaded machine: CI saw 3.61 s once), not behind A's queue (some 38 s), while A's still go out.  tenant_limit = {count = 7,
 -- per = 60} under a race: 20 creates of tenant C at once, 10 on each host, on a second key (its own emulator):
 -- exactly 7 reach the service, 13 are refused rate_limited (field tenant_limit), and tenant D beside it is not
 -- held back by C's count.  One host without Redis (the shared dict counts it): 12 creates of tenant E at once
