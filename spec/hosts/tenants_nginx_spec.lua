@@ -2,17 +2,17 @@
 -- redis-server (`store`), `lua_shared_dict starvideos`, a client per create in a timer (an app's request), the
 -- emulator as the service.
 --
--- The fair share: tenant A asks 200 creates (100 on each host) under requests_per_second = 5, then, once A's
--- creates are queued, tenant B asks 5 (3 and 2): B's creates all reach the service within 6 s of asking (the
--- emulator's clock of each POST against the moment B asked; 2 s at a fair half of 5 a second, and room for
--- a loaded machine: CI saw 3.61 s once), not behind A's queue (some 38 s), while A's still go out.  tenant_limit = {count = 7,
--- per = 60} under a race: 20 creates of tenant C at once, 10 on each host, on a second key (its own emulator):
--- exactly 7 reach the service, 13 are refused rate_limited (field tenant_limit), and tenant D beside it is not
--- held back by C's count.  One host without Redis (the shared dict counts it): 12 creates of tenant E at once
--- over its 2 workers, tenant_limit 5: exactly 5 sent.  A full dict (24k, tenant_limit 3/60): 300 tenants fill it
--- (those past its room refused io, none sent uncounted), then its last slots are taken (/fill): tenant F, counted
--- before, still gets its second and third creates out and its fourth refused by its count (the lock and its count
--- rewritten in their slots); a new tenant H is refused (io, naming the dict); no create sent twice.
+-- The fair share: tenant A asks 200 creates (100 on each host) under requests_per_second = 5, then, once A's creates
+-- are queued, tenant B asks 5 (3 and 2): B's creates all reach the service within 6 s of asking (the emulator's clock
+-- of each POST against the moment B asked; 2 s at a fair half of 5 a second, and room for a loaded machine: CI saw 3.61
+-- s once), not behind A's queue (some 38 s), while A's still go out. tenant_limit = {count = 7, per = 60} under a race:
+-- 20 creates of tenant C at once, 10 on each host, on a second key (its own emulator): exactly 7 reach the service, 13
+-- are refused rate_limited (field tenant_limit), and tenant D beside it is not held back by C's count.  One host
+-- without Redis (the shared dict counts it): 12 creates of tenant E at once over its 2 workers, tenant_limit 5: exactly
+-- 5 sent.  A full dict (24k, tenant_limit 3/60): 300 tenants fill it (those past its room refused io, none sent
+-- uncounted), then its last slots are taken (/fill): tenant F, counted before, still gets its second and third creates
+-- out and its fourth refused by its count (the lock and its count rewritten in their slots); a new tenant H is refused
+-- (io, naming the dict); no create sent twice.
 --
 -- Prints how long B's creates took and A's creates meanwhile.  Pending where nginx, its lua module or
 -- redis-server is missing, and under any VM but lua5.4 (nginx's LuaJIT runs it).
