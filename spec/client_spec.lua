@@ -748,7 +748,9 @@ it("a create against a closed port gives kind network, not maybe_created, after 
       while not job.done and gettime() - t0 < 10 do c:query(id) end
       assert.is_true(job.done, "the watched task was not moved on by queries")
       assert.equal("completed", job.status)
-      assert.is_true(count_gets(fresh) >= 3, "the watched task was polled " .. count_gets(fresh) .. " times")
+      -- (polled queued at the step, then completed by the queries' drive: 2 at least, more on an idle machine; CI,
+      -- loaded, saw 2)
+      assert.is_true(count_gets(fresh) >= 2, "the watched task was polled " .. count_gets(fresh) .. " times")
     end)
 
     it("honours the request budget: the second query of a 1-per-second client waits for its token", function()
