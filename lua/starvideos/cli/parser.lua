@@ -2,13 +2,13 @@
 -- dependency of the core rock), built from cli/args.lua's commands and flags.  It says what argparse refuses in the
 -- command line's own words (one line, the house's "did you mean"), so that a mistake reads as every other does.
 --
---   parse(argv, rocks)        -> opts (flag name -> value), positionals; a usage error (args.Usage) when refused
+--   parse(argv)               -> opts (flag name -> value), positionals; a usage error (args.Usage) when refused
 --   help(name) / top_help(rocks)  a command's help, the commands' list
 --   completion(shell, rocks)  the bash, zsh or fish script that completes commands and their flags
 
 local args = require "starvideos.cli.args"
 
-local pairs, ipairs, tonumber, tostring, pcall = pairs, ipairs, tonumber, tostring, pcall
+local pairs, ipairs, tonumber, tostring, pcall, select = pairs, ipairs, tonumber, tostring, pcall, select
 local string_format, table_concat = string.format, table.concat
 local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
 local usage_error, quote, COMMANDS = args.usage_error, args.quote, args.COMMANDS
@@ -41,18 +41,18 @@ function CONVERT.int(fname, value)
   if num == nil and not err then err = string_format("--%s expects a whole number, got %s", fname, quote(value)) end
   return num, err
 end
-function CONVERT.num(fname, value)
-  local num, err = number(fname, value)
-  if num and num < 0 then return nil, string_format("--%s expects a number of seconds >= 0, got %s", fname,
-    quote(value)) end
-  return num, err
+-- Seconds that pass fits (words: how it reads, ">= 0"), as a convert.
+local function seconds(fits, words)
+  return function(fname, value)
+    local num, err = number(fname, value)
+    if num and not fits(num) then
+      return nil, string_format("--%s expects a number of seconds %s, got %s", fname, words, quote(value))
+    end
+    return num, err
+  end
 end
-function CONVERT.pos(fname, value)
-  local num, err = number(fname, value)
-  if num and num <= 0 then return nil, string_format("--%s expects a number of seconds > 0, got %s", fname,
-    quote(value)) end
-  return num, err
-end
+CONVERT.num = seconds(function(n) return n >= 0 end, ">= 0")
+CONVERT.pos = seconds(function(n) return n > 0 end, "> 0")
 -- One of the flag's choices, in any case: "DEBUG" -> "debug".
 function CONVERT.choice(fname, value, f)
   for _, c in ipairs(f.choices) do
@@ -143,7 +143,7 @@ end
 -- the installed rock's command gives one), then any other a rock made one (args.add). whole: the command built with
 -- its flags and arguments (the one parsed or helped), or true for every one (completion); the others are listed by
 -- their summary (the top help), which is all an unknown command's refusal needs. rocks nil: without the top's own
--- flags (dispatch answers a first --help and --version itself).
+-- flags (dispatch answers a first --help and --version itself). Returns the parser and the command built whole.
 local function parser(rocks, whole, prog)
   local p = laid(new_parser(prog or args.INVOKED), 14)
     :usage("usage: " .. args.INVOKED .. " <command> [options]")
@@ -162,10 +162,10 @@ local function parser(rocks, whole, prog)
     p:flag("-h --help", "show this help and exit")
     p:flag("--version", "print the version and exit")
   end
-  local added = {}
+  local added, built = {}, nil
   local function add(name, c, summary, options)
     if c and (whole == true or whole == name) then
-      command(p, name, c)
+      built = command(p, name, c)
     elseif options and whole == true then -- (a rock's command that parses its own line: its flags, completed)
       options(laid(p:command(name), 28):summary(summary))
     else -- (listed; a rock's command whose own main parses its line passes it on whole)
@@ -180,13 +180,7 @@ local function parser(rocks, whole, prog)
   for name, c in pairs(COMMANDS) do
     if not added[name] then add(name, c) end
   end
-  return p
-end
-
-local function find(p, name)
-  for _, c in ipairs(p._commands) do
-    if c._name == name then return c end
-  end
+  return p, built
 end
 
 -- ------------------------------------------------------------- refusals
@@ -299,7 +293,7 @@ function M.parse(argv)
 end
 
 function M.help(name)
-  return find(parser(nil, name), name):get_help() .. "\n"
+  return select(2, parser(nil, name)):get_help() .. "\n"
 end
 
 function M.top_help(rocks)
