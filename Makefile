@@ -268,6 +268,12 @@ test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
+# docs/matrix.md, the promises against the places, written from the cells the last `make test-all` proved
+# (build/matrix/); that run checks the page against them (tools/matrix.lua)
+matrix:
+	@$(LUA) tools/matrix.lua write build/matrix
+.PHONY: matrix
+
 demo: $(DEPS_FIRST) $(SO)
 	@sh tools/demo.sh
 

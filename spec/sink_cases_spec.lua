@@ -34,7 +34,7 @@ cases.run("a file (download.lua)", function()
       return sum and { sha256 = sum, bytes = #helper.read_file(out) }
     end,
     remove = function(out) assert(os.remove(out)) end }
-end, b)
+end, b, nil, "file")
 
 cases.run("a bucket (storage/object.lua, s3rver)", function()
   store = S3run.start {}
@@ -53,7 +53,7 @@ cases.run("a bucket (storage/object.lua, s3rver)", function()
       return r and { sha256 = r.sha256, bytes = r.bytes } or nil
     end,
     remove = function(out) assert(os.remove(store.dir .. "/vids/" .. key(out) .. "._S3rver_object")) end }
-end, b, S3run.missing())
+end, b, S3run.missing(), "bucket")
 
 describe("the sink interface (docs/architecture.md)", function()
   local names = cases.interface()

@@ -4,6 +4,7 @@
 # (spec/hosts/, rocks/*/spec/hosts/) once, under lua5.4 (each starts the host its case needs).  Each
 # VM loads its own C modules from build/<vm>/ and runs the emulator, the CLI
 # and the fixtures under itself (STARVIDEOS_LUA, read by spec/helper.lua).
+# Then the matrix of promises and places (docs/matrix.md) is checked against the cells the run's cases proved.
 # Prints one line per part, with its seconds,
 #   lua5.1: 600 passed, 0 failed (120 s)
 # then the total, "N passed, N failed".  Exits non-zero when a part failed.
@@ -19,6 +20,10 @@ specs=$(find spec rocks/*/spec -name '*_spec.lua' -not -path '*/hosts/*' | sort)
 hosts=$(find spec rocks/*/spec -name '*_spec.lua' -path '*/hosts/*' | sort)
 # shellcheck disable=SC2086
 tagged=$(grep -l -e '#hosts' $specs)
+# the cells of docs/matrix.md each passing case proved (spec/support/matrix.lua), checked against the page last
+matrix="$(pwd)/build/matrix"
+rm -rf "$matrix" && mkdir -p "$matrix" || exit 1
+export STARVIDEOS_MATRIX="$matrix"
 results=""
 total_passed=0
 total_failed=0
@@ -58,6 +63,16 @@ done
 part_jobs=${JOBS:-$(nproc)} part_tier=hosts
 # shellcheck disable=SC2086
 part hosts lua5.4 "build/?.so" $hosts $tagged
+
+# the matrix: every cell proved, said not to apply, or open (tools/matrix.lua), and docs/matrix.md the page written
+echo "==== matrix"
+mline=$(lua5.4 tools/matrix.lua check "$matrix" | tee "$logdir/matrix.out" | tail -n 1)
+grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/matrix.out"
+echo "$mline" | grep -qE '^1 passed, 0 failed$' || { mline="0 passed, 1 failed"; status=1; }
+total_passed=$((total_passed + $(echo "$mline" | awk '{ print $1 }')))
+total_failed=$((total_failed + $(echo "$mline" | awk '{ print $3 }')))
+results="${results}matrix: $mline
+"
 
 if [ "${LINT_RESULT:-}" = failed ]; then
   results="${results}lint: failed (see the luacheck / luac5.1 output above)

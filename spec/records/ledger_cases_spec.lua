@@ -12,9 +12,9 @@ cases.run("a journal", true, cases.env(function(dir) return { journal = dir .. "
     for name in io.popen("ls " .. helper.shell_quote(dir .. "/tasks.jsonl.owners")):lines() do
       os.remove(dir .. "/tasks.jsonl.owners/" .. name)
     end
-  end), b)
+  end), b, "journal")
 
-cases.run("no ledger", false, cases.env(function() return {} end), b)
+cases.run("no ledger", false, cases.env(function() return {} end), b, "process")
 
 describe("the ledger interface (docs/architecture.md)", function()
   local names = cases.interface()

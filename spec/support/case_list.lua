@@ -1,5 +1,6 @@
--- What the case lists (spec/support/ledger_cases.lua, sink_cases.lua, observer_cases.lua) share: the names the
--- library uses of an interface, read from its code, and the names a list's cases cover.
+-- What the case lists (spec/support/*_cases.lua) share: the names the library uses of an interface, read from its
+-- code, the names a list's cases cover, and how each case runs on a place of the matrix (docs/matrix.md), proving
+-- the promises it names there.
 local helper = require "spec.helper"
 
 local M = {}
@@ -32,11 +33,17 @@ function M.covered(cases, listed, assert)
 end
 
 -- Each case of list as a test of busted's (b: describe, it, after_each) under title, run by run(case); after:
--- run after each (nil: nothing).
-function M.each(b, title, list, run, after)
+-- run after each (nil: nothing); place: the matrix's place the list runs on (spec/support/matrix.lua), where a case
+-- that passed proves its promises (case.promise: an id or a list; none: no cell), or nil.
+function M.each(b, title, list, run, after, place)
   b.describe(title, function()
     if after then b.after_each(after) end
-    for _, case in ipairs(list) do b.it(case.name, function() run(case) end) end
+    for _, case in ipairs(list) do
+      b.it(case.name, function()
+        run(case)
+        if place and case.promise then require("spec.support.matrix").record(case.promise, place, case.name) end
+      end)
+    end
   end)
 end
 

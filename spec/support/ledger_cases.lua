@@ -38,6 +38,7 @@ end
 
 M.cases = {
   { name = "records a task from its pending create to its file: pending, unfinished, part, tasks",
+    promise = "generate",
     covers = { "before_create", "created", "status", "sink_state", "downloaded", "unfinished", "tasks", "pending",
       "records", "field", "confirm" },
     records = true,
@@ -184,6 +185,7 @@ M.cases = {
     end },
 
   { name = "a key: none peeked, its pending create refused, its task followed, other params refused, fresh creates",
+    promise = "rerun",
     covers = { "peek", "before_create" },
     records = true,
     run = function(env, assert)
@@ -226,6 +228,7 @@ M.cases = {
     end },
 
   { name = "create_limit: the creates past its count are refused, rate_limited, with when the next may go",
+    promise = "create_limit",
     covers = { "before_create" },
     run = function(env, assert)
       local l = env.open { create_limit = { count = 2, per = 60 } }
@@ -239,6 +242,7 @@ M.cases = {
 
   { name = "tenant_limit: each tenant's creates counted apart, past its count refused (counted in no limit); "
     .. "none named: not counted",
+    promise = "tenant_limit",
     covers = { "before_create" },
     run = function(env, assert)
       local l = env.open { create_limit = { count = 4, per = 60 }, tenant_limit = { count = 1, per = 60 } }
@@ -302,6 +306,7 @@ M.cases = {
 
   { name = "spend_limit: each create reserves its price; past the amount refused (spend_limited, counted in no "
     .. "other limit); a create surely not sent releases its price, one maybe sent keeps it; 50/80/100% said once",
+    promise = { "spend_refusal", "spend_reservation" },
     covers = { "before_create", "created", "create_failed", "spend" },
     run = function(env, assert)
       local said = {}
@@ -352,6 +357,7 @@ M.cases = {
 
   { name = "spend_limit's scopes: a tenant at its limit refused while another goes on; a model's refuses that model "
     .. "only; a day's opens again at the day's turn (the clock set)",
+    promise = "spend_refusal",
     covers = { "before_create", "spend" },
     run = function(env, assert)
       local Spend = require "starvideos.spend"
@@ -390,6 +396,7 @@ M.cases = {
     end },
 
   { name = "lineage: a child's parent and relation recorded with it (again, remix, continue), and its create's body",
+    promise = "lineage",
     covers = { "before_create", "created", "tasks" },
     records = true,
     run = function(env, assert)
@@ -623,37 +630,35 @@ end
 
 -- The list run with busted's functions (b: describe, it, after_each, assert) on `on`, a name, by
 -- make(case_dir, opened) -> env (open, lapse; the rest added); records: whether its ledger records (else the
--- cases that need one are left out).
-function M.run(on, records, make, b)
-  b.describe("the ledger cases on " .. on, function()
-    local opened
-    b.after_each(function()
-      for _, c in ipairs(opened or {}) do c:close() end
-      helper.cleanup()
-    end)
-    for _, case in ipairs(M.cases) do
-      if records or not case.records then b.it(case.name, function()
-        opened = {}
-        local env = make(helper.tmpdir(), opened)
-        env.dir = env.dir or helper.tmpdir()
-        local function until_not(no, fn, ...)
-          local stop = core.now() + 5
-          while true do
-            local v, why = fn(...) -- (every answer of the interface: at most two values)
-            if v ~= no then return v, why end
-            b.assert(core.now() < stop, "no answer in 5 s")
-            for _, c in ipairs(opened) do c:step(0.01) end
-          end
-        end
-        function env.answer(fn, ...) return until_not(false, fn, ...) end
-        function env.held(h) return until_not(nil, b.assert(h, "nothing to confirm").poll, h) end
-        function env.settle()
-          for _, c in ipairs(opened) do if c.loop then c.loop:settle() end end
-        end
-        case.run(env, b.assert)
-      end) end
+-- cases that need one are left out); place: the matrix's place of the ledger (spec/support/matrix.lua).
+function M.run(on, records, make, b, place)
+  local list, opened = {}, nil
+  for _, case in ipairs(M.cases) do
+    if records or not case.records then list[#list + 1] = case end
+  end
+  require("spec.support.case_list").each(b, "the ledger cases on " .. on, list, function(case)
+    opened = {}
+    local env = make(helper.tmpdir(), opened)
+    env.dir = env.dir or helper.tmpdir()
+    local function until_not(no, fn, ...)
+      local stop = core.now() + 5
+      while true do
+        local v, why = fn(...) -- (every answer of the interface: at most two values)
+        if v ~= no then return v, why end
+        b.assert(core.now() < stop, "no answer in 5 s")
+        for _, c in ipairs(opened) do c:step(0.01) end
+      end
     end
-  end)
+    function env.answer(fn, ...) return until_not(false, fn, ...) end
+    function env.held(h) return until_not(nil, b.assert(h, "nothing to confirm").poll, h) end
+    function env.settle()
+      for _, c in ipairs(opened) do if c.loop then c.loop:settle() end end
+    end
+    case.run(env, b.assert)
+  end, function()
+    for _, c in ipairs(opened or {}) do c:close() end
+    helper.cleanup()
+  end, place and { place, "lua" })
 end
 
 return M

@@ -58,7 +58,7 @@ local function event_case(name)
   local e = M.EVENTS[name]
   return { name = name .. e.args .. ": a method of the observer, called in a run with its documented arguments; "
     .. "the metrics then show " .. table.concat(e.families, ", ") .. " moved",
-    covers = { name },
+    covers = { name }, promise = "metrics",
     run = function(env, assert)
       local calls = env.run().calls[name]
       assert.truthy(calls and #calls > 0, name .. " was not called in the run")
@@ -128,13 +128,13 @@ function M.documented()
 end
 
 -- The list run with busted's functions (b: describe, it, assert) on `on`, a name; make() -> env (run, observer,
--- text).
-function M.run(on, make, b)
+-- text); places: the matrix's places of its runs (spec/support/matrix.lua), or nil.
+function M.run(on, make, b, places)
   local env
   require("spec.support.case_list").each(b, "the observer cases on " .. on, M.cases, function(case)
     env = env or make()
     case.run(env, b.assert)
-  end)
+  end, nil, places)
 end
 
 return M

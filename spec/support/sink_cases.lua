@@ -62,6 +62,7 @@ M.cases = {
     end },
 
   { name = "fetch and commit: a generate's video is saved whole at its out, its SHA-256 and size recorded",
+    promise = "generate",
     covers = { "fetch", "commit" },
     run = function(env, assert)
       local out = env.out("made.mp4")
@@ -135,8 +136,8 @@ end
 
 -- The list run with busted's functions (b: describe, it, after_each, assert, pending) on `on`, a name; make() ->
 -- env (sink, out, dir, bad_out, bad_dir, options(), saved, remove, emu); missing: why it cannot run here (then one
--- pending test says so), or nil.
-function M.run(on, make, b, missing)
+-- pending test says so), or nil; place: the matrix's place of the sink ("file", "bucket").
+function M.run(on, make, b, missing, place)
   local title = "the sink cases on " .. on
   if missing then return b.pending(title .. ": " .. missing) end
   local env, opened
@@ -155,7 +156,7 @@ function M.run(on, make, b, missing)
     case.run(env, b.assert)
   end, function()
     for _, c in ipairs(opened or {}) do c:close() end
-  end)
+  end, { place, "journal", "lua" })
 end
 
 return M

@@ -351,6 +351,7 @@ add {
 add {
   name = "a server's request id that is not printable UTF-8 is dropped, said once: the journal, events and errors "
     .. "stay JSON",
+  promise = "request_ids",
   prepare = function(env)
     return { base = env.hs:url("bad_ids"), journal = env.name("bad-ids") .. ".jsonl" }
   end,
@@ -387,6 +388,7 @@ local UUID4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%
 
 add {
   name = "request ids: a new X-Request-Id per attempt (a UUID), the server's own id read, both on events and errors",
+  promise = "request_ids",
   prepare = function(env) return { base = env.hs:url("ids") } end,
   run = function(x, a)
     local events = {}
@@ -824,6 +826,7 @@ end
 
 add {
   name = "a 200 to a Range request starts the file again from byte 0, never appended: the good file",
+  promise = "resumable",
   prepare = function(env)
     local base = env.hs:url("dl_range200")
     return { op = "generate", base = base, path = env.name("range200") .. ".mp4", client = { base_url = base } }

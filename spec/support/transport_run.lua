@@ -126,6 +126,10 @@ return function(name, busted)
         assert.is_nil(o.raised, "the case raised in the transport's process: " .. tostring(o.raised))
         if o.transport then assert.equal(tp.kind, o.transport, "the call did not go through " .. tp.name) end
         case.check(o, args, env)
+        if case.promise then -- (docs/matrix.md: a script's call, or a handler's inside nginx; a file's download)
+          require("spec.support.matrix").record(case.promise, { tp.name == "nginx" and "nginx" or "lua", "file" },
+            case.name)
+        end
       end)
     end
 

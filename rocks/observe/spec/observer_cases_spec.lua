@@ -74,7 +74,7 @@ cases.run("starvideos.observe (extras/observe.lua)", function()
     observer = function() return require("starvideos.observe").new({}, "k-observer-cases", nil, true) end,
     text = text,
   }
-end, { describe = describe, it = it, assert = assert })
+end, { describe = describe, it = it, assert = assert }, { "journal", "lua" })
 
 describe("the observe point's events (docs/architecture.md)", function()
   local documented, sites = cases.documented(), cases.sites()

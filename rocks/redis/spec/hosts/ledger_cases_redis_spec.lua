@@ -16,5 +16,5 @@ describe("a redis-server", function()
   teardown(function() redis.stop() end)
   cases.run("a store", true, cases.env(function() return { store = redis.url, lease = 2 } end,
     function() helper.sleep(2.2) end), -- (nothing renews the lease meanwhile: no loop is stepped)
-    { describe = describe, it = it, after_each = after_each, assert = assert })
+    { describe = describe, it = it, after_each = after_each, assert = assert }, "redis")
 end)

@@ -1,0 +1,98 @@
+-- docs/matrix.md against what it is written from: every promise (spec/support/promises.lua) a row, every place
+-- (spec/support/matrix.lua) a column, every cell a case, or a "—" with its reason, or open with what is missing.
+-- The full run of the tiers (tools/test-all.sh) checks the cells its cases proved against the page
+-- (tools/matrix.lua check); this checks, in the fast tier, what needs no run: the page's rows, columns and marks
+-- for the cells the declarations decide.
+local helper = require "spec.helper"
+local matrix = require "spec.support.matrix"
+local promises = require "spec.support.promises"
+
+local function places()
+  local list = {}
+  for _, axis in ipairs(matrix.AXES) do
+    for _, place in ipairs(axis.places) do list[#list + 1] = place end
+  end
+  return list
+end
+
+-- the page's table: { header = {places}, rows = { {id =, marks = {place -> mark}} } }
+local function table_of(text)
+  local body = assert(text:match("\n## The matrix\n\n(.-)\n\n"), "no table under ## The matrix")
+  local lines = {}
+  for line in body:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  local function cells(line)
+    local out = {}
+    for cell in line:gmatch("|([^|]*)") do out[#out + 1] = cell:match("^%s*(.-)%s*$") end
+    out[#out] = nil -- (after the last |)
+    return out
+  end
+  local header = cells(lines[1])
+  table.remove(header, 1)
+  local rows = {}
+  for i = 3, #lines do
+    local c = cells(lines[i])
+    local row = { id = c[1]:match("^%[([%w_]+)%]"), marks = {} }
+    for j, place in ipairs(header) do row.marks[place] = c[j + 1] end
+    rows[#rows + 1] = row
+  end
+  return { header = header, rows = rows }
+end
+
+describe("docs/matrix.md", function()
+  local text = assert(helper.read_file(helper.root .. "/docs/matrix.md"), "docs/matrix.md is missing: make matrix")
+
+  it("declares each promise once, each of its reasons and open notes of a known place, none both", function()
+    local seen = {}
+    for _, p in ipairs(promises.list) do
+      assert.is_nil(seen[p.id], p.id .. " twice")
+      seen[p.id] = true
+      assert.truthy(p.title ~= "" and p.doc:match("^docs/"), p.id .. ": a title and a docs page")
+      for _, kind in ipairs { "na", "open" } do
+        for place, why in pairs(p[kind]) do
+          assert.truthy(matrix.PLACES[place], p.id .. "." .. kind .. ": no place " .. tostring(place))
+          assert.truthy(type(why) == "string" and #why >= 10, p.id .. " × " .. place .. ": a reason of some words")
+        end
+      end
+      for place in pairs(p.na) do assert.is_nil(p.open[place], p.id .. " × " .. place .. ": both — and open") end
+    end
+  end)
+
+  it("has a row for every promise and a column for every place, in their order", function()
+    local t = table_of(text)
+    assert.same(places(), t.header)
+    local ids = {}
+    for i, row in ipairs(t.rows) do ids[i] = row.id end
+    local want = {}
+    for i, p in ipairs(promises.list) do want[i] = p.id end
+    assert.same(want, ids)
+  end)
+
+  it("marks each cell as its declarations say: — where a reason is given, open where a note is, else ✓; "
+    .. "no cell empty", function()
+    local t = table_of(text)
+    for i, p in ipairs(promises.list) do
+      for _, place in ipairs(places()) do
+        local want = p.na[place] and "—" or p.open[place] and "open" or "✓"
+        assert.equal(want, t.rows[i].marks[place], p.id .. " × " .. place .. " (make test-all, then make matrix)")
+      end
+    end
+  end)
+
+  it("gives each — its reason and each ✓ its case, in the promise's section", function()
+    for _, p in ipairs(promises.list) do
+      local section = assert(text:match("\n### " .. p.id:gsub("_", "") .. "\n(.-)\n###")
+        or text:match("\n### " .. p.id:gsub("_", "") .. "\n(.*)$"), "no section for " .. p.id)
+      for _, place in ipairs(places()) do
+        local line = assert(section:match("\n%- " .. place:gsub("%p", "%%%0") .. ": ([^\n]*)"),
+          p.id .. ": no line for " .. place)
+        if p.na[place] then
+          assert.equal("— " .. p.na[place], line)
+        elseif p.open[place] then
+          assert.equal("open: " .. p.open[place], line)
+        else
+          assert.matches("^`[^`]+_spec%.lua`: .", line)
+        end
+      end
+    end
+  end)
+end)
