@@ -18,12 +18,7 @@ local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 -- case's keys are its own folder's paths, or names made unique); b: busted's
 -- functions (describe, it, pending, before_each, assert).
 return function(on, store_url, b)
-  local describe, pending, before_each, assert = b.describe, b.pending, b.before_each, b.assert
-  -- each case proves the rerun promise on its ledger, for a script's files (docs/matrix.md)
-  local function it(name, fn)
-    require("spec.support.matrix").it(b.it, "rerun", { on == "store" and "redis" or "journal", "file", "lua" },
-      name, fn)
-  end
+  local describe, it, pending, before_each, assert = b.describe, b.it, b.pending, b.before_each, b.assert
   describe("keys on a " .. on .. ": a rerun never pays twice", function()
     local emu, dir
     shared_emulator({ queued = 0.2, processing = 0.2 }, function(e) emu = e end)

@@ -6,7 +6,9 @@
 -- A case proves a cell in one of two ways:
 --   a case list's case names its promise (case.promise: an id or a list), and case_list.each is told the place
 --   it runs on;
---   a case of its own is written matrix.it(it, promises, places, name, fn).
+--   a case of a spec file of its own is claimed by a promise (spec/support/promises.lua: its cases, each a file,
+--   the start of the case's name and the places it runs in), recorded by the busted helper of .busted
+--   (spec/support/matrix_hook.lua) when it passed.
 -- A case's places are where it ran on each axis (a journal, a file, a Lua script): it proves its promises in each.
 -- The record is written once the case's body returned: a failed or pending case records nothing.  A case that
 -- runs under every VM (the fast tier) proves its promise on each VM it ran on as well.
@@ -65,8 +67,9 @@ end
 
 -- The cells a case named name proved: each of promises (an id or a list) at each of places (a place or a list: the
 -- case's place on each axis it ran on, e.g. { "journal", "file", "lua" }; the VM's is added), written to
--- $STARVIDEOS_MATRIX's folder (a file a process: appends of whole lines).  An unknown promise or place: an error.
-function M.record(promises, places, name)
+-- $STARVIDEOS_MATRIX's folder (a file a process: appends of whole lines), as a case of file (else the spec file
+-- running).  An unknown promise or place: an error.
+function M.record(promises, places, name, file)
   local known = require "spec.support.promises"
   if type(promises) ~= "table" then promises = { promises } end
   if type(places) ~= "table" then places = { places } end
@@ -79,18 +82,21 @@ function M.record(promises, places, name)
   local f = assert(io.open(dir .. "/" .. RECORDS, "a"))
   for _, p in ipairs(promises) do
     for _, place in ipairs(places) do
-      f:write(cjson.encode { promise = p, place = place, vm = vm, file = spec_file(), case = name }, "\n")
+      f:write(cjson.encode { promise = p, place = place, vm = vm, file = file or spec_file(), case = name }, "\n")
     end
   end
   f:close()
 end
 
--- A case of busted's it that proves promises at places (as record's) once its body returned.
-function M.it(it, promises, places, name, fn)
-  it(name, function(...)
-    fn(...)
-    M.record(promises, places, name)
-  end)
+-- What a spec file's (file, else the one running) passing case named name proves by promises.lua's claims (each promise's cases: a file, the
+-- start of a case's name, its places): calls record for each claim it meets.  spec/support/matrix_hook.lua, the
+-- busted helper of .busted, calls it at the end of every passing case.
+function M.claimed(name, file)
+  local known = require "spec.support.promises"
+  file = file or spec_file()
+  for _, claim in ipairs(known.claims[file] or {}) do
+    if name:sub(1, #claim.name) == claim.name then M.record(claim.promise, claim.places, name, file) end
+  end
 end
 
 return M

@@ -1,0 +1,11 @@
+-- busted's helper (.busted): at the end of each passing case, the cells of docs/matrix.md its spec file's claims
+-- say it proves are recorded (spec/support/matrix.lua's claimed; nothing without $STARVIDEOS_MATRIX).
+local busted = require "busted"
+
+busted.subscribe({ "test", "end" }, function(element, _, status)
+  if status == "success" and os.getenv("STARVIDEOS_MATRIX") then
+    local source = element.trace and element.trace.source -- (the file whose it made the case: "@spec/x_spec.lua")
+    require("spec.support.matrix").claimed(element.name, type(source) == "string" and source:match("^@%.?/?(.*)$"))
+  end
+  return nil, true
+end)

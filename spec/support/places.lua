@@ -1,0 +1,55 @@
+-- The places of the matrix (spec/support/matrix.lua) where a count, a limit and the ledger live, as fixtures a spec
+-- takes: places.ledger(name, dir) -> a place
+--   place.name         "process", "journal" or "redis" (nginx's dict is a host's: spec/support/nginx_run.lua)
+--   place.options()    what starvideos.new takes to hold its ledger there (a fresh table each call)
+--   place.option       the option's name and place.where its value, as a child process is given them (or nil)
+--   place.restart()    the place restarted as a user's would be: the process alone forgets (a client made anew is
+--                      all there is); a journal is a file a process run again reads; Redis is stopped and started
+--                      on its port and folder (kept what its persistence kept: places.ledger("redis", dir, {aof =
+--                      true}) as docs/keep-and-fleet.md asks)
+--   place.stop()       the servers it started stopped
+-- places.missing(name): why the place cannot be had on this machine, or nil.
+local helper = require "spec.helper"
+
+local M = {}
+
+M.LEDGERS = { "process", "journal", "redis" }
+
+function M.missing(name)
+  if name == "redis" then return require("spec.support.redis_run").missing() end
+  return nil
+end
+
+local make = {}
+
+function make.process()
+  return { options = function() return {} end, restart = function() end, stop = function() end }
+end
+
+function make.journal(dir)
+  local path = dir .. "/tasks.jsonl"
+  return { option = "journal", where = path, options = function() return { journal = path } end,
+    restart = function() end, stop = function() end }
+end
+
+function make.redis(_, opts)
+  local redis_run = require "spec.support.redis_run"
+  local srv = redis_run.start { aof = opts.aof }
+  local place = { option = "store", where = srv.url }
+  function place.options() return { store = srv.url } end
+  function place.restart()
+    srv.stop()
+    srv = redis_run.start { aof = opts.aof, port = srv.port, dir = srv.dir }
+  end
+  function place.stop() srv.stop() end
+  return place
+end
+
+-- The ledger place name, in a folder of the case's (dir); opts: { aof = true } (Redis' append-only file).
+function M.ledger(name, dir, opts)
+  local place = assert(make[name], "places: no ledger place " .. tostring(name))(dir or helper.tmpdir(), opts or {})
+  place.name = name
+  return place
+end
+
+return M
