@@ -88,9 +88,9 @@ function M.record(promises, places, name, file)
   f:close()
 end
 
--- What a spec file's (file, else the one running) passing case named name proves by promises.lua's claims (each promise's cases: a file, the
--- start of a case's name, its places): calls record for each claim it meets.  spec/support/matrix_hook.lua, the
--- busted helper of .busted, calls it at the end of every passing case.
+-- What a passing case named name of a spec file (file, else the one running) proves by promises.lua's claims (each
+-- promise's cases: a file, the start of a case's name, its places): record for each claim it meets.
+-- spec/support/matrix_hook.lua, the busted helper of .busted, calls it at the end of every passing case.
 function M.claimed(name, file)
   local known = require "spec.support.promises"
   file = file or spec_file()
