@@ -125,7 +125,7 @@ local function page(proved)
   add(table.concat(head, " | ") .. " |")
   add(table.concat(rule, "|") .. "|")
   for _, p in ipairs(promises.list) do
-    local row = { "| [" .. p.id .. "](#" .. p.id:gsub("_", "") .. ")" }
+    local row = { "| [" .. p.id .. "](#" .. p.id .. ")" }
     for _, place in ipairs(places()) do
       local cell = all[p.id][place]
       count[cell.state] = count[cell.state] + 1
@@ -138,7 +138,7 @@ local function page(proved)
     #promises.list, #places(), #promises.list * #places(), count.proved, count.na, count.open, count.empty))
   for _, p in ipairs(promises.list) do
     add("")
-    add("### " .. p.id:gsub("_", ""))
+    add("### " .. p.id)
     add("")
     add(p.title .. " ([" .. p.doc .. "](" .. p.doc:gsub("^docs/", "") .. ")).")
     add("")

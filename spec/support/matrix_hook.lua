@@ -4,8 +4,10 @@ local busted = require "busted"
 
 busted.subscribe({ "test", "end" }, function(element, _, status)
   if status == "success" and os.getenv("STARVIDEOS_MATRIX") then
-    local source = element.trace and element.trace.source -- (the file whose it made the case: "@spec/x_spec.lua")
-    require("spec.support.matrix").claimed(element.name, type(source) == "string" and source:match("^@%.?/?(.*)$"))
+    -- (the spec file whose it made the case: "@spec/x_spec.lua"; one of a support module's: the file running)
+    local source = element.trace and element.trace.source
+    local file = type(source) == "string" and source:match("^@%.?/?(.*_spec%.lua)$") or nil
+    require("spec.support.matrix").claimed(element.name, file)
   end
   return nil, true
 end)

@@ -10,7 +10,7 @@ local P = {}
 local NO_SINK = "what is promised does not depend on where the video goes"
 local NO_LEDGER = "what is promised does not depend on where counts and tasks are kept"
 local NO_KEYS = "the process alone keeps no key past its end: a rerun is rerun-safe with a journal or a store "
-  .. "(docs/batch.md \"Keys\")"
+  .. "(docs/batch.md, keys)"
 local DICT_NO_TASKS = "nginx's dict holds counts, budgets and spend, not tasks: a handler's tasks are a journal's "
   .. "or a store's"
 local NO_PARENT = "a client without a journal or a store has no ledger to take a parent from (refused, field task)"
@@ -49,7 +49,7 @@ P.list = {
         { "bucket", "cli", "journal" } },
     } },
   { id = "rerun", title = "a rerun pays nothing: a keyed job follows the task it made",
-    doc = "docs/batch.md#keys", na = { process = NO_KEYS, dict = DICT_NO_TASKS },
+    doc = "docs/batch.md#keys-a-rerun-never-pays-twice", na = { process = NO_KEYS, dict = DICT_NO_TASKS },
     cases = {
       { "spec/tools/batch_cli_spec.lua",
         "makes OUT-DIR/0001.mp4 and on from a prompts file, and a rerun sends nothing",
