@@ -17,7 +17,8 @@ cases.run("a journal", true, cases.env(function(dir) return { journal = dir .. "
 cases.run("no ledger", false, cases.env(function() return {} end), b)
 
 -- No ledger inside nginx: the key's counts and reservations in nginx's dict (nginx/budget.lua), here
--- spec/support/fake_dict.lua, one per case (spec/hosts/spend_nginx_spec.lua runs the real one).
+-- spec/support/fake_dict.lua, one per case (spec/hosts/tenants_nginx_spec.lua counts in the real one; a spend_limit
+-- inside nginx needs a journal or a store, spec/hosts/spend_nginx_spec.lua).
 local dicts = {} -- (a case's dir -> its dict)
 cases.run("nginx's dict", false, cases.env(function() return {} end, nil, function(c, dir)
   dicts[dir] = dicts[dir] or require("spec.support.fake_dict").new()
