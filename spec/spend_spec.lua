@@ -123,6 +123,41 @@ describe("spend_limit", function()
       Spend.offset(nil) })
   end)
 
+  it("a limit counted in this process only (neither journal nor store) is said once, as a warning, when the "
+    .. "client is made; one kept in a journal is not", function()
+    local said = {}
+    local function on_event(e) if e.type == "warning" then said[#said + 1] = e end end
+    local c = new { spend_limit = { amount = 1, per = "day" }, on_event = on_event }
+    assert.equal(1, #said, "said when made")
+    assert.same({ "spend_limit", nil }, { said[1].field, said[1].percent })
+    assert.equal("spend_limit: counted in this process only (no journal or store): another process counts apart, "
+      .. "and one started again counts from 0; give journal = PATH or store = URL to keep what was spent",
+      said[1].message)
+    assert.is_true(c.ledger:before_create(PARAMS, "a1"))
+    c:close()
+    assert.equal(1, #said, "once: not again at a create")
+    new({ spend_limit = { amount = 1, per = "day" }, on_event = on_event, journal = helper.tmpdir() .. "/j.jsonl" })
+      :close()
+    new({ on_event = on_event }):close()
+    assert.equal(1, #said, "a journal keeps it; no limit, nothing to say")
+  end)
+
+  it("refuses inside nginx a limit with neither journal nor store, naming both: nginx's memory is emptied by a "
+    .. "restart", function()
+    local fake = { get_phase = function() return "content" end, socket = { tcp = function() end } }
+    rawset(_G, "ngx", fake)
+    local ok, err = pcall(new, { spend_limit = { amount = 2, per = "day" } })
+    local jok, jerr = pcall(function()
+      new({ spend_limit = { amount = 2, per = "day" }, journal = helper.tmpdir() .. "/j.jsonl" }):close()
+    end)
+    rawset(_G, "ngx", nil)
+    assert.is_false(ok)
+    assert.matches("bad option 'spend_limit' to 'new' (inside nginx a limit needs journal = PATH (every worker of this "
+      .. "host) or store = URL (every host)", err, 1, true)
+    assert.matches("spend_spec.lua", err, 1, true) -- (raised at the caller of new)
+    assert(jok, jerr)
+  end)
+
   it("says 50%, 80% and 100% once a window (a refusal says 100% unless a create reached it), again in the next",
     function()
       local real, now = Spend.clock, utc(2026, 3, 10, 23)
@@ -130,7 +165,7 @@ describe("spend_limit", function()
       local said = {}
       local ok, err = pcall(function()
         local c = new { spend_limit = { amount = 1, per = "day" }, on_event = function(e)
-          if e.field == "spend_limit" then said[#said + 1] = e.percent .. " " .. e.message end end }
+          if e.field == "spend_limit" and e.percent then said[#said + 1] = e.percent .. " " .. e.message end end }
         local l = c.ledger
         assert.is_true(l:before_create(PARAMS, "a1")) -- 0.4
         assert.is_true(l:before_create(PARAMS, "a2")) -- 0.8: 50 and 80

@@ -78,8 +78,19 @@ local function hook(cfg, key, loop, observe)
   return tracer
 end
 
+-- A spend_limit that nothing durable counts, neither journal nor store (docs/spend.md#what-a-restart-does): inside
+-- nginx refused when the client is made (its dict, or a worker's memory, is emptied when nginx stops: a day's cap
+-- would let as much again through after a restart); elsewhere the process's, said once as the client is made.
+local function unkept(cfg) return cfg.spend ~= nil and not (cfg.journal or cfg.store) end
+local UNKEPT_NGINX = "bad option 'spend_limit' to 'new' (inside nginx a limit needs journal = PATH (every worker of "
+  .. "this host) or store = URL (every host): without either it is counted in nginx's memory, which a restart of "
+  .. "nginx empties, letting creates past the limit)"
+local UNKEPT = "spend_limit: counted in this process only (no journal or store): another process counts apart, and "
+  .. "one started again counts from 0; give journal = PATH or store = URL to keep what was spent"
+
 function Client.new(opts)
   local cfg = config.client(opts)
+  if unkept(cfg) and config.nginx() then error(UNKEPT_NGINX, 2) end
   local found = extensions(cfg)
   cfg.api_key_set = cfg.api_key ~= nil
   local key = Key.for_client(cfg)
@@ -87,6 +98,9 @@ function Client.new(opts)
   local transport = cfg.transport or config.nginx() and require("starvideos.nginx.transport").new(cfg, key)
   local loop = Loop.for_client(cfg, key, transport) -- (making a transport may raise: the key is not joined yet)
   local tracer = hook(cfg, key, loop, found.observe)
+  if unkept(cfg) and cfg.on_event then -- (after hook: the log writes it too)
+    cfg.on_event { type = "warning", field = "spend_limit", message = UNKEPT }
+  end
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
     ledger = open_ledger(cfg, loop, key, found.store), finished = {}, tracer = tracer }, Client)

@@ -35,6 +35,20 @@ describe("nginx's dict budget", function()
     assert.is_nil(dict:get(d.key .. ":creates:" .. core.hash("tenant H")), "H's count")
   end)
 
+  it("a limit's 50%, 80% and 100% are said once per window across workers: the steps a reservation crossed are "
+    .. "the ledger's to say, each marked in the dict", function()
+    local d, dict = budget()
+    local other = D.new({ shared = { starvideos = dict }, sleep = function() end }, { name = "k-dict", bucket = {} })
+    local spec = "limit:0@4102444800@1000000" -- (spend.lua's: a limit of 1.00 in a window ending in 2100)
+    local function ask(w, lid) return w:count_creates({}, 1, { lid = lid, price = 400000, spec = spec }) end
+    assert.same({ true, "" }, { ask(d, "a") }, "0.40 of 1.00: no step")
+    assert.same({ true, "1:50 1:80" }, { ask(other, "b") }, "0.80: 50% and 80%, crossed in the other worker")
+    local ok, _, total, c = ask(d, "c")
+    assert.same({ false, 800000, 1, true }, { ok, total, c.spend, c.told }, "refused: its 100% to be said")
+    ok, _, _, c = ask(other, "d")
+    assert.same({ false, false }, { ok, c.told }, "said once: not again by the other worker")
+  end)
+
   it("a lock whose holder died (a worker killed while it held it) is freed once seen stale twice", function()
     local d, dict = budget()
     assert.is_nil(d:take(1, nil, "")) -- (the lock made, a token taken)

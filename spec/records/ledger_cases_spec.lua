@@ -1,7 +1,7 @@
--- The ledger cases (spec/support/ledger_cases.lua) on a journal and on no ledger (a client without journal
--- or store); rocks/redis/spec/hosts/ledger_cases_redis_spec.lua runs them on a store.  And the interface they hold,
--- docs/architecture.md's table: it names every use of a ledger by the library, both ledgers give it, and
--- the list covers each of its names.
+-- The ledger cases (spec/support/ledger_cases.lua) on a journal, on no ledger (a client without journal
+-- or store) and on nginx's dict; rocks/redis/spec/hosts/ledger_cases_redis_spec.lua runs them on a store.  And the
+-- interface they hold, docs/architecture.md's table: it names every use of a ledger by the library, both ledgers
+-- give it, and the list covers each of its names.
 local cases = require "spec.support.ledger_cases"
 local helper = require "spec.helper"
 
@@ -15,6 +15,16 @@ cases.run("a journal", true, cases.env(function(dir) return { journal = dir .. "
   end), b, "journal")
 
 cases.run("no ledger", false, cases.env(function() return {} end), b, "process")
+
+-- No ledger inside nginx: the key's counts and reservations in nginx's dict (nginx/budget.lua), here
+-- spec/support/fake_dict.lua, one per case (spec/hosts/tenants_nginx_spec.lua counts in the real one; a spend_limit
+-- inside nginx needs a journal or a store, spec/hosts/spend_nginx_spec.lua).
+local dicts = {} -- (a case's dir -> its dict)
+cases.run("nginx's dict", false, cases.env(function() return {} end, nil, function(c, dir)
+  dicts[dir] = dicts[dir] or require("spec.support.fake_dict").new()
+  local ngx = { shared = { starvideos = dicts[dir] }, sleep = function() end }
+  c.key.bucket:use(require("starvideos.nginx.budget").new(ngx, c.key))
+end), b)
 
 describe("the ledger interface (docs/architecture.md)", function()
   local names = cases.interface()

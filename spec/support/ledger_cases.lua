@@ -612,8 +612,9 @@ function M.uses()
 end
 
 -- The env of a case (M.run's make) of a client's options on dir (a journal, a store, or neither) and how the
--- process's lease lapses there.
-function M.env(options, lapse)
+-- process's lease lapses there; with(client, dir), when given, once each client is made (its key's bucket handed a
+-- remote: nginx's dict).
+function M.env(options, lapse, with)
   return function(dir, opened)
     local key, env = "k-ledger-cases-" .. core.random_id(), { lapse = function() lapse(dir) end }
     function env.open(opts)
@@ -622,6 +623,7 @@ function M.env(options, lapse)
       for k, v in pairs(opts or {}) do o[k] = v end
       local c = require("starvideos").new(o)
       opened[#opened + 1] = c
+      if with then with(c, dir) end
       return c.ledger
     end
     return env

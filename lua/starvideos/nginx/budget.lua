@@ -155,7 +155,10 @@ function D:count_creates(checks, t, ask)
     if ok ~= false and self.full then -- (its reservation, or part of it, not written)
       ok, wait = uncounted(nil, "it is full, the reservation was not kept: make it larger")
     end
-    if ok then ok, wait = keep_counts(dict, names, lists, checks) end -- (nil, err: one did not fit)
+    if ok then -- (nil, err: one did not fit; else the steps the reservation crossed, said by the ledger)
+      local kept, err = keep_counts(dict, names, lists, checks)
+      if not kept then ok, wait = kept, err end
+    end
     if ok == nil and ask then Spend.finish(kv, ask.lid, false) end
     return ok, wait, n, c
   end)
