@@ -24,7 +24,7 @@ cases.run("nginx's dict", false, cases.env(function() return {} end, nil, functi
   dicts[dir] = dicts[dir] or require("spec.support.fake_dict").new()
   local ngx = { shared = { starvideos = dicts[dir] }, sleep = function() end }
   c.key.bucket:use(require("starvideos.nginx.budget").new(ngx, c.key))
-end), b)
+end), b, { "dict" })
 
 describe("the ledger interface (docs/architecture.md)", function()
   local names = cases.interface()

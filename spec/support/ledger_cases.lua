@@ -632,7 +632,8 @@ end
 
 -- The list run with busted's functions (b: describe, it, after_each, assert) on `on`, a name, by
 -- make(case_dir, opened) -> env (open, lapse; the rest added); records: whether its ledger records (else the
--- cases that need one are left out); place: the matrix's place of the ledger (spec/support/matrix.lua).
+-- cases that need one are left out); place: the matrix's place of the ledger (spec/support/matrix.lua), a script's
+-- calls, or a list of places.
 function M.run(on, records, make, b, place)
   local list, opened = {}, nil
   for _, case in ipairs(M.cases) do
@@ -660,7 +661,7 @@ function M.run(on, records, make, b, place)
   end, function()
     for _, c in ipairs(opened or {}) do c:close() end
     helper.cleanup()
-  end, place and { place, "lua" })
+  end, type(place) == "string" and { place, "lua" } or place)
 end
 
 return M
