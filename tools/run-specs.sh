@@ -28,7 +28,8 @@ if [ "${1:-}" = --one ]; then
   tmp=$(mktemp -d "$3/t.XXXXXX")
   chmod 755 "$tmp" # (nginx's workers run as nobody: they must reach the specs' folders, as under /tmp itself)
   # shellcheck disable=SC2086
-  TMPDIR="$tmp" STARVIDEOS_SPEC_FILE="$4" "$2" /usr/bin/busted -o utfTerminal $tags $BUSTED_ARGS "$4" > "$3/$name.log" 2>&1
+  # (and the file's name, which the cells of docs/matrix.md it proves are recorded under: spec/support/matrix.lua)
+  STARVIDEOS_SPEC_FILE="$4" TMPDIR="$tmp" "$2" /usr/bin/busted -o utfTerminal $tags $BUSTED_ARGS "$4" > "$3/$name.log" 2>&1
   echo $? > "$3/$name.rc"
   ls -A "$tmp" | wc -l > "$3/$name.left"
   rm -rf "$tmp"
