@@ -83,7 +83,8 @@ describe("Ctrl-C in a Lua script", function()
     for _, l in ipairs(outs) do if l:match("^batch %d+ %d+ %d+ [1-9]") then after = after + 1 end end
     assert.equals(1, after, r.out)
     assert.is_nil(r.out:find("saved", 1, true))
-    local pasted = C.run_printed(cmd .. " --dir " .. q(dir) .. " --interval 0.1", env())
+    assert.matches(" --interval 0.1 --base-url " .. emu.url, cmd, 1, true) -- (the call's pace, the client's service)
+    local pasted = C.run_printed(cmd .. " --dir " .. q(dir), env())
     assert.equals(0, pasted.code, pasted.err)
     assert.equals(before + 4, emu:creates())
     for i = 1, 4 do assert.equals(C.SAMPLE, helper.read_file(string.format("%s/%04d.mp4", dir, i))) end
@@ -112,12 +113,58 @@ io.stdout:write(tostring(err), "\n")
     local said = C.lines(r.out)
     said = said[#said]
     local cmd = (C.has_command("starvideos") and "" or "./bin/") .. "starvideos wait " .. id .. " --out '" .. dir
-      .. "/the cat.mp4'"
+      .. "/the cat.mp4' --interval 0.1 --base-url " .. emu.url
     assert.equals("interrupted (Ctrl-C): 1 job cancelled, 1 with a task created (paid for: it goes on at the "
       .. "service); no ledger recorded the task, which goes on at the service: `" .. cmd .. "` fetches it", said)
-    local pasted = C.run_printed(cmd .. " --interval 0.1", env())
+    local pasted = C.run_printed(cmd, env())
     assert.equals(0, pasted.code, pasted.err)
     assert.equals(C.SAMPLE, helper.read_file(dir .. "/the cat.mp4"))
+  end)
+end)
+
+-- The line's flags, through the seam (a loop of jobs as client.lua makes them): the pasted command polls as the call
+-- did and reaches the service the same way, naming where a password is kept rather than printing it.
+describe("a script's Ctrl-C line carries what the call did", function()
+  local interrupt = require "starvideos.interrupt"
+  local config = require "starvideos.config"
+
+  local function said(jobs)
+    local loop = { jobs_of = function() return jobs end }
+    return interrupt.stop(loop).message
+  end
+
+  local function job(id, cfg, fixed, ledger)
+    return { id = id, cfg = cfg, fixed = fixed, ledger = ledger, cancel = function() end }
+  end
+
+  it("the call's interval, else the client's when it is not the default; the base URL when not the default",
+  function()
+    local cfg = { interval = config.DEFAULTS.interval, base_url = config.DEFAULT_BASE_URL }
+    assert.matches("starvideos wait v1 --interval 1`", said { job("v1", cfg, 1) }, 1, true)
+    assert.matches("starvideos wait v1` fetches it", said { job("v1", cfg) }, 1, true)
+    local own = { interval = 2.5, base_url = "http://127.0.0.1:8080/api" }
+    local two = said { job("v1", own), job("v2", own) }
+    assert.matches("starvideos wait v1 --interval 2.5 --base-url http://127.0.0.1:8080/api`, ", two, 1, true)
+    assert.matches("starvideos wait v2 --interval 2.5 --base-url http://127.0.0.1:8080/api` fetch them", two, 1, true)
+    assert.matches("starvideos resume --journal /tmp/j.jsonl --interval 1` fetches every task created",
+      said { job("v1", cfg, 1, { path = "/tmp/j.jsonl" }) }, 1, true)
+  end)
+
+  it("a proxy with a password, and a store's: named by the variable that holds it, never printed", function()
+    local cfg = { interval = 30, base_url = config.DEFAULT_BASE_URL, proxy = "http://alice:s3cret@127.0.0.1:3128" }
+    local text = said { job("v1", cfg, 1) }
+    assert.matches('starvideos wait v1 --interval 1 --proxy "$STARVIDEOS_PROXY"` fetches it (with STARVIDEOS_PROXY '
+      .. "set to the proxy's URL http://alice:***@127.0.0.1:3128 and its password", text, 1, true)
+    assert.is_nil(text:find("s3cret", 1, true), text)
+    cfg.proxy = "http://127.0.0.1:3128"
+    assert.matches("starvideos wait v1 --interval 1 --proxy http://127.0.0.1:3128`", said { job("v1", cfg, 1) }, 1,
+      true)
+    cfg.proxy, cfg.store = nil, "redis://:hunter22@127.0.0.1:6379/0"
+    text = said { job("v1", cfg, 1, {}) }
+    assert.matches('starvideos resume --store "$STARVIDEOS_STORE" --interval 1` fetches every task created, or run '
+      .. "the same call again: it follows them and pays for nothing created before (with STARVIDEOS_STORE set to the "
+      .. "store's URL redis://:***@127.0.0.1:6379/0", text, 1, true)
+    assert.is_nil(text:find("hunter22", 1, true), text)
   end)
 end)
 
@@ -158,8 +205,8 @@ describe("a catch that goes on after a failure", function()
     io.popen = real -- luacheck: ignore 122
     assert(ok, output)
     finally(function() output.unwatch(); package.loaded["starvideos.cli.output"] = nil end)
-    output.watch { hint = "`starvideos batch` again", name = "batch" }
-    assert.has_error(function() output.watch { hint = "`starvideos batch` once more", name = "batch" } end,
+    output.watch { hint = "starvideos batch` again", name = "batch" }
+    assert.has_error(function() output.watch { hint = "starvideos batch` once more", name = "batch" } end,
       "interrupted!")
     assert.equal(2, #lines)
   end)

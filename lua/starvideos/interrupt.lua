@@ -28,43 +28,67 @@ end
 -- would never stop (a batch's watcher write, ten times a second, did).
 function M.pcall(fn, ...) return through(pcall(fn, ...)) end
 
--- The ledger the jobs wrote to, as the command line's flag: "--journal PATH", "--store URL"
--- (its secrets left out), or nil.
+-- The ledger the jobs wrote to, as the command line's flag: "--journal PATH", "--store URL" (one with a password
+-- as the variable that holds it, and the note that says so: shell.secret_flag), or nil.
 local function ledger_of(jobs)
-  local where_of, shell_word = require("starvideos.store_option").where, require("starvideos.shell").word
+  local shell = require "starvideos.shell"
   for _, job in ipairs(jobs) do
     local ledger, cfg = job.ledger, job.cfg
-    if type(ledger) == "table" and type(ledger.path) == "string" then return "--journal " .. shell_word(ledger.path) end
+    if type(ledger) == "table" and type(ledger.path) == "string" then return "--journal " .. shell.word(ledger.path) end
     if cfg and cfg.store then
-      local ok, where = pcall(where_of, cfg.store)
-      if ok then return "--store " .. shell_word(where) end
+      local url = type(cfg.store) == "table" and cfg.store.url or cfg.store
+      local words, note = shell.secret_flag("store", "STARVIDEOS_STORE", "the store", url)
+      if note then return words, note end
+      local ok, where = pcall(require("starvideos.store_option").where, cfg.store)
+      if ok then return "--store " .. shell.word(where) end
     end
   end
 end
 
+-- The flags that make the pasted command do what the call did, and their note ("" without one): the call's polling
+-- interval (else the client's, when not the default), the client's base URL (when not the default) and its proxy
+-- (one with a password as the variable that holds it, shell.secret_flag).
+local function carried(jobs)
+  local shell, config = require "starvideos.shell", require "starvideos.config"
+  local job = jobs[1]
+  local cfg = job and job.cfg or {}
+  local words, note = {}, nil
+  local interval = job and job.fixed or cfg.interval ~= config.DEFAULTS.interval and cfg.interval
+  if type(interval) == "number" then words[#words + 1] = string_format("--interval %.14g", interval) end
+  if type(cfg.base_url) == "string" and cfg.base_url ~= config.DEFAULT_BASE_URL then
+    words[#words + 1] = "--base-url " .. shell.word(cfg.base_url)
+  end
+  if type(cfg.proxy) == "string" then
+    words[#words + 1], note = shell.secret_flag("proxy", "STARVIDEOS_PROXY", "the proxy", cfg.proxy)
+  end
+  return words[1] and " " .. table_concat(words, " ") or "", note or ""
+end
+
 -- The command that fetches a created job's video, as a person pastes it: `starvideos wait ID --out PATH` with the
--- job's own id and file (without a file, `starvideos wait ID`: the task, its video_url).
-local function fetch(job)
+-- job's own id and file (without a file, `starvideos wait ID`: the task, its video_url) and the flags carried.
+local function fetch(job, flags)
   local shell_word = require("starvideos.shell").word
   return "`starvideos wait " .. shell_word(job.id) .. (type(job.out) == "string" and " --out " .. shell_word(job.out)
-    or "") .. "`"
+    or "") .. flags .. "`"
 end
 
 -- How to go on after the jobs were cancelled (created: those with a task).
 local function next_step(jobs, created)
-  local at = ledger_of(jobs)
+  local at, stored = ledger_of(jobs)
+  local flags, note = carried(jobs)
   if at then
-    return string_format("`starvideos resume %s` fetches every task created, or run the same call again: it"
-      .. " follows them and pays for nothing created before", at)
+    return string_format("`starvideos resume %s%s` fetches every task created, or run the same call again: it"
+      .. " follows them and pays for nothing created before%s%s", at, flags, stored or "", note)
   end
   if #created == 0 then return "no task was created: run it again" end
   if #created == 1 then
-    return "no ledger recorded the task, which goes on at the service: " .. fetch(created[1]) .. " fetches it"
+    return "no ledger recorded the task, which goes on at the service: " .. fetch(created[1], flags) .. " fetches it"
+      .. note
   end
   local shown = {}
-  for i = 1, math_min(#created, 5) do shown[i] = fetch(created[i]) end
-  return string_format("no ledger recorded the tasks, which go on at the service: %s fetch them%s",
-    table_concat(shown, ", "), #created > 5 and string_format(" (and %d more)", #created - 5) or "")
+  for i = 1, math_min(#created, 5) do shown[i] = fetch(created[i], flags) end
+  return string_format("no ledger recorded the tasks, which go on at the service: %s fetch them%s%s",
+    table_concat(shown, ", "), #created > 5 and string_format(" (and %d more)", #created - 5) or "", note)
 end
 
 -- The jobs cancelled (those whose ledger records them only, with `recorded`), and their ledgers flushed: what the

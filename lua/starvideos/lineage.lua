@@ -9,7 +9,7 @@ local Download = require "starvideos.download"
 local shell = require "starvideos.shell"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, ipairs, tostring, string_format = type, pairs, ipairs, tostring, string.format
+local type, pairs, ipairs, tostring, select, string_format = type, pairs, ipairs, tostring, select, string.format
 local new_error = errors.new_error
 
 local M = {}
@@ -19,9 +19,18 @@ local FIELDS = { model = true, prompt = true, duration = true, ratio = true, res
   last_image = true, image = true, lastFrameImage = true, referenceImages = true, referenceVideos = true,
   referenceAudios = true }
 
+-- The values given, each string (a task id, a ledger's text) as text: its control characters as \xNN, so that no
+-- ESC or BEL of it reaches a terminal (shell.visible); ffmpeg's own words as they are.
+local function texts(field, ...)
+  if select("#", ...) == 0 then return end
+  local v = ...
+  if type(v) == "string" and field ~= "ffmpeg" then v = shell.visible(v, true) end
+  return v, texts(field, select(2, ...))
+end
+
 local function refused(how, field, fmt, ...)
-  return nil, new_error("invalid_request", how .. ": " .. string_format(fmt, ...) .. " (nothing was sent)",
-    { field = field })
+  local message = how .. ": " .. string_format(fmt, texts(field, ...)) .. " (nothing was sent)"
+  return nil, new_error("invalid_request", message, { field = field })
 end
 
 -- The ledger's record of the parent (a task id or a task table): its entry of ledger:tasks() and that list, or

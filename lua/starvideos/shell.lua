@@ -12,6 +12,52 @@ function M.word(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
+-- A URL as the flag of a printed command: `--FLAG URL` when it holds no password; else `--FLAG "$VAR"` (which
+-- the shell expands) and a note saying that VAR holds it, the URL shown without its password (as every output hides
+-- it): pasted, the command both keeps the secret out of sight and works.  what: "the store", "the proxy".
+function M.secret_flag(flag, var, what, url)
+  url = tostring(url)
+  local shown, hidden = url:gsub("^(%a[%w+.-]*://[^/@:]*):[^/@]*@", "%1:***@", 1)
+  if hidden == 0 then return "--" .. flag .. " " .. M.word(url) end
+  return "--" .. flag .. ' "$' .. var .. '"', string.format(" (with %s set to %s's URL %s and its password, which "
+    .. "is never printed: `export %s=\"$(cat FILE)\"` reads it from a file only you can read)", var, what, shown, var)
+end
+
+-- The length of the UTF-8 character at s's byte i, or nil when the bytes there make none (a stray continuation byte,
+-- an overlong form, a surrogate, past U+10FFFF, cut short).
+local function char_at(s, i)
+  local c = s:byte(i)
+  if c < 0x80 then return 1 end
+  local more = c >= 0xC2 and c < 0xE0 and 1 or c >= 0xE0 and c < 0xF0 and 2 or c >= 0xF0 and c < 0xF5 and 3 or nil
+  if not more then return nil end
+  local lo, hi = 0x80, 0xBF -- (the second byte's range: narrower after E0, ED, F0 and F4)
+  if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F elseif c == 0xF0 then lo = 0x90
+  elseif c == 0xF4 then hi = 0x8F end
+  for j = i + 1, i + more do
+    local d = s:byte(j)
+    if not d or d < (j == i + 1 and lo or 0x80) or d > (j == i + 1 and hi or 0xBF) then return nil end
+  end
+  return more + 1
+end
+
+local function hex(c) return string.format("\\x%02x", c:byte()) end
+
+-- s as text that leaves the library: each byte that makes no UTF-8 character written \xNN (JSON stays valid),
+-- and with `controls` each control character too (C0, DEL, C1: an ESC or a BEL never reaches a terminal), as
+-- the service's request ids are shown; the rest as it is.
+function M.visible(s, controls)
+  if not s:find(controls and "[%z\1-\31\127-\255]" or "[\128-\255]") then return s end
+  local parts, i = {}, 1
+  while i <= #s do
+    local n = char_at(s, i)
+    local c = s:byte(i)
+    local bad = not n or controls and (c < 32 or c == 127 or c == 0xC2 and n == 2 and s:byte(i + 1) < 0xA0)
+    parts[#parts + 1] = bad and s:sub(i, i + (n or 1) - 1):gsub(".", hex) or s:sub(i, i + n - 1)
+    i = i + (n or 1)
+  end
+  return table.concat(parts)
+end
+
 -- Whether the command exits 0, on every Lua: os.execute gives a status number on 5.1 and LuaJIT (256 for a
 -- command that failed: a true value), true or nil from 5.2 on.
 function M.ok(command)

@@ -330,6 +330,32 @@ describe("proxies", function()
       assert.is_true(#lines > 4)
       no_password(table.concat(lines, "\n") .. table.concat(strings(events, {}, {}), "\n"))
     end)
+
+    -- (it printed `--proxy http://alice:[redacted]@...`, which pasted was refused 407)
+    it("the command line's go-on line through a proxy with a password: `--proxy \"$STARVIDEOS_PROXY\"` and a note, "
+      .. "no password; pasted with the variable set, it fetches the video through the proxy", function()
+      local C = require "spec.support.cli_run"
+      local env = { STARVIDEOS_API_KEY = KEY, STARVIDEOS_BASE_URL = emu.url }
+      emu:config { queued = 6 } -- (the wait times out after 1 s; the pasted one sees it completed)
+      local c = starvideos.new { api_key = KEY, base_url = emu.url }
+      local task = assert(c:create(PARAMS))
+      c:close()
+      local out = dir .. "/go-on.mp4"
+      local r = C.run({ "wait", task.id, "--out", out, "--interval", "0.2", "--timeout", "1", "--proxy", good() }, env)
+      emu:config { queued = 0 }
+      assert.equals(1, r.code, r.err)
+      no_password(r.out .. r.err)
+      local cmd = assert(r.err:match("`([^`]*wait [^`]*)` picks it up again"), r.err)
+      assert.matches('--interval 0.2 --proxy "$STARVIDEOS_PROXY"', cmd, 1, true)
+      assert.matches("(with STARVIDEOS_PROXY set to the proxy's URL http://alice:***@127.0.0.1:" .. gate_port, r.err, 1,
+        true)
+      local _, from = gate_bytes()
+      env.STARVIDEOS_PROXY = good()
+      local pasted = C.run_printed(cmd, env)
+      assert.equals(0, pasted.code, pasted.err)
+      assert.is_true(helper.file_size(out) > 0)
+      all_signed((gate_bytes(from)))
+    end)
   end)
 
   -- nginx: TLS in front of the emulator (tls_port), and a location that runs a

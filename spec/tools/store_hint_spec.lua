@@ -51,4 +51,29 @@ describe("a hint on a store", function()
     assert.matches("`starvideos wait t-2 --store redis://10.0.0.5:6379/1` picks it up again", line, 1, true)
     assert.is_nil(line:find("STARVIDEOS_STORE", 1, true), line)
   end)
+
+  -- (a proxy's password the same way: printed, it was "[redacted]", and the line failed pasted)
+  it("a proxy with a password: the command's --proxy is \"$STARVIDEOS_PROXY\", the note names it and the URL as ***; "
+    .. "a batch's same command too; one without a password carried as it is", function()
+    local ctx = { name = "wait", out = "v.mp4", opts = { proxy = "http://alice:pr0xy-pw@127.0.0.1:3128",
+      interval = 0.5 } }
+    local command, said = output.again(ctx, "t-1")
+    assert.equals('starvideos wait t-1 --out v.mp4 --interval 0.5 --proxy "$STARVIDEOS_PROXY"', command)
+    assert.equals(" (with STARVIDEOS_PROXY set to the proxy's URL http://alice:***@127.0.0.1:3128 and its password, "
+      .. "which is never printed: `export STARVIDEOS_PROXY=\"$(cat FILE)\"` reads it from a file only you can read)",
+      said)
+    local line = output.next_step(ctx, "t-1")
+    assert.is_nil(line:find("pr0xy-pw", 1, true), line)
+    assert.matches(command .. "` picks it up again" .. said, line, 1, true)
+    local batch, note = output.same_command("batch", { ["prompts-file"] = "p.txt", proxy = ctx.opts.proxy,
+      store = "redis://:st0re-pw@10.0.0.5:6379/0" })
+    assert.equals('starvideos batch --prompts-file p.txt --store "$STARVIDEOS_STORE" --proxy "$STARVIDEOS_PROXY"',
+      batch)
+    assert.matches("with STARVIDEOS_STORE set to the store's URL redis://:***@10.0.0.5:6379/0", note, 1, true)
+    assert.matches("with STARVIDEOS_PROXY set to the proxy's URL http://alice:***@127.0.0.1:3128", note, 1, true)
+    assert.is_nil((batch .. note):find("pw", 1, true), batch .. note)
+    ctx.opts.proxy = "http://127.0.0.1:3128"
+    assert.matches("`starvideos wait t-1 --out v.mp4 --interval 0.5 --proxy http://127.0.0.1:3128` picks it up again",
+      output.next_step(ctx, "t-1"), 1, true)
+  end)
 end)

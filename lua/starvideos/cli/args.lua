@@ -51,6 +51,20 @@ function M.is_usage(e) return type(e) == "table" and getmetatable(e) == Usage en
 
 function M.quote(s) return string_format("%q", s) end
 
+-- Whether a word typed where a name goes (a command, a file's path) looks like a secret, and a refusal must not echo
+-- it: an API key or a webhook secret (sk-..., whsec_...), or a long token of letters and digits, no path, no dot.
+function M.secret_like(w)
+  return w:find("^sk[-_]") ~= nil or w:find("^whsec_") ~= nil
+    or #w >= 16 and not w:find("[/.%s]") and w:find("%d") ~= nil and w:find("%a") ~= nil
+end
+
+-- An unknown command w as a refusal names it: quoted (as shown, its cut when long) when it looks like no secret,
+-- else its length alone (an API key typed where the command goes stays unseen).
+function M.command_word(w, shown)
+  if not M.secret_like(w) then return M.quote(shown or w) end
+  return string_format("(a word of %d bytes, not shown: it is no command's name and may be a secret)", #w)
+end
+
 -- ------------------------------------------------------------------ flags
 
 -- kind: "bool", "str", "list" (repeatable), "int", "num" (>= 0), "pos" (> 0),

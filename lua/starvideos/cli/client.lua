@@ -26,6 +26,11 @@ end
 local function read_secret_file(path, what, word)
   local f, err
   if path == "-" then f = io_stdin else f, err = io_open(path, "r") end
+  if not f and args.secret_like(path) then -- (a key typed where its file's path goes: `--api-key-file sk-...`)
+    usage_error("cannot read the %s file (its path not shown: it looks like the %s itself; %s takes the path of a "
+      .. "file that holds it): %s", what, word, word == "key" and "--api-key-file" or "--notify-secret-file",
+      err:sub(1, #path + 2) == path .. ": " and err:sub(#path + 3) or err)
+  end
   if not f then usage_error("cannot read the %s file: %s", what, err) end
   local line, rerr, code = f:read("*l")
   if f ~= io_stdin then f:close() end

@@ -91,7 +91,7 @@ local function dispatch(ctx, argv)
     if name == "help" and sub and args.COMMANDS[sub] then
       out(parser.help(sub))
     elseif name == "help" and sub then
-      usage_error("unknown command %s", quote(sub))
+      usage_error("unknown command %s", args.command_word(sub))
     else
       out(parser.top_help(rock_commands()))
     end
@@ -145,6 +145,8 @@ end
 -- which the commands it prints for a person start with (args.invoked_as).
 function M.main(argv, invoked)
   output.set_secret(nil)
+  local key = os_getenv("STARVIDEOS_API_KEY") -- (hidden from the first word on: a usage error may echo one typed)
+  if key and key ~= "" then output.set_secret(key) end
   args.INVOKED = shell_word(args.invoked_as(invoked, os_getenv("PATH")))
   local ctx = {}
   local ok, code = xpcall(function() return dispatch(ctx, argv or {}) end, function(e)

@@ -4,6 +4,7 @@
 -- cjson escapes strings.
 
 local cjson = require "cjson"
+local visible = require("starvideos.shell").visible
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable =
   type, pairs, ipairs, tostring, tonumber, setmetatable, getmetatable
@@ -43,9 +44,10 @@ local number_text = M.number_text
 
 -- A string as JSON, its slashes unescaped: cjson writes every / as \/, which
 -- JSON allows but nobody reads (a URL's).  In cjson's text a backslash before
--- a / is always that escape (a backslash itself is written \\).
+-- a / is always that escape (a backslash itself is written \\).  A byte that makes no UTF-8 character (a path's,
+-- a tenant's) is written \xNN (shell.visible): cjson would pass it through, and the document would be no JSON.
 local function string_text(s)
-  return (cjson.encode(s):gsub("\\/", "/"))
+  return (cjson.encode(visible(s)):gsub("\\/", "/"))
 end
 
 -- indent: nil for one line, else the string of one level of indentation.

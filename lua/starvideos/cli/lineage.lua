@@ -8,6 +8,7 @@ local output = require "starvideos.cli.output"
 local json = require "starvideos.cli.json"
 local display = require "starvideos.cli.display"
 local client_for = require "starvideos.cli.client"
+local visible = require("starvideos.shell").visible
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local io_open, string_format, string_rep, table_concat = io.open, string.format, string.rep, table.concat
@@ -27,7 +28,7 @@ local function child(how)
   return function(ctx, opts, pos)
     if how == "continue" and opts["last-image"] == nil then
       usage_error("--last-image URL|PATH is required: the API takes the first image (task %s's last frame) only "
-        .. "beside a last image (nothing was sent)", pos[1])
+        .. "beside a last image (nothing was sent)", visible(tostring(pos[1]), true))
     end
     local commands = require "starvideos.cli.commands"
     -- (the new file as the ledger records it, an absolute path: the parent's own, named relatively, is refused)
@@ -228,11 +229,12 @@ function M.print_tree(tasks, as_json, tty)
     return
   end
   local room = tty and display.terminal_width() - 1 or math.huge
+  local function shown(v) return visible(tostring(v), true) end -- (a ledger's text: no ESC reaches the terminal)
   for _, t in ipairs(order) do
-    local how = t.relation and (t.depth > 0 and t.relation .. ": " or t.relation .. " of " .. tostring(t.parent)
-      .. ": ") or ""
-    local line = string_format("%s%s%s  %s  %s  %s  %s", string_rep("  ", t.depth), how, tostring(t.id or t["local"]),
-      tostring(t.state), tostring(t.model or "-"), tostring(t.path or t.out or "-"), (t.prompt or ""):gsub("%c", " "))
+    local how = t.relation and (t.depth > 0 and shown(t.relation) .. ": " or shown(t.relation) .. " of "
+      .. shown(t.parent) .. ": ") or ""
+    local line = string_format("%s%s%s  %s  %s  %s  %s", string_rep("  ", t.depth), how, shown(t.id or t["local"]),
+      shown(t.state), shown(t.model or "-"), shown(t.path or t.out or "-"), (t.prompt or ""):gsub("%c", " "))
       :gsub("%s+$", "") -- (a compacted task has no prompt)
     out(#line > room and line:sub(1, room) or line, "\n")
     if t.error then out(string_rep("  ", t.depth + 1), "error: ", tostring(t.error), "\n") end

@@ -11,7 +11,7 @@
 local json = require "starvideos.cli.json"
 local args = require "starvideos.cli.args"
 local hide = require("starvideos.extras.log").hide
-local shell_word = require("starvideos.shell").word
+local shell_word, secret_flag = require("starvideos.shell").word, require("starvideos.shell").secret_flag
 local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 
 local type, ipairs, tostring, select, setmetatable, pcall = type, ipairs, tostring, select, setmetatable, pcall
@@ -74,15 +74,10 @@ end
 local CARRIED = { "interval", "journal", "store", "base-url", "api-key-file", "proxy", "notify", "notify-secret-file" }
 
 -- A store URL as a printed command carries it: "--store URL" when it holds no password; else --store
--- "$STARVIDEOS_STORE" and a note saying where the password comes from (the URL shown without it, as every other
--- output hides it).
+-- "$STARVIDEOS_STORE" and a note saying where the password comes from (shell.secret_flag).
 function M.store_words(url)
   if url == nil then return nil end
-  local shown, hidden = tostring(url):gsub("^(%a[%w+.-]*://[^/@:]*):[^/@]*@", "%1:***@", 1)
-  if hidden == 0 then return "--store " .. shell_word(tostring(url)) end
-  return '--store "$STARVIDEOS_STORE"', string_format(" (with STARVIDEOS_STORE set to the store's URL %s and its "
-    .. "password, which is never printed: `export STARVIDEOS_STORE=\"$(cat FILE)\"` reads it from a file only you can "
-    .. "read)", shown)
+  return secret_flag("store", "STARVIDEOS_STORE", "the store", url)
 end
 
 -- The store of a command's flags as a printed command names it (M.store_words), or `--store
@@ -113,8 +108,11 @@ function M.store_named(text, opts)
 end
 
 -- A flag and its value as the command line reads them back, for a shell: `--flag VALUE`, or `--flag=VALUE` when
--- the value starts with - (alone, it would read as a flag).
+-- the value starts with - (alone, it would read as a flag); a store or a proxy with a password as the variable
+-- that holds it, and the note that says so (shell.secret_flag: quoted as it is, the shell expands it).
 local function flag_words(flag, v)
+  if flag == "store" then return M.store_words(v) end
+  if flag == "proxy" then return secret_flag("proxy", "STARVIDEOS_PROXY", "the proxy", v) end
   v = tostring(v)
   if v:sub(1, 1) == "-" then return "--" .. flag .. "=" .. shell_word(v) end
   return "--" .. flag .. " " .. shell_word(v)
@@ -134,28 +132,27 @@ function M.again(ctx, id)
   elseif ctx.out then
     words[#words + 1] = flag_words("out", ctx.out)
   end
-  local takes, store, note = {}, nil, nil
+  local takes, notes = {}, {}
   for _, f in ipairs(args.COMMANDS[name].flags) do takes[f] = true end
   for _, f in ipairs(CARRIED) do
-    if f == "store" and takes[f] then store, note = M.store_words(opts.store)
-    elseif takes[f] and opts[f] ~= nil then words[#words + 1] = flag_words(f, opts[f]) end
+    if takes[f] and opts[f] ~= nil then words[#words + 1], notes[#notes + 1] = flag_words(f, opts[f]) end
   end
-  words[#words + 1] = store -- (quoted as it is: "$STARVIDEOS_STORE" is expanded by the shell)
   words[#words + 1] = last
-  return args.INVOKED .. " " .. table_concat(words, " "), note
+  return args.INVOKED .. " " .. table_concat(words, " "), notes[1] and table_concat(notes) or nil
 end
 
 -- The command name with its arguments pos and every flag of opts it takes but --fresh (which would pay for
--- every entry again), one line for a shell, and the store's note ("" without one): the command that goes on from
--- where a stopped batch or film was, paying for nothing it paid for before.
+-- every entry again), one line for a shell, and the store's and the proxy's notes ("" without one): the command
+-- that goes on from where a stopped batch or film was, paying for nothing it paid for before.
 function M.same_command(name, opts, pos)
   local words, note, dashed = { args.INVOKED, name }, nil, false
   for _, p in ipairs(pos or {}) do dashed = dashed or p:sub(1, 1) == "-" end
   for _, p in ipairs(dashed and {} or pos or {}) do words[#words + 1] = shell_word(p) end
   for _, flag in ipairs(args.COMMANDS[name].flags) do
     local v = flag ~= "fresh" and opts[flag] or nil
-    if flag == "store" then
-      words[#words + 1], note = M.store_words(v)
+    if (flag == "store" or flag == "proxy") and v ~= nil then
+      local w, n = flag_words(flag, v)
+      words[#words + 1], note = w, n and (note or "") .. n or note
     elseif type(v) == "table" then
       for _, item in ipairs(v) do words[#words + 1] = flag_words(flag, item) end
     elseif v ~= nil and v ~= true then

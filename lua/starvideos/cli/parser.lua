@@ -230,7 +230,8 @@ local function refused(name, message, argv)
     for k in pairs(COMMANDS) do known[k] = true end
     for k in pairs(require("starvideos.extension").HINTS.command) do known[k] = true end -- (a rock's: emulator)
     local meant = nearest(cmd, known)
-    usage_error("unknown command %s%s", quote(named(cmd)), meant and " (did you mean " .. meant .. "?)" or "")
+    usage_error("unknown command %s%s", args.command_word(cmd, named(cmd)), meant and " (did you mean " .. meant .. "?)"
+      or "")
   end
   local patterns = {
     { "^option '(.-)' does not take arguments$", function(f) return f .. " takes no value" end },
