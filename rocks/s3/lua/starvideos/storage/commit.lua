@@ -137,4 +137,17 @@ function M.check(t, ctx)
   return "ok"
 end
 
+-- A saved object (t: its path as the ledger recorded it) where another create or a local tool reads it in place: a
+-- presigned GET that lives past `left` seconds from now (s3.lua's lifetime), or nil, err.  (Checked whole first:
+-- M.check.)
+function M.source(t, ctx, left)
+  local bucket, key_name = S3.parse(t.path, "path")
+  if not bucket then return nil, key_name end
+  local st, err = S3.store_of(ctx.cfg.storage)
+  if not st then return nil, err end
+  local url, perr = S3.presign(st, bucket, key_name, S3.lifetime(left or 0))
+  if not url then return nil, perr end
+  return url
+end
+
 return M

@@ -18,6 +18,10 @@ local S = {}
 S.EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -- the SHA-256 of no bytes
 S.UNSIGNED = "UNSIGNED-PAYLOAD"
 
+S.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
+S.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
+S.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
+
 local function sign() return require "starvideos.sign" end
 -- SigV4 and S3's percent-encoding: this rock's own C module (rocks/s3/csrc), loaded with the first request
 local function sigv4() return require "starvideos.sigv4" end
@@ -240,6 +244,12 @@ function S.presign(st, bucket, key, seconds, time)
     time = time or os_time(), expires = seconds }
   if not r then return nil, err end
   return base .. path .. "?" .. r.query, r
+end
+
+-- The seconds a presigned URL lives that a task reads, its deadline `left` seconds away: past it by S.MARGIN, an
+-- hour at least, a week at most.
+function S.lifetime(left)
+  return math.min(S.WEEK, math.max(S.HOUR, math.ceil(left) + S.MARGIN))
 end
 
 -- The text of the first <name> element of an XML answer, its entities read; nil when there is none.
