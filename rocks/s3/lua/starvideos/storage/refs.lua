@@ -44,6 +44,9 @@ local function refs_of(cfg)
   return st, bucket, prefix
 end
 
+-- The storage option checked (the core's config hands it here: s3.lua's check): nil, or what is wrong.
+R.check = S3.check
+
 -- Whether local files can be put where the service reads them with cfg (its storage option, else the environment):
 -- a store and a place for them (storage.refs, $STARVIDEOS_REFS) named.  (A remix's parent file goes so, not as the
 -- service's video_url: lineage.lua.)

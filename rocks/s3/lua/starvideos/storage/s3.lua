@@ -116,6 +116,24 @@ function Server:answered(url, o, there)
   if there ~= nil then self.there[url] = there or nil end
 end
 
+-- The storage option's fields (docs/storage.md) and their types: this rock's own, checked when a client is made
+-- (the core hands the option to the references point: refs.lua's check).
+S.OPTION = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
+  session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
+
+-- nil, or what is wrong with the storage option v (a table: config.lua's): a field of another name, or of another
+-- type.  Never a value.
+function S.check(v)
+  for k, x in pairs(v) do
+    local want = S.OPTION[k]
+    if not want then
+      return "storage." .. tostring(k) .. ": unknown field (endpoint, region, access_key, secret_key, session_token, "
+        .. "path_style, refs, keep_refs)"
+    end
+    if type(x) ~= want then return string_format("storage.%s: a %s expected, got a %s", k, want, type(x)) end
+  end
+end
+
 local ENV = { endpoint = "AWS_ENDPOINT_URL", region = "AWS_REGION", access_key = "AWS_ACCESS_KEY_ID",
   secret_key = "AWS_SECRET_ACCESS_KEY", session_token = "AWS_SESSION_TOKEN" }
 
