@@ -49,6 +49,19 @@ local function extension(out)
   return X.find("sink", s, s .. ":// outs", "out")
 end
 
+-- The names of what the sink of path keeps with a saved video's record beside its bytes and SHA-256 (its extension's
+-- noted: the names of its commit's note), looked for once per scheme; a file's: none.
+local noted_by, NONE = {}, {}
+function K.noted(path)
+  local s = scheme(path)
+  if not s then return NONE end
+  if noted_by[s] == nil then
+    local ext = X.optional("sink", s)
+    noted_by[s] = ext and ext.noted or NONE
+  end
+  return noted_by[s]
+end
+
 -- The sink of out (a file path or an object URL).
 function K.of(_, out)
   if not scheme(out) then return Download end

@@ -73,7 +73,7 @@ function C:advance(t)
       sha256 = self.sha256 }, t)
     return
   end
-  self.etag = S3.xml(req.task.body, "ETag")
+  self.note = { etag = S3.xml(req.task.body, "ETag") }
   self:committed()
 end
 
@@ -83,7 +83,7 @@ function C:looked(req)
   local size, sum, etag
   if not req.err then size, sum, etag = head_of(req) end
   if sum == self.sha256 and size == self.bytes then
-    self.etag = etag
+    self.note = { etag = etag }
     return self:committed()
   end
   self:committed(new_error("server", string_format("the upload is gone (NoSuchUpload) and the object %s (the "

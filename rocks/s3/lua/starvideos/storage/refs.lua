@@ -262,6 +262,11 @@ end
 local Rel = {}
 Rel.__index = Rel
 
+-- job's create answered with task id: the objects its upload put recorded with the task (deleted at its end).
+function R.created(job, id)
+  if job.refs then job.ledger:sink_state(id, "refs", job.refs) end
+end
+
 -- The objects the ledger's unfinished tasks but id name (url -> true): they stay; nil when it cannot be read.
 local function live(ledger, id)
   local named, list = {}, ledger.records and ledger:unfinished() or {}
