@@ -47,18 +47,22 @@ local function parent_of(client, how, task)
   return refused(how, "task", "task %s is not in the ledger (%s)", id, ledger.path or ledger.where or ledger.field)
 end
 
+-- Where a file's SHA-256 is taken: where the client's transport does its disk work (tr:offload: nginx's thread pool,
+-- so that a long video holds no worker), else nil (here).
+local function hasher(client)
+  local tr = client.loop.transport
+  return tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end or nil
+end
+
 -- The parent's saved video, whole as recorded where its sink keeps it (a file, a bucket's object: the sink's check):
--- its path, or nil, err.  A file's SHA-256 is taken where the client's transport does its disk work (tr:offload:
--- nginx's thread pool, so that a long video holds no worker).
+-- its path, or nil, err.
 local function video_of(client, how, t)
   if not t.path then
     return refused(how, "task", "task %s has no saved video (%s): save it first (wait or resume with an out)", t.id,
       t.state or "not downloaded")
   end
-  local tr = client.loop.transport
-  local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
   local state, why = Sink.of(client.cfg, t.path).check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 },
-    client.ctx, hash)
+    client.ctx, hasher(client))
   if state ~= "ok" then return refused(how, "task", "task %s's video is not whole: %s", t.id, why) end
   return t.path
 end
@@ -230,7 +234,7 @@ function read_back(client, how, t, opts, file)
   if derr then
     state, why = "missing", tostring(derr.message):gsub(src:gsub("%p", "%%%0"), function() return t.path end)
   else
-    state, why = Download.check({ path = file, bytes = t.bytes, sha256 = t.sha256 })
+    state, why = Download.check({ path = file, bytes = t.bytes, sha256 = t.sha256 }, nil, hasher(client))
   end
   if state == "ok" then return file end
   os.remove(file)
