@@ -84,9 +84,13 @@ local function check_names(file, code, others, folders, bad)
 end
 
 -- The words of the other rocks' products: their names, their schemes and what only they speak (a Redis
--- Sentinel or Cluster, its slot's crc16; S3's SigV4 and x-amz- headers); matched whole, in any case, so that
+-- Sentinel or Cluster, its slot's crc16; S3's SigV4, x-amz- headers and ETag); matched whole, in any case, so that
 -- sv_redis_slot and "x-amz-checksum" count and "redistribute" does not.
-local PRODUCT_WORDS = { "redis", "rediss", "hiredis", "s3", "sigv4", "amz", "sentinel", "cluster", "crc16" }
+local PRODUCT_WORDS = { "redis", "rediss", "hiredis", "s3", "sigv4", "amz", "sentinel", "cluster", "crc16", "etag" }
+-- What a sink's rock owns (docs/architecture.md "The sink interface"): its option's fields (cfg.storage's), its
+-- states' kinds (the bucket's "upload", the references' "refs"), patterns of the core's code (lowercase).
+local SINK_NAMES = { ["cfg.storage"] = "cfg%.storage", ['"upload"'] = "[\"']upload[\"']",
+  ['"refs"'] = "[\"']refs[\"']" }
 -- The one place of the core that names the rocks it ships (issue 54 item 2: "one table of hints, used only to
 -- word a refusal"): a file and the table constructor assigned there, whose words are not counted.
 local HINTS = { file = "lua/starvideos/extension.lua", table = "X.HINTS" }
@@ -108,6 +112,12 @@ local function check_words(file, code, bad)
       bad[#bad + 1] = string.format("%s:%d: names %s, another rock's product (the core finds a rock only "
         .. "through its extension points, and names none, not even to build a name at run time)", file,
         line_at(low, at), w)
+    end
+  end
+  for name, pattern in pairs(SINK_NAMES) do
+    for at in low:gmatch("()" .. pattern) do
+      bad[#bad + 1] = string.format("%s:%d: names %s, a sink's own (its rock checks its options and records its "
+        .. "states: docs/architecture.md \"The sink interface\")", file, line_at(low, at), name)
     end
   end
 end

@@ -2,7 +2,7 @@
 -- API, from the tables the library runs on and docs/reference.md is checked
 -- against (spec/docs_spec.lua): the options of starvideos.new and of each call
 -- (config.lua's CLIENT and CALLS, their defaults from DEFAULTS), the option
--- tables' fields (config.LIMIT, config.STORAGE, store_url.FIELDS), the module's
+-- tables' fields (config.LIMIT, the s3 rock's storage OPTION, store_url.FIELDS), the module's
 -- keys and a client's methods (the loaded tables), a request's fields, the
 -- models and their ratios and resolutions, the error kinds (the core's), the
 -- states of a ledger's tasks (config.STATES); with the hand-kept part
@@ -20,6 +20,7 @@ local config = require "starvideos.config"
 local core = require "starvideos.core"
 local starvideos = require "starvideos"
 local store_url = require "starvideos.fleet.url" -- (the redis rock's: its table form's fields)
+local storage = require "starvideos.storage.s3" -- (the s3 rock's: the storage option's fields, OPTION)
 
 local M = {}
 
@@ -136,9 +137,9 @@ local function option_tables(w, A)
     return A.LIMIT[name] and { name == "count" and "integer" or "number", A.LIMIT[name] }
   end, "config.LIMIT")
   stale(w, A.LIMIT, config.LIMIT, { "api.lua's LIMIT", "config.LIMIT" })
-  keyed(w, "starvideos.Storage", "the storage option (config.STORAGE): every field optional", config.STORAGE,
-    function(name, typ) return A.STORAGE[name] and { typ, A.STORAGE[name], true } end, "config.STORAGE")
-  stale(w, A.STORAGE, config.STORAGE, { "api.lua's STORAGE", "config.STORAGE" })
+  keyed(w, "starvideos.Storage", "the storage option (storage/s3.lua's OPTION): every field optional", storage.OPTION,
+    function(name, typ) return A.STORAGE[name] and { typ, A.STORAGE[name], true } end, "storage/s3.lua's OPTION")
+  stale(w, A.STORAGE, storage.OPTION, { "api.lua's STORAGE", "storage/s3.lua's OPTION" })
   local fields = { url = true }
   for k in pairs(store_url.FIELDS) do fields[k] = true end
   keyed(w, "starvideos.Store", "the store option's table form (store_url.lua's FIELDS, and url)", fields,

@@ -210,7 +210,7 @@
 ---@field count integer the creates allowed, 1 to 1e9
 ---@field per number the window, in seconds, 1 to 31622400
 
----the storage option (config.STORAGE): every field optional
+---the storage option (storage/s3.lua's OPTION): every field optional
 ---@class starvideos.Storage
 ---@field access_key? string the access key id
 ---@field endpoint? string the S3 endpoint (else $AWS_ENDPOINT_URL)

@@ -221,6 +221,7 @@ local function built(self, how, task, more, opts)
   local spec, err = require("starvideos.lineage")[how](self, task, more, opts)
   if not spec then return nil, err end
   local made, jerr = run(self, nil, nil, opts, spec)
+  if spec.scratch and not opts.job then os.remove(spec.scratch) end -- (a parent's object read back: sent now)
   if made then made.parent, made.relation = spec.parent, spec.relation end
   return made, jerr
 end

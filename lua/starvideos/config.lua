@@ -217,20 +217,14 @@ function C.notify(v)
   end
 end
 
--- storage = {endpoint =, region =, access_key =, secret_key =, session_token =, path_style =, refs =, keep_refs =}
--- (docs/storage.md): each field's type, its values read at each s3:// out (storage/s3.lua); never a value shown
-local STORAGE = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
-  session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
-M.STORAGE = STORAGE -- (tools/types.lua)
+-- storage = a table (docs/storage.md): its fields are the bucket's rock's to check (the references point's check,
+-- extension.lua), never a value shown.  Without that rock, any table: an s3:// out or a local file as a reference is
+-- refused where it is given, naming the rock.
 function C.storage(v)
-  local bad = type(v) ~= "table" and "storage: a table {endpoint =, access_key =, secret_key =, ...} expected, got "
-  if bad then return bad .. type(v), true end
-  for k, x in pairs(v) do
-    if not STORAGE[k] then return "storage." .. tostring(k) .. ": unknown field (endpoint, region, access_key, "
-      .. "secret_key, session_token, path_style, refs, keep_refs)", true end
-    local want = STORAGE[k]
-    if type(x) ~= want then return ("storage.%s: a %s expected, got a %s"):format(k, want, type(x)), true end
-  end
+  if type(v) ~= "table" then return "storage: a table of the bucket's settings expected, got " .. type(v), true end
+  local point = require("starvideos.extension").optional("references")
+  local why = point and point.check and point.check(v)
+  if why then return why, true end
 end
 
 -- A copy of a checked option's table (the caller's may change later); any other value as it is.

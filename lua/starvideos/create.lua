@@ -103,7 +103,7 @@ function C.register(job, t, task)
   if ok == false then return job.loop:wait_for(job, now()) end
   job:hold(nil)
   if not ok then return job:finish(jerr) end
-  if job.refs then job.ledger:sink_state(task.id, "refs", job.refs) end -- (its reference objects: deleted at its end)
+  if job.refs then X.optional("references").created(job, task.id) end -- (its reference objects, recorded by their rock)
   if job.cancelled then
     job:go("cancelled")
     return job:finish(new_error("io", "the job was cancelled", { created = true }))

@@ -227,4 +227,7 @@ function D.check(t, _, hash)
   return "ok"
 end
 
+-- Where a saved video (t: its path as recorded) is read in place by another create or a local tool: its path.
+function D.source(t) return t.path end
+
 return D

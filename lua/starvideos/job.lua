@@ -19,10 +19,10 @@ Job.__index = Job
 
 local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
--- A spec's fields a job keeps (spec name -> job field; upload, refs: what a dead process left, storage/).
-local KEPT = { finished = "fin", out = "out", url = "url", interval = "fixed", resume_limit = "resume_limit",
-  index = "index", on_progress = "on_progress", on_status = "on_status", params = "params", tenant = "tenant",
-  upload = "upload", traceparent = "traceparent", refs = "refs" }
+-- A spec's fields a job keeps (spec name -> job field, true: the same; upload, refs: the sink's and the references'
+-- states a dead process left, kept by their rocks' own names, storage/).
+local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, resume_limit = true, index = true,
+  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -33,12 +33,12 @@ function Job.new(ctx, goal, id, spec)
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
     state = "polling", step = "polling", req = false, video = {},
     deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
-  for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k]] = v end end
+  for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k] == true and k or KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
   local refused = Sink.refusal(spec.out) -- (its rock not installed: nothing sent, nothing kept)
   if refused then return nil, refused end
   if job.refs then -- reference objects a process left: deleted at the task's end by the rock that put them
-    local _, err = X.find("references", nil, "a task whose local files were put as references", "refs")
+    local _, err = X.find("references", nil, "a task whose local files were put as references", "task")
     if err then return nil, err end
   end
   if spec.params then -- the create built (create.lua): nothing is sent yet

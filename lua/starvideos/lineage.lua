@@ -7,12 +7,15 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 local shell = require "starvideos.shell"
+local Sink = require "starvideos.sink"
+local X = require "starvideos.extension"
 local cjson = require("cjson.safe").new()
 
 local type, pairs, ipairs, tostring, select, string_format = type, pairs, ipairs, tostring, select, string.format
 local new_error = errors.new_error
 
 local M = {}
+local local_base, read_back -- (continue's, below)
 
 -- The request fields a create's body holds as params (the rest of it was params.extra).
 local FIELDS = { model = true, prompt = true, duration = true, ratio = true, resolution = true, first_image = true,
@@ -53,18 +56,33 @@ local function parent_of(client, how, task)
   return refused(how, "task", "task %s is not in the ledger (%s)", id, ledger.path or ledger.where or ledger.field)
 end
 
--- The parent's saved video, whole as recorded: its path, or nil, err.  Its SHA-256 is taken where the client's
--- transport does its disk work (tr:offload: nginx's thread pool, so that a long video holds no worker).
+-- Where a file's SHA-256 is taken: where the client's transport does its disk work (tr:offload: nginx's thread pool,
+-- so that a long video holds no worker), else nil (here).
+local function hasher(client)
+  local tr = client.loop.transport
+  return tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end or nil
+end
+
+-- The parent's saved video, whole as recorded where its sink keeps it (a file, a bucket's object: the sink's check):
+-- its path, or nil, err.
 local function video_of(client, how, t)
   if not t.path then
     return refused(how, "task", "task %s has no saved video (%s): save it first (wait or resume with an out)", t.id,
       t.state or "not downloaded")
   end
-  local tr = client.loop.transport
-  local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
-  local state, why = Download.check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 }, nil, hash)
+  local state, why = Sink.of(client.cfg, t.path).check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 },
+    client.ctx, hasher(client))
   if state ~= "ok" then return refused(how, "task", "task %s's video is not whole: %s", t.id, why) end
   return t.path
+end
+
+-- Where the parent's saved video is read in place (its sink's source: a file's path, an object's presigned GET
+-- living past the call's timeout), or nil, err.
+local function source_of(client, how, t, opts)
+  local src, err = Sink.of(client.cfg, t.path).source(t, client.ctx, opts.timeout or client.cfg.wait_timeout)
+  if src then return src end
+  return refused(how, "task", "task %s's video at %s cannot be read: %s", t.id, t.path, tostring(err and err.message
+    or err))
 end
 
 -- opts.out, required and not the parent's file: nil, or the refusal's error.
@@ -73,7 +91,7 @@ local function new_out(how, t, opts)
     return select(2, refused(how, "out", "opts.out is required: the new video's own file (its key: a rerun pays for "
       .. "nothing again)"))
   end
-  local mine = require("starvideos.sink").recorded(opts.out) -- (as the ledger recorded the parent's: whole)
+  local mine = Sink.recorded(opts.out) -- (as the ledger recorded the parent's: whole)
   if mine == t.path or mine == t.out or opts.out == t.path then
     return select(2, refused(how, "out", "opts.out is task %s's own file: give the new video another", t.id))
   end
@@ -142,14 +160,23 @@ local function valid_url(client, t, p, refs)
   return notes and not notes[1] and url or nil
 end
 
--- client:remix's: the parent's saved video as a reference video of the new create (after those params give): the
--- file, put into the bucket; without a bucket (no storage), its video_url while it is still valid, and a rerun (the
--- child this out names, made before) takes its recorded params: its key's task followed, nothing paid.
+-- Whether a local file as a reference can be put where the service reads it with cfg (the references point's ready:
+-- a bucket named by the storage option or the environment).
+local function bucket_for_files(cfg)
+  local R = X.optional("references")
+  return R ~= nil and R.ready ~= nil and R.ready(cfg)
+end
+
+-- client:remix's: the parent's saved video as a reference video of the new create (after those params give): a
+-- file (an object read back into one, verified: its scratch) put into the bucket; without a bucket for files, its
+-- video_url while it is still valid, and a rerun (the child this out names, made before) takes its recorded params:
+-- its key's task followed, nothing paid.
 function M.remix(client, task, params, opts)
   if type(params) ~= "table" then return refused("remix", "params", "a params table expected, got %s", type(params)) end
   local t, path, list = with_video(client, "remix", task, opts)
   if not t then return nil, path end
-  local mine = client.cfg.storage == nil and require("starvideos.sink").recorded(opts.out) -- (a URL's: not stable)
+  local files = bucket_for_files(client.cfg)
+  local mine = not files and Sink.recorded(opts.out) -- (a URL's: not stable)
   for _, c in ipairs(mine and list or {}) do
     if c.parent == t.id and c.relation == "remix" and c.out == mine and type(c.body) == "string" then
       local again = params_of("remix", c)
@@ -160,9 +187,15 @@ function M.remix(client, task, params, opts)
   p.model = p.model or t.model
   local refs = type(p.referenceVideos) == "table" and p.referenceVideos.file == nil and p.referenceVideos
     or (p.referenceVideos ~= nil and { p.referenceVideos } or {})
-  refs[#refs + 1] = client.cfg.storage == nil and valid_url(client, t, p, refs) or { file = path }
+  local ref, scratch = not files and valid_url(client, t, p, refs), nil
+  if not ref and Sink.object(path) then
+    local err
+    scratch, err = read_back(client, "remix", t, opts, local_base(opts.out) .. ".parent.mp4")
+    if not scratch then return nil, err end
+  end
+  refs[#refs + 1] = ref or { file = scratch or path }
   p.referenceVideos = refs
-  return { params = p, parent = t.id, relation = "remix" }
+  return { params = p, parent = t.id, relation = "remix", scratch = scratch }
 end
 
 -- The last frame of the video at path written to frame by ffmpeg: true, or nil, why.
@@ -190,6 +223,33 @@ function M.shaped(p, was)
   return p
 end
 
+-- The local name the files of a continue into out start with (its frame, an object parent's copy): a file out's
+-- own path; an object's, a name of the user's temporary folder made from its URL (the frame's name is in the
+-- create's body: the same at a rerun, whose fingerprint is then the same).
+function local_base(out)
+  if not Sink.object(out) then return out end
+  local core = require "starvideos.core"
+  return string_format("%s/starvideos-%d-%s", os.getenv("TMPDIR") or "/tmp", core.uid(),
+    core.hash(Sink.recorded(out)):sub(1, 16))
+end
+
+-- The parent's object read back into the local file `file`, and verified as its record says (its bytes and SHA-256):
+-- file; or nil, err (nothing left at file).  A message never names the presigned URL (it grants the object).
+function read_back(client, how, t, opts, file)
+  local src, err = source_of(client, how, t, opts)
+  if not src then return nil, err end
+  local _, derr = client:download(src, file)
+  local state, why
+  if derr then
+    state, why = "missing", tostring(derr.message):gsub(src:gsub("%p", "%%%0"), function() return t.path end)
+  else
+    state, why = Download.check({ path = file, bytes = t.bytes, sha256 = t.sha256 }, nil, hasher(client))
+  end
+  if state == "ok" then return file end
+  os.remove(file)
+  return refused(how, "task", "task %s's video at %s could not be read back whole: %s", t.id, t.path, why)
+end
+
 -- client:continue's: the parent's last frame as first_image, the user's last_image (the API takes both or none);
 -- the parent's model, and its duration, ratio and resolution on the same model, where params give none.
 function M.continue(client, task, params, opts)
@@ -202,8 +262,15 @@ function M.continue(client, task, params, opts)
   end
   local t, path = with_video(client, "continue", task, opts)
   if not t then return nil, path end
-  local frame = opts.out .. ".first.png"
+  local frame, copied = local_base(opts.out) .. ".first.png", nil
+  if Sink.object(path) then -- (an object read back into a local file, verified, for ffmpeg)
+    local err
+    copied, err = read_back(client, "continue", t, opts, local_base(opts.out) .. ".parent.mp4")
+    if not copied then return nil, err end
+    path = copied
+  end
   local ok, why = M.last_frame(path, frame)
+  if copied then os.remove(copied) end
   if not ok then return refused("continue", "ffmpeg", "%s", why) end
   local p = M.shaped(copy(params), params_of("continue", t) or {})
   p.model = p.model or t.model

@@ -39,7 +39,7 @@ end
 local function missing(err)
   local function refuse() return nil, err end
   local function none() return nil end
-  return { check_out = refuse, check_dir = refuse, left = none, keeps = none,
+  return { check_out = refuse, check_dir = refuse, left = none, keeps = none, source = refuse,
     check = function() return "missing", err.message end }
 end
 
@@ -47,6 +47,19 @@ end
 local function extension(out)
   local s = scheme(out)
   return X.find("sink", s, s .. ":// outs", "out")
+end
+
+-- The names of what the sink of path keeps with a saved video's record beside its bytes and SHA-256 (its extension's
+-- noted: the names of its commit's note), looked for once per scheme; a file's: none.
+local noted_by, NONE = {}, {}
+function K.noted(path)
+  local s = scheme(path)
+  if not s then return NONE end
+  if noted_by[s] == nil then
+    local ext = X.optional("sink", s)
+    noted_by[s] = ext and ext.noted or NONE
+  end
+  return noted_by[s]
 end
 
 -- The sink of out (a file path or an object URL).

@@ -102,7 +102,7 @@ function V.answered(job, r, t)
     return job:confirm(t)
   end
   if not err then
-    if job.id then l:downloaded(job.id, Sink.recorded(job.out), r.sha256, r.bytes, r.etag) end
+    if job.id then l:downloaded(job.id, Sink.recorded(job.out), r.sha256, r.bytes, r.note) end
     if job.cfg.observe then job.cfg.observe:saved(job) end -- (a video's metrics: extras/observe.lua)
     return job:saved(job.out, r.sha256)
   end

@@ -111,7 +111,7 @@ M.cases = {
       assert.same({ two, one }, { by.ut1.upload, by.ut2.upload })
       for _, t in ipairs(assert(l:tasks())) do by[t.id] = t end
       assert.same({ parts = 2, id = "up1" }, by.ut1.uploading)
-      l:downloaded("ut1", out, "cd34", 1234, '"etag-1"')
+      l:downloaded("ut1", out, "cd34", 1234, { etag = '"etag-1"' })
       l:sink_state("ut2", "upload", nil, out .. "2") -- aborted
       env.settle()
       by = {}

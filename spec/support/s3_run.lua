@@ -69,6 +69,32 @@ function M.shared(opts, keep)
   busted.lazy_teardown(function() if st then st.stop() end end)
 end
 
+-- For a describe block of the lineage specs (unless why: what is missing here), before its first test: an emulator
+-- (helper.emulator's, opts its) that fetches each reference as the service does (fetch_refs), the store, a client of
+-- both (its journal in a folder of its own, local files put under s3://vids/refs/) and a parent video made at
+-- out_of(dir); keep(env): { emu =, st =, dir =, client =, parent = }.  All stopped after the block's last test.
+function M.lineage(why, opts, out_of, keep)
+  local busted, env = require "busted", nil
+  busted.setup(function()
+    if why then return end
+    env = { emu = helper.emulator(opts), st = M.start {}, dir = helper.tmpdir() }
+    env.emu:config { fetch_refs = true }
+    env.client = require("starvideos").new { base_url = env.emu.url, api_key = env.emu.key, journal = env.dir
+      .. "/j.jsonl", interval = 0.1, min_interval = 0.1, storage = { endpoint = env.st.url, access_key = "S3RVER",
+        secret_key = "S3RVER", refs = "s3://vids/refs/" } }
+    env.parent = assert(env.client:generate({ model = "videos", prompt = "a red fox", duration = 5, ratio = "16:9" },
+      { out = out_of(env.dir) }))
+    keep(env)
+  end)
+  busted.teardown(function()
+    if not env then return end
+    env.client:close()
+    env.st.stop()
+    env.emu:stop()
+    helper.cleanup()
+  end)
+end
+
 -- The parts PUT (answered 200) to the store, from its log.
 function M.parts(log)
   local n = 0

@@ -21,6 +21,11 @@ local M = {}
 
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
 
+-- The ledger's record of task id as c lists it.
+local function recorded(c, id)
+  for _, t in ipairs(assert(c:tasks())) do if t.id == id then return t end end
+end
+
 M.cases = {
   { name = "check_out: an out it can make is true; one it cannot, nil and an error of field out, and "
     .. "generate then sends nothing",
@@ -92,6 +97,41 @@ M.cases = {
       env.remove(out)
       t = checked()
       assert.same({ "missing", "string" }, { t.check, type(t.check_error) })
+    end },
+
+  { name = "source: a saved video is read back from where its sink names it, whole: its bytes the recorded ones",
+    covers = { "source" },
+    run = function(env, assert)
+      local c = env.client()
+      local task = assert(c:generate(PARAMS, { out = env.out("source.mp4"), interval = 0.05 }))
+      local t = recorded(c, task.id)
+      local src = assert(env.sink.source(t, c.ctx, 60))
+      local back = src -- (a file's path; a URL's bytes downloaded)
+      if src:find("^%a[%w+.-]*://") then back = assert(c:download(src, helper.tmpdir() .. "/back.mp4")) end
+      assert.same({ t.bytes, t.sha256 }, { #helper.read_file(back), require("starvideos.sign").sha256_file(back) })
+    end },
+
+  { name = "check, for a remix and a continue: a parent whose recorded out is whole is taken (one create); once it "
+    .. "is not, both are refused naming it, nothing sent",
+    covers = { "check" },
+    run = function(env, assert)
+      local c = env.client()
+      local out = env.out("parent.mp4")
+      local parent = assert(c:generate(PARAMS, { out = out, interval = 0.05 }))
+      local before = env.emu:creates()
+      assert(c:remix(parent.id, { prompt = "as a cartoon", duration = 5 },
+        { out = env.out("remixed.mp4"), interval = 0.05 }))
+      assert.equal(before + 1, env.emu:creates(), "one create")
+      env.remove(out)
+      local t, err = c:remix(parent.id, { prompt = "again", duration = 5 },
+        { out = env.out("remixed2.mp4"), interval = 0.05 })
+      assert.same({ nil, "task" }, { t, err and err.field })
+      assert.matches(out, err.message, 1, true)
+      t, err = c:continue(parent.id, { prompt = "on", duration = 5, last_image = "https://example.com/end.png" },
+        { out = env.out("continued.mp4"), interval = 0.05 })
+      assert.same({ nil, "task" }, { t, err and err.field })
+      assert.matches(out, err.message, 1, true)
+      assert.equal(before + 1, env.emu:creates(), "nothing sent")
     end },
 
   { name = "keeps and left: an API request is not kept by a close; a transfer that holds nothing leaves nothing",

@@ -130,6 +130,25 @@ describe("tools/shape.lua", function()
       .. "starvideos-emulator-scm-1.rockspec's Lua)", out, 1, true)
   end)
 
+  -- A sink's rock owns its option's fields, its states and its note (issue 65): the core naming cfg.storage, a
+  -- state's kind "upload" or "refs", or an ETag, in code, fails; in a comment it passes.
+  it("fails naming cfg.storage, the kinds \"upload\" and \"refs\" and etag in the core's code, not in comments",
+    function()
+    local dir, append = rocks_copy()
+    local at = append("lua/starvideos/lineage.lua", 'local function bucket(cfg) return cfg.storage ~= nil end\n'
+      .. "local KINDS = { 'upload', \"refs\" }\nlocal function tag(r) return r.etag end\n"
+      .. "-- cfg.storage, \"upload\", \"refs\" and etag in a comment: not read\n")
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    local WHY = ", a sink's own (its rock checks its options and records its states"
+    for _, hit in ipairs { at .. ": names cfg.storage" .. WHY, (at + 1) .. ': names "upload"' .. WHY,
+      (at + 1) .. ': names "refs"' .. WHY, (at + 2) .. ": names etag, another rock's product" } do
+      assert.matches("lua/starvideos/lineage.lua:" .. hit, out, 1, true)
+    end
+    local _, n = out:gsub("lua/starvideos/lineage.lua:%d+: names", "")
+    assert.equal(4, n, out) -- (not the comment)
+  end)
+
   -- extension.lua's X.HINTS is the one table of the core that names the rocks it ships (issue 54 item 2): a word in
   -- its constructor is not counted, the same word anywhere else of the file is.
   it("counts no product word in extension.lua's X.HINTS, and names one elsewhere in the file", function()

@@ -10,6 +10,7 @@ local Spend = require "starvideos.spend"
 local prompt_head = require("starvideos.rules").head
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
+local Sink = require "starvideos.sink"
 local interrupted = require("starvideos.interrupt").is
 
 local io_open, os_time, ipairs, pairs, type, tostring, math_min, math_floor, string_format, error =
@@ -179,9 +180,13 @@ local function sink_text(t, rec) -- (false: none)
 end
 BY_TASK.upload, BY_TASK.refs = sink_text, sink_text
 
+-- Whether kind is a state of a rock's the journal keeps as text (records/ledger.lua's sink_state writes it).
+function J.sink_kind(kind) return BY_TASK[kind] == sink_text end
+
 function BY_TASK.downloaded(t, rec)
   if type(rec.path) ~= "string" then return end
-  t.path, t.bytes, t.sha256, t.etag, t.upload = rec.path, rec.bytes, rec.sha256, rec.etag, nil
+  t.path, t.bytes, t.sha256, t.upload = rec.path, rec.bytes, rec.sha256, nil
+  for _, k in ipairs(Sink.noted(rec.path)) do t[k] = rec[k] end -- (what its sink keeps with it: its note)
 end
 
 function BY_TASK.sample(t, rec, st) -- a settled task, compacted: its created, status and downloaded in one
@@ -331,11 +336,13 @@ end
 local function entry(t)
   local ended = t.status == "failed" or t.status == "completed"
   local state = t.path and "downloaded" or ended and t.status or "created"
-  return { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
+  local row = { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
-    prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), etag = t.etag, parent = t.parent,
+    prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), parent = t.parent,
     relation = t.relation, duration = whole(tonumber(t.duration)), body = t.body,
     refs = described(t.refs, "references"), uploading = described(t.upload, "sink", X.scheme(t.out) or false) }
+  for _, k in ipairs(t.path and Sink.noted(t.path) or {}) do if row[k] == nil then row[k] = t[k] end end
+  return row
 end
 
 -- Every task and create of st (what a ledger folded: list, pending, settled, abandoned) as client:tasks

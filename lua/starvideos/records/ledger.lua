@@ -269,9 +269,9 @@ function L:status(id, status, took, within, why)
 end
 
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).
-function L:downloaded(id, path, sha256, bytes, etag)
-  local rec = { event = "downloaded", id = id, path = path, bytes = bytes or Download.size(path), sha256 = sha256,
-    etag = etag }
+function L:downloaded(id, path, sha256, bytes, note)
+  local rec = { event = "downloaded", id = id, path = path, bytes = bytes or Download.size(path), sha256 = sha256 }
+  for k, v in pairs(note or {}) do if rec[k] == nil then rec[k] = v end end -- (the sink's: sink.lua's noted)
   local lapsed = self:lapsed(id)
   local n, by = self.fences:let_go(id)
   if lapsed then -- (nil: the journal could not be locked; written all the same)
@@ -288,13 +288,17 @@ end
 -- A sink's state of task id by its kind (state: its text, nil once none is left; where: the path its video goes
 -- to), the record each kind is kept as: the journal keeps the text, never reads it.
 local SINK_STATE = {
-  upload = function(id, state, where) return { event = "upload", id = id, path = where, upload = state or false } end,
-  refs = function(id, state) return { event = "refs", id = id, refs = state or false } end,
   part = function(id, state, where) return { event = "part", id = id, part = state, path = where } end,
 }
+-- Any other kind (a rock's: the journal's reader knows it, journal.lua's BY_TASK): {event = kind, [kind] = its text,
+-- false once none is left, path = where}.
+local function rock_state(kind)
+  return function(id, state, where) return { event = kind, id = id, [kind] = state or false, path = where } end
+end
 
 function L:sink_state(id, kind, state, where)
-  local record = SINK_STATE[kind] or error("sink_state: no kind " .. tostring(kind), 2)
+  local record = SINK_STATE[kind] or journal.sink_kind(kind) and rock_state(kind)
+    or error("sink_state: no kind " .. tostring(kind), 2)
   local ok, ticket = append(self, record(id, state, where), true)
   return ok and ticket or nil -- (a record that cannot be made: no ticket, never its message)
 end

@@ -95,3 +95,34 @@ describe("a store's server: the reference objects the live jobs hold", function(
     assert.is_false(server:known(other))
   end)
 end)
+
+describe("the storage option: the bucket's rock checks its fields (the references point's check)", function()
+  local starvideos = require "starvideos"
+  local without = require "spec.support.without"
+  local function made(storage)
+    local ok, err = pcall(starvideos.new, { api_key = "k", base_url = ENDPOINT, storage = storage })
+    if ok then err:close() end
+    return ok, tostring(err)
+  end
+
+  it("refuses a field it does not have and a value of another type, naming the field, never the value", function()
+    local ok, err = made { endpiont = ENDPOINT }
+    assert.is_false(ok)
+    assert.matches("storage.endpiont: unknown field (endpoint, region,", err, 1, true)
+    ok, err = made { endpoint = ENDPOINT, secret_key = 12345 }
+    assert.is_false(ok)
+    assert.matches("storage.secret_key: a string expected, got a number", err, 1, true)
+    assert.is_nil(err:find("12345", 1, true))
+    assert.is_true((made { endpoint = ENDPOINT, access_key = "a", secret_key = "s", keep_refs = true }))
+  end)
+
+  it("is the rock's alone: without it, the core takes any table (an s3:// out is refused where it is given)",
+    function()
+    without({ "starvideos.references" }, function()
+      assert.is_true((made { endpiont = ENDPOINT }))
+      local ok, err = made "s3://vids"
+      assert.is_false(ok)
+      assert.matches("storage: a table of the bucket's settings expected, got string", err, 1, true)
+    end)
+  end)
+end)

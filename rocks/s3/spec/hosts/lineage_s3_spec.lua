@@ -19,24 +19,9 @@ end
 
 describe("remix and continue with a bucket (s3rver) and the emulator fetching their references", function()
   local why = S3run.missing() or (not helper.execute("command -v ffmpeg >/dev/null 2>&1") and "no ffmpeg")
-  local emu, st, dir, client, parent
-  setup(function()
-    if why then return end
-    emu = helper.emulator { queued = 0, processing = 0.2 }
-    emu:config { fetch_refs = true }
-    st = S3run.start {}
-    dir = helper.tmpdir()
-    client = require("starvideos").new { base_url = emu.url, api_key = emu.key, journal = dir .. "/j.jsonl",
-      interval = 0.1, min_interval = 0.1, storage = { endpoint = st.url, access_key = "S3RVER",
-        secret_key = "S3RVER", refs = "s3://vids/refs/" } }
-    parent = assert(client:generate({ model = "videos", prompt = "a red fox", duration = 5, ratio = "16:9" },
-      { out = dir .. "/parent.mp4" }))
-  end)
-  teardown(function()
-    if client then client:close() end
-    if st then st.stop() end
-    if emu then emu:stop() end
-    helper.cleanup()
+  local emu, dir, client, parent
+  S3run.lineage(why, { queued = 0, processing = 0.2 }, function(d) return d .. "/parent.mp4" end, function(e)
+    emu, dir, client, parent = e.emu, e.dir, e.client, e.parent
   end)
 
   local function last_task()

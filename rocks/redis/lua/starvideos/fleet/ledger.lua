@@ -261,10 +261,11 @@ function R:status(id, status, took, within, why)
     config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
 end
 
-function R:downloaded(id, path, sha256, bytes, etag)
+-- (note: what the sink keeps with the record, sink.lua's noted: the bucket's etag, the one the task's hash holds)
+function R:downloaded(id, path, sha256, bytes, note)
   local n = self:let_go(id, true)
   self:_record("downloaded", Again.downloaded_keys(self, id), { id, path, config.DEFAULTS.retain,
-    bytes or Download.size(path) or "", sha256 or "", n and tostring(n) or "", etag or "" })
+    bytes or Download.size(path) or "", sha256 or "", n and tostring(n) or "", note and note.etag or "" })
 end
 
 -- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference

@@ -8,6 +8,10 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local S = {}
 
 S.sink = require "starvideos.storage.object"
+
+-- What the ledger keeps with a saved object's record beside its bytes and SHA-256: the names of its commit's note
+-- (storage/commit.lua), listed with the task.
+S.noted = { "etag" }
 S.parse = require("starvideos.storage.s3").parse
 
 -- keep's and resume's sweep (ctx: the client's; dir, name: the journal's folder and file name): the stale uploads

@@ -73,7 +73,7 @@ function C:advance(t)
       sha256 = self.sha256 }, t)
     return
   end
-  self.etag = S3.xml(req.task.body, "ETag")
+  self.note = { etag = S3.xml(req.task.body, "ETag") }
   self:committed()
 end
 
@@ -83,7 +83,7 @@ function C:looked(req)
   local size, sum, etag
   if not req.err then size, sum, etag = head_of(req) end
   if sum == self.sha256 and size == self.bytes then
-    self.etag = etag
+    self.note = { etag = etag }
     return self:committed()
   end
   self:committed(new_error("server", string_format("the upload is gone (NoSuchUpload) and the object %s (the "
@@ -135,6 +135,19 @@ function M.check(t, ctx)
     return "changed", string_format("%s has x-amz-meta-sha256 %s; %s was saved", t.path, tostring(sum), t.sha256)
   end
   return "ok"
+end
+
+-- A saved object (t: its path as the ledger recorded it) where another create or a local tool reads it in place: a
+-- presigned GET that lives past `left` seconds from now (s3.lua's lifetime), or nil, err.  (Checked whole first:
+-- M.check.)
+function M.source(t, ctx, left)
+  local bucket, key_name = S3.parse(t.path, "path")
+  if not bucket then return nil, key_name end
+  local st, err = S3.store_of(ctx.cfg.storage)
+  if not st then return nil, err end
+  local url, perr = S3.presign(st, bucket, key_name, S3.lifetime(left or 0))
+  if not url then return nil, perr end
+  return url
 end
 
 return M

@@ -63,7 +63,7 @@ function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
 function O.left() return nil end -- (each part is recorded as the store takes it)
 
 local call = Commit.call
-O.call, O.commit, O.ask, O.check = Commit.call, Commit.commit, Commit.ask, Commit.check
+O.call, O.commit, O.ask, O.check, O.source = Commit.call, Commit.commit, Commit.ask, Commit.check, Commit.source
 
 ------------------------------------------------------------------ the upload (the transfer)
 

@@ -14,15 +14,13 @@ local S3 = require "starvideos.storage.s3"
 local Object = require "starvideos.storage.object"
 local cjson = require("cjson.safe").new()
 
-local setmetatable, type, pairs, ipairs, tostring, string_format, math_min, math_max, math_ceil, os_getenv =
-  setmetatable, type, pairs, ipairs, tostring, string.format, math.min, math.max, math.ceil, os.getenv
+local setmetatable, type, pairs, ipairs, tostring, string_format, os_getenv =
+  setmetatable, type, pairs, ipairs, tostring, string.format, os.getenv
 local new_error, now = errors.new_error, core.now
 
 local R = {}
 
-R.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
-R.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
-R.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
+R.WEEK, R.MARGIN = S3.WEEK, S3.MARGIN -- (a presigned URL's lifetime: s3.lua's)
 
 local ALL = setmetatable({}, { __index = function() return true end }) -- (every object named: a ledger not read)
 
@@ -45,6 +43,14 @@ local function refs_of(cfg)
   if not bucket then return nil, prefix end
   return st, bucket, prefix
 end
+
+-- The storage option checked (the core's config hands it here: s3.lua's check): nil, or what is wrong.
+R.check = S3.check
+
+-- Whether local files can be put where the service reads them with cfg (its storage option, else the environment):
+-- a store and a place for them (storage.refs, $STARVIDEOS_REFS) named.  (A remix's parent file goes so, not as the
+-- service's video_url: lineage.lua.)
+function R.ready(cfg) return refs_of(cfg) ~= nil end
 
 -- Whether the service could fetch from the store's host: as preflight rules for a reference URL (docs/media.md).
 local function reachable(cfg, st)
@@ -212,7 +218,7 @@ end
 -- create's body built with them.
 function U:presigned(t)
   local left = self.deadline - t
-  local seconds = math_min(R.WEEK, math_max(R.HOUR, math_ceil(left) + R.MARGIN))
+  local seconds = S3.lifetime(left)
   if left + R.MARGIN > R.WEEK then
     self.job:emit("warning", { message = string_format("a presigned URL lives 7 days at most, and the task's "
       .. "deadline is %.1f days away: a task the service has not started by then cannot fetch its local files "
@@ -255,6 +261,11 @@ end
 
 local Rel = {}
 Rel.__index = Rel
+
+-- job's create answered with task id: the objects its upload put recorded with the task (deleted at its end).
+function R.created(job, id)
+  if job.refs then job.ledger:sink_state(id, "refs", job.refs) end
+end
 
 -- The objects the ledger's unfinished tasks but id name (url -> true): they stay; nil when it cannot be read.
 local function live(ledger, id)

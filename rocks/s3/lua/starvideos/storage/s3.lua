@@ -18,6 +18,10 @@ local S = {}
 S.EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -- the SHA-256 of no bytes
 S.UNSIGNED = "UNSIGNED-PAYLOAD"
 
+S.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
+S.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
+S.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
+
 local function sign() return require "starvideos.sign" end
 -- SigV4 and S3's percent-encoding: this rock's own C module (rocks/s3/csrc), loaded with the first request
 local function sigv4() return require "starvideos.sigv4" end
@@ -110,6 +114,24 @@ function Server:asks(url, o) self.asking[url] = o end
 function Server:answered(url, o, there)
   if self.asking[url] == o then self.asking[url] = nil end
   if there ~= nil then self.there[url] = there or nil end
+end
+
+-- The storage option's fields (docs/storage.md) and their types: this rock's own, checked when a client is made
+-- (the core hands the option to the references point: refs.lua's check).
+S.OPTION = { endpoint = "string", region = "string", access_key = "string", secret_key = "string",
+  session_token = "string", path_style = "boolean", refs = "string", keep_refs = "boolean" }
+
+-- nil, or what is wrong with the storage option v (a table: config.lua's): a field of another name, or of another
+-- type.  Never a value.
+function S.check(v)
+  for k, x in pairs(v) do
+    local want = S.OPTION[k]
+    if not want then
+      return "storage." .. tostring(k) .. ": unknown field (endpoint, region, access_key, secret_key, session_token, "
+        .. "path_style, refs, keep_refs)"
+    end
+    if type(x) ~= want then return string_format("storage.%s: a %s expected, got a %s", k, want, type(x)) end
+  end
 end
 
 local ENV = { endpoint = "AWS_ENDPOINT_URL", region = "AWS_REGION", access_key = "AWS_ACCESS_KEY_ID",
@@ -240,6 +262,12 @@ function S.presign(st, bucket, key, seconds, time)
     time = time or os_time(), expires = seconds }
   if not r then return nil, err end
   return base .. path .. "?" .. r.query, r
+end
+
+-- The seconds a presigned URL lives that a task reads, its deadline `left` seconds away: past it by S.MARGIN, an
+-- hour at least, a week at most.
+function S.lifetime(left)
+  return math.min(S.WEEK, math.max(S.HOUR, math.ceil(left) + S.MARGIN))
 end
 
 -- The text of the first <name> element of an XML answer, its entities read; nil when there is none.

@@ -1,0 +1,141 @@
+-- remix and continue where the bucket is the parent or the out (issue 65; lua/starvideos/lineage.lua through the sink
+-- interface's check and source): a parent saved to s3:// is checked whole by its sink (HEAD), then read back from its
+-- presigned GET and verified (its bytes and SHA-256) by a remix (the copy put under the refs) and a continue; a
+-- continue from a file parent writes to an s3:// out; the command line's remix, with a bucket given by the
+-- environment, puts the parent's file there rather than sending the service's video_url.  s3rver behind the specs'
+-- SigV4-checking proxy (spec/support/s3_run.lua), the emulator fetching each reference as the service does; creates
+-- counted at the emulator.
+local helper = require "spec.helper"
+local core = require "starvideos.core"
+local media = require "starvideos.emulator.media"
+local S3run = require "spec.support.s3_run"
+
+local q = helper.shell_quote
+local KEY = "sk-lineage-bucket-5c2a"
+local why = S3run.missing() or (not helper.execute("command -v ffmpeg >/dev/null 2>&1") and "no ffmpeg") or nil
+
+describe("remix and continue with an s3:// parent or out", function()
+  local emu, st, dir, client, parent
+  local function parent_out() return "s3://vids/lineage/parent.mp4" end
+  S3run.lineage(why, { queued = 0, processing = 0.2, key = KEY }, parent_out, function(e)
+    emu, st, dir, client, parent = e.emu, e.st, e.dir, e.client, e.parent
+  end)
+
+  local function last_task()
+    local tasks = emu:tasks()
+    return tasks[#tasks]
+  end
+  -- The bytes s3rver holds at key (its own file of the object).
+  local function object_bytes(key) return assert(helper.read_file(st.dir .. "/vids/" .. key .. "._S3rver_object")) end
+  local function by_field(task)
+    local by = {}
+    for _, f in ipairs(task.fetched or {}) do by[f.field] = f end
+    return by
+  end
+
+  it("remix of an s3:// parent: one create whose reference video is the object read back, put and fetched whole by "
+    .. "the service; a rerun pays nothing", function()
+    if why then pending(why) return end
+    local before = emu:creates()
+    local t, err = client:remix(parent.id, { prompt = "as a cartoon", duration = 5 }, { out = dir .. "/r.mp4" })
+    assert.is_nil(err)
+    assert.equal(before + 1, emu:creates())
+    local made = last_task()
+    assert.equal(1, #made.params.referenceVideos)
+    assert.equal(st.url .. "/vids/refs/", made.params.referenceVideos[1]:sub(1, #st.url + 11))
+    local video = object_bytes("lineage/parent.mp4")
+    assert.same({ 200, #video, core.hash(video) }, { made.fetched[1].status, made.fetched[1].bytes,
+      made.fetched[1].hash })
+    assert.same({ parent.id, "remix" }, { t.parent, t.relation })
+    assert.is_false(helper.exists(dir .. "/r.mp4.parent.mp4"), "the read-back copy is removed")
+    local again = assert(client:remix(parent.id, { prompt = "as a cartoon", duration = 5 }, { out = dir .. "/r.mp4" }))
+    assert.equal(t.id, again.id)
+    assert.equal(before + 1, emu:creates(), "a rerun creates nothing")
+  end)
+
+  it("continue of an s3:// parent: one create whose first_image is the object's last frame, read back whole",
+    function()
+    if why then pending(why) return end
+    helper.write_file(dir .. "/end.png", media.png { width = 320, height = 240 })
+    local before = emu:creates()
+    local t, err = client:continue(parent.id, { prompt = "she walks on", last_image = { file = dir .. "/end.png" } },
+      { out = dir .. "/c.mp4" })
+    assert.is_nil(err)
+    assert.equal(before + 1, emu:creates())
+    local by = by_field(last_task())
+    assert.same({ 200, core.hash(helper.read_file(dir .. "/c.mp4.first.png")) },
+      { by.first_image.status, by.first_image.hash })
+    assert.is_false(helper.exists(dir .. "/c.mp4.parent.mp4"), "the read-back copy is removed")
+    assert.same({ parent.id, "continue" }, { t.parent, t.relation })
+  end)
+
+  it("continue of an s3:// parent whose object changed since it was saved: refused, nothing sent", function()
+    if why then pending(why) return end
+    local other = assert(client:generate({ model = "videos", prompt = "a grey wolf", duration = 5 },
+      { out = "s3://vids/lineage/changed.mp4" }))
+    local file = st.dir .. "/vids/lineage/changed.mp4._S3rver_object"
+    helper.write_file(file, "not the video")
+    local before = emu:creates()
+    local t, err = client:continue(other.id, { prompt = "on", last_image = "https://example.com/end.png" },
+      { out = dir .. "/changed-child.mp4" })
+    assert.is_nil(t)
+    assert.same({ "invalid_request", "task" }, { err.kind, err.field })
+    assert.matches("s3://vids/lineage/changed.mp4", err.message, 1, true)
+    assert.equal(before, emu:creates(), "nothing sent")
+  end)
+
+  it("continue from a file parent into an s3:// out: one create, the child saved whole as the object", function()
+    if why then pending(why) return end
+    local file_parent = assert(client:generate({ model = "videos", prompt = "a river", duration = 5 },
+      { out = dir .. "/river.mp4" }))
+    helper.write_file(dir .. "/end2.png", media.png { width = 320, height = 240 })
+    local before = emu:creates()
+    local t, err = client:continue(file_parent.id, { prompt = "downstream",
+      last_image = { file = dir .. "/end2.png" } }, { out = "s3://vids/lineage/downstream.mp4" })
+    assert.is_nil(err)
+    assert.equal(before + 1, emu:creates())
+    assert.equal("s3://vids/lineage/downstream.mp4", t.path)
+    assert.equal(t.sha256, st.read("lineage/downstream.mp4").sha256)
+    assert.same({ file_parent.id, "continue" }, { t.parent, t.relation })
+    assert.equal(200, by_field(last_task()).first_image.status)
+  end)
+
+  describe("on the command line", function()
+    -- bin/starvideos with args: the service's key and URL, the bucket in AWS_* and STARVIDEOS_REFS (as a user
+    -- gives them): { out, err, code }.
+    local function run(list)
+      local w = { "env", "-u", "STARVIDEOS_STORE", "STARVIDEOS_API_KEY=" .. q(KEY), "STARVIDEOS_BASE_URL="
+        .. q(emu.url), "AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER", "AWS_ENDPOINT_URL=" .. q(st.url),
+        "STARVIDEOS_REFS=s3://vids/clirefs/", q(helper.lua), q(helper.root .. "/bin/starvideos") }
+      for _, a in ipairs(list) do w[#w + 1] = q(a) end
+      local out, _, code = helper.capture(table.concat(w, " ") .. " </dev/null 2>" .. q(dir .. "/stderr"))
+      return { out = out, err = helper.read_file(dir .. "/stderr") or "", code = code }
+    end
+
+    -- `remix ID --out PATH` run: one create, whose reference video is an object under the refs holding bytes.
+    local function remixed(id, prompt, name, bytes)
+      local before = emu:creates()
+      local r = run { "remix", id, "--prompt", prompt, "--duration", "5", "--out", dir .. "/" .. name, "--interval",
+        "0.1", "--journal", dir .. "/j.jsonl" }
+      assert.equal(0, r.code, r.err)
+      assert.equal(before + 1, emu:creates())
+      local made = last_task()
+      local ref = made.params.referenceVideos[1]
+      assert.equal(st.url .. "/vids/clirefs/", ref:sub(1, #st.url + 14), "the bucket's URL, not " .. ref)
+      assert.same({ 200, core.hash(bytes) }, { made.fetched[1].status, made.fetched[1].hash })
+    end
+
+    it("remix ID --out with a bucket configured: the parent's file put into the bucket and presigned, not the "
+      .. "service's video_url", function()
+      if why then pending(why) return end
+      local file_parent = assert(client:generate({ model = "videos", prompt = "a hill", duration = 5 },
+        { out = dir .. "/hill.mp4" }))
+      remixed(file_parent.id, "at dusk", "dusk.mp4", helper.read_file(dir .. "/hill.mp4"))
+    end)
+
+    it("remix ID --out of an s3:// parent: one create, the object read back and put under the refs", function()
+      if why then pending(why) return end
+      remixed(parent.id, "in snow", "snow.mp4", object_bytes("lineage/parent.mp4"))
+    end)
+  end)
+end)
