@@ -56,6 +56,8 @@ describe("a bucket that does not exist #hosts", function()
     assert.matches("out: bucket nobucket does not exist: the store said", text, 1, true)
     assert.matches("NoSuchBucket", text, 1, true)
     assert.equal(0, emu:creates())
+    -- (the proxy writes its line once it answered: the command may have ended before it is in the file)
+    helper.wait_until(function() return #st.log() > since end, 5)
     local asked = {}
     for i, e in ipairs(st.log()) do
       if i > since then asked[#asked + 1] = string.format("%s %s %d", e.method, e.path, e.status) end
