@@ -67,7 +67,8 @@ end
 -- What a rock's command is handed with its flags (docs/architecture.md, "Extension points"): the command line's
 -- words and outputs, the store option's check and the key's name in a store; it requires none of the command line.
 local function handed(ctx, opts)
-  return { json = ctx.json, prog = args.PROG, usage_error = usage_error, quote = quote, out = out, err = output.err,
+  return { json = ctx.json, prog = args.PROG, invoked = args.INVOKED, nearest = require("starvideos.errors").nearest,
+    usage_error = usage_error, quote = quote, out = out, err = output.err,
     print_json = output.print_json, array = require("starvideos.cli.json").array,
     protect = require("starvideos.interrupt").pcall, check_store = require("starvideos.store_option").check,
     key_hash = function()
