@@ -90,9 +90,12 @@ end
 -- The storyboard FILE read and checked, every shot's request valid, before anything is sent: its shots, or a usage
 -- error naming FILE and the shot.
 local function storyboard(file)
+  local input = require "starvideos.cli.input"
   local f, ferr = io_open(file, "rb")
-  local text = f and f:read("*a")
-  if f then f:close() end
+  local text, big, code
+  if f then text, big, code = input.read(f, input.LIMITS.storyboard); f:close() end
+  if big and not code then usage_error("%s: the storyboard is %s (its limit)", quote(file), big) end
+  ferr = ferr or big
   if type(text) ~= "string" then usage_error("%s: cannot read the storyboard (%s)", quote(file), tostring(ferr)) end
   local doc, why = require("cjson.safe").decode(text)
   if doc == nil then usage_error("%s: not JSON (%s)", file, tostring(why)) end
