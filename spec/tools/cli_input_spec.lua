@@ -2,6 +2,7 @@
 -- storyboard, the API key's and the webhook secret's files.  Endless input (/dev/zero, which says it has no size)
 -- is refused at the file's limit, read with a bound, under a memory cap the old whole read ran past; a file whose
 -- size is over its limit is refused by that size; each a usage error naming the file and the limit, nothing sent.
+-- A command that runs out of memory all the same ends in its one line, not a traceback.
 
 local helper = require "spec.helper"
 local C = require "spec.support.cli_run"
@@ -57,6 +58,20 @@ describe("the command line's input limits", function()
     e.STARVIDEOS_API_KEY = nil
     assert.equals("starvideos status: the API key file " .. dir .. "/k is larger than 4096 bytes (its limit: the "
       .. "key goes on its first line)", refused({ "status", "video_1", "--api-key-file", sized("k", 4097) }, e))
+    assert.same({}, emu:requests())
+  end)
+
+  it("a command that runs out of memory says so in its one line, exit 1, no traceback", function()
+    local path = dir .. "/p.txt"
+    local f = assert(io.open(path, "w"))
+    for i = 1, 300000 do f:write("a cat number ", i, " on a surfboard in the sea at dawn\n") end -- (15 MiB)
+    f:close()
+    local capped = "sh -c 'ulimit -v 102400; exec \"$0\" \"$@\"' " .. q(helper.lua) -- (100 MB: it starts in 30)
+    local r = run({ "batch", "--prompts-file", path, "--out-dir", dir, "--model", "videos", "--duration", "5",
+      "--dry-run" }, env(), { lua = capped })
+    assert.equals(1, r.code, r.err)
+    assert.equals("starvideos batch: internal error: not enough memory", lines(r.err)[1])
+    assert.is_nil(r.err:find("traceback", 1, true), r.err)
     assert.same({}, emu:requests())
   end)
 

@@ -131,6 +131,12 @@ end
 -- command line ("interrupted" for Ctrl-C, with the task's next step; else "internal").
 local function raised(ctx, e)
   if args.is_usage(e) then return e end
+  -- out of memory, xpcall's handler not run: what the command held is freed first (Lua 5.1 has no emergency
+  -- collection to report it with)
+  if type(e) ~= "table" then
+    collectgarbage()
+    e = { internal = tostring(e) }
+  end
   local text = e.internal
   if e.interrupted or text:find("interrupted!", 1, true) then -- (a library call's, or Lua's own)
     local id = ctx.task_id
