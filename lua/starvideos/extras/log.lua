@@ -20,7 +20,7 @@ function Log.hide(s, lit)
   local pattern = lit:gsub("%W", function(c) return c == "\0" and "%z" or "%" .. c end)
   if #lit >= Log.WHOLE then return (s:gsub(pattern, MARK)) end
   return (s:gsub("()" .. pattern .. "()", function(at, after)
-    if s:find("^[%w_]", at - 1) and at > 1 or s:find("^[%w_]", after) then return nil end
+    if (at > 1 and s:find("^[%w_]", at - 1)) or s:find("^[%w_]", after) then return nil end
     return MARK
   end))
 end
