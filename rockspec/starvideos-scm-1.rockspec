@@ -87,6 +87,7 @@ build = {
     ["starvideos.cli.commands"] = "lua/starvideos/cli/commands.lua",
     ["starvideos.cli.batch"] = "lua/starvideos/cli/batch.lua",
     ["starvideos.cli.display"] = "lua/starvideos/cli/display.lua",
+    ["starvideos.cli.input"] = "lua/starvideos/cli/input.lua",
     ["starvideos.cli.json"] = "lua/starvideos/cli/json.lua",
     ["starvideos.cli.output"] = "lua/starvideos/cli/output.lua",
     ["starvideos.cli.lineage"] = "lua/starvideos/cli/lineage.lua",

@@ -134,6 +134,59 @@ describe("again, remix and continue", function()
     assert.equal(0, emu:creates())
   end)
 
+  -- prog's text run by a child VM under `timeout 60` (a call that would hang is killed, not the spec), PATH
+  -- first: what it wrote, stdout and stderr.
+  local function child(body, path)
+    local prog = dir .. "/child.lua"
+    helper.write_file(prog, string.format("local c = require('starvideos').new { api_key = %q, base_url = %q, "
+      .. "journal = %q }\n", KEY, emu.url, dir .. "/j.jsonl") .. body)
+    local lua = helper.capture("command -v " .. helper.shell_quote(helper.lua)):gsub("%s+$", "")
+    return helper.capture(helper.CHILD_ENV .. " PATH=" .. helper.shell_quote(path or "") .. ':"$PATH" timeout 60 '
+      .. helper.shell_quote(lua) .. " " .. helper.shell_quote(prog) .. " 2>&1")
+  end
+
+  it("a parent whose saved file is a link to a FIFO, or an out that is one, is refused at once, nothing created",
+    function()
+    emu:clear()
+    local fifo, video = dir .. "/fifo", dir .. "/parent.mp4"
+    assert(helper.execute("mkfifo " .. helper.shell_quote(fifo) .. " && mv " .. helper.shell_quote(video) .. " "
+      .. helper.shell_quote(video .. ".kept") .. " && ln -s " .. helper.shell_quote(fifo) .. " "
+      .. helper.shell_quote(video)))
+    local core = require "starvideos.core"
+    assert.same({ "link", "other", "other" }, { core.file_kind(video), core.file_kind(video, true),
+      core.file_kind(fifo, true) }, "file_kind: lstat, or with follow stat")
+    local text = child(string.format([[
+for _, how in ipairs { "remix", "continue" } do
+  local ok, err = c[how](c, %q, { prompt = "on", last_image = "https://example.com/end.png" }, { out = %q })
+  io.write(tostring(ok), " ", err.field, " ", err.message, "\n")
+end
+]], parent.id, dir .. "/z.mp4"))
+    assert(helper.execute("mv " .. helper.shell_quote(video .. ".kept") .. " " .. helper.shell_quote(video)))
+    local want = " is not a regular file (a FIFO, a device or a socket) (nothing was sent)"
+    assert.equal(string.format("nil task remix: task %s's video %s%s\nnil task continue: task %s's video %s%s\n",
+      parent.id, video, want, parent.id, video, want), text)
+    local ok, err = client:again(parent.id, {}, { out = fifo })
+    assert.same({ nil, "out", "again: opts.out " .. fifo .. want }, { ok, err.field, err.message })
+    assert.equal(0, emu:creates())
+  end)
+
+  it("continue's ffmpeg runs under the call's timeout: one that hangs is stopped then, refused, nothing sent",
+    function()
+    emu:clear()
+    local bin = dir .. "/hung"
+    assert(helper.execute("mkdir -p " .. helper.shell_quote(bin)))
+    helper.write_file(bin .. "/ffmpeg", "#!/bin/sh\nexec sleep 100\n")
+    assert(helper.execute("chmod +x " .. helper.shell_quote(bin .. "/ffmpeg")))
+    local text = child(string.format([[
+local ok, err = c:continue(%q, { prompt = "on", last_image = "https://example.com/end.png" }, { out = %q,
+  timeout = 1 })
+io.write(tostring(ok), " ", err.field, " ", err.message)
+]], parent.id, dir .. "/w.mp4"), bin)
+    assert.matches("^nil ffmpeg continue: ffmpeg could not take the last frame of .*: ffmpeg ran past the call's "
+      .. "timeout %(1 s%)", text)
+    assert.same({}, emu:requests())
+  end)
+
   it("continue without ffmpeg on PATH: refused, naming ffmpeg, nothing sent", function()
     emu:clear()
     local prog = dir .. "/noffmpeg.lua"

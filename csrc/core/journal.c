@@ -63,9 +63,9 @@ static int open_locked(const char *path, int flags, sv_buf *why) {
   return -1;
 }
 
-const char *sv_file_kind(const char *path, int *err) {
+const char *sv_file_kind(const char *path, int follow, int *err) {
   struct stat st;
-  if (lstat(path, &st) != 0) { *err = errno; return NULL; }
+  if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) { *err = errno; return NULL; }
   *err = 0;
   if (S_ISREG(st.st_mode)) return "file";
   if (S_ISDIR(st.st_mode)) return "folder";

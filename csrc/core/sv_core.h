@@ -458,10 +458,10 @@ SV_API int sv_file_replace(int lockfd, const char *tmp, const char *path, sv_buf
 #define SV_LOCK_BUSY (-2)
 #define SV_LOCK_MISSING (-3)
 SV_API int sv_file_try_lock(const char *path, int create, sv_buf *why);
-/* What lstat finds at path, without opening it (a FIFO is never waited on):
-   "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
+/* What lstat finds at path (stat with follow: what its links lead to), without opening it (a FIFO is never
+   waited on): "file", "folder", "link" or "other" (a FIFO, a device, a socket); NULL with
    *err = errno when nothing is there or it cannot be looked at. */
-SV_API const char *sv_file_kind(const char *path, int *err);
+SV_API const char *sv_file_kind(const char *path, int follow, int *err);
 /* The journal's writer: a thread per journal (journal.c) that appends records
    in the order given, each batch in one write and one fsync under the journal's
    flock, so that its caller never waits for the lock or the disk.

@@ -457,11 +457,11 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-/* file_kind(path) -> "file" | "folder" | "link" | "other" | nil, message, errno:
-   what is at path, by lstat (nothing is opened: a FIFO never blocks) */
+/* file_kind(path[, follow]) -> "file" | "folder" | "link" | "other" | nil, message, errno:
+   what is at path, by lstat (with follow by stat: what its links lead to; nothing is opened: a FIFO never blocks) */
 static int l_file_kind(lua_State *L) {
   int err;
-  const char *kind = sv_file_kind(luaL_checkstring(L, 1), &err);
+  const char *kind = sv_file_kind(luaL_checkstring(L, 1), lua_toboolean(L, 2), &err);
   if (kind) { lua_pushstring(L, kind); return 1; }
   lua_pushnil(L);
   lua_pushstring(L, strerror(err));

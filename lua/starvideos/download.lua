@@ -23,6 +23,7 @@ local NO_FILE = { [2] = "the folder %s does not exist", [20] = "%s is not a fold
 
 -- What no download may replace at its path (by lstat: nothing is opened, so a FIFO never waits).
 local NOT_A_FILE = { folder = "a folder", other = "not a regular file (a FIFO, a device or a socket)" }
+D.NOT_A_FILE = NOT_A_FILE -- (lineage.lua's words for a parent's file too)
 
 -- Why the folder dir takes no new file (a probe file is made there and removed), or nil.
 local function refuses(dir)

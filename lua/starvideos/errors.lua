@@ -54,16 +54,35 @@ local function distance(a, b)
   return prev[#b]
 end
 
+-- The one name of list whose start is w (folded, three letters or more: `complet` ~ `completion`), or nil.
+local function started(w, list)
+  local found
+  if #w < 3 then return nil end
+  for _, name in ipairs(list) do
+    if type(name) == "string" and fold(name):sub(1, #w) == w then
+      if found then return nil end
+      found = name
+    end
+  end
+  return found
+end
+
 -- The name a misspelt word likely meant, of names (a list of strings, or a table keyed by them): one equal to it
--- but for case and punctuation (`first_image` ~ `first-image`), else the one nearest within one edit (two for a
--- word of six letters or more; none for three or fewer); nil when none is, or when two are as near.
+-- but for case and punctuation (`first_image` ~ `first-image`), else the one name it starts (of three letters or
+-- more: `lis` ~ `list`), else the one nearest within one edit (two for a word of six letters or more; none for two
+-- or fewer); nil when none is, or when two are as near.
 function M.nearest(word, names)
   if type(word) ~= "string" or type(names) ~= "table" then return nil end
   local list = {}
   for k, v in pairs(names) do list[#list + 1] = type(k) == "string" and k or v end
   table_sort(list, function(x, y) return tostring(x) < tostring(y) end)
   local w = fold(word)
-  local most = #w >= 6 and 2 or #w >= 4 and 1 or 0
+  for _, name in ipairs(list) do
+    if type(name) == "string" and name ~= word and fold(name) == w then return name end
+  end
+  local prefix = started(w, list)
+  if prefix and prefix ~= word then return prefix end
+  local most = #w >= 6 and 2 or #w >= 3 and 1 or 0
   local best, best_d, tied = nil, most + 1, false
   for _, name in ipairs(list) do
     if type(name) == "string" and name ~= word then

@@ -63,6 +63,14 @@ local function hasher(client)
   return tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end or nil
 end
 
+-- A local file remix or continue opens (the parent's video, the new out): nil when it is a regular file, links
+-- followed, or nothing yet; else the refusal's error, before it is opened (a FIFO would hold the open forever).
+local function not_a_file(how, field, path, what)
+  if type(path) ~= "string" or path:find("^%a[%w+.-]*://") then return nil end -- (a bucket's: its sink's)
+  local kind = Download.NOT_A_FILE[require("starvideos.core").file_kind(path, true)]
+  return kind and select(2, refused(how, field, "%s %s is %s", what, path, kind))
+end
+
 -- The parent's saved video, whole as recorded where its sink keeps it (a file, a bucket's object: the sink's check):
 -- its path, or nil, err.
 local function video_of(client, how, t)
@@ -70,6 +78,8 @@ local function video_of(client, how, t)
     return refused(how, "task", "task %s has no saved video (%s): save it first (wait or resume with an out)", t.id,
       t.state or "not downloaded")
   end
+  local bad = not_a_file(how, "task", t.path, "task " .. t.id .. "'s video")
+  if bad then return nil, bad end
   local state, why = Sink.of(client.cfg, t.path).check({ path = t.path, bytes = t.bytes, sha256 = t.sha256 },
     client.ctx, hasher(client))
   if state ~= "ok" then return refused(how, "task", "task %s's video is not whole: %s", t.id, why) end
@@ -95,6 +105,7 @@ local function new_out(how, t, opts)
   if mine == t.path or mine == t.out or opts.out == t.path then
     return select(2, refused(how, "out", "opts.out is task %s's own file: give the new video another", t.id))
   end
+  return not_a_file(how, "out", opts.out, "opts.out")
 end
 
 -- The parent of a remix or a continue, its out checked, its video whole: t, its path and the ledger's tasks, or
@@ -198,15 +209,20 @@ function M.remix(client, task, params, opts)
   return { params = p, parent = t.id, relation = "remix", scratch = scratch }
 end
 
--- The last frame of the video at path written to frame by ffmpeg: true, or nil, why.
-function M.last_frame(path, frame)
+-- The last frame of the video at path written to frame by ffmpeg, killed after timeout seconds (the call's; by
+-- coreutils' timeout, when it is on PATH): true, or nil, why.
+function M.last_frame(path, frame, timeout)
   if not shell.has("ffmpeg") then
     return nil, "ffmpeg is not on PATH (Debian: apt-get install ffmpeg): the parent's last frame cannot be taken"
   end
   os.remove(frame)
-  -- (in nginx through ngx.pipe: its worker serves other requests while ffmpeg runs)
-  local said = shell.run(string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s",
-    shell.word(path), shell.word(frame)))
+  local command = string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s",
+    shell.word(path), shell.word(frame))
+  if timeout and shell.has("timeout") then -- (124: it ran past the call's timeout, then had 5 s to end)
+    command = string_format("{ timeout -k 5 %.3f %s || { [ $? -ne 124 ] || echo \"ffmpeg ran past the call's "
+      .. "timeout (%g s)\"; }; }", timeout, command, timeout)
+  end
+  local said = shell.run(command) -- (in nginx in its thread pool: its worker serves other requests while it runs)
   local f = io.open(frame, "rb")
   local size = f and f:seek("end") or 0
   if f then f:close() end
@@ -269,7 +285,7 @@ function M.continue(client, task, params, opts)
     if not copied then return nil, err end
     path = copied
   end
-  local ok, why = M.last_frame(path, frame)
+  local ok, why = M.last_frame(path, frame, opts.timeout or client.cfg.wait_timeout)
   if copied then os.remove(copied) end
   if not ok then return refused("continue", "ffmpeg", "%s", why) end
   local p = M.shaped(copy(params), params_of("continue", t) or {})

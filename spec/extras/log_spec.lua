@@ -137,6 +137,14 @@ describe("the log's redaction", function()
     assert.equal("x [redacted] y", Log.redact("x " .. key .. " y", { key }))
   end)
 
+  it("hides a key shorter than 8 bytes (the README's k) where it stands whole, not each letter of a word", function()
+    assert.equal("waiting for the key [redacted], Bearer [redacted], api_key=[redacted]&x=1 ([redacted]) k_1 xk",
+      Log.redact("waiting for the key k, Bearer k, api_key=k&x=1 (k) k_1 xk", { "k" }))
+    assert.equal("[redacted] in [redacted] and tests", Log.redact("test in test and tests", { "test", "" }))
+    local line = Log.line({ type = "status", id = "video_k", status = "completed" }, "info", { "k" })
+    assert.equal("starvideos: status video_k completed", line)
+  end)
+
   it("hides a value percent-encoded too (a key in a URL)", function()
     local key = "ab/cd+ef=="
     assert.equal("http://h/x/[redacted]/y and [redacted]", Log.redact("http://h/x/ab%2Fcd%2Bef%3D%3D/y and " .. key,
@@ -148,8 +156,8 @@ describe("the log's redaction", function()
     local f = assert(io.tmpfile())
     output.set_secret(KEY)
     output.write(f, "key ", KEY, " twice ", KEY .. KEY, " %a")
-    output.set_secret("abc") -- shorter than 4 bytes: the command line shows it
-    output.write(f, " abc")
+    output.set_secret("abc") -- shorter than 8 bytes: hidden where it stands whole, not inside a word
+    output.write(f, " abc abcdef")
     output.set_secret("whsec_second") -- a webhook secret beside the key: both stay hidden
     output.write(f, " ", KEY, " whsec_second")
     output.set_secret(nil)
@@ -157,7 +165,7 @@ describe("the log's redaction", function()
     f:seek("set")
     local got = f:read("*a")
     f:close()
-    assert.equal("key [redacted] twice [redacted][redacted] %a abc [redacted] [redacted] " .. KEY, got)
+    assert.equal("key [redacted] twice [redacted][redacted] %a [redacted] abcdef [redacted] [redacted] " .. KEY, got)
   end)
 
   it("cuts a long line after redacting it, so no cut leaves part of a secret", function()

@@ -67,12 +67,26 @@ describe("the command line's words (issue 55)", function()
       assert.same({}, emu:requests())
     end)
 
+    it("a command cut short or missing a letter names the one meant: lst, lis, complet (not compact), stat",
+      function()
+      assert.equals('starvideos: unknown command "lst" (did you mean list?)', first { "lst" })
+      assert.equals('starvideos: unknown command "lis" (did you mean list?)', first { "lis" })
+      assert.equals('starvideos: unknown command "complet" (did you mean completion?)', first { "complet" })
+      assert.equals('starvideos: unknown command "stat" (did you mean status?)', first { "stat" })
+      assert.equals("starvideos generate: unknown option --promp (did you mean --prompt?)",
+        first { "generate", "--promp", "a cat" })
+      local nearest = require("starvideos.errors").nearest
+      assert.is_nil(nearest("com", { "compact", "completion" })) -- (the start of two: no guess)
+      assert.equals("first_image", nearest("FIRST-IMAGE", { "first_image", "first_images" }))
+      assert.same({}, emu:requests())
+    end)
+
     it("no guess when nothing is near, or when two are as near", function()
       assert.equals("starvideos create: unknown option --colour", first { "create", "--colour", "red" })
       local nearest = require("starvideos.errors").nearest
       assert.is_nil(nearest("out", { "json", "help" }))
       assert.is_nil(nearest("cat", { "bat", "hat" }))
-      assert.is_nil(nearest("ab", { "abc" })) -- (three letters or fewer: case and punctuation only)
+      assert.is_nil(nearest("ab", { "abc" })) -- (two letters or fewer: case and punctuation only)
       assert.equals("dry_run", nearest("dry-run", { "dry_run", "dir" }))
     end)
 

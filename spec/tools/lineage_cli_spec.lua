@@ -187,4 +187,25 @@ describe("lineage on the command line", function()
     for i = 1, 3 do want[i] = want[i]:gsub("  a %a+ fox$", "") end -- (a compacted task keeps no prompt)
     assert.same(want, tree(), "the lineage survives compaction")
   end)
+
+  it("list --tree of a chain of 3,000 generations: each under the one before, two spaces a generation up to 20, "
+    .. "then the depth in brackets; --json gives every depth", function()
+    require("bench.lib.chain_journal").write(journal, 3000, dir)
+    local r = run({ "list", "--journal", journal, "--tree" }, {})
+    assert.equals(0, r.code, r.err)
+    local got = lines(r.out)
+    assert.equals(3001, #got)
+    assert.equals("video_1  created  videos  " .. dir .. "/o1.mp4  p1", got[1])
+    assert.equals(string.rep("  ", 20) .. "again: video_21  created  videos  " .. dir .. "/o21.mp4  p21", got[21])
+    for i = 22, 3000 do
+      local want = string.format("%s[%d] again: video_%d  created  videos  %s/o%d.mp4  p%d", string.rep("  ", 20),
+        i - 1, i, dir, i, i)
+      if got[i] ~= want then assert.equals(want, got[i], "line " .. i) end
+    end
+    assert.equals("3000 tasks: 3000 created", got[3001])
+    r = run({ "list", "--journal", journal, "--tree", "--json" }, {})
+    for i, t in ipairs(json_lines(r.out)) do
+      if t.depth ~= i - 1 or t.id ~= "video_" .. i then assert.same({ "video_" .. i, i - 1 }, { t.id, t.depth }) end
+    end
+  end)
 end)

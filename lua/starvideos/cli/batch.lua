@@ -30,8 +30,13 @@ local function read_entries(path, defaults)
   if rerr then f:close(); usage_error("--prompts-file %s: cannot read it: %s", quote(path), tostring(rerr)) end
   local starvideos, cjson = client_for.load(), require "cjson.safe"
   local entries, n, jsonl = {}, 0, path:find("%.jsonl$") ~= nil
-  local all = f:read("*a") or "" -- (whole: Lua 5.1's line reader ends a line at a NUL byte, and drops it)
+  local input = require "starvideos.cli.input"
+  -- (whole: Lua 5.1's line reader ends a line at a NUL byte, and drops it; at most its limit: /dev/zero says no size)
+  local all, big = input.read(f, input.LIMITS.prompts)
   f:close()
+  if not all then
+    usage_error("--prompts-file %s is %s (its limit: split it into several batches)", quote(path), tostring(big))
+  end
   for raw in (all .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     if n == 1 then raw = raw:gsub("^\239\187\191", "") end

@@ -32,10 +32,13 @@ local function read_secret_file(path, what, word)
       err:sub(1, #path + 2) == path .. ": " and err:sub(#path + 3) or err)
   end
   if not f then usage_error("cannot read the %s file: %s", what, err) end
-  local line, rerr, code = f:read("*l")
+  local input = require "starvideos.cli.input"
+  local line, rerr, code = input.first_line(f, input.LIMITS.secret) -- (/dev/zero: refused at its limit, not read)
   if f ~= io_stdin then f:close() end
   if line == nil and code == 21 then -- EISDIR
     usage_error("the %s file %s is a directory, not a file", what, path)
+  elseif line == nil and rerr and not code then
+    usage_error("the %s file %s is %s (its limit: the %s goes on its first line)", what, path, rerr, word)
   elseif line == nil and rerr then
     usage_error("cannot read the %s file %s: %s", what, path, rerr)
   end

@@ -67,7 +67,8 @@ end
 -- What a rock's command is handed with its flags (docs/architecture.md, "Extension points"): the command line's
 -- words and outputs, the store option's check and the key's name in a store; it requires none of the command line.
 local function handed(ctx, opts)
-  return { json = ctx.json, prog = args.PROG, usage_error = usage_error, quote = quote, out = out, err = output.err,
+  return { json = ctx.json, prog = args.PROG, invoked = args.INVOKED, nearest = require("starvideos.errors").nearest,
+    usage_error = usage_error, quote = quote, out = out, err = output.err,
     print_json = output.print_json, array = require("starvideos.cli.json").array,
     protect = require("starvideos.interrupt").pcall, check_store = require("starvideos.store_option").check,
     key_hash = function()
@@ -130,6 +131,12 @@ end
 -- command line ("interrupted" for Ctrl-C, with the task's next step; else "internal").
 local function raised(ctx, e)
   if args.is_usage(e) then return e end
+  -- out of memory, xpcall's handler not run: what the command held is freed first (Lua 5.1 has no emergency
+  -- collection to report it with)
+  if type(e) ~= "table" then
+    collectgarbage()
+    e = { internal = tostring(e) }
+  end
   local text = e.internal
   if e.interrupted or text:find("interrupted!", 1, true) then -- (a library call's, or Lua's own)
     local id = ctx.task_id

@@ -91,9 +91,12 @@ end
 -- The storyboard FILE read and checked, every shot's request valid, before anything is sent: its shots, or a usage
 -- error naming FILE and the shot.
 local function storyboard(file)
+  local input = require "starvideos.cli.input"
   local f, ferr = io_open(file, "rb")
-  local text = f and f:read("*a")
-  if f then f:close() end
+  local text, big, code
+  if f then text, big, code = input.read(f, input.LIMITS.storyboard); f:close() end
+  if big and not code then usage_error("%s: the storyboard is %s (its limit)", quote(file), big) end
+  ferr = ferr or big
   if type(text) ~= "string" then usage_error("%s: cannot read the storyboard (%s)", quote(file), tostring(ferr)) end
   local doc, why = require("cjson.safe").decode(text)
   if doc == nil then usage_error("%s: not JSON (%s)", file, tostring(why)) end
@@ -199,7 +202,8 @@ end
 -- ------------------------------------------------------------ list --tree
 
 -- tasks in the tree's order, each with its depth: a task whose parent is listed goes under it (its children in
--- the ledger's order), every other one is a root.
+-- the ledger's order), every other one is a root.  A walk with a stack of its own, each task once: a chain of any
+-- length is walked in its length's time, with no Lua call a generation.
 local function tree_order(tasks)
   local by_id, kids, order, seen = {}, {}, {}, {}
   for _, t in ipairs(tasks) do if t.id then by_id[t.id] = t end end
@@ -207,17 +211,42 @@ local function tree_order(tasks)
     local p = t.parent and by_id[t.parent]
     if p and p ~= t then kids[p] = kids[p] or {}; kids[p][#kids[p] + 1] = t end
   end
-  local function walk(t, depth)
-    if seen[t] then return end
-    seen[t], t.depth = true, depth
-    order[#order + 1] = t
-    for _, k in ipairs(kids[t] or {}) do walk(k, depth + 1) end
+  local function walk(root)
+    if seen[root] then return end
+    local stack = { root }
+    root.depth = 0
+    while stack[1] do
+      local t = table.remove(stack)
+      if not seen[t] then
+        seen[t] = true
+        order[#order + 1] = t
+        local ks = kids[t] or {}
+        for i = #ks, 1, -1 do
+          if not seen[ks[i]] then ks[i].depth = t.depth + 1; stack[#stack + 1] = ks[i] end
+        end
+      end
+    end
   end
   for _, t in ipairs(tasks) do
-    if not (t.parent and by_id[t.parent]) then walk(t, 0) end
+    if not (t.parent and by_id[t.parent]) then walk(t) end
   end
-  for _, t in ipairs(tasks) do walk(t, 0) end -- (a loop of parents, which no root reaches)
+  for _, t in ipairs(tasks) do walk(t) end -- (a loop of parents, which no root reaches)
   return order
+end
+
+-- A line's indent: two spaces a generation up to INDENT generations; a deeper one's is INDENT's, then its depth in
+-- brackets ("[21] "), so that a line's length stays its own, whatever the chain's length.
+local INDENT = 20
+local function indent(depth)
+  if depth <= INDENT then return string_rep("  ", depth) end
+  return string_rep("  ", INDENT) .. "[" .. depth .. "] "
+end
+
+-- s without its trailing spaces, in its length's time (a pattern's "%s+$" tries again from each space).
+local function trimmed(s)
+  local i = #s
+  while i > 0 and s:find("^%s", i) do i = i - 1 end
+  return s:sub(1, i)
 end
 
 -- `list --tree`: each task's line (its relation first, under its parent), then the count by state; --json: an
@@ -233,11 +262,11 @@ function M.print_tree(tasks, as_json, tty)
   for _, t in ipairs(order) do
     local how = t.relation and (t.depth > 0 and shown(t.relation) .. ": " or shown(t.relation) .. " of "
       .. shown(t.parent) .. ": ") or ""
-    local line = string_format("%s%s%s  %s  %s  %s  %s", string_rep("  ", t.depth), how, shown(t.id or t["local"]),
-      shown(t.state), shown(t.model or "-"), shown(t.path or t.out or "-"), (t.prompt or ""):gsub("%c", " "))
-      :gsub("%s+$", "") -- (a compacted task has no prompt)
+    local line = indent(t.depth) .. trimmed(string_format("%s%s  %s  %s  %s  %s", how, shown(t.id or t["local"]),
+      shown(t.state), shown(t.model or "-"), shown(t.path or t.out or "-"), (t.prompt or ""):gsub("%c", " ")))
+      -- (a compacted task has no prompt)
     out(#line > room and line:sub(1, room) or line, "\n")
-    if t.error then out(string_rep("  ", t.depth + 1), "error: ", tostring(t.error), "\n") end
+    if t.error then out(indent(t.depth + 1), "error: ", tostring(t.error), "\n") end
   end
   out(display.count_line(tasks), "\n")
 end

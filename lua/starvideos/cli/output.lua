@@ -30,7 +30,7 @@ function M.set_secret(value)
   if value == nil then secrets = {} else secrets[#secrets + 1] = value end
 end
 
--- every secret's every occurrence as "[redacted]" (the log's one plain-text hiding), and
+-- every secret as "[redacted]" where the log hides it (Log.hide: a short one where it stands whole), and
 -- each command a message names (`starvideos pending ...`, the library's words too) as it
 -- was invoked (args.INVOKED), so that pasted it works
 local function redact(s)
@@ -38,10 +38,7 @@ local function redact(s)
   if args.INVOKED ~= "starvideos" then
     s = s:gsub("`starvideos ", function() return "`" .. args.INVOKED .. " " end)
   end
-  for i = 1, #secrets do
-    local secret = secrets[i]
-    if #secret >= 4 then s = hide(s, secret) end
-  end
+  for i = 1, #secrets do s = hide(s, secrets[i]) end -- (a short one where it stands whole)
   return s
 end
 

@@ -9,10 +9,20 @@ local MARK = "[redacted]"
 local DEBUG_ONLY = { request = true, response = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
--- Every occurrence of the plain text lit (not empty) in s as MARK (a pattern: "\0" as %z for 5.1).
+-- A secret this long or longer is hidden wherever it is; a shorter one only where it stands whole (docs/logs-and-
+-- proxies.md): a key "k" found in free text would take every k of "key".
+Log.WHOLE = 8
+
+-- Every occurrence of the plain text lit (not empty) in s as MARK (a pattern: "\0" as %z for 5.1); lit shorter
+-- than Log.WHOLE bytes only where it stands whole: neither byte beside it a letter, a digit or "_".
 function Log.hide(s, lit)
+  if lit == "" then return s end
   local pattern = lit:gsub("%W", function(c) return c == "\0" and "%z" or "%" .. c end)
-  return (s:gsub(pattern, MARK))
+  if #lit >= Log.WHOLE then return (s:gsub(pattern, MARK)) end
+  return (s:gsub("()" .. pattern .. "()", function(at, after)
+    if (at > 1 and s:find("^[%w_]", at - 1)) or s:find("^[%w_]", after) then return nil end
+    return MARK
+  end))
 end
 
 -- "bearer" -> "[Bb][Ee]..."

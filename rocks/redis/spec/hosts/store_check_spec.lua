@@ -34,7 +34,8 @@ local function warned(doc)
 end
 
 describe("starvideos store check: bad usage", function()
-  it("a bad URL, another subcommand or a negative --replicas: exit 2, the password never shown", function()
+  it("a bad URL, another subcommand (the one meant named, the command as typed) or a negative --replicas: exit 2, "
+    .. "the password never shown", function()
     local r = check("redis://:hunter2@127.0.0.1:70000")
     assert.equal(2, r.code, r.err)
     assert.matches('URL "redis://***@127.0.0.1:70000": the port is not 1 to 65535', r.err, 1, true)
@@ -42,8 +43,8 @@ describe("starvideos store check: bad usage", function()
     local parts = string.format("%s %s store chek redis://127.0.0.1:6379 2>&1", q(helper.lua), q(BIN))
     local out, _, code = helper.capture(parts)
     assert.equal(2, code)
-    assert.matches('store\'s subcommands are check and hold (starvideos store check URL, starvideos store hold URL '
-      .. '[--clear]), got "chek"', out, 1, true)
+    assert.matches(string.format('store\'s subcommands are check and hold (%s store check URL, %s store hold URL '
+      .. '[--clear]), got "chek" (did you mean check?)', BIN, BIN), out, 1, true) -- (the command as it was typed)
     r = check("redis://127.0.0.1:6379", "--replicas=-1") -- (alone, -1 reads as a flag: argparse's rule)
     assert.equal(2, r.code)
     assert.matches("--replicas expects a whole number >= 0, got -1", r.err, 1, true)

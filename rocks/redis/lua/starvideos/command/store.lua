@@ -115,9 +115,10 @@ end
 
 function M.run(cli, opts, pos)
   local usage_error = cli.usage_error
-  if pos[1] ~= "check" and pos[1] ~= "hold" then
-    usage_error("store's subcommands are check and hold (starvideos store check URL, starvideos store hold "
-      .. "URL [--clear]), got %s", cli.quote(pos[1]))
+  if pos[1] ~= "check" and pos[1] ~= "hold" then -- (the command as it was typed: cli.invoked, bin/starvideos)
+    local meant, typed = cli.nearest and cli.nearest(pos[1], { "check", "hold" }), cli.invoked or cli.prog
+    usage_error("store's subcommands are check and hold (%s store check URL, %s store hold URL [--clear]), got %s%s",
+      typed, typed, cli.quote(pos[1]), meant and " (did you mean " .. meant .. "?)" or "")
   end
   if (opts.replicas or 0) < 0 then usage_error("--replicas expects a whole number >= 0, got %d", opts.replicas) end
   local ok, why = cli.protect(cli.check_store, pos[2])
