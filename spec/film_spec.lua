@@ -182,6 +182,22 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     c:close()
   end)
 
+  it("run again once made (its out relative): no create planned, none paid, its spend limit used up by its shots not "
+    .. "refusing it", function()
+    local c, dir = fresh { prices = { videos = 0.4 },
+      spend_limit = { amount = 0.8, scope = "model", model = "videos" } }
+    local shots = { { model = "videos", prompt = "a", duration = 4 }, { prompt = "b", remix = 1 } }
+    local out = relative(dir .. "/f.mp4")
+    assert(c:film(shots, { out = out }))
+    assert.equal(2, emu:creates())
+    local plan = assert(c:film(shots, { out = out, dry_run = true }))
+    assert.same({ 0, "none", "none" }, { plan.creates, plan.shots[1].action, plan.shots[2].action })
+    local again, err = c:film(shots, { out = out })
+    assert.is_table(again, err and err.message)
+    assert.equal(2, emu:creates(), "none paid twice")
+    c:close()
+  end)
+
   it("a shot that fails once the shots before it are made says they are made and paid for (err.made), not that "
     .. "nothing was sent", function()
     local c, dir = fresh()

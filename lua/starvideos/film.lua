@@ -11,6 +11,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local shell = require "starvideos.shell"
+local Sink = require "starvideos.sink"
 local Create = require "starvideos.create"
 local X = require "starvideos.extension"
 local lineage = require "starvideos.lineage"
@@ -184,11 +185,11 @@ local function local_file(client, s, req)
   for _, r in ipairs(Create.references(req)) do if r.file then return r.field end end
 end
 
--- Whether the shots' local files can be put into the bucket (the references point's `ready`: no network): nil, or
--- the refusal of the first shot that sends one.
-local function bucket_for(client, list, reqs)
+-- Whether the local files of the shots to make (planned: a shot made already sends none) can be put into the bucket
+-- (the references point's `ready`: no network): nil, or the refusal of the first shot that sends one.
+local function bucket_for(client, list, reqs, planned)
   for i, s in ipairs(list) do
-    local field = local_file(client, s, reqs[i])
+    local field = planned.shots[i].action == "create" and local_file(client, s, reqs[i])
     if field then
       local refs, err = X.find("references", nil, "local files as references", field)
       if refs and refs.ready then refs, err = refs.ready(client.cfg) end
@@ -209,7 +210,7 @@ local function plan(client, reqs, list, out)
   local res, cost = { shots = {}, creates = 0 }, 0
   for i, s in ipairs(list) do
     local path, model = M.shot_path(out, i), reqs[i].model
-    local action = made[path] and "none" or "create"
+    local action = (made[path] or made[Sink.recorded(path)]) and "none" or "create" -- (a relative out: as recorded)
     res.shots[i] = { index = i, path = path, action = action, model = model, continues = s.continue,
       remixes = s.remix }
     if action == "create" then
@@ -231,12 +232,12 @@ local function within_limits(client, planned, tenant)
       entries[#entries + 1] = { action = "create", reason = "new", model = s.model, shot = s.index }
     end
   end
-  for _, e in ipairs(require("starvideos.batch").capped(client.ctx, { entries = entries }, tenant).entries) do
+  for k, e in ipairs(require("starvideos.batch").capped(client.ctx, { entries = entries }, tenant).entries) do
     if e.reason == "spend_limited" then
       return select(2, shot_refused(e.shot, e.err.field, string_format("the film's %d create%s%s %s more than the "
-        .. "spend limits let through: after the shots before it, %s", planned.creates, planned.creates == 1 and ""
-        or "s", planned.cost and string_format(" (cost %.14g)", planned.cost) or "", planned.creates == 1 and "is"
-        or "are", e.err.message), e.err))
+        .. "spend limits let through: %s%s", planned.creates, planned.creates == 1 and "" or "s", planned.cost
+        and string_format(" (cost %.14g)", planned.cost) or "", planned.creates == 1 and "is" or "are", k > 1
+        and "after the shots before it, " or "", e.err.message), e.err))
     end
   end
 end
@@ -252,10 +253,8 @@ local function checked(client, shots, opts)
   end
   local reqs, rerr = requests_of(list)
   if not reqs then return shot_refused(rerr.shot, rerr.field, rerr.message, rerr) end
-  err = tools() or bucket_for(client, list, reqs)
-  if err then return nil, err end
   local planned = plan(client, reqs, list, opts.out)
-  err = within_limits(client, planned, opts.tenant)
+  err = tools() or bucket_for(client, list, reqs, planned) or within_limits(client, planned, opts.tenant)
   if err then return nil, err end
   return list, planned
 end
