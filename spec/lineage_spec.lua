@@ -1,7 +1,8 @@
 -- Videos that build on videos (lua/starvideos/lineage.lua, docs/lineage.md) against the emulator, the ledger a
 -- journal: again makes one create with the parent's recorded params changed, a rerun none; remix sends the parent's
--- video as a reference video and continue its last frame as first_image (with a bucket: rocks/s3/spec); each child
--- records its parent and relation; and the refusals before paying, each with no request sent.
+-- video as a reference video (the parent's model, duration and ratio where none is given) and continue its last
+-- frame as first_image (with a bucket: rocks/s3/spec); each child records its parent and relation; and the
+-- refusals before paying, each with no request sent.
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local cjson = require "cjson.safe"

@@ -3,7 +3,9 @@
 -- changed by the flags given, and run again none; continue without --last-image is refused with nothing sent; a
 -- 4-shot storyboard makes 4 creates and one film of the shots' summed duration, its --dry-run sends nothing, a film
 -- stopped by Ctrl-C prints the command that goes on, paying no shot twice; a bad storyboard is refused naming the
--- file and the shot; list --tree shows three generations, the same after compact.
+-- file and the shot; the docs' storyboard without a bucket sends nothing, and its --dry-run with one prices its
+-- continue; a remix without --duration takes the parent's; a film stopped after a shot is made exits 1 saying so;
+-- list --tree shows three generations, the same after compact.
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
