@@ -198,6 +198,29 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     c:close()
   end)
 
+  it("run again once a shot's task is created but not saved (its call stopped): that shot planned as followed, "
+    .. "not a create, so a spend limit its price is reserved in lets the film through; none paid twice", function()
+    local limited = { prices = { videos = 0.4 }, spend_limit = { amount = 0.8, scope = "model", model = "videos" } }
+    local c, dir = fresh(limited)
+    local shots = { { model = "videos", prompt = "a", duration = 4 }, { model = "videos", prompt = "b", duration = 4 } }
+    local out = dir .. "/f.mp4"
+    local job = assert(c:start(shots[2], { out = require("starvideos.film").shot_path(out, 2) }))
+    assert.is_true(helper.wait_until(function()
+      c:step(0.05)
+      return job.state ~= "creating"
+    end, 30))
+    c:close() -- (its job cancelled: the task created stays the ledger's)
+    assert.equal(1, emu:creates())
+    limited.journal = dir .. "/j.jsonl"
+    c = fresh(limited) -- (the same journal; the emulator's log cleared)
+    local plan = assert(c:film(shots, { out = out, dry_run = true }))
+    assert.same({ 1, "create", "download" }, { plan.creates, plan.shots[1].action, plan.shots[2].action })
+    local made, err = c:film(shots, { out = out })
+    assert.is_table(made, err and err.message)
+    assert.same({ 1, job.id }, { emu:creates(), made.shots[2].id }, "shot 1 created, shot 2 followed")
+    c:close()
+  end)
+
   it("a shot that fails once the shots before it are made says they are made and paid for (err.made), not that "
     .. "nothing was sent", function()
     local c, dir = fresh()

@@ -201,16 +201,26 @@ local function bucket_for(client, list, reqs, planned)
   end
 end
 
--- What a film would make, sending nothing (reqs: each shot's request): {shots = {{index, path, action ("create",
--- or "none": its file made already), model (the one it takes), continues, remixes}}, creates, cost (when every
--- price is known)}.
+-- What the ledger holds of each file, by its path or out as recorded: "none" for one made, "download" for one whose
+-- task was created and has not failed (the shot's keyed job follows it: nothing paid).
+local function held(client)
+  local by = {}
+  for _, t in ipairs(client:tasks() or {}) do
+    if t.path then by[t.path] = "none" end
+    if t.out and by[t.out] == nil and (t.state == "created" or t.state == "completed") then by[t.out] = "download" end
+  end
+  return by
+end
+
+-- What a film would make, sending nothing (reqs: each shot's request): {shots = {{index, path, action ("create";
+-- "download": its task created before, followed; "none": its file made already), model (the one it takes),
+-- continues, remixes}}, creates, cost (when every price is known)}.
 local function plan(client, reqs, list, out)
-  local made, prices = {}, client.cfg.prices or {}
-  for _, t in ipairs(client:tasks() or {}) do if t.path then made[t.path] = true end end
+  local by, prices = held(client), client.cfg.prices or {}
   local res, cost = { shots = {}, creates = 0 }, 0
   for i, s in ipairs(list) do
     local path, model = M.shot_path(out, i), reqs[i].model
-    local action = (made[path] or made[Sink.recorded(path)]) and "none" or "create" -- (a relative out: as recorded)
+    local action = by[path] or by[Sink.recorded(path)] or "create" -- (a relative out: as recorded)
     res.shots[i] = { index = i, path = path, action = action, model = model, continues = s.continue,
       remixes = s.remix }
     if action == "create" then

@@ -224,6 +224,10 @@ describe("lineage on the command line", function()
     assert.equals(0, r.code, r.err)
     assert.equals(before + 2, emu:creates())
     assert.matches("\nshot 2: task %S+ %(remixes %S+%), saved ", r.out)
+    r = run({ "film", board, "--out", dir .. "/a.mp4", "--journal", journal, "--dry-run" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals("2     none    videos  -      " .. dir .. "/a.shot02.mp4 (remixes shot 1) (made already)",
+      lines(r.out)[3])
     -- (the remix asks whether shot 1's video_url answers, without a bucket: it does not; its file needs one)
     emu:fault { method = "HEAD", path = "/videos/", status = 404, count = 10 }
     r = run({ "film", board, "--out", dir .. "/b.mp4", "--journal", journal, "--interval", "0.1" },

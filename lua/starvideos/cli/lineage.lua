@@ -126,9 +126,10 @@ local function print_plan(plan, prices, as_json)
   local rows, width = { { "SHOT", "ACTION", "MODEL", "PRICE", "FILE" } }, { 4, 6, 5, 5 }
   for _, s in ipairs(plan.shots) do
     local price = s.action ~= "create" and "-" or s.price and string_format("%.14g", s.price) or "unknown"
+    local said = s.action == "none" and " (made already)" or s.action == "download" and " (created before: followed)"
     rows[#rows + 1] = { tostring(s.index), s.action, tostring(s.model or "-"), price,
       s.path .. (s.continues and " (continues shot " .. (s.index - 1) .. ")" or "")
-        .. (s.action == "none" and " (made already)" or "") }
+        .. (s.remixes and " (remixes shot " .. s.remixes .. ")" or "") .. (said or "") }
     for k = 1, 4 do width[k] = math.max(width[k], #rows[#rows][k]) end
   end
   for _, r in ipairs(rows) do
@@ -137,10 +138,14 @@ local function print_plan(plan, prices, as_json)
     cells[5] = r[5]
     out(table_concat(cells, "  "), "\n")
   end
-  local made = #plan.shots - plan.creates
-  out(string_format("%d shot%s: %d create%s, cost %s; %d made already; nothing was sent\n", #plan.shots,
+  local made, followed = 0, 0
+  for _, s in ipairs(plan.shots) do
+    if s.action == "none" then made = made + 1 elseif s.action == "download" then followed = followed + 1 end
+  end
+  out(string_format("%d shot%s: %d create%s, cost %s; %d made already%s; nothing was sent\n", #plan.shots,
     #plan.shots == 1 and "" or "s", plan.creates, plan.creates == 1 and "" or "s",
-    plan.cost and string_format("%.14g", plan.cost) or "unknown (a model without a price: --prices)", made))
+    plan.cost and string_format("%.14g", plan.cost) or "unknown (a model without a price: --prices)", made,
+    followed > 0 and string_format(", %d created before (followed, nothing paid)", followed) or ""))
   return 0
 end
 
