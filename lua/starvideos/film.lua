@@ -269,14 +269,13 @@ local function checked(client, shots, opts)
   return list, planned
 end
 
--- Shot i's failure once the shots before it are made (each paid for, by this call or an earlier one): err, saying
--- so (err.shot; err.made, how many).
-local function failed(err, i)
-  err.shot = i
-  if i > 1 then
-    err.made = i - 1
+-- A failure once the film's first n shots are made (each paid for, by this call or an earlier one): err, saying
+-- so (err.made: n).
+local function after_made(err, n)
+  if n > 0 then
+    err.made = n
     err.message = string_format("%s; shot%s 1%s %s made and paid for: run again, the film pays for none of them twice",
-      tostring(err.message), i > 2 and "s" or "", i > 2 and " to " .. (i - 1) or "", i > 2 and "are" or "is")
+      tostring(err.message), n > 1 and "s" or "", n > 1 and " to " .. n or "", n > 1 and "are" or "is")
   end
   return nil, err
 end
@@ -297,11 +296,14 @@ function M.film(client, shots, opts, run, cont, remix)
     if s.continue then t, terr = cont(tasks[i - 1], s.params, o)
     elseif s.remix then t, terr = remix(tasks[s.remix], s.params, o)
     else t, terr = run(s.params, o) end
-    if not t then return failed(terr, i) end
+    if not t then
+      terr.shot = i
+      return after_made(terr, i - 1)
+    end
     tasks[i], paths[i] = t, o.out
   end
   local ok, same = M.join(paths, opts.out)
-  if not ok then return nil, same end
+  if not ok then return after_made(same, #list) end
   return { path = opts.out, shots = tasks, copied = same }
 end
 

@@ -240,6 +240,31 @@ describe("lineage on the command line", function()
     assert.matches("; shot 1 is made and paid for: run again, the film pays for none of them twice$", said)
   end)
 
+  it("film whose shots are made but whose join fails (an ffmpeg that cannot concat): exit 1 saying the shots are "
+    .. "made and paid for; run again with ffmpeg, the film is made and nothing paid twice", function()
+    local bin = dir .. "/bin"
+    os.execute("mkdir -p " .. q(bin))
+    local ffmpeg = helper.capture("command -v ffmpeg"):gsub("%s+$", "")
+    helper.write_file(bin .. "/ffmpeg", "#!/bin/sh\ncase \"$*\" in *concat*) echo 'no concat here' >&2; exit 1;; "
+      .. "esac\nexec " .. q(ffmpeg) .. ' "$@"\n')
+    assert(helper.execute("chmod +x " .. q(bin .. "/ffmpeg")))
+    local board, film = dir .. "/two.json", dir .. "/two.mp4"
+    helper.write_file(board, '{"shots": [{"model": "videos", "prompt": "one", "duration": 4}, {"model": "videos", '
+      .. '"prompt": "two", "duration": 4}]}')
+    local before = emu:creates()
+    local r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" },
+      env { PATH = bin .. ":" .. os.getenv("PATH") })
+    assert.equals(1, r.code, r.err)
+    assert.equals(before + 2, emu:creates())
+    local said = lines(r.err)[#lines(r.err)]
+    assert.matches("ffmpeg could not join the shots: no concat here", r.err, 1, true)
+    assert.matches("; shots 1 to 2 are made and paid for: run again, the film pays for none of them twice$", said)
+    assert.falsy(helper.exists(film))
+    r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(before + 2, emu:creates(), "none paid twice")
+  end)
+
   it("list --tree: a parent, its child by again and its grandchild by again, each under the one before with its "
     .. "relation (--json: parent, relation, depth); the same after compact (which keeps no prompt)", function()
     local parent, child, grandchild = family()

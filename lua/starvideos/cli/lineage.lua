@@ -107,7 +107,7 @@ local function storyboard(file)
 end
 
 -- The film's error err told (its shot named in FILE's words), and the exit status: 1 once a shot is made (paid
--- for), whatever the shot after it met.
+-- for), whatever the shot after it, or the join, met.
 local function film_failed(ctx, file, err)
   if err.shot then
     err.message = string_format("%s: shot %d: %s", file, err.shot, (err.message:gsub("^film: shot %d+: ", "")))
