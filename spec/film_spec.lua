@@ -1,8 +1,10 @@
 -- A film from a storyboard (lua/starvideos/film.lua) against the emulator, the ledger a journal: 4 shots make 4
 -- creates and one MP4 whose duration is their sum and that ffmpeg decodes without an error; a film interrupted
 -- with Ctrl-C (SIGINT) after its second shot and run again makes 4 creates in all; its plan says what would be
--- made; the refusals before paying send nothing.  (A shot that continues another: rocks/s3/spec/hosts/
--- lineage_s3_spec.lua, its frame needs a bucket.)
+-- made, each shot priced (a continue and a remix at the model they take); every shot checked (its model's rules,
+-- the bucket a continue's frame needs, the spend limits over the whole film) before the first create, so that the
+-- refusals send nothing; a shot that fails once others are made says so.  (A shot that continues another, made:
+-- rocks/s3/spec/hosts/lineage_s3_spec.lua, its frame needs a bucket.)
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 
@@ -112,5 +114,127 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     assert.matches("a rerun after Ctrl%-C pays for every shot again", err.message)
     assert.equal(0, emu:creates(), "no shot paid without a ledger")
     none:close()
+  end)
+
+  -- The emulator's log cleared, a new folder and a client of the film's journal there (more: its other options):
+  -- the client and the folder.
+  local function fresh(more)
+    emu:clear()
+    local dir = helper.tmpdir()
+    local o = { api_key = KEY, base_url = emu.url, journal = dir .. "/j.jsonl", interval = 0.1, min_interval = 0.1 }
+    for k, v in pairs(more or {}) do o[k] = v end
+    return starvideos.new(o), dir
+  end
+
+  it("checks every shot before the first create, naming the shot: three plain shots then a continue without a "
+    .. "bucket, a later shot its model refuses, a remix of a shot longer than its model takes; none paid", function()
+    local c, dir = fresh()
+    local plain = assert((rawget(_G, "loadstring") or load)("return " .. SHOTS))()
+    local cases = {
+      { { plain[1], plain[2], plain[3], { prompt = "on", continue = true, last_image = emu.url .. "/media/f.png" } },
+        4, "^storage%.", "its first_image %(the last frame of shot 3%) is a local file, which needs a bucket" },
+      { { plain[1], plain[2], { model = "videos", prompt = "too long", duration = 99 } }, 3, "duration",
+        "duration: expected a whole number of seconds" },
+      { { { model = "videos", prompt = "long", duration = 12 }, { model = "starvideos_o3", prompt = "r", remix = 1 } },
+        2, "referenceVideos[1]", "the video is 12 s long; starvideos_o3 takes one reference video of 3 to 10 s "
+          .. "(shot 1's video, as long as it asks)" },
+    }
+    for i, case in ipairs(cases) do
+      for _, dry in ipairs { true, false } do
+        local ok, err = c:film(case[1], { out = dir .. "/f" .. i .. ".mp4", dry_run = dry })
+        assert.is_nil(ok, "case " .. i)
+        assert.same({ "invalid_request", case[2] }, { err.kind, err.shot }, err.message)
+        assert.matches(case[3], err.field, 1, case[3]:sub(1, 1) ~= "^")
+        assert.matches("film: shot " .. case[2] .. ": ", err.message, 1, true)
+        assert.matches(case[4], err.message, 1, i ~= 1)
+        assert.matches("(nothing was sent)", err.message, 1, true)
+      end
+    end
+    assert.equal(0, emu:creates(), "no shot paid")
+    c:close()
+  end)
+
+  it("prices every shot: a continue and a remix at the model of the shot they build on (a bucket named: nothing "
+    .. "asked of it)", function()
+    local c, dir = fresh { prices = { videos = 0.4, videos_fast = 0.25 },
+      storage = { access_key = "AK", secret_key = "SK", refs = "s3://film-refs/r/" } }
+    local plan = assert(c:film({ { model = "videos_fast", prompt = "a", duration = 4 },
+      { prompt = "b", continue = true, last_image = emu.url .. "/media/f.png" },
+      { model = "videos", prompt = "c", duration = 5 }, { prompt = "d", remix = 3 } },
+      { out = dir .. "/f.mp4", dry_run = true }))
+    local got = {}
+    for i, s in ipairs(plan.shots) do got[i] = s.model end
+    assert.same({ "videos_fast", "videos_fast", "videos", "videos" }, got)
+    assert.same({ 4, "1.30" }, { plan.creates, string.format("%.2f", plan.cost) })
+    assert.same({}, emu:requests(), "nothing sent")
+    c:close()
+  end)
+
+  it("counts the film's creates against the spend limits before the first: the shot that would pass one named, "
+    .. "none paid", function()
+    local c, dir = fresh { prices = { videos = 0.4 }, spend_limit = { amount = 1, scope = "model", model = "videos" } }
+    local shots = assert((rawget(_G, "loadstring") or load)("return " .. SHOTS))()
+    local ok, err = c:film(shots, { out = dir .. "/f.mp4" })
+    assert.same({ nil, "spend_limited", 3, "spend_limit" }, { ok, err.kind, err.shot, err.field })
+    assert.matches("film: shot 3: the film's 4 creates (cost 1.6) are more than the spend limits let through: after "
+      .. "the shots before it, spend_limit: 0.8 spent", err.message, 1, true)
+    assert.equal(0, emu:creates(), "no shot paid")
+    c:close()
+  end)
+
+  it("run again once made (its out relative): no create planned, none paid, its spend limit used up by its shots not "
+    .. "refusing it", function()
+    local c, dir = fresh { prices = { videos = 0.4 },
+      spend_limit = { amount = 0.8, scope = "model", model = "videos" } }
+    local shots = { { model = "videos", prompt = "a", duration = 4 }, { prompt = "b", remix = 1 } }
+    local out = relative(dir .. "/f.mp4")
+    assert(c:film(shots, { out = out }))
+    assert.equal(2, emu:creates())
+    local plan = assert(c:film(shots, { out = out, dry_run = true }))
+    assert.same({ 0, "none", "none" }, { plan.creates, plan.shots[1].action, plan.shots[2].action })
+    local again, err = c:film(shots, { out = out })
+    assert.is_table(again, err and err.message)
+    assert.equal(2, emu:creates(), "none paid twice")
+    c:close()
+  end)
+
+  it("run again once a shot's task is created but not saved (its call stopped): that shot planned as followed, "
+    .. "not a create, so a spend limit its price is reserved in lets the film through; none paid twice", function()
+    local limited = { prices = { videos = 0.4 }, spend_limit = { amount = 0.8, scope = "model", model = "videos" } }
+    local c, dir = fresh(limited)
+    local shots = { { model = "videos", prompt = "a", duration = 4 }, { model = "videos", prompt = "b", duration = 4 } }
+    local out = dir .. "/f.mp4"
+    local job = assert(c:start(shots[2], { out = require("starvideos.film").shot_path(out, 2) }))
+    assert.is_true(helper.wait_until(function()
+      c:step(0.05)
+      return job.state ~= "creating"
+    end, 30))
+    c:close() -- (its job cancelled: the task created stays the ledger's)
+    assert.equal(1, emu:creates())
+    limited.journal = dir .. "/j.jsonl"
+    c = fresh(limited) -- (the same journal; the emulator's log cleared)
+    local plan = assert(c:film(shots, { out = out, dry_run = true }))
+    assert.same({ 1, "create", "download" }, { plan.creates, plan.shots[1].action, plan.shots[2].action })
+    local made, err = c:film(shots, { out = out })
+    assert.is_table(made, err and err.message)
+    assert.same({ 1, job.id }, { emu:creates(), made.shots[2].id }, "shot 1 created, shot 2 followed")
+    c:close()
+  end)
+
+  it("a shot that fails once the shots before it are made says they are made and paid for (err.made), not that "
+    .. "nothing was sent", function()
+    local c, dir = fresh()
+    local shots = { { model = "videos", prompt = "a", duration = 4 }, { model = "videos", prompt = "b", duration = 4 },
+      { prompt = "c", remix = 1 } }
+    local ok, err = require("starvideos.film").film(c, shots, { out = dir .. "/f.mp4" },
+      function(params, o) return c:generate(params, o) end, nil, function()
+        return nil, starvideos.new_error("invalid_request", "remix: refused here (nothing was sent)",
+          { field = "task" })
+      end)
+    assert.same({ nil, 3, 2 }, { ok, err.shot, err.made })
+    assert.equal("remix: refused here (nothing was sent); shots 1 to 2 are made and paid for: run again, the film "
+      .. "pays for none of them twice", err.message)
+    assert.equal(2, emu:creates())
+    c:close()
   end)
 end)

@@ -1,7 +1,8 @@
 -- Videos that build on videos (lua/starvideos/lineage.lua, docs/lineage.md) against the emulator, the ledger a
 -- journal: again makes one create with the parent's recorded params changed, a rerun none; remix sends the parent's
--- video as a reference video and continue its last frame as first_image (with a bucket: rocks/s3/spec); each child
--- records its parent and relation; and the refusals before paying, each with no request sent.
+-- video as a reference video (the parent's model, duration and ratio where none is given) and continue its last
+-- frame as first_image (with a bucket: rocks/s3/spec); each child records its parent and relation; and the
+-- refusals before paying, each with no request sent.
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local cjson = require "cjson.safe"
@@ -104,6 +105,24 @@ describe("again, remix and continue", function()
       assert.matches("storage", err.field)
       assert.equal(1, emu:creates())
     end)
+
+  it("remix without a duration or a ratio: the parent's model, duration and ratio, as continue takes them; on "
+    .. "starvideos_o3 not the duration and ratio it ignores beside a reference video (no warning)", function()
+    emu:clear()
+    local t = assert(client:remix(parent.id, { prompt = "as a watercolour" }, { out = dir .. "/watercolour.mp4" }))
+    assert.equal(1, emu:creates())
+    local body = last_body()
+    assert.same({ "videos", 12, "4:3", 1 }, { body.model, body.duration, body.ratio, #body.referenceVideos })
+    assert.same({ parent.id, "remix" }, { t.parent, t.relation })
+    local o3 = assert(client:generate({ model = "starvideos_o3", prompt = "a grey owl", duration = 5, ratio = "1:1" },
+      { out = dir .. "/owl.mp4" }))
+    local r = assert(client:remix(o3.id, { prompt = "as an etching" }, { out = dir .. "/etching.mp4" }))
+    body = last_body()
+    assert.same({ "starvideos_o3", "as an etching", 1 }, { body.model, body.prompt, #body.referenceVideos })
+    assert.same({ nil, nil }, { body.duration, body.ratio }, "the video's own")
+    assert.same({}, r.warnings or {})
+    assert.equal(3, emu:creates())
+  end)
 
   it("hashes the parent's file where the transport does its disk work (nginx's: its thread pool), whose answer it "
     .. "trusts: a sum not the recorded one refuses the remix, nothing sent", function()

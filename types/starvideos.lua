@@ -483,9 +483,10 @@ function Job:cancel() end
 ---@class starvideos.FilmShot
 ---@field index integer its place
 ---@field path string its file
----@field action "create"|"none" create, or none: its file is made already
----@field model? starvideos.Model its model
+---@field action "create"|"download"|"none" create; download: its task created before, followed; none: its file is made already
+---@field model? starvideos.Model the model it takes (a continue's or a remix's: that of the shot it builds on, unless given)
 ---@field continues boolean it continues the shot before
+---@field remixes? integer the shot whose video it takes as a reference video
 
 ---what client:check could not check
 ---@class starvideos.Note

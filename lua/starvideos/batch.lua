@@ -209,6 +209,7 @@ local function capped(ctx, plan, tenant)
   end
   return plan
 end
+B.capped = capped -- (a film's creates are counted so too: film.lua)
 
 -- Entry i's plan (job: its job, else err: why it was refused): its action (create, download, none), why, and
 -- its model, key, file and task id, a create's price (nil: unknown).

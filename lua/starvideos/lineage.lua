@@ -4,6 +4,7 @@
 -- anything is sent (client.lua runs the job).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Download = require "starvideos.download"
 local shell = require "starvideos.shell"
@@ -120,12 +121,14 @@ local function with_video(client, how, task, opts)
   return t, path, err
 end
 
+-- v copied whole (a params table, its lists too).
 local function copy(v)
   if type(v) ~= "table" then return v end
   local c = {}
   for k, x in pairs(v) do c[k] = copy(x) end
   return c
 end
+M.copy = copy
 
 -- The parent's params as its create sent them (its recorded body), or nil, err.
 local function params_of(how, t)
@@ -172,14 +175,16 @@ local function valid_url(client, t, p, refs)
 end
 
 -- Whether a local file as a reference can be put where the service reads it with cfg (the references point's ready:
--- a bucket named by the storage option or the environment).
-local function bucket_for_files(cfg)
+-- a bucket named by the storage option or the environment).  A remix's parent goes there then (film.lua asks too).
+function M.bucket_for_files(cfg)
   local R = X.optional("references")
-  return R ~= nil and R.ready ~= nil and R.ready(cfg)
+  return R ~= nil and R.ready ~= nil and R.ready(cfg) == true
 end
+local bucket_for_files = M.bucket_for_files
 
--- client:remix's: the parent's saved video as a reference video of the new create (after those params give): a
--- file (an object read back into one, verified: its scratch) put into the bucket; without a bucket for files, its
+-- client:remix's: the parent's saved video as a reference video of the new create (after those params give), the
+-- parent's model, and on that model its duration, ratio and resolution where params give none (M.shaped): a file
+-- (an object read back into one, verified: its scratch) put into the bucket; without a bucket for files, its
 -- video_url while it is still valid, and a rerun (the child this out names, made before) takes its recorded params:
 -- its key's task followed, nothing paid.
 function M.remix(client, task, params, opts)
@@ -194,7 +199,7 @@ function M.remix(client, task, params, opts)
       if again then return { params = again, parent = t.id, relation = "remix" } end
     end
   end
-  local p = copy(params)
+  local p = M.shaped(copy(params), params_of("remix", t) or {}, true) -- (as a continue's)
   p.model = p.model or t.model
   local refs = type(p.referenceVideos) == "table" and p.referenceVideos.file == nil and p.referenceVideos
     or (p.referenceVideos ~= nil and { p.referenceVideos } or {})
@@ -230,11 +235,17 @@ function M.last_frame(path, frame, timeout)
   return true
 end
 
--- p (a continue's params) given the shot's shape of was (its parent's params) where it gives none: the model, and
--- on that model the duration, ratio and resolution.  p, changed.  (The storyboard's check, cli/lineage.lua, too.)
-function M.shaped(p, was)
+-- p (a continue's or a remix's params) given the shot's shape of was (its parent's params) where it gives none: the
+-- model, and on that model the duration, ratio and resolution; with video (a remix's: p goes with a reference
+-- video), not those the model ignores beside one (starvideos_o3's duration and ratio: the video's own).  p, changed.
+-- (A film's checks, film.lua, too.)
+function M.shaped(p, was, video)
+  local model, ignored = p.model or was.model, {}
+  for _, g in ipairs(video and core.models[model] and core.models[model].ignored or {}) do
+    if g.when == "referenceVideos" then ignored[g.field] = true end
+  end
   for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
-    if p[k] == nil and (k == "model" or (p.model or was.model) == was.model) then p[k] = was[k] end
+    if p[k] == nil and not ignored[k] and (k == "model" or model == was.model) then p[k] = was[k] end
   end
   return p
 end
@@ -244,7 +255,6 @@ end
 -- create's body: the same at a rerun, whose fingerprint is then the same).
 function local_base(out)
   if not Sink.object(out) then return out end
-  local core = require "starvideos.core"
   return string_format("%s/starvideos-%d-%s", os.getenv("TMPDIR") or "/tmp", core.uid(),
     core.hash(Sink.recorded(out)):sub(1, 16))
 end

@@ -3,7 +3,9 @@
 -- changed by the flags given, and run again none; continue without --last-image is refused with nothing sent; a
 -- 4-shot storyboard makes 4 creates and one film of the shots' summed duration, its --dry-run sends nothing, a film
 -- stopped by Ctrl-C prints the command that goes on, paying no shot twice; a bad storyboard is refused naming the
--- file and the shot; list --tree shows three generations, the same after compact.
+-- file and the shot; the docs' storyboard without a bucket sends nothing, and its --dry-run with one prices its
+-- continue; a remix without --duration takes the parent's; a film stopped after a shot is made exits 1 saying so;
+-- list --tree shows three generations, the same after compact.
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
@@ -160,6 +162,107 @@ describe("lineage on the command line", function()
       assert.equals("starvideos film: " .. case[2], lines(r.err)[1]:sub(1, #"starvideos film: " + #case[2]), case[1])
     end
     assert.same({}, emu:requests(), "nothing was sent")
+  end)
+
+  it("remix ID without --duration or --ratio: one create with the parent's model, duration and ratio, as continue "
+    .. "takes them", function()
+    local parent = made({ "generate", "--model", "videos", "--prompt", "a red fox", "--duration", "6", "--ratio",
+      "4:3" }, "parent")
+    local before = emu:creates()
+    local child = made({ "remix", parent.id, "--prompt", "as a cartoon" }, "cartoon")
+    assert.equals(before + 1, emu:creates())
+    local body = last_body(posts)
+    assert.same({ "videos", "as a cartoon", 6, "4:3", 1 }, { body.model, body.prompt, body.duration, body.ratio,
+      #body.referenceVideos })
+    assert.same({ parent.id, "remix" }, { child.parent, child.relation })
+  end)
+
+  -- The storyboard of docs/cli.md's "film" (its JSON block), its example.com URLs the emulator's media.
+  local function docs_storyboard()
+    local text = assert(helper.read_file(helper.root .. "/docs/cli.md"))
+    local block = assert(text:match("\n## film\n.-```json\n(.-)```"), "docs/cli.md's storyboard")
+    return (block:gsub("https://example%.com/", emu.url .. "/media/"))
+  end
+
+  it("film: the docs' storyboard (a continue as its second shot) without a bucket exits 2 naming shot 2 and the "
+    .. "bucket, no create sent, its --dry-run too; with a bucket named, --dry-run prices the continue at the model it "
+    .. "takes", function()
+    local board, film = dir .. "/storyboard.json", dir .. "/film.mp4"
+    helper.write_file(board, docs_storyboard())
+    local before = emu:creates()
+    local nobucket = env { STARVIDEOS_REFS = "" }
+    for _, dry in ipairs { false, true } do
+      local a = { "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }
+      if dry then a[#a + 1] = "--dry-run" end
+      local r = run(a, nobucket)
+      assert.equals(2, r.code, r.err)
+      local said = lines(r.err)[#lines(r.err)]
+      local want = "starvideos film: invalid_request: " .. board .. ": shot 2: its first_image (the last frame of "
+        .. "shot 1) is a local file, which needs a bucket: storage."
+      assert.equals(want, said:sub(1, #want), said)
+      assert.matches("(nothing was sent)", said, 1, true)
+    end
+    assert.equals(before, emu:creates(), "no shot paid")
+    local r = run({ "film", board, "--out", film, "--journal", journal, "--prices", '{"videos": 0.4}', "--dry-run" },
+      env { STARVIDEOS_REFS = "s3://film-refs/r/", AWS_ACCESS_KEY_ID = "AK", AWS_SECRET_ACCESS_KEY = "SK" })
+    assert.equals(0, r.code, r.err)
+    assert.same({ "SHOT  ACTION  MODEL   PRICE  FILE",
+      "1     create  videos  0.4    " .. dir .. "/film.shot01.mp4",
+      "2     create  videos  0.4    " .. dir .. "/film.shot02.mp4 (continues shot 1)",
+      "3     create  videos  0.4    " .. dir .. "/film.shot03.mp4",
+      "3 shots: 3 creates, cost 1.2; 0 made already; nothing was sent" }, lines(r.out))
+    assert.equals(before, emu:creates(), "the plan sent nothing")
+  end)
+
+  it("film: a shot that remixes shot 1 is made from its video (its line says so); one refused once shot 1 is made "
+    .. "exits 1 saying shot 1 is made and paid for", function()
+    local board = dir .. "/remix.json"
+    helper.write_file(board, '{"shots": [{"model": "videos", "prompt": "one", "duration": 4}, {"prompt": "two, as a '
+      .. 'cartoon", "remix": 1}]}')
+    local before = emu:creates()
+    local r = run({ "film", board, "--out", dir .. "/a.mp4", "--journal", journal, "--interval", "0.1" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(before + 2, emu:creates())
+    assert.matches("\nshot 2: task %S+ %(remixes %S+%), saved ", r.out)
+    r = run({ "film", board, "--out", dir .. "/a.mp4", "--journal", journal, "--dry-run" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals("2     none    videos  -      " .. dir .. "/a.shot02.mp4 (remixes shot 1) (made already)",
+      lines(r.out)[3])
+    -- (the remix asks whether shot 1's video_url answers, without a bucket: it does not; its file needs one)
+    emu:fault { method = "HEAD", path = "/videos/", status = 404, count = 10 }
+    r = run({ "film", board, "--out", dir .. "/b.mp4", "--journal", journal, "--interval", "0.1" },
+      env { STARVIDEOS_REFS = "" })
+    emu:clear_faults()
+    assert.equals(1, r.code, r.err)
+    assert.equals(before + 3, emu:creates(), "shot 1 paid, shot 2 not")
+    local said = lines(r.err)[#lines(r.err)]
+    assert.matches("^starvideos film: invalid_request: " .. board:gsub("%p", "%%%0") .. ": shot 2: ", said)
+    assert.matches("; shot 1 is made and paid for: run again, the film pays for none of them twice$", said)
+  end)
+
+  it("film whose shots are made but whose join fails (an ffmpeg that cannot concat): exit 1 saying the shots are "
+    .. "made and paid for; run again with ffmpeg, the film is made and nothing paid twice", function()
+    local bin = dir .. "/bin"
+    os.execute("mkdir -p " .. q(bin))
+    local ffmpeg = helper.capture("command -v ffmpeg"):gsub("%s+$", "")
+    helper.write_file(bin .. "/ffmpeg", "#!/bin/sh\ncase \"$*\" in *concat*) echo 'no concat here' >&2; exit 1;; "
+      .. "esac\nexec " .. q(ffmpeg) .. ' "$@"\n')
+    assert(helper.execute("chmod +x " .. q(bin .. "/ffmpeg")))
+    local board, film = dir .. "/two.json", dir .. "/two.mp4"
+    helper.write_file(board, '{"shots": [{"model": "videos", "prompt": "one", "duration": 4}, {"model": "videos", '
+      .. '"prompt": "two", "duration": 4}]}')
+    local before = emu:creates()
+    local r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" },
+      env { PATH = bin .. ":" .. os.getenv("PATH") })
+    assert.equals(1, r.code, r.err)
+    assert.equals(before + 2, emu:creates())
+    local said = lines(r.err)[#lines(r.err)]
+    assert.matches("ffmpeg could not join the shots: no concat here", r.err, 1, true)
+    assert.matches("; shots 1 to 2 are made and paid for: run again, the film pays for none of them twice$", said)
+    assert.falsy(helper.exists(film))
+    r = run({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
+    assert.equals(0, r.code, r.err)
+    assert.equals(before + 2, emu:creates(), "none paid twice")
   end)
 
   it("list --tree: a parent, its child by again and its grandchild by again, each under the one before with its "

@@ -140,8 +140,11 @@ C.CLASSES = {
     { "cost?", "number", "their price, when every price is known" } } },
   { "FilmShot", "a shot of a film's plan", fields = {
     { "index", "integer", "its place" }, { "path", "string", "its file" },
-    { "action", '"create"|"none"', "create, or none: its file is made already" },
-    { "model?", "starvideos.Model", "its model" }, { "continues", "boolean", "it continues the shot before" } } },
+    { "action", '"create"|"download"|"none"', "create; download: its task created before, followed; none: its file "
+      .. "is made already" },
+    { "model?", "starvideos.Model", "the model it takes (a continue's or a remix's: that of the shot it builds on, "
+      .. "unless given)" }, { "continues", "boolean", "it continues the shot before" },
+    { "remixes?", "integer", "the shot whose video it takes as a reference video" } } },
   { "Note", "what client:check could not check", fields = {
     { "field", "string", "the reference, e.g. referenceVideos[2]" }, { "message", "string", "why" } } },
 }

@@ -70,24 +70,6 @@ local function shot_of(file, i, s)
   return shot
 end
 
--- A shot's request as it will be sent, to be checked before anything is: a shot that continues the one before
--- (prev) takes its model, and on that model its duration, ratio and resolution, where it gives none, and the
--- parent's last frame as its first image (a stand-in URL here: the frame is taken once that shot is made).
-local function request_of(shot, prev)
-  local p = {}
-  for k, v in pairs(shot) do if k ~= "continue" and k ~= "remix" then p[k] = v end end
-  if shot.remix then -- (the shot's video as a reference video: a stand-in URL here too)
-    local refs = type(p.referenceVideos) == "table" and p.referenceVideos or {}
-    refs[#refs + 1] = "https://frame.invalid/shot.mp4"
-    p.referenceVideos = refs
-    return p
-  end
-  if not shot.continue then return p end
-  require("starvideos.lineage").shaped(p, prev)
-  p.first_image = "https://frame.invalid/last.png"
-  return p
-end
-
 -- The storyboard FILE read and checked, every shot's request valid, before anything is sent: its shots, or a usage
 -- error naming FILE and the shot.
 local function storyboard(file)
@@ -104,7 +86,7 @@ local function storyboard(file)
     usage_error("%s: a JSON object {\"shots\": [{\"prompt\": ..., \"model\": ...}, ...]} with at least one shot "
       .. "expected", file)
   end
-  local shots, reqs, validate = {}, {}, client_for.load().validate
+  local shots = {}
   for i, s in ipairs(doc.shots) do
     local shot = shot_of(file, i, s)
     if shot.continue ~= nil and type(shot.continue) ~= "boolean" then
@@ -120,12 +102,22 @@ local function storyboard(file)
       usage_error("%s: shot %d: \"continue\" needs the shot's \"last_image\" (the API takes the shot before's last "
         .. "frame as its first image only beside one)", file, i)
     end
-    reqs[i] = request_of(shot, reqs[i - 1])
-    local ok, err = validate(reqs[i])
-    if not ok then usage_error("%s: shot %d: %s", file, i, err.message) end
     shots[i] = shot
   end
+  client_for.load()
+  local ok, err = require("starvideos.film").requests(shots) -- (each as it will be sent, by its model's rules)
+  if not ok then usage_error("%s: %s%s", file, err.shot and "shot " .. err.shot .. ": " or "", err.message) end
   return shots
+end
+
+-- The film's error err told (its shot named in FILE's words), and the exit status: 1 once a shot is made (paid
+-- for), whatever the shot after it, or the join, met.
+local function film_failed(ctx, file, err)
+  if err.shot then
+    err.message = string_format("%s: shot %d: %s", file, err.shot, (err.message:gsub("^film: shot %d+: ", "")))
+  end
+  local code = output.report(ctx, err)
+  return err.made and code == 2 and 1 or code
 end
 
 -- The film's plan (client:film's dry_run) printed: a line a shot, then the creates and their cost.
@@ -138,9 +130,10 @@ local function print_plan(plan, prices, as_json)
   local rows, width = { { "SHOT", "ACTION", "MODEL", "PRICE", "FILE" } }, { 4, 6, 5, 5 }
   for _, s in ipairs(plan.shots) do
     local price = s.action ~= "create" and "-" or s.price and string_format("%.14g", s.price) or "unknown"
+    local said = s.action == "none" and " (made already)" or s.action == "download" and " (created before: followed)"
     rows[#rows + 1] = { tostring(s.index), s.action, tostring(s.model or "-"), price,
       s.path .. (s.continues and " (continues shot " .. (s.index - 1) .. ")" or "")
-        .. (s.action == "none" and " (made already)" or "") }
+        .. (s.remixes and " (remixes shot " .. s.remixes .. ")" or "") .. (said or "") }
     for k = 1, 4 do width[k] = math.max(width[k], #rows[#rows][k]) end
   end
   for _, r in ipairs(rows) do
@@ -149,10 +142,14 @@ local function print_plan(plan, prices, as_json)
     cells[5] = r[5]
     out(table_concat(cells, "  "), "\n")
   end
-  local made = #plan.shots - plan.creates
-  out(string_format("%d shot%s: %d create%s, cost %s; %d made already; nothing was sent\n", #plan.shots,
+  local made, followed = 0, 0
+  for _, s in ipairs(plan.shots) do
+    if s.action == "none" then made = made + 1 elseif s.action == "download" then followed = followed + 1 end
+  end
+  out(string_format("%d shot%s: %d create%s, cost %s; %d made already%s; nothing was sent\n", #plan.shots,
     #plan.shots == 1 and "" or "s", plan.creates, plan.creates == 1 and "" or "s",
-    plan.cost and string_format("%.14g", plan.cost) or "unknown (a model without a price: --prices)", made))
+    plan.cost and string_format("%.14g", plan.cost) or "unknown (a model without a price: --prices)", made,
+    followed > 0 and string_format(", %d created before (followed, nothing paid)", followed) or ""))
   return 0
 end
 
@@ -164,8 +161,8 @@ local function print_film(made, as_json)
     return 0
   end
   for i, t in ipairs(made.shots) do
-    out(string_format("shot %d: task %s%s, %s\n", i, tostring(t.id), t.parent and " (continues " .. t.parent .. ")"
-      or "", display.saved_line(t.path or "?")))
+    out(string_format("shot %d: task %s%s, %s\n", i, tostring(t.id), t.parent and string_format(" (%s %s)",
+      t.relation == "remix" and "remixes" or "continues", t.parent) or "", display.saved_line(t.path or "?")))
   end
   out(display.saved_line(made.path), string_format(": %d shots joined, %s\n", #made.shots, made.copied
     and "by a stream copy" or "re-encoded (the shots differ in codec, size or frame rate)"))
@@ -177,8 +174,8 @@ function M.film(ctx, opts, pos)
   local shots = storyboard(file)
   local client, core = ledger_client(ctx, opts)
   if opts["dry-run"] then
-    local plan, err = client:film(shots, { out = opts.out, dry_run = true })
-    if not plan then return output.report(ctx, err) end
+    local plan, err = client:film(shots, { out = opts.out, tenant = opts.tenant, dry_run = true })
+    if not plan then return film_failed(ctx, file, err) end
     return print_plan(plan, client.cfg.prices or {}, ctx.json)
   end
   local command, note = output.same_command("film", opts, pos)
@@ -192,8 +189,7 @@ function M.film(ctx, opts, pos)
     timeout = opts.timeout, on_progress = function(ev) d:event(ev, core.now()) end })
   if not made then
     d:finish(false)
-    if err.shot then err.message = string_format("%s: shot %d: %s", file, err.shot, err.message) end
-    return output.report(ctx, err)
+    return film_failed(ctx, file, err)
   end
   d:finish(true)
   return print_film(made, ctx.json)

@@ -51,18 +51,12 @@ local function recorded(c, id)
 end
 
 -- The params of the child of req with c: again's as given (the library takes the parent's create and changes
--- them); a remix's and a continue's prompt the parent's where none is given, a remix on the parent's model,
--- duration, ratio and resolution (a continue takes those itself).
+-- them); a remix's and a continue's prompt the parent's where none is given (each takes the parent's model,
+-- duration, ratio and resolution itself).
 function M.params(c, req)
   local p = req.params
   if req.how == "again" then return p end
-  local was = recorded(c, req.parent.id)
-  p.prompt = p.prompt or was.prompt
-  if req.how == "remix" then
-    for _, k in ipairs { "model", "duration", "ratio", "resolution" } do
-      if p[k] == nil then p[k] = was[k] end
-    end
-  end
+  p.prompt = p.prompt or recorded(c, req.parent.id).prompt
   return p
 end
 

@@ -2,7 +2,8 @@
 -- s3rver behind a SigV4-checking proxy) and the emulator fetching each reference as the service does: a remix sends
 -- the parent's saved video (the bytes the emulator fetched are the file's), a continue its last frame as first_image
 -- (the bytes fetched are the frame's, and ffmpeg reads the same pixels from it as from the parent's last frame);
--- each one create, its child recorded under its parent, three generations deep.
+-- each one create, its child recorded under its parent, three generations deep; a film of a continue and a remix,
+-- run again by a client without a bucket, pays for nothing and needs none.
 local helper = require "spec.helper"
 local core = require "starvideos.core"
 local media = require "starvideos.emulator.media"
@@ -76,10 +77,10 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       if why then pending(why) return end
       helper.write_file(dir .. "/end2.png", media.png { width = 320, height = 240 })
       local _, before = last_task()
-      local r = assert(client:film({ { model = "videos", prompt = "the road", duration = 4 },
+      local shots = { { model = "videos", prompt = "the road", duration = 4 },
         { prompt = "the road goes on", continue = true, last_image = { file = dir .. "/end2.png" } },
-        { prompt = "the road as a cartoon", remix = 1, duration = 4 } },
-        { out = dir .. "/film.mp4" }))
+        { prompt = "the road as a cartoon", remix = 1, duration = 4 } }
+      local r = assert(client:film(shots, { out = dir .. "/film.mp4" }))
       local tasks = emu:tasks()
       local made, n = tasks[#tasks - 1], #tasks
       assert.equal(before + 3, n)
@@ -92,5 +93,12 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       assert.equal(core.hash(helper.read_file(dir .. "/film.shot02.mp4.first.png")), by.first_image.hash)
       assert.equal("12.000000", helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
         .. q(dir .. "/film.mp4")):match("[%d.]+"))
+      -- run again by a client without a bucket: its continue is made, so no frame is sent; nothing paid
+      local bare = require("starvideos").new { base_url = emu.url, api_key = emu.key, journal = dir .. "/j.jsonl",
+        interval = 0.1, min_interval = 0.1 }
+      local again, err = bare:film(shots, { out = dir .. "/film.mp4" })
+      bare:close()
+      assert.is_table(again, err and err.message)
+      assert.equal(n, #emu:tasks(), "none paid twice")
     end)
 end)

@@ -4,7 +4,8 @@
 -- end (completed or failed, or a create that surely made nothing) each object is deleted, unless keep_refs, once
 -- no other live task names it: this process's jobs are counted, the ledger's unfinished tasks looked at.  Reached
 -- through the s3 sink's extension (sink/s3.lua's references): start (a job's create awaits it), release (a job's
--- end), sweep (resume and keep: the objects of ended tasks a process left behind).
+-- end), sweep (resume and keep: the objects of ended tasks a process left behind), ready (a film's check before its
+-- first create).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -47,16 +48,28 @@ end
 -- The storage option checked (the core's config hands it here: s3.lua's check): nil, or what is wrong.
 R.check = S3.check
 
--- Whether local files can be put where the service reads them with cfg (its storage option, else the environment):
--- a store and a place for them (storage.refs, $STARVIDEOS_REFS) named.  (A remix's parent file goes so, not as the
--- service's video_url: lineage.lua.)
-function R.ready(cfg) return refs_of(cfg) ~= nil end
-
--- Whether the service could fetch from the store's host: as preflight rules for a reference URL (docs/media.md).
-local function reachable(cfg, st)
+-- Where cfg puts its local files, as refs_of, refused unless the service could fetch from the store's host (as
+-- preflight rules for a reference URL, docs/media.md): st, bucket, prefix; or nil, err.
+local function place(cfg)
+  local st, bucket, prefix = refs_of(cfg)
+  if not st then return nil, bucket end
   local allow = cfg.allow_private_media
   if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
-  return allow or not core.private_host(st.host)
+  if not allow and core.private_host(st.host) then
+    return nil, new_error("invalid_request", string_format("storage.endpoint: %s is not a public address: the "
+      .. "service could not fetch a local file's URL there (allow_private_media = true sends it anyway)", st.where),
+      { field = "storage.endpoint" })
+  end
+  return st, bucket, prefix
+end
+
+-- Whether cfg can put local files (its storage option, else the environment; no network): true, or nil, err (what to
+-- set), as start would find it.  A film asks before its first create; a remix puts its parent's file there when it
+-- can, not the service's video_url (lineage.lua).
+function R.ready(cfg)
+  local st, err = place(cfg)
+  if not st then return nil, err end
+  return true
 end
 
 -- A task's objects as the ledger records them (the JSON text of their URLs; a list in client:tasks) -> the URLs.
@@ -174,13 +187,8 @@ function R.start(job, t)
   local cfg = job.cfg
   local up = setmetatable({ job = job, owner = job, loop = job.loop, key = job.key, cfg = cfg, deadline = job.deadline,
     done = false, list = {}, by_url = {}, by_file = {}, left = 0 }, U)
-  local st, bucket, prefix = refs_of(cfg)
+  local st, bucket, prefix = place(cfg)
   if not st then return up:finish(bucket, t) end
-  if not reachable(cfg, st) then
-    return up:finish(new_error("invalid_request", string_format("storage.endpoint: %s is not a public address: "
-      .. "the service could not fetch a local file's URL there (allow_private_media = true sends it anyway)",
-      st.where), { field = "storage.endpoint" }), t)
-  end
   up.st, up.bucket = st, bucket
   for _, ref in ipairs(Create.references(job.params)) do
     if ref.file and not up.by_file[ref.file] then
