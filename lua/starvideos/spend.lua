@@ -18,6 +18,15 @@ local DAY, MOST = 86400, 1e15 -- (units: a sum below 2^53, exact in a double and
 
 local function show(v) return type(v) == "string" and string_format("%q", v) or tostring(v) end
 
+-- A price or an amount in units, when it is a whole number of them (as written: 0.4, 1e-6); else nil and the next
+-- figure up that is: a ledger never rounds a reservation down (a cap passed) nor an amount up.
+local function units(v)
+  local u = v * S.UNIT
+  local whole = math_floor(u + 0.5)
+  if math.abs(u - whole) <= 1e-6 + u * 1e-12 then return whole end
+  return nil, math.ceil(u) / S.UNIT
+end
+
 local function model_names()
   local names = {}
   for name in pairs(core.models) do names[#names + 1] = name end
@@ -40,6 +49,10 @@ local function check_one(v, name)
   local a = v.amount
   if type(a) ~= "number" or a ~= a or a < 0 or a >= MOST / S.UNIT then
     return string_format("%s.amount: a finite amount >= 0 expected, got %s", name, show(a))
+  end
+  if not units(a) then
+    return string_format("%s.amount: %.14g is finer than the ledger's unit: a limit counts whole millionths "
+      .. "(0.000001); give %.14g or %.14g", name, a, math_floor(a * S.UNIT) / S.UNIT, select(2, units(a)))
   end
   local per = v.per
   if per ~= nil and per ~= "day" and per ~= "month" and (type(per) ~= "number" or per ~= per or per < 1
@@ -122,6 +135,12 @@ function S.resolve(cfg, level)
           .. "no price for %s; give prices.%s%s)", name, m, m, m,
           lim.model and "" or ", or a limit of scope \"model\""), level)
       end
+      local _, up = units(prices[m])
+      if up then
+        error(string.format("bad option 'spend_limit' to 'new' (%s: a create of %s cannot be counted exactly: its "
+          .. "price, %.14g, is finer than the ledger's unit, a millionth (0.000001); give prices.%s, rounded up to a "
+          .. "millionth: %.14g)", name, m, prices[m], m, up), level)
+      end
     end
     local per = type(lim.per) == "number" and math_floor(lim.per) or lim.per -- (JSON's 86400.0: 86400)
     local id = core.hash(table.concat({ scope, lim.model or "", lim.tenant or "",
@@ -133,7 +152,7 @@ function S.resolve(cfg, level)
       end
     end
     out[i] = { lim = lim, scope = scope, model = lim.model, tenant = lim.tenant, per = per, name = name,
-      amount = math_floor(lim.amount * S.UNIT + 0.5), id = id }
+      amount = units(lim.amount), id = id }
   end
   return out
 end
@@ -181,7 +200,8 @@ function S.covering(cfg, model, tenant, t)
     end
   end
   if not parts[1] then return nil end
-  return math_floor((cfg.prices[model] or 0) * S.UNIT + 0.5), table.concat(parts, " "), which
+  local price = cfg.prices[model] or 0
+  return units(price) or math.ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
 end
 
 -- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount

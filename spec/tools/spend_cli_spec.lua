@@ -97,6 +97,9 @@ describe("spend limits on the command line", function()
       { capped('{"amount": 1}', PRICE), "--spend-limit: a create of starvideos_o3 cannot be counted: --prices has no "
         .. "price for starvideos_o3; give --prices a price for starvideos_o3, or a limit of scope \"model\"" },
       { capped('{"amount": 1, "size": 2}'), "--spend-limit: size: unknown field (amount, per, scope, model, tenant)" },
+      { capped(MODEL, '{"videos": 0.1000004}'), "--spend-limit: a create of videos cannot be counted exactly: its "
+        .. "price, 0.1000004, is finer than the ledger's unit, a millionth (0.000001); give --prices a price for "
+        .. "videos, rounded up to a millionth: 0.100001" },
       { capped('{"amount": 1}', ALL, false), "--spend-limit needs --journal PATH or --store URL: the spend is counted "
         .. "there, across runs" },
     } do
