@@ -173,6 +173,12 @@ describe("spend limits on the command line", function()
           doc.entries[1].error.message)
       end
     end
+    helper.write_file(dir .. "/none.jsonl", "")
+    r = run({ "spend", "--journal", dir .. "/none.jsonl", "--prices", ALL, "--spend-limit",
+      '{"amount": 2, "per": "day", "scope": "tenant"}' }, {})
+    assert.equals(0, r.code, r.err)
+    assert.matches("^every tenant %(none spent yet%), per day: 0 spent, 0 reserved, of 2; resets %d%d%d%d%-%d%d%-%d%d "
+      .. "00:00:00 UTC %(in %d+ s%)$", lines(r.out)[1])
     r = run({ "spend", "--journal", journal, "--prices", ALL }, {})
     assert.equals(2, r.code)
     assert.equals("starvideos spend: --spend-limit JSON is required", lines(r.err)[1])
