@@ -135,6 +135,25 @@ describe("spend_limit", function()
     c:close()
   end)
 
+  it("says a tenant's 50% and 80% before the 100% of the create refused next, though a journal's writer writes "
+    .. "their record later (generate_all's creates at once)", function()
+    local emu = helper.emulator { key = "k-order", queued = 0, processing = 0 }
+    local dir, said = helper.tmpdir(), {}
+    local c = starvideos.new { api_key = "k-order", base_url = emu.url, journal = dir .. "/j.jsonl", prices = PRICES,
+      spend_limit = { amount = 1, per = "day", scope = "tenant" }, interval = 0.1, min_interval = 0.1,
+      on_event = function(e) if e.field == "spend_limit" then said[#said + 1] = e.percent end end }
+    local results = c:generate_all({ PARAMS, PARAMS, PARAMS, PARAMS }, { out = dir .. "/%d.mp4", tenant = "acme" })
+    c:close()
+    local kinds = {}
+    for i, r in ipairs(results) do kinds[i] = r.err and r.err.kind or "ok" end
+    assert.same({ "ok", "ok", "spend_limited", "spend_limited" }, kinds)
+    assert.same({ 50, 80, 100 }, said)
+    local creates = 0
+    for _, r in ipairs(emu:requests()) do if r.method == "POST" then creates = creates + 1 end end
+    assert.equal(2, creates)
+    emu:stop()
+  end)
+
   it("reads windows on the calendar: a month's end in a leap year, December's, a day in tz_offset, per N", function()
     local t = utc(2024, 2, 29, 12)
     assert.same({ utc(2024, 2, 1), utc(2024, 3, 1) }, { Spend.window("month", t, 0) })

@@ -211,8 +211,9 @@ end
 -- spec", written first: a store that refuses it (a full dict) counts nothing, nil), in each limit's total ('sp:')
 -- and reserved ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed,
 -- "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
--- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  now: the wall
--- clock's, as the windows were read (their ttl).
+-- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  spend_told: a
+-- step's mark ('told:'), true the first time (S.told: a journal's told record read, records/said.lua).  now: the
+-- wall clock's, as the windows were read (their ttl).
 S.RULES = [[
 local SPEND_STEPS = { 50, 80, 100 }
 local function spend_parse(text)
@@ -277,8 +278,9 @@ local function spend_end(kv, lid, paid)
   kv.set('res:' .. lid, (paid and 's' or 'x') .. string.sub(r, 2), most)
 end
 ]]
-local over, take, finish = (rawget(_G, "loadstring") or load)(S.RULES .. "return spend_over, spend_take, spend_end")()
-S.over, S.take, S.finish = over, take, finish
+local over, take, finish, mark = (rawget(_G, "loadstring") or load)(S.RULES
+  .. "return spend_over, spend_take, spend_end, spend_told")()
+S.over, S.take, S.finish, S.told = over, take, finish, mark
 
 -- A create refused by limit l (covering's `which` entry w): its total in units, at t; `where`: the store or the
 -- journal that counted (nil: this process); told: its 100% said now (spend_over's), to cfg's on_event.

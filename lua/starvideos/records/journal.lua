@@ -97,7 +97,7 @@ end
 -- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
 function J.new_state(head)
   return { list = {}, by_id = {}, bad = 0, bad_at = {}, line = 0, pending = {}, by_local = {}, settled = {},
-    owed = {}, keys = {}, abandoned = {}, head = head, pos = 0 }
+    owed = {}, keys = {}, abandoned = {}, told = {}, head = head, pos = 0 }
 end
 
 local function keyed(st, rec, entry)
@@ -211,7 +211,11 @@ function J.take(st, line)
   local owner = type(rec.owner) == "string" and rec.owner or nil
   local lease = owner and type(rec.lease) == "string" and rec.lease or nil
   local ev = rec.event
-  if lid and BY_LOCAL[ev] then
+  if ev == "told" and type(rec.told) == "string" and tonumber(rec.percent) then -- a warning said (records/said.lua)
+    local pct = string_format("%d", tonumber(rec.percent)) -- (JSON's 100.0: the rule's 100)
+    st.told[rec.told .. ":" .. pct] = true
+    Spend.told(J.spent(st), { key = rec.told, ends = tonumber(rec.ends) or 0 }, pct, Spend.clock())
+  elseif lid and BY_LOCAL[ev] then
     BY_LOCAL[ev](st, rec, lid, owner, lease)
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
     if BY_WEBHOOK[ev] then BY_WEBHOOK[ev](st, rec, owner, lease) end
