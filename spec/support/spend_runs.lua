@@ -124,31 +124,28 @@ function M.kills(run, procs, each, assert, seed)
     first = made_before }
 end
 
--- Both cases on a ledger (`on`: what the lines printed say; make(dir, emu): the run of spend_runs.new; procs: how
--- many race), with busted's it and assert (b).
+-- The cases on a ledger (`on`: what the lines printed say; make(dir, emu): the run of spend_runs.new; procs: how
+-- many race), with busted's it and assert (b).  Each race: 10 creates of 0.40 a process against `amount`, `made`
+-- of them reach the service, and each step is said once, whichever process says it (against 7.90, which creates
+-- of 0.40 never fill, 100% is said by the first refusal of any process).
 function M.cases(on, make, procs, b)
   local emu
   b.setup(function() emu = helper.emulator { key = M.KEY, queued = 30, processing = 30 } end)
   b.teardown(function() emu:stop() end)
-  b.it(procs .. " processes, 10 creates each of 0.40 against 8.00: exactly 20 reach the service", function()
-    emu:reset()
-    emu:clear()
-    local tally, n, text = M.race(make(helper.tmpdir(), emu), procs, 10, 8, "r")
-    io.stderr:write(string.format("%s: %d processes: %s, %d created\n", on, procs, cjson.encode(tally), n))
-    b.assert.same({ ok = 20, ["spend_limited spend_limit"] = procs * 10 - 20, ["warning 50"] = 1, ["warning 80"] = 1,
-      ["warning 100"] = 1 }, tally, text)
-    b.assert.equal(20, n)
-  end)
-  b.it(procs .. " processes against 7.90, which creates of 0.40 never fill: its 100% said once, by the first "
-    .. "refusal of any process", function()
-    emu:reset()
-    emu:clear()
-    local tally, n, text = M.race(make(helper.tmpdir(), emu), procs, 10, 7.9, "h")
-    io.stderr:write(string.format("%s: %d processes against 7.90: %s, %d created\n", on, procs, cjson.encode(tally), n))
-    b.assert.same({ ok = 19, ["spend_limited spend_limit"] = procs * 10 - 19, ["warning 50"] = 1, ["warning 80"] = 1,
-      ["warning 100"] = 1 }, tally, text)
-    b.assert.equal(19, n)
-  end)
+  for _, r in ipairs { { 8, 20, "r", "exactly 20 reach the service" },
+    { 7.9, 19, "h", "19 reach the service, and its 100% is said once, by the first refusal of any process" } } do
+    local amount, made = r[1], r[2]
+    b.it(string.format("%d processes, 10 creates each of 0.40 against %.2f: %s", procs, amount, r[4]), function()
+      emu:reset()
+      emu:clear()
+      local tally, n, text = M.race(make(helper.tmpdir(), emu), procs, 10, amount, r[3])
+      io.stderr:write(string.format("%s: %d processes against %.2f: %s, %d created\n", on, procs, amount,
+        cjson.encode(tally), n))
+      b.assert.same({ ok = made, ["spend_limited spend_limit"] = procs * 10 - made, ["warning 50"] = 1,
+        ["warning 80"] = 1, ["warning 100"] = 1 }, tally, text)
+      b.assert.equal(made, n)
+    end)
+  end
   b.it("30 reserving processes killed at random, then rerun: spent is the price of what the service made", function()
     emu:reset()
     emu:clear()
