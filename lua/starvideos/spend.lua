@@ -204,6 +204,20 @@ function S.covering(cfg, model, tenant, t)
   return units(price) or math.ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
 end
 
+-- How cfg's limits count a journal's pending record (rec: its model, tenant and time; price and spec as recorded):
+-- a function(rec, price, spec) -> its price and spec, by covering at its time, so that a limit reads what was spent
+-- in its window whatever limits the creates were made with (a create recorded without a price: at prices now; one
+-- compacted without its model: as recorded); nil without limits.
+function S.counts(cfg)
+  if not cfg.spend then return nil end
+  return function(rec, price, spec)
+    local t = tonumber(rec.time)
+    if type(rec.model) ~= "string" or not t then return price, spec end
+    local now_price, now_spec = S.covering(cfg, rec.model, type(rec.tenant) == "string" and rec.tenant or nil, t)
+    return price or now_price, now_spec
+  end
+end
+
 -- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount
 -- ..." (S.covering's).  spend_over: the first limit a create of `price` would pass -> its index and total, or nil
 -- (its 100% said once, when a create is refused before reaching it; none for lid's, reserved already).

@@ -188,6 +188,29 @@ describe("spend limits on the command line", function()
       lines(r.err)[1])
   end)
 
+  it("a limit the creates were not made with reads what they spent in its window: spend says it (compacted too), "
+    .. "and the next create past it is refused, not sent", function()
+    local journal = dir .. "/tasks.jsonl"
+    for i = 1, 5 do
+      local r = run({ "create", "--model", "videos", "--prompt", "a cat " .. i, "--duration", "5", "--journal", journal,
+        "--prices", PRICE }, env())
+      assert.equals(0, r.code, r.err)
+    end
+    local limit = '{"amount": 2, "per": "day", "scope": "model", "model": "videos"}'
+    local r = run({ "list", "--journal", journal }, {})
+    assert.equals("5 tasks: 5 created; cost 2", lines(r.out)[#lines(r.out)])
+    r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit }, {})
+    assert.equals(0, r.code, r.err)
+    assert.matches("^model videos, per day: 2 spent, 0 reserved, of 2; resets ", lines(r.out)[1])
+    assert.equals(0, run({ "compact", "--journal", journal }, {}).code)
+    r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit }, {})
+    assert.matches("^model videos, per day: 2 spent, 0 reserved, of 2; resets ", lines(r.out)[1], "compacted")
+    r = run(with(CREATE, "--journal", journal, "--prices", PRICE, "--spend-limit", limit), env())
+    assert.equals(1, r.code, r.err)
+    assert.matches("spend_limited: %-%-spend%-limit: 2 spent of model videos in this window", r.err)
+    assert.equals(5, emu:creates())
+  end)
+
   it("a create sent and never answered is counted (maybe paid) by spend and by --dry-run: the plan's create past "
     .. "the limit with it is refused", function()
     local journal = dir .. "/tasks.jsonl"

@@ -28,6 +28,7 @@ function L.new(path, cfg, loop, key)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)
     self.said = require("starvideos.records.said").new(path, cfg, function() return self:follow() end)
+    self.counts = Spend.counts(cfg)
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
     local Schedule = require "starvideos.schedule"
     if key and Schedule.first_read(key, path) then
@@ -117,7 +118,7 @@ end
 
 -- What the journal says now (read on from the last look, self.st): st, or nil, err.
 function L:follow()
-  local st, err = journal.follow(self.path, self.st)
+  local st, err = journal.follow(self.path, self.st or journal.new_state(false, self.counts))
   self.st = st or self.st
   return st, err
 end
