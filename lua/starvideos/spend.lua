@@ -319,6 +319,20 @@ function S.refusal(w, total, t, where, told, cfg)
       model = l.model })
 end
 
+-- Whether a create of model for tenant at t would be refused by what a ledger counts now (list: its spend(tenant);
+-- where: the ledger, as refusal names it): nil, or the refusal.  A read, not a reservation: asked before a create
+-- puts anything of its own (its local files) where it costs, the reservation still made as it is recorded.
+function S.refused(cfg, list, model, tenant, t, where)
+  local price, _, which = S.covering(cfg, model, tenant, t)
+  for _, w in ipairs(which or {}) do
+    for _, r in ipairs(list) do
+      local total = r.limit == w.limit.lim and r.tenant == w.tenant and math_floor((r.spent + r.reserved) * S.UNIT
+        + 0.5)
+      if total and total + price > w.limit.amount then return select(2, S.refusal(w, total, t, where, nil, cfg)) end
+    end
+  end
+end
+
 -- The crossed steps ("i:pct ...", the rule's) of a create's limits (which), said: a warning event each.
 function S.tell(cfg, crossed, which, reason)
   local on_event = cfg.on_event
