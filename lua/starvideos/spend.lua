@@ -7,7 +7,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 
 local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
-local string_format, math_floor, os_date = string.format, math.floor, os.date
+local string_format, math_floor, math_ceil, math_abs, os_date = string.format, math.floor, math.ceil, math.abs, os.date
 
 local S = {}
 
@@ -23,8 +23,8 @@ local function show(v) return type(v) == "string" and string_format("%q", v) or 
 local function units(v)
   local u = v * S.UNIT
   local whole = math_floor(u + 0.5)
-  if math.abs(u - whole) <= 1e-6 + u * 1e-12 then return whole end
-  return nil, math.ceil(u) / S.UNIT
+  if math_abs(u - whole) <= 1e-6 + u * 1e-12 then return whole end
+  return nil, math_ceil(u) / S.UNIT
 end
 
 local function model_names()
@@ -201,7 +201,7 @@ function S.covering(cfg, model, tenant, t)
   end
   if not parts[1] then return nil end
   local price = cfg.prices[model] or 0
-  return units(price) or math.ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
+  return units(price) or math_ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
 end
 
 -- How cfg's limits count a journal's pending record (rec: its model, tenant and time; price and spec as recorded):
