@@ -118,6 +118,7 @@ build = {
     ["starvideos.records.leases"] = "lua/starvideos/records/leases.lua",
     ["starvideos.records.ledger"] = "lua/starvideos/records/ledger.lua",
     ["starvideos.records.samples"] = "lua/starvideos/records/samples.lua",
+    ["starvideos.records.said"] = "lua/starvideos/records/said.lua",
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",

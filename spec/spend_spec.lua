@@ -70,6 +70,30 @@ describe("spend_limit", function()
       "a limit of every tenant, none spent yet: one entry of 0")
   end)
 
+  it("refuses a price or an amount finer than the ledger's unit (a millionth), naming it and the figure to give; "
+    .. "never rounds a reservation down: nothing is sent", function()
+    local function limit(amount) return { amount = amount, scope = "model", model = "videos" } end
+    for _, c in ipairs {
+      { { videos = 4e-7 }, limit(1e-6), "spend_limit: a create of videos cannot be counted exactly: its price, 4e%-07, "
+        .. "is finer than the ledger's unit, a millionth %(0%.000001%); give prices%.videos, rounded up to a "
+        .. "millionth: 1e%-06%)" },
+      { { videos = 0.1000004 }, limit(1), "its price, 0%.1000004, is finer .* rounded up to a millionth: 0%.100001%)" },
+      { PRICES, limit(0.0000015), "spend_limit%.amount: 1%.5e%-06 is finer than the ledger's unit: a limit counts "
+        .. "whole millionths %(0%.000001%); give 1e%-06 or 2e%-06" },
+      { PRICES, { { amount = 5 }, { amount = 2.0000001, per = "day" } },
+        "spend_limit%[2%]%.amount: 2%.0000001 is finer" },
+    } do
+      local ok, tr = pcall(new, { prices = c[1], spend_limit = c[2] })
+      assert.is_false(ok, c[3])
+      assert.matches("bad option 'spend_limit' to 'new' %(", tr)
+      assert.matches(c[3], tr)
+    end
+    -- (0.1 + 0.2: a whole number of millionths, which a double holds as 300000.00000000006 of them)
+    local c = new { prices = { videos = 0.4, videos_fast = 1e-6 }, spend_limit = limit(0.1 + 0.2) }
+    assert.equal(400000, (Spend.covering(c.cfg, "videos", nil, os.time())))
+    assert.equal(300000, c.cfg.spend[1].amount)
+  end)
+
   it("counts a limit read from JSON (per 86400.0) where the same limit in Lua counts (per 86400)", function()
     local t = os.time()
     local a = new { spend_limit = { amount = 1, per = 86400 } }
@@ -109,6 +133,25 @@ describe("spend_limit", function()
     local ok, err = ask("a4")
     assert.same({ nil, "spend_limited" }, { ok, err and err.kind })
     c:close()
+  end)
+
+  it("says a tenant's 50% and 80% before the 100% of the create refused next, though a journal's writer writes "
+    .. "their record later (generate_all's creates at once)", function()
+    local emu = helper.emulator { key = "k-order", queued = 0, processing = 0 }
+    local dir, said = helper.tmpdir(), {}
+    local c = starvideos.new { api_key = "k-order", base_url = emu.url, journal = dir .. "/j.jsonl", prices = PRICES,
+      spend_limit = { amount = 1, per = "day", scope = "tenant" }, interval = 0.1, min_interval = 0.1,
+      on_event = function(e) if e.field == "spend_limit" then said[#said + 1] = e.percent end end }
+    local results = c:generate_all({ PARAMS, PARAMS, PARAMS, PARAMS }, { out = dir .. "/%d.mp4", tenant = "acme" })
+    c:close()
+    local kinds = {}
+    for i, r in ipairs(results) do kinds[i] = r.err and r.err.kind or "ok" end
+    assert.same({ "ok", "ok", "spend_limited", "spend_limited" }, kinds)
+    assert.same({ 50, 80, 100 }, said)
+    local creates = 0
+    for _, r in ipairs(emu:requests()) do if r.method == "POST" then creates = creates + 1 end end
+    assert.equal(2, creates)
+    emu:stop()
   end)
 
   it("reads windows on the calendar: a month's end in a leap year, December's, a day in tz_offset, per N", function()

@@ -7,7 +7,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 
 local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
-local string_format, math_floor, os_date = string.format, math.floor, os.date
+local string_format, math_floor, math_ceil, math_abs, os_date = string.format, math.floor, math.ceil, math.abs, os.date
 
 local S = {}
 
@@ -17,6 +17,15 @@ S.clock = os.time -- the wall clock windows are read on (a spec sets its own)
 local DAY, MOST = 86400, 1e15 -- (units: a sum below 2^53, exact in a double and in Redis)
 
 local function show(v) return type(v) == "string" and string_format("%q", v) or tostring(v) end
+
+-- A price or an amount in units, when it is a whole number of them (as written: 0.4, 1e-6); else nil and the next
+-- figure up that is: a ledger never rounds a reservation down (a cap passed) nor an amount up.
+local function units(v)
+  local u = v * S.UNIT
+  local whole = math_floor(u + 0.5)
+  if math_abs(u - whole) <= 1e-6 + u * 1e-12 then return whole end
+  return nil, math_ceil(u) / S.UNIT
+end
 
 local function model_names()
   local names = {}
@@ -40,6 +49,10 @@ local function check_one(v, name)
   local a = v.amount
   if type(a) ~= "number" or a ~= a or a < 0 or a >= MOST / S.UNIT then
     return string_format("%s.amount: a finite amount >= 0 expected, got %s", name, show(a))
+  end
+  if not units(a) then
+    return string_format("%s.amount: %.14g is finer than the ledger's unit: a limit counts whole millionths "
+      .. "(0.000001); give %.14g or %.14g", name, a, math_floor(a * S.UNIT) / S.UNIT, select(2, units(a)))
   end
   local per = v.per
   if per ~= nil and per ~= "day" and per ~= "month" and (type(per) ~= "number" or per ~= per or per < 1
@@ -122,6 +135,12 @@ function S.resolve(cfg, level)
           .. "no price for %s; give prices.%s%s)", name, m, m, m,
           lim.model and "" or ", or a limit of scope \"model\""), level)
       end
+      local _, up = units(prices[m])
+      if up then
+        error(string.format("bad option 'spend_limit' to 'new' (%s: a create of %s cannot be counted exactly: its "
+          .. "price, %.14g, is finer than the ledger's unit, a millionth (0.000001); give prices.%s, rounded up to a "
+          .. "millionth: %.14g)", name, m, prices[m], m, up), level)
+      end
     end
     local per = type(lim.per) == "number" and math_floor(lim.per) or lim.per -- (JSON's 86400.0: 86400)
     local id = core.hash(table.concat({ scope, lim.model or "", lim.tenant or "",
@@ -133,7 +152,7 @@ function S.resolve(cfg, level)
       end
     end
     out[i] = { lim = lim, scope = scope, model = lim.model, tenant = lim.tenant, per = per, name = name,
-      amount = math_floor(lim.amount * S.UNIT + 0.5), id = id }
+      amount = units(lim.amount), id = id }
   end
   return out
 end
@@ -181,7 +200,22 @@ function S.covering(cfg, model, tenant, t)
     end
   end
   if not parts[1] then return nil end
-  return math_floor((cfg.prices[model] or 0) * S.UNIT + 0.5), table.concat(parts, " "), which
+  local price = cfg.prices[model] or 0
+  return units(price) or math_ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
+end
+
+-- How cfg's limits count a journal's pending record (rec: its model, tenant and time; price and spec as recorded):
+-- a function(rec, price, spec) -> its price and spec, by covering at its time, so that a limit reads what was spent
+-- in its window whatever limits the creates were made with (a create recorded without a price: at prices now; one
+-- compacted without its model: as recorded); nil without limits.
+function S.counts(cfg)
+  if not cfg.spend then return nil end
+  return function(rec, price, spec)
+    local t = tonumber(rec.time)
+    if type(rec.model) ~= "string" or not t then return price, spec end
+    local now_price, now_spec = S.covering(cfg, rec.model, type(rec.tenant) == "string" and rec.tenant or nil, t)
+    return price or now_price, now_spec
+  end
 end
 
 -- Plain Lua 5.1, as Redis runs it; kv as bucket.lua's (get, set(k, v, ttl), add(k, ttl)).  A spec: "key@end@amount
@@ -191,8 +225,9 @@ end
 -- spec", written first: a store that refuses it (a full dict) counts nothing, nil), in each limit's total ('sp:')
 -- and reserved ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed,
 -- "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
--- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  now: the wall
--- clock's, as the windows were read (their ttl).
+-- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  spend_told: a
+-- step's mark ('told:'), true the first time (S.told: a journal's told record read, records/said.lua).  now: the
+-- wall clock's, as the windows were read (their ttl).
 S.RULES = [[
 local SPEND_STEPS = { 50, 80, 100 }
 local function spend_parse(text)
@@ -257,8 +292,9 @@ local function spend_end(kv, lid, paid)
   kv.set('res:' .. lid, (paid and 's' or 'x') .. string.sub(r, 2), most)
 end
 ]]
-local over, take, finish = (rawget(_G, "loadstring") or load)(S.RULES .. "return spend_over, spend_take, spend_end")()
-S.over, S.take, S.finish = over, take, finish
+local over, take, finish, mark = (rawget(_G, "loadstring") or load)(S.RULES
+  .. "return spend_over, spend_take, spend_end, spend_told")()
+S.over, S.take, S.finish, S.told = over, take, finish, mark
 
 -- A create refused by limit l (covering's `which` entry w): its total in units, at t; `where`: the store or the
 -- journal that counted (nil: this process); told: its 100% said now (spend_over's), to cfg's on_event.
@@ -281,6 +317,20 @@ function S.refusal(w, total, t, where, told, cfg)
     os_date("!%Y-%m-%d %H:%M:%S UTC", ends), math_floor(wait + 0.5)) or " for good (a limit without per)"),
     { field = "spend_limit", limit = l.lim, spent = spent, amount = amount, retry_after = wait, tenant = w.tenant,
       model = l.model })
+end
+
+-- Whether a create of model for tenant at t would be refused by what a ledger counts now (list: its spend(tenant);
+-- where: the ledger, as refusal names it): nil, or the refusal.  A read, not a reservation: asked before a create
+-- puts anything of its own (its local files) where it costs, the reservation still made as it is recorded.
+function S.refused(cfg, list, model, tenant, t, where)
+  local price, _, which = S.covering(cfg, model, tenant, t)
+  for _, w in ipairs(which or {}) do
+    for _, r in ipairs(list) do
+      local total = r.limit == w.limit.lim and r.tenant == w.tenant and math_floor((r.spent + r.reserved) * S.UNIT
+        + 0.5)
+      if total and total + price > w.limit.amount then return select(2, S.refusal(w, total, t, where, nil, cfg)) end
+    end
+  end
 end
 
 -- The crossed steps ("i:pct ...", the rule's) of a create's limits (which), said: a warning event each.

@@ -2,7 +2,7 @@
 -- fleet's): the races and kills of issue 56, run by spec/hosts/spend_journal_spec.lua and
 -- rocks/redis/spec/hosts/spend_fleet_spec.lua.  Each child (CHILD) is a process of its own with a client of the
 -- ledger making keyed creates one after another (prompt and key "TAG-i"), a line each on stdout: "ok", or the
--- error's kind and field.
+-- error's kind and field; and a line "warning PCT" each time a limit's step is said.
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
 
@@ -17,7 +17,8 @@ local CHILD = [[
 local name, where, url, n, tag, amount = arg[1], arg[2], arg[3], tonumber(arg[4]), arg[5], tonumber(arg[6])
 local opts = { api_key = "k-spend-runs", base_url = url, requests_per_second = 1000, lease = 1,
   prices = { videos = 0.4, videos_fast = 0.1, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 2 },
-  spend_limit = { amount = amount, per = "day" } }
+  spend_limit = { amount = amount, per = "day" },
+  on_event = function(e) if e.field == "spend_limit" then io.stdout:write("warning ", e.percent, "\n") end end }
 opts[name] = where
 local client = require("starvideos").new(opts)
 for i = 1, n do
@@ -72,7 +73,7 @@ function M.made(emu)
 end
 
 -- `procs` processes at once, each asking `each` creates of 0.40 against a key limit of `amount`: the outcomes
--- counted, and the creates the emulator received.
+-- counted (and the warnings said), and the creates the emulator received.
 function M.race(run, procs, each, amount, tag)
   local list = {}
   for i = 1, procs do list[i] = run.start(each, tag .. i, amount) end
@@ -123,20 +124,28 @@ function M.kills(run, procs, each, assert, seed)
     first = made_before }
 end
 
--- Both cases on a ledger (`on`: what the lines printed say; make(dir, emu): the run of spend_runs.new; procs: how
--- many race), with busted's it and assert (b).
+-- The cases on a ledger (`on`: what the lines printed say; make(dir, emu): the run of spend_runs.new; procs: how
+-- many race), with busted's it and assert (b).  Each race: 10 creates of 0.40 a process against `amount`, `made`
+-- of them reach the service, and each step is said once, whichever process says it (against 7.90, which creates
+-- of 0.40 never fill, 100% is said by the first refusal of any process).
 function M.cases(on, make, procs, b)
   local emu
   b.setup(function() emu = helper.emulator { key = M.KEY, queued = 30, processing = 30 } end)
   b.teardown(function() emu:stop() end)
-  b.it(procs .. " processes, 10 creates each of 0.40 against 8.00: exactly 20 reach the service", function()
-    emu:reset()
-    emu:clear()
-    local tally, n, text = M.race(make(helper.tmpdir(), emu), procs, 10, 8, "r")
-    io.stderr:write(string.format("%s: %d processes: %s, %d created\n", on, procs, cjson.encode(tally), n))
-    b.assert.same({ ok = 20, ["spend_limited spend_limit"] = procs * 10 - 20 }, tally, text)
-    b.assert.equal(20, n)
-  end)
+  for _, r in ipairs { { 8, 20, "r", "exactly 20 reach the service" },
+    { 7.9, 19, "h", "19 reach the service, and its 100% is said once, by the first refusal of any process" } } do
+    local amount, made = r[1], r[2]
+    b.it(string.format("%d processes, 10 creates each of 0.40 against %.2f: %s", procs, amount, r[4]), function()
+      emu:reset()
+      emu:clear()
+      local tally, n, text = M.race(make(helper.tmpdir(), emu), procs, 10, amount, r[3])
+      io.stderr:write(string.format("%s: %d processes against %.2f: %s, %d created\n", on, procs, amount,
+        cjson.encode(tally), n))
+      b.assert.same({ ok = made, ["spend_limited spend_limit"] = procs * 10 - made, ["warning 50"] = 1,
+        ["warning 80"] = 1, ["warning 100"] = 1 }, tally, text)
+      b.assert.equal(made, n)
+    end)
+  end
   b.it("30 reserving processes killed at random, then rerun: spent is the price of what the service made", function()
     emu:reset()
     emu:clear()

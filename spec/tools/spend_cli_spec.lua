@@ -97,6 +97,9 @@ describe("spend limits on the command line", function()
       { capped('{"amount": 1}', PRICE), "--spend-limit: a create of starvideos_o3 cannot be counted: --prices has no "
         .. "price for starvideos_o3; give --prices a price for starvideos_o3, or a limit of scope \"model\"" },
       { capped('{"amount": 1, "size": 2}'), "--spend-limit: size: unknown field (amount, per, scope, model, tenant)" },
+      { capped(MODEL, '{"videos": 0.1000004}'), "--spend-limit: a create of videos cannot be counted exactly: its "
+        .. "price, 0.1000004, is finer than the ledger's unit, a millionth (0.000001); give --prices a price for "
+        .. "videos, rounded up to a millionth: 0.100001" },
       { capped('{"amount": 1}', ALL, false), "--spend-limit needs --journal PATH or --store URL: the spend is counted "
         .. "there, across runs" },
     } do
@@ -170,6 +173,12 @@ describe("spend limits on the command line", function()
           doc.entries[1].error.message)
       end
     end
+    helper.write_file(dir .. "/none.jsonl", "")
+    r = run({ "spend", "--journal", dir .. "/none.jsonl", "--prices", ALL, "--spend-limit",
+      '{"amount": 2, "per": "day", "scope": "tenant"}' }, {})
+    assert.equals(0, r.code, r.err)
+    assert.matches("^every tenant %(none spent yet%), per day: 0 spent, 0 reserved, of 2; resets %d%d%d%d%-%d%d%-%d%d "
+      .. "00:00:00 UTC %(in %d+ s%)$", lines(r.out)[1])
     r = run({ "spend", "--journal", journal, "--prices", ALL }, {})
     assert.equals(2, r.code)
     assert.equals("starvideos spend: --spend-limit JSON is required", lines(r.err)[1])
@@ -177,6 +186,29 @@ describe("spend limits on the command line", function()
     assert.equals(2, r.code)
     assert.equals("starvideos spend: --journal PATH or --store URL is required (or set STARVIDEOS_STORE)",
       lines(r.err)[1])
+  end)
+
+  it("a limit the creates were not made with reads what they spent in its window: spend says it (compacted too), "
+    .. "and the next create past it is refused, not sent", function()
+    local journal = dir .. "/tasks.jsonl"
+    for i = 1, 5 do
+      local r = run({ "create", "--model", "videos", "--prompt", "a cat " .. i, "--duration", "5", "--journal", journal,
+        "--prices", PRICE }, env())
+      assert.equals(0, r.code, r.err)
+    end
+    local limit = '{"amount": 2, "per": "day", "scope": "model", "model": "videos"}'
+    local r = run({ "list", "--journal", journal }, {})
+    assert.equals("5 tasks: 5 created; cost 2", lines(r.out)[#lines(r.out)])
+    r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit }, {})
+    assert.equals(0, r.code, r.err)
+    assert.matches("^model videos, per day: 2 spent, 0 reserved, of 2; resets ", lines(r.out)[1])
+    assert.equals(0, run({ "compact", "--journal", journal }, {}).code)
+    r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit }, {})
+    assert.matches("^model videos, per day: 2 spent, 0 reserved, of 2; resets ", lines(r.out)[1], "compacted")
+    r = run(with(CREATE, "--journal", journal, "--prices", PRICE, "--spend-limit", limit), env())
+    assert.equals(1, r.code, r.err)
+    assert.matches("spend_limited: %-%-spend%-limit: 2 spent of model videos in this window", r.err)
+    assert.equals(5, emu:creates())
   end)
 
   it("a create sent and never answered is counted (maybe paid) by spend and by --dry-run: the plan's create past "

@@ -13,9 +13,11 @@ local M = {}
 
 local function amount(n) return string_format("%.14g", n) end
 
--- Whose spend an entry counts: "the key", "model videos", "tenant \"alice\"".
+-- Whose spend an entry counts: "the key", "model videos", "tenant \"alice\"", "every tenant (none spent yet)" (a
+-- limit of every tenant before any spent in its window: client:spend()'s one entry of 0).
 local function whose(e)
   if e.scope == "model" then return "model " .. tostring(e.model) end
+  if e.scope == "tenant" and e.tenant == nil then return "every tenant (none spent yet)" end
   if e.scope == "tenant" then return string_format("tenant %q", tostring(e.tenant)) end
   return "the key"
 end

@@ -56,13 +56,14 @@ end
 
 -- A settled create of the longest window of create_limit and tenant_limit, as they count it: its time and
 -- tenant (journal.take reads it settled), and the price it paid in spend_limit's windows (spend.lua's; a limit
--- without a window, "@0@": kept whatever its age), unless it was abandoned (released); or nil.
+-- without a window, "@0@": kept whatever its age) and its model (a limit given later counts it: spend.lua's
+-- counts), unless it was abandoned (released); or nil.
 local function counted(p, since, abandoned)
   local when = p and tonumber(p.time)
   local paid = p and not abandoned and p.price and p.spend
   if when and (when >= since or paid and p.spend:find("@0@", 1, true)) then
     return cjson.encode { event = "pending", ["local"] = p["local"], time = when, tenant = p.tenant, settled = true,
-      price = paid and p.price or nil, spend = paid and p.spend or nil }
+      price = paid and p.price or nil, spend = paid and p.spend or nil, model = not abandoned and p.model or nil }
   end
 end
 

@@ -96,9 +96,11 @@ end
 -- What the records say so far, taken a line at a time (take: the line's record, or nil).
 -- owed: webhook id -> {task, body, owner, lease} while owed, false once delivered (for good).
 -- keys: a job's key -> its latest pending create or task, with key, fp and body (docs/batch.md).
-function J.new_state(head)
+-- spec_of(rec, price, spec): a pending record's price and spend spec as the reader's limits count it (spend.lua's
+-- counts; nil: as recorded).
+function J.new_state(head, spec_of)
   return { list = {}, by_id = {}, bad = 0, bad_at = {}, line = 0, pending = {}, by_local = {}, settled = {},
-    owed = {}, keys = {}, abandoned = {}, head = head, pos = 0 }
+    owed = {}, keys = {}, abandoned = {}, told = {}, head = head, pos = 0, spec_of = spec_of }
 end
 
 local function keyed(st, rec, entry)
@@ -120,9 +122,11 @@ end
 
 function BY_LOCAL.pending(st, rec, lid, owner, lease)
   if not st.by_local[lid] then
+    local price, spec = tonumber(rec.price), type(rec.spend) == "string" and rec.spend or nil
+    if st.spec_of then price, spec = st.spec_of(rec, price, spec) end
     local p = { ["local"] = lid, model = rec.model, prompt_hash = rec.prompt_hash, time = rec.time, owner = owner,
-      lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant, price = tonumber(rec.price),
-      spend = type(rec.spend) == "string" and rec.spend or nil, parent = rec.parent, relation = rec.relation }
+      lease = lease, out = rec.out, prompt = rec.prompt, tenant = rec.tenant, price = price, spend = spec,
+      parent = rec.parent, relation = rec.relation }
     st.by_local[lid], st.pending[#st.pending + 1] = p, p
     keyed(st, rec, p)
     st.crossed = p.price and p.spend and tonumber(rec.time)
@@ -216,7 +220,11 @@ function J.take(st, line)
   local owner = type(rec.owner) == "string" and rec.owner or nil
   local lease = owner and type(rec.lease) == "string" and rec.lease or nil
   local ev = rec.event
-  if lid and BY_LOCAL[ev] then
+  if ev == "told" and type(rec.told) == "string" and tonumber(rec.percent) then -- a warning said (records/said.lua)
+    local pct = string_format("%d", tonumber(rec.percent)) -- (JSON's 100.0: the rule's 100)
+    st.told[rec.told .. ":" .. pct] = true
+    Spend.told(J.spent(st), { key = rec.told, ends = tonumber(rec.ends) or 0 }, pct, Spend.clock())
+  elseif lid and BY_LOCAL[ev] then
     BY_LOCAL[ev](st, rec, lid, owner, lease)
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
     if BY_WEBHOOK[ev] then BY_WEBHOOK[ev](st, rec, owner, lease) end
@@ -252,7 +260,7 @@ function J.follow(path, st, max, existing)
   if not f and (errno ~= 2 or existing) then return nil, "cannot read the journal: " .. tostring(err) end
   local head = f and f:read("*l") or ""
   local size = f and f:seek("end") or 0
-  if not st or st.head ~= head or size < st.pos then st = J.new_state(head) end
+  if not st or st.head ~= head or size < st.pos then st = J.new_state(head, st and st.spec_of) end
   local upto = max and math_min(size, st.pos + max) or size
   if upto > st.pos and f:seek("set", st.pos) then
     local chunk = f:read(upto - st.pos) or ""

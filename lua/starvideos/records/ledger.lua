@@ -27,6 +27,8 @@ function L.new(path, cfg, loop, key)
   self.leases = leases.new(self) -- (the object it owns: its keepers, their claims, the holds it asks)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)
+    self.said = require("starvideos.records.said").new(path, cfg, function() return self:follow() end)
+    self.counts = Spend.counts(cfg)
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
     local Schedule = require "starvideos.schedule"
     if key and Schedule.first_read(key, path) then
@@ -86,6 +88,7 @@ end
 
 -- A cancelled job's question let go (its record is written all the same).
 function L:forget(lid, id)
+  if lid and self.asks[lid] then self.said:settled(self.asks[lid].ticket, false) end -- (its steps: not said)
   if lid then self.asks[lid] = nil end
   if id then self.waits[id] = nil end
 end
@@ -115,7 +118,7 @@ end
 
 -- What the journal says now (read on from the last look, self.st): st, or nil, err.
 function L:follow()
-  local st, err = journal.follow(self.path, self.st)
+  local st, err = journal.follow(self.path, self.st or journal.new_state(false, self.counts))
   self.st = st or self.st
   return st, err
 end
@@ -169,7 +172,10 @@ local function decided(self, rec, want)
   end
   if ask then
     local i, total, told = Spend.over(journal.spent(st), price, spec, t, rec["local"])
-    if i then return Spend.refusal(which[i], total, t, "the journal " .. self.path, told, self.cfg) end
+    if i then
+      if told then self.said:refused(which[i]) end -- (after the steps decided before it; once a window)
+      return Spend.refusal(which[i], total, t, "the journal " .. self.path, nil, self.cfg)
+    end
     rec.price, rec.spend = price, spec
   end
   rec.time = t
@@ -186,7 +192,8 @@ local function asked(self, lid)
   local ok, why = self.writer:result(ask.ticket)
   if ok == nil then return false end
   self.asks[lid] = nil
-  if ok then self.outs[lid] = ask.rec; Spend.tell(self.cfg, ask.crossed, ask.which); return true end
+  self.said:settled(ask.ticket, ok)
+  if ok then self.outs[lid] = ask.rec; return true end
   self.st = nil -- (it took the record that was not written)
   if why ~= true then return nil, new_error("io", tostring(why) .. " (nothing was sent)", { field = "journal" }) end
 end
@@ -207,7 +214,8 @@ function L:before_create(params, lid, out, want, tenant)
   local which, crossed
   if ok then ok, err, which, crossed = decided(self, rec, want) end
   if ok == false then -- (an inline writer's is settled already; one another process decided against: asked again)
-    self.asks[lid] = { ticket = err, rec = rec, which = which, crossed = crossed }
+    self.asks[lid] = { ticket = err, rec = rec }
+    self.said:after(err, crossed, which)
     answer, aerr = asked(self, lid)
     if answer == nil and not aerr then return false end
     return answer, aerr

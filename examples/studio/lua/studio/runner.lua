@@ -115,14 +115,26 @@ local function basename(path)
   return path and path:match("([^/]+)$")
 end
 
--- The card of key once its task ended: the saved video, or the error.
-local function finish(key, task, err, path)
+-- A spend limit's refusal (the library's message) as tenant's browser reads it: its tenant (the browser's id, a
+-- hash) named as its spend panel names it, "you (this browser)", and where it was counted (the journal's path on
+-- the server) left out.
+function M.for_browser(message, tenant, journal)
+  local i, j = message:find(string.format("spent of tenant %q", tostring(tenant)), 1, true)
+  if i then message = message:sub(1, i - 1) .. "spent by you (this browser)" .. message:sub(j + 1) end
+  i, j = message:find(", counted in the journal " .. tostring(journal), 1, true)
+  if i then message = message:sub(1, i - 1) .. message:sub(j + 1) end
+  return message
+end
+
+-- The card of key (tenant's) once its task ended: the saved video, or the error.
+local function finish(key, tenant, task, err, path)
   if task then
     return cards.update(key, { state = "saved", status = "completed", id = task.id, eta = false,
       video = "/videos/" .. basename(path or task.path) })
   end
   -- (a create a spend limit refused, or one the library or the service found invalid, cost nothing)
   local fields = { state = "failed", id = err.id or false, eta = false, error = err.message, kind = err.kind }
+  if err.kind == "spend_limited" then fields.error = M.for_browser(err.message, tenant, conf.journal) end
   if err.kind == "spend_limited" or err.kind == "invalid_request" then fields.cost = false end
   cards.update(key, fields)
 end
@@ -142,7 +154,7 @@ local function run(premature, key, tenant, params, child)
   if child then task, err = c[child.how](c, child.parent.id, lineage.params(c, child), opts)
   else task, err = c:generate(params, opts) end
   c:close()
-  finish(key, task, err)
+  finish(key, tenant, task, err)
   cards.spend_changed() -- (a create refused, released or paid)
 end
 
@@ -189,7 +201,7 @@ local function resume(c)
   for _, r in ipairs(results or {}) do
     local id = r.task and r.task.id or r.err and r.err.id
     local key = cards.key_of(id)
-    if key then finish(key, not r.err and r.task, r.err, r.path) end
+    if key then finish(key, nil, not r.err and r.task, r.err, r.path) end -- (a resume creates nothing: no refusal)
   end
 end
 

@@ -49,6 +49,30 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       assert.equal(g3.id, assert(client:tasks { parent = t.id })[1].id)
     end)
 
+  it("remix a spend limit refuses: refused before the parent's video is put in the bucket (no PUT, no DELETE), "
+    .. "nothing sent", function()
+      if why then pending(why) return end
+      local capped = require("starvideos").new { base_url = emu.url, api_key = emu.key, journal = dir .. "/j.jsonl",
+        interval = 0.1, min_interval = 0.1, storage = { endpoint = st.url, access_key = "S3RVER",
+          secret_key = "S3RVER", refs = "s3://vids/refs/" },
+        prices = { videos = 0.4, videos_fast = 0.1, videos_stable = 1, videos_stable_fast = 0.5, starvideos_o3 = 2 },
+        spend_limit = { amount = 0.4, scope = "model", model = "videos" } } -- (the parent's 0.4 fills it)
+      local _, before = last_task()
+      local logged = #st.log()
+      local t, err = capped:remix(parent.id, { prompt = "as a watercolour", duration = 5 }, { out = dir .. "/w.mp4" })
+      capped:close()
+      assert.is_nil(t)
+      assert.equal("spend_limited", err.kind)
+      assert.matches("^spend_limit: [%d.]+ spent of model videos in the ledger's life %(at most 0%.4, counted in the "
+        .. "journal ", err.message)
+      local _, n = last_task()
+      assert.equal(before, n, "nothing sent")
+      local log = st.log()
+      local seen = {}
+      for i = logged + 1, #log do seen[#seen + 1] = log[i].method .. " " .. tostring(log[i].path) end
+      assert.same({}, seen, "nothing put in the bucket, nothing deleted")
+    end)
+
   it("continue: one create whose first_image is the parent's last frame (the same pixels), with the last_image given",
     function()
       if why then pending(why) return end
