@@ -30,8 +30,6 @@ local function read(path)
   return s
 end
 
--- The rocks: { {package =, path =, dir = (rocks/<rock>/lua, nil for the core), lua = {module = file},
--- lib = {module = true}, c = {file}, bin = {file}} }, the core first.
 -- The range of the core rocks/needs.lua checks as a product rock loads (its RANGE, the one place of it) against
 -- each product rock's rockspecs: the release ones' dependency is "starvideos" and that range, the scm ones' its
 -- lower bound; and each product rock installs rocks/needs.lua as starvideos.needs.<rock>.
@@ -64,6 +62,8 @@ local function check_range(root, rocks, listing, bad)
   end
 end
 
+-- The rocks: { {package =, path =, dir = (rocks/<rock>/lua, nil for the core), lua = {module = file},
+-- lib = {module = true}, c = {file}, bin = {file}} }, the core first.
 local function rocks_of(root, listing)
   local list = {}
   local core = load_rockspec(root .. "/rockspec/starvideos-scm-1.rockspec")
