@@ -116,11 +116,12 @@ local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true }
 -- The extension points' modules (sink/, ledger/, references/, observe/, command/: docs/architecture.md
 -- "Extension points")
 -- are their rocks' entries into the core: each may load the layers of its rock.
+-- needs/ is each rock's check of the core's version (rocks/needs.lua), which its entries load first.
 local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" }, extras = { "core", "records" },
-  storage = { "core" },
-  nginx = { "core" }, sink = { "core", "storage" }, references = { "core", "storage" },
-  ledger = { "core", "records", "fleet" },
-  observe = { "core", "extras" }, command = { "core", "fleet" } }
+  storage = { "core" }, needs = { "core" },
+  nginx = { "core" }, sink = { "core", "storage", "needs" }, references = { "core", "storage", "needs" },
+  ledger = { "core", "records", "fleet", "needs" },
+  observe = { "core", "extras", "needs" }, command = { "core", "fleet", "needs" } }
 
 local function layer_of(file, name)
   if ENTRY[name] then return "entry" end

@@ -30,6 +30,38 @@ local function read(path)
   return s
 end
 
+-- The range of the core rocks/needs.lua checks as a product rock loads (its RANGE, the one place of it) against
+-- each product rock's rockspecs: the release ones' dependency is "starvideos" and that range, the scm ones' its
+-- lower bound; and each product rock installs rocks/needs.lua as starvideos.needs.<rock>.
+local function check_range(root, rocks, listing, bad)
+  local text = read(root .. "/rocks/needs.lua") or ""
+  local lo_op, lo, hi_op, hi = text:match('\nlocal RANGE = { "(>=)", "([%d.]+)", "(<)", "([%d.]+)" }')
+  if not lo then
+    bad[#bad + 1] = "rocks/needs.lua: no line 'local RANGE = { \">=\", \"X.Y\", \"<\", \"X.Z\" }'"
+    return
+  end
+  local want = { scm = "starvideos " .. lo_op .. " " .. lo,
+    release = "starvideos " .. lo_op .. " " .. lo .. ", " .. hi_op .. " " .. hi }
+  for i = 2, #rocks do
+    local short = rocks[i].package:gsub("^starvideos%-", "")
+    local needs = "starvideos.needs." .. short
+    if rocks[i].lua[needs] ~= rocks[i].dir .. "/starvideos/needs/" .. short .. ".lua" then
+      bad[#bad + 1] = string.format("%s: installs no %s (rocks/needs.lua, linked from %s/starvideos/needs/%s.lua)",
+        rocks[i].path, needs, rocks[i].dir, short)
+    end
+    for _, path in ipairs(listing("ls rocks/" .. short .. "/*.rockspec")) do
+      local spec = load_rockspec(root .. "/" .. path)
+      local which = path:match("%-scm%-1%.rockspec$") and "scm" or "release"
+      local dep
+      for _, d in ipairs(spec and spec.dependencies or {}) do if d:match("^starvideos%s") then dep = d end end
+      if dep ~= want[which] then
+        bad[#bad + 1] = string.format("%s: depends on %s, not on %q (rocks/needs.lua's RANGE)", path,
+          tostring(dep), want[which])
+      end
+    end
+  end
+end
+
 -- The rocks: { {package =, path =, dir = (rocks/<rock>/lua, nil for the core), lua = {module = file},
 -- lib = {module = true}, c = {file}, bin = {file}} }, the core first.
 local function rocks_of(root, listing)
@@ -226,6 +258,7 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
         rocks[i].path, tostring(rocks[i].core_dep or "no starvideos"))
     end
   end
+  check_range(root, rocks, listing, bad)
   local allowed = allowed_of(root)
   if not allowed then
     bad[#bad + 1] = "docs/architecture.md: no section \"What a rock may require of the core\" (tools/shape_rocks.lua)"

@@ -17,8 +17,39 @@ local BORN_KEEP = 4096 -- births remembered per key
 -- worker: inside nginx, the worker's keys, kept.
 local keys, worker = setmetatable({}, { __mode = "v" }), {}
 
--- The store's name of a key: a hash of the base URL and the API key's hash, the same in every process.
-function K.hash_of(base_url, api_key) return core.hash(tostring(base_url) .. "\0" .. core.hash(api_key or "")) end
+-- Host names that are this machine's loopback (RFC 6761: localhost and its subdomains), named as one service.
+local LOOPBACK = "127.0.0.1"
+
+-- A path without its dot segments (RFC 3986, 5.2.4), its percent escapes in capitals, no trailing slash.
+local function plain_path(path)
+  local out = {}
+  for seg in (path .. "/"):gmatch("([^/]*)/") do
+    if seg == ".." then
+      if #out > 0 then out[#out] = nil end
+    elseif seg ~= "." then
+      out[#out + 1] = seg:gsub("%%(%x%x)", function(h) return "%" .. h:upper() end)
+    end
+  end
+  return (table.concat(out, "/"):gsub("/+$", ""))
+end
+
+-- The key's service as one spelling (docs/keep-and-fleet.md, "A key's identity"): scheme and host in lowercase,
+-- localhost as 127.0.0.1, the port only when not the scheme's own, no dot segment nor trailing slash.  What
+-- does not pass core.check_url (a custom transport's name) stays as written.
+function K.identity(base_url)
+  local u = core.check_url(tostring(base_url), "base_url", true)
+  if not u then return tostring(base_url) end
+  local host = u.host:lower():gsub("%.$", "")
+  if host == "localhost" or host:match("%.localhost$") then host = LOOPBACK end
+  local port = u.port == (u.scheme == "https" and 443 or 80) and "" or ":" .. u.port
+  return u.scheme .. "://" .. host .. port .. plain_path(u.path)
+end
+
+-- The store's name of a key: a hash of the base URL's identity and the API key's hash, the same in every process
+-- and for every spelling of one service.
+function K.hash_of(base_url, api_key)
+  return core.hash(K.identity(base_url) .. "\0" .. core.hash(api_key or ""))
+end
 
 -- The object of a client's key (cfg with its api_key still in it), shared while a member lives;
 -- k.hash is the store's name of the key, k.name the process's (a custom transport's apart).

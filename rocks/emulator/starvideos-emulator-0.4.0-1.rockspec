@@ -35,6 +35,7 @@ build = {
   type = "none",
   install = {
     lua = {
+      ["starvideos.needs.emulator"] = "rocks/emulator/lua/starvideos/needs/emulator.lua", -- (rocks/needs.lua: the core's version checked)
       ["starvideos.command.emulator"] = "rocks/emulator/lua/starvideos/command/emulator.lua",
       ["starvideos.emulator.args"] = "rocks/emulator/lua/starvideos/emulator/args.lua",
       ["starvideos.emulator.bytes"] = "rocks/emulator/lua/starvideos/emulator/bytes.lua",

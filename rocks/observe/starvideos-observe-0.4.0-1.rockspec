@@ -34,6 +34,7 @@ build = {
   type = "none",
   install = {
     lua = {
+      ["starvideos.needs.observe"] = "rocks/observe/lua/starvideos/needs/observe.lua", -- (rocks/needs.lua: the core's version checked)
       ["starvideos.extras.metrics"] = "rocks/observe/lua/starvideos/extras/metrics.lua",
       ["starvideos.extras.observe"] = "rocks/observe/lua/starvideos/extras/observe.lua",
       ["starvideos.extras.otlp"] = "rocks/observe/lua/starvideos/extras/otlp.lua",

@@ -53,6 +53,7 @@ build = {
   install = {
     lib = { ["starvideos.redis"] = "build/rock/redis.so", ["starvideos.fleet.native"] = "build/rock/native.so" },
     lua = {
+      ["starvideos.needs.redis"] = "rocks/redis/lua/starvideos/needs/redis.lua", -- (rocks/needs.lua: the core's version checked)
       ["starvideos.command.store"] = "rocks/redis/lua/starvideos/command/store.lua",
       ["starvideos.fleet.acks"] = "rocks/redis/lua/starvideos/fleet/acks.lua",
       ["starvideos.fleet.again"] = "rocks/redis/lua/starvideos/fleet/again.lua",

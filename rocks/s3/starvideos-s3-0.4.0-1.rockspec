@@ -48,6 +48,7 @@ build = {
   install = {
     lib = { ["starvideos.sigv4"] = "build/rock/sigv4.so" },
     lua = {
+      ["starvideos.needs.s3"] = "rocks/s3/lua/starvideos/needs/s3.lua", -- (rocks/needs.lua: the core's version checked)
       ["starvideos.references"] = "rocks/s3/lua/starvideos/references/init.lua",
       ["starvideos.sink.s3"] = "rocks/s3/lua/starvideos/sink/s3.lua",
       ["starvideos.storage.commit"] = "rocks/s3/lua/starvideos/storage/commit.lua",

@@ -306,6 +306,25 @@ for _, vm in ipairs { "lua5.4", "luajit" } do
       assert.equal(1, emu:creates()) -- (the toy's: the gs:// create was never sent)
     end)
 
+    it("a product rock installed with --deps-mode=none beside a 0.3.0 core (outside its range) refuses to load, "
+      .. "naming both versions and the install line: no client made", function()
+      local old = tmp .. "/src-0.3.0"
+      local out, ok = sh("cp -R " .. q(tmp .. "/src") .. " " .. q(old) .. " && sed -i "
+        .. q('s/^M.VERSION = ".*"/M.VERSION = "0.3.0"/') .. " " .. q(old .. "/lua/starvideos/config.lua"))
+      assert.is_true(ok, out)
+      local tree = tmp .. "/core-0.3.0"
+      out, ok = sh("cd " .. q(old) .. " && " .. luarocks("make --tree " .. q(tree) .. " --deps-mode=none"))
+      assert.is_true(ok, out)
+      out, ok = sh(luarocks("--tree " .. q(tree) .. " install --deps-mode=none " .. q(packs.redis)))
+      assert.is_true(ok, out) -- (LuaRocks installs it: the range is not checked with --deps-mode=none)
+      local code = "local ok, err = pcall(require('starvideos').new, { api_key = 'k', base_url = 'http://127.0.0.1:9', "
+        .. "store = 'redis://127.0.0.1:9' }) print(require('starvideos')._VERSION, ok, err)"
+      out = sh("cd " .. q(tmp) .. " && " .. trees.env(t, tree) .. t.lua .. " -e " .. q(code))
+      assert.matches("starvideos 0.3.0\tfalse\tstarvideos-redis needs starvideos >= 0.4, < 0.5, and the starvideos "
+        .. "loaded is 0.3.0 (" .. tree .. "/", out, 1, true)
+      assert.matches("luarocks make --deps-mode=none rockspec/starvideos-0.4.0-1.rockspec", out, 1, true)
+    end)
+
     it("with every rock, runs the fleet on Redis, the bucket on s3rver and promtool-checked metrics from the "
       .. "tree", function()
       local why = redis_run.missing() or S3run.missing()

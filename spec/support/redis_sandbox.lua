@@ -2,7 +2,7 @@
 -- spec/lease_spec.lua): strings, hashes, sets, sorted sets and lists that expire on a clock, the commands the
 -- scripts run (fleet/check.lua's list), and a script's redis.call refused on any key that is not one of its KEYS
 -- (as Dragonfly refuses it, and Cluster when the key is another slot's).
---   sandbox.new([now]) -> r (now: the clock, core.now's by default)
+--   sandbox.new([now]) -> r (now: the clock, core.now's by default; TIME answers it as the wall clock's)
 --   r:call(cmd, ...)              a command sent as such (its keys not checked)
 --   r:eval(text, keys, args)      a script's text run as EVAL runs it: its value, or {err = message}
 --   r:run(name, keys, args)       a script the store defined (store.script_text: guarded when keys[1] is a fleet's),
@@ -24,8 +24,9 @@ local R = {}
 R.__index = R
 
 function M.new(now)
-  return setmetatable({ db = {}, now = now or core.now, touched = {}, refused = {}, sent = {}, asked = {},
-    identity = nil }, R)
+  now = now or core.now
+  return setmetatable({ db = {}, now = now, touched = {}, refused = {}, sent = {}, asked = {},
+    identity = nil, wall = core.wall() - now() }, R) -- (wall: TIME's, the wall clock where the clock starts)
 end
 
 -- The value at k ({type, v, exp}) if it did not expire, else nil.
@@ -65,7 +66,7 @@ end
 local C, KEYS_AT = {}, { DEL = "all", EXISTS = "all", TIME = "none", WAIT = "none", CONFIG = "none", PING = "none" }
 
 function C.TIME(r)
-  local t = r.now()
+  local t = r.wall + r.now()
   return { string.format("%d", math.floor(t)), string.format("%d", math.floor((t % 1) * 1e6)) }
 end
 function C.GET(r, k)
@@ -227,7 +228,7 @@ function C.LRANGE(r, k, a, b)
   return out
 end
 function C.CONFIG(_, _, name) return { name, name == "appendfsync" and "always" or name == "maxmemory" and "0"
-  or "noeviction" } end
+  or name == "appendonly" and "yes" or "noeviction" } end
 function C.PING() return { ok = "PONG" } end
 function C.WAIT() return 0 end
 

@@ -34,8 +34,8 @@ client:close()
 function M.new(dir, ledger_name, ledger_where, emu)
   local self = { dir = dir, name = ledger_name, where = ledger_where, emu = emu }
   helper.write_file(dir .. "/spend_child.lua", CHILD)
-  function self.start(n, tag, amount)
-    return helper.spawn(table.concat({ helper.CHILD_ENV, q(helper.lua), q(dir .. "/spend_child.lua"),
+  function self.start(n, tag, amount, wrap) -- (wrap: a command the child runs under, e.g. faketime's)
+    return helper.spawn(table.concat({ wrap or "", helper.CHILD_ENV, q(helper.lua), q(dir .. "/spend_child.lua"),
       q(ledger_name), q(ledger_where), q(emu.url), tostring(n), q(tag), tostring(amount), "2>&1" }, " "))
   end
   -- A client of the ledger in the spec's process (its spend, its pending creates).

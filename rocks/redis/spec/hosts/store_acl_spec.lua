@@ -2,7 +2,8 @@
 -- redis-server (a primary and a replica), makes a user that passes `starvideos store check --replicas 1` and runs
 -- a fleet's work with replicas = 1 (creates, polls, downloads, a keep); `store check` tries what the fleet runs and
 -- names what a user may not (TIME, EVAL; before, a user without +time was `usable` and a +@read one an internal
--- error); a user without +wait ends a create with replicas = 1 at once, nothing sent (before: never returned).
+-- error); a user without +wait ends a create with replicas = 1 at once, nothing sent (before: never returned); a
+-- user made on the primary alone is not usable (before: usable, and a failover to the replica answered WRONGPASS).
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
@@ -50,7 +51,9 @@ describe("a fleet's ACL user", function()
     assert(redis_run.wait_online(primary.port, 1))
     local words = docs_line()
     assert.equal("starvideos", words[1])
-    assert.same({ "OK" }, redis_run.cli(primary.port, "ACL", "SETUSER", unpack(words)))
+    for _, node in ipairs { primary, replica } do -- (on every node, as the docs say)
+      assert.same({ "OK" }, redis_run.cli(node.port, "ACL", "SETUSER", unpack(words)))
+    end
     emu = helper.emulator { key = "k-acl", queued = 0.1, processing = 0.1 }
     dir = helper.tmpdir()
   end)
@@ -89,6 +92,24 @@ describe("a fleet's ACL user", function()
         assert.is_nil(w:find("NOPERM", 1, true) or w:find("can't run", 1, true), w)
       end
     end)
+
+  it("made by the docs' line on the primary alone: store check --replicas 1 not usable, naming the replica and "
+    .. "its WRONGPASS (a failover to it would refuse the fleet); made there too: usable", function()
+    local words = docs_line()
+    words[1] = "onlyprimary"
+    assert.same({ "OK" }, redis_run.cli(primary.port, "ACL", "SETUSER", unpack(words)))
+    local code, doc, out = check(url("onlyprimary"), "--replicas", "1")
+    assert.equal(1, code, out)
+    assert.is_false(doc.usable)
+    local at = "127.0.0.1:" .. replica.port
+    assert.matches("the user onlyprimary is refused on replica " .. at .. " (WRONGPASS", doc.error, 1, true)
+    assert.matches("^refused: WRONGPASS", doc.replicas[1].user)
+    assert.is_nil(out:find(PW, 1, true))
+    assert.same({ "OK" }, redis_run.cli(replica.port, "ACL", "SETUSER", unpack(words)))
+    code, doc, out = check(url("onlyprimary"), "--replicas", "1")
+    assert.equal(0, code, out)
+    assert.equal("ok", doc.replicas[1].user)
+  end)
 
   it("store check names what a user may not run: TIME for one without +time, EVAL for a +@read one", function()
     local code, doc, out = check(url("notime"))

@@ -114,10 +114,10 @@ describe_redis("starvideos store check", function()
   it("an ACL user on a unix socket, INFO and CONFIG refused to it: usable, its role and replicas from ROLE, the "
     .. "refused INFO warned of; ROLE refused too: the role unknown, warned of", function()
       local dir = helper.tmpdir()
-      local primary = redis_run.primary { unix = dir .. "/r.sock",
-        users = { { "bob", "pw-of-bob", "'~*' '&*' '+@all' -info -config -acl" },
-          { "eve", "pw-of-eve", "'~*' '&*' '+@all' -info -config -acl -role" } } }
-      local replica = redis_run.replica(primary.port)
+      local users = { { "bob", "pw-of-bob", "'~*' '&*' '+@all' -info -config -acl" },
+        { "eve", "pw-of-eve", "'~*' '&*' '+@all' -info -config -acl -role" } }
+      local primary = redis_run.primary { unix = dir .. "/r.sock", users = users }
+      local replica = redis_run.replica(primary.port, { users = users }) -- (the users on every node, as the docs say)
       finally(function() replica.stop(); primary.stop() end)
       assert(redis_run.wait_online(primary.port, 1))
       local r = check("unix://bob:pw-of-bob@" .. dir .. "/r.sock", "--replicas", "1", "--json")
@@ -130,7 +130,8 @@ describe_redis("starvideos store check", function()
         r.doc.warnings[1].message, 1, true)
       r = check("unix://bob:pw-of-bob@" .. dir .. "/r.sock")
       assert.matches("\nuser: bob\nrole: master, 1 of 1 replicas online", r.out, 1, true)
-      assert.matches("replica 127.0.0.1:%d+: connected, lag unknown, %d+ bytes behind\npersistence: appendonly "
+      assert.matches("replica 127.0.0.1:%d+: connected, lag unknown, %d+ bytes behind, the user ok\npersistence: "
+        .. "appendonly "
         .. "unknown, appendfsync unknown, maxmemory%-policy unknown\n", r.out)
       assert.is_nil((r.out .. r.err):find("pw-of-bob", 1, true))
       r = check("unix://eve:pw-of-eve@" .. dir .. "/r.sock", "--json") -- (ROLE refused too: unknown, warned of)
@@ -205,6 +206,30 @@ describe_redis("starvideos store check", function()
     assert.is_nil(r.doc.sentinels[3].master)
     assert.matches("without the master's address", r.doc.sentinels[3].error, 1, true)
     for _, w in ipairs(r.doc.warnings) do assert.is_nil(w.message:find("more than one master", 1, true)) end
+  end)
+
+  it("the docs' Sentinel recipe's two servers, as written: store check --replicas 1 of its primary warns of "
+    .. "nothing (before, appendfsync everysec)", function()
+    local text = assert(helper.read_file(helper.root .. "/docs/keep-and-fleet.md"))
+    local lines = {}
+    for l in text:gmatch("[^\n]+") do lines[#lines + 1] = l:match("^(redis%-server %-%-port 638%d .*) &$") end
+    assert.equal(2, #lines, "the recipe's redis-server lines")
+    local dir, ports, procs = helper.tmpdir(), helper.free_ports(2), {}
+    finally(function()
+      for _, p in ipairs(procs) do helper.execute("kill " .. p.pid .. " 2>/dev/null"); p:close() end
+    end)
+    for _, l in ipairs(lines) do -- (the page's ports and folder made ours)
+      l = l:gsub("%f[%d]6380%f[%D]", tostring(ports[1])):gsub("%f[%d]6381%f[%D]", tostring(ports[2]))
+      l = l:gsub("/tmp/sentinel", dir)
+      local sub = l:match("%-%-dir (%S+)")
+      assert(helper.execute("mkdir -p " .. q(sub)))
+      procs[#procs + 1] = helper.spawn(l .. " --save '' >/dev/null 2>&1")
+    end
+    assert(helper.wait_until(function() return redis_run.online(ports[1]) == 1 end, 20), "no replica online")
+    local r = check("redis://127.0.0.1:" .. ports[1], "--replicas", "1", "--json")
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.same({}, warned(r.doc))
+    assert.same({ "yes", "always" }, { r.doc.persistence.appendonly, r.doc.persistence.appendfsync })
   end)
 
   it("Cluster: the cluster's state and slots", function()

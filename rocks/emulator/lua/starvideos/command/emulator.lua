@@ -4,6 +4,7 @@
 -- command, for the core's `starvideos completion`.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+require "starvideos.needs.emulator" -- (a core outside this rock's range refused: rocks/needs.lua)
 
 return {
   summary = "run a local stand-in for the service (see `starvideos emulator --help`)",

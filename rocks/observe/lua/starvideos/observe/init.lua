@@ -3,6 +3,7 @@
 -- calls at its events as cfg.observe, knowing nothing of what listens.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+require "starvideos.needs.observe" -- (a core outside this rock's range refused: rocks/needs.lua)
 
 local M = {}
 

@@ -5,6 +5,7 @@
 -- core's modules) -> the exit status: check 0 when the store is usable, 1 when it is not, 2 for a bad URL.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+require "starvideos.needs.redis" -- (a core outside this rock's range refused: rocks/needs.lua)
 
 local ipairs, tostring, tonumber, string_format = ipairs, tostring, tonumber, string.format
 
@@ -35,8 +36,9 @@ local function reached(r, l)
   l[#l + 1] = r.online and string_format("role: %s, %d of %d replicas online (records wait for %d)",
     tostring(r.role), r.online, #r.replicas, r.asked) or "role: " .. tostring(r.role) .. ", replicas unknown"
   for _, x in ipairs(r.replicas or {}) do
-    l[#l + 1] = string_format("  replica %s: %s, %s, %s bytes behind", x.address, tostring(x.state),
-      x.lag and "acknowledged " .. x.lag .. " s ago" or "lag unknown", tostring(x.behind))
+    l[#l + 1] = string_format("  replica %s: %s, %s, %s bytes behind%s", x.address, tostring(x.state),
+      x.lag and "acknowledged " .. x.lag .. " s ago" or "lag unknown", tostring(x.behind),
+      x.user and ", the user " .. x.user or "")
   end
   for _, x in ipairs(r.sentinels or {}) do
     l[#l + 1] = x.error and string_format("sentinel %s: %s", x.address, x.error) or string_format("sentinel %s: "

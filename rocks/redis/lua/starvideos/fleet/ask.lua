@@ -14,7 +14,7 @@ local A = {}
 A.__index = A
 
 -- The settings the first create asks (CONFIG GET each: a Redis before 7 takes one name a command).
-local SETTINGS = { "appendfsync", "maxmemory-policy", "maxmemory" }
+local SETTINGS = { "appendfsync", "maxmemory-policy", "maxmemory", "appendonly" }
 
 -- The scripts' ARGV: ..., then rec's fields as field, value, ...
 function A.pairs_of(rec, ...)
@@ -56,10 +56,15 @@ local function settings_answer(self)
   self.settings = nil
   local on_event = l.cfg.on_event
   if not on_event then return end
-  local mode, policy, most = got[1][1], got[2][1], got[3][1]
-  mode, policy, most = type(mode) == "table" and mode[2], type(policy) == "table" and policy[2],
-    type(most) == "table" and most[2]
-  if mode ~= "always" then
+  local mode, policy, most, aof = got[1][1], got[2][1], got[3][1], got[4][1]
+  mode, policy, most, aof = type(mode) == "table" and mode[2], type(policy) == "table" and policy[2],
+    type(most) == "table" and most[2], type(aof) == "table" and aof[2]
+  if aof and aof ~= "yes" then -- (as store check says it: fleet/check.lua)
+    on_event({ type = "warning", message = string.format("store %s: appendonly is %s: a restart of Redis loses every "
+      .. "record written since its last snapshot%s (appendonly yes keeps them)", l.where, tostring(aof),
+      l.cfg.spend and ", and with them what spend_limit counted: a Redis restarted empty counts the spend from 0"
+      or "") })
+  elseif mode ~= "always" then
     local err = got[1][2]
     on_event({ type = "warning", message = string.format("store %s: appendfsync is %s, not always: the last records "
       .. "written before a crash of Redis (or of its host) can be lost", l.where,
@@ -73,6 +78,28 @@ local function settings_answer(self)
   end
 end
 
+-- The store's clock less ours, in whole seconds, asked once per server in a process (TIME): spend_limit's windows
+-- are read on it, as the budget's are (every host of a fleet in one window whatever its own clock says); nil
+-- while asked (block: waited for), nil and err when it cannot be asked now.  A TIME refused: ours (0).
+function A.clock(st, block)
+  local s = st.server
+  if s.clock_off then return s.clock_off end
+  if not s.time_n then
+    local n, err = st:send("TIME")
+    if not n then return nil, err end
+    s.time_n, s.time_sent = n, core.wall()
+  end
+  if not (block or st:ready(s.time_n)) then return nil end
+  local n = s.time_n
+  s.time_n = nil
+  local v, err
+  if block then v, err = st:wait(n) else v, err = st:result(n) end
+  local at = type(v) == "table" and tonumber(v[1]) and tonumber(v[1]) + (tonumber(v[2]) or 0) / 1e6
+  if not at and not (err and err.reply) then return nil, err end -- (not answered: asked again next time)
+  s.clock_off = at and math.floor(at - (s.time_sent + core.wall()) / 2 + 0.5) or 0
+  return s.clock_off
+end
+
 -- A limit's count and per as the scripts' ARGV take them ('' '': none).
 local function limit_args(lim)
   if not lim then return "", "" end
@@ -82,17 +109,29 @@ end
 -- The ask of create lid (for tenant, nil: nobody named), sent on the ledger's store under lease
 -- (fleet/scripts.lua's keyed), answered at a later step at the earliest: the ask, or nil, what refused it.
 function A.new(l, p, lid, out, want, lease, tenant)
-  local st, pre, w = l.store, l.prefix, want or {}
+  local st = l.store
   local self = setmetatable({ ledger = l, st = st, lease = lease, sent = core.now(), tenant = tenant, lid = lid }, A)
   if not st.server.settings_asked then -- (once per server in a process)
     st.server.settings_asked = true
     self.settings = {}
     for i, name in ipairs(SETTINGS) do self.settings[i] = st:send("CONFIG", "GET", name) or false end
   end
+  if l.cfg.spend then -- (the windows wait for the store's clock: sent at a later step until it is known)
+    local off, err = A.clock(st)
+    if err then return nil, err end
+    if not off then self.deferred = { p, out, want }; return self end
+  end
+  return self:send(p, out, want)
+end
+
+-- The pending record's script sent (A.new's, or its first step once the store's clock is known): self, or nil, err.
+function A:send(p, out, want)
+  local l, st, lid, lease, tenant = self.ledger, self.st, self.lid, self.lease, self.tenant
+  local pre, w = l.prefix, want or {}
   local count, per = limit_args(l.cfg.create_limit)
   local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
   local rec = Rules.pending(p, lid, out, want, tenant)
-  rec.owner, rec.time = lease.id, Spend.clock()
+  rec.owner, rec.time = lease.id, Spend.clock() + (st.server.clock_off or 0)
   rec.price, rec.spend, self.which = Spend.covering(l.cfg, p.model, tenant, rec.time) -- (spend.lua's reservation)
   self.args_time = rec.time
   local args = A.pairs_of(rec, lid, w.fresh and "1" or "", "", l.lease_ms, count, per, tcount, tper)
@@ -117,6 +156,16 @@ function A:step()
   local st = self.st
   st:step(0)
   if self.settings and settled(st, self.settings) then settings_answer(self) end
+  if self.deferred then
+    local off, err = A.clock(st)
+    if err then return nil, err end
+    if not off then return false end
+    local d = self.deferred
+    self.deferred = nil
+    local ok, serr = self:send(d[1], d[2], d[3])
+    if not ok then return nil, serr end
+    return false
+  end
   if self.short_at then return self:again() end
   if self.settings or not st:ready(self.pend) then return false end
   local done, err, short = st:result(self.pend)

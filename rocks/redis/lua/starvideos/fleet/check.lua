@@ -182,6 +182,45 @@ local function userinfo(user, password)
   return (user and esc(user) or "") .. ":" .. esc(password) .. "@"
 end
 
+-- A node of the store (host, port) reached as the store's user, with its TLS settings and db: a store of its own.
+local function node(cfg, host, port, timeout)
+  local url = { url = string_format("%s://%s%s:%d/%d", cfg.tls and "rediss" or "redis",
+    userinfo(cfg.user, cfg.password), host:find(":", 1, true) and "[" .. host .. "]" or host, port, cfg.db or 0) }
+  if cfg.tls then
+    for _, k in ipairs { "ca_file", "cert_file", "key_file", "verify", "server_name" } do url[k] = cfg[k] end
+  end
+  return Store.new(url, { timeout = timeout })
+end
+
+-- Each replica the primary lists, reached as the fleet's user: a failover promotes one, and Redis does not
+-- replicate ACL SETUSER, so a replica without the user (its AUTH refused: WRONGPASS) or where it may not run what
+-- the fleet runs makes the store not usable (r.user: "ok" or why); one that cannot be reached from here is warned of.
+local function replica_users(st, report, timeout)
+  local bad = {}
+  for _, r in ipairs(report.replicas or {}) do
+    local host, port = r.address:match("^(.*):(%d+)$")
+    local rn = host and node(st.cfg, host, tonumber(port), timeout)
+    local v, err
+    if rn then v, err = rn:script("check_commands", C.PROBES, {}) end
+    if rn then rn:close() end
+    local msg = err and tostring(err.message) or ""
+    if type(v) == "table" and v[1] then r.user = "refused: " .. table.concat(v, "; ")
+    elseif type(v) == "table" then r.user = "ok"
+    elseif msg:find("AUTH failed", 1, true) or (err and err.reply and Route.final(err.reply)) then
+      r.user = "refused: " .. (msg:match("AUTH failed: (.*)$") or tostring(err.reply or msg))
+    else
+      warn(report, "replicas", string_format("replica %s cannot be reached from here (%s): whether the user %s is "
+        .. "there is unknown", r.address, msg ~= "" and msg or "no address", tostring(report.user)))
+    end
+    if r.user and r.user ~= "ok" then bad[#bad + 1] = r.address .. " (" .. r.user:gsub("^refused: ", "") .. ")" end
+  end
+  if bad[1] and report.usable then
+    report.usable, report.error = false, string_format("the user %s is refused on replica %s: a failover to it "
+      .. "would refuse the fleet; make the user on every node (docs/keep-and-fleet.md#the-acl-of-a-fleets-user)",
+      tostring(report.user), table.concat(bad, ", "))
+  end
+end
+
 -- Sentinel's view (a redis+sentinel:// store): each sentinel's SENTINEL MASTER of the service ({address, master,
 -- flags, replicas, sentinels, quorum, down_after} or {address, error}), warned of when one cannot be asked or
 -- they name more than one master.
@@ -267,6 +306,7 @@ function C.run(url, opts)
   replication(st, report, opts.replicas or 0)
   persistence(st, report)
   commands(st, report, opts.replicas or 0)
+  if st.cfg.kind ~= "cluster" then replica_users(st, report, opts.timeout or 5) end
   local ok, werr = st:script("check_write", { "starvideos:check:probe" }, { "1" })
   report.write = ok and "ok" or tostring(werr and werr.message)
   if not ok and report.usable then report.usable, report.error = false, "a script could not write: " .. report.write end

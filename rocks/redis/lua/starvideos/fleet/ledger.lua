@@ -375,7 +375,8 @@ function R:spend(tenant)
     if alive[o] == nil then alive[o] = st:call("EXISTS", self.prefix .. "owner:" .. o) == 1 end
     return not alive[o]
   end
-  local out = Spend.report(self.cfg, get, Spend.clock(), tenant, Spend.moved(list, gone))
+  local now = Spend.clock() + (Ask.clock(st, true) or 0) -- (the store's clock, as the creates read their windows)
+  local out = Spend.report(self.cfg, get, now, tenant, Spend.moved(list, gone))
   if failed then return nil, leases.message(failed) end
   return out
 end

@@ -2,6 +2,7 @@
 -- starvideos-redis rock), for every store URL of Redis (redis://, rediss://, unix://, redis+sentinel://, ...).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+require "starvideos.needs.redis" -- (a core outside this rock's range refused: rocks/needs.lua)
 
 local R = {}
 

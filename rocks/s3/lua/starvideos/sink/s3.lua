@@ -4,6 +4,7 @@
 -- files given as references are the rock's references point: references.lua.)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+require "starvideos.needs.s3" -- (a core outside this rock's range refused: rocks/needs.lua)
 
 local S = {}
 
