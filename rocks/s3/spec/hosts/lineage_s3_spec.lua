@@ -20,9 +20,9 @@ end
 
 describe("remix and continue with a bucket (s3rver) and the emulator fetching their references", function()
   local why = S3run.missing() or (not helper.execute("command -v ffmpeg >/dev/null 2>&1") and "no ffmpeg")
-  local emu, dir, client, parent
+  local emu, dir, client, parent, st
   S3run.lineage(why, { queued = 0, processing = 0.2 }, function(d) return d .. "/parent.mp4" end, function(e)
-    emu, dir, client, parent = e.emu, e.dir, e.client, e.parent
+    emu, dir, client, parent, st = e.emu, e.dir, e.client, e.parent, e.st
   end)
 
   local function last_task()
