@@ -15,6 +15,12 @@ local DICT_NO_TASKS = "nginx's dict holds counts, budgets and spend, not tasks: 
   .. "or a store's"
 local NO_PARENT = "a client without a journal or a store has no ledger to take a parent from (refused, field task)"
 local NO_CTRL_C = "no terminal and no Ctrl-C there"
+local LINEAGE_JOB = "the job forms of again, remix, continue and film are \"What leaves the library\"'s (issue 69)"
+local STUDIO_NO_OBSERVE = "the studio serves no /metrics and exports no traces (none of its settings names them): "
+  .. "a handler inside nginx does (the nginx column)"
+local DICT_NO_SAMPLES = "nginx's dict keeps no samples: a worker learns from its own tasks and a journal's or a "
+  .. "store's (the nginx column)"
+local NO_SPAN_LEDGER = "a span is an exchange's, whatever keeps the tasks: no span reads the ledger"
 
 P.list = {
   { id = "generate", title = "create, wait and download: a whole video at its out",
@@ -89,7 +95,9 @@ P.list = {
         { "job" } },
     } },
   { id = "create_limit", title = "create_limit: at most N creates, across every writer of the place",
-    doc = "docs/reference.md#starvideosnew", na = { file = NO_SINK, bucket = NO_SINK },
+    doc = "docs/reference.md#starvideosnew", na = { file = NO_SINK, bucket = NO_SINK,
+      studio = "the studio sets no create_limit: its one count is STUDIO_TENANT_LIMIT, each browser's (the "
+        .. "tenant_limit row)" },
     cases = {
       { "spec/create_limit_spec.lua",
         "lets exactly N creates through from two processes on one journal",
@@ -233,7 +241,7 @@ P.list = {
         { "process", "lua" } },
     } },
   { id = "again", title = "again: the parent's parameters, changed, as a new keyed job",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
     cases = {
       { "spec/lineage_spec.lua",
         "again: one create of the parent's recorded params",
@@ -243,13 +251,13 @@ P.list = {
         { "journal", "file", "cli" } },
       { "spec/hosts/studio_lineage_spec.lua",
         "makes a card's continue, again and remix",
-        { "studio" } },
+        { "studio", "nginx" } },
       { "rocks/s3/spec/hosts/lineage_s3_spec.lua",
         "remix: one create naming the parent's video, fetched whole by the service; again of it",
         { "bucket", "journal", "lua" } },
     } },
   { id = "remix", title = "remix: the parent's video as the reference, its parameters kept",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
     cases = {
       { "spec/lineage_spec.lua",
         "remix without a duration or a ratio: the parent's model",
@@ -271,13 +279,13 @@ P.list = {
         { "journal", "file", "lua" } },
       { "spec/hosts/studio_lineage_spec.lua",
         "makes a card's continue, again and remix",
-        { "studio" } },
+        { "studio", "nginx" } },
       { "rocks/s3/spec/hosts/lineage_s3_spec.lua",
         "remix: one create naming the parent's video",
         { "bucket", "journal", "lua" } },
     } },
   { id = "continue", title = "continue: the parent's last frame as first_image, into any out",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
     cases = {
       { "rocks/s3/spec/lineage_bucket_spec.lua",
         "continue of an s3:// parent: one create",
@@ -287,13 +295,15 @@ P.list = {
         { "file", "bucket", "lua" } },
       { "spec/hosts/studio_lineage_spec.lua",
         "makes a card's continue, again and remix",
-        { "studio" } },
+        { "studio", "nginx" } },
       { "rocks/s3/spec/hosts/lineage_s3_spec.lua",
         "continue: one create whose first_image is the parent's last frame",
         { "journal", "lua" } },
     } },
   { id = "film", title = "film: every shot checked and priced before the first create",
-    doc = "docs/lineage.md#a-film", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
+    doc = "docs/lineage.md#a-film", na = { process = NO_PARENT, dict = DICT_NO_TASKS,
+      studio = "the studio makes no films: a card's children are one create each (again, remix, continue rows)" },
+      open = { job = LINEAGE_JOB },
     cases = {
       { "spec/film_spec.lua",
         "checks every shot before the first create",
@@ -318,8 +328,14 @@ P.list = {
         { "journal", "file", "cli" } },
     } },
   { id = "lineage", title = "lineage: parent and relation recorded, the tree shown",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS,
+      file = "parent and relation are the ledger's records, wherever the video went",
+      bucket = "parent and relation are the ledger's records, wherever the video went" },
+    open = { job = LINEAGE_JOB },
     cases = {
+      { "spec/hosts/studio_lineage_spec.lua",
+        "shows the same parents after a restart",
+        { "studio", "nginx" } },
       { "spec/tools/lineage_cli_spec.lua",
         "list --tree: a parent, its child by again",
         { "journal", "cli" } },
@@ -328,10 +344,10 @@ P.list = {
         { "redis", "cli" } },
       { "spec/hosts/studio_lineage_spec.lua",
         "makes a card's continue, again and remix",
-        { "studio" } },
+        { "studio", "nginx" } },
     } },
   { id = "eta_late", title = "eta and late: learned from tasks however they were awaited",
-    doc = "docs/polling.md", na = { file = NO_SINK, bucket = NO_SINK },
+    doc = "docs/polling.md", na = { file = NO_SINK, bucket = NO_SINK, dict = DICT_NO_SAMPLES },
     cases = {
       { "spec/job_spec.lua",
         "is nil before the kind has samples, then the seconds left",
@@ -411,7 +427,7 @@ P.list = {
         { "bucket", "journal", "lua" } },
     } },
   { id = "metrics", title = "metrics: every request, create and spend counted",
-    doc = "docs/observability.md#metrics", na = { file = NO_SINK, bucket = NO_SINK },
+    doc = "docs/observability.md#metrics", na = { file = NO_SINK, bucket = NO_SINK, studio = STUDIO_NO_OBSERVE },
     cases = {
       { "rocks/observe/spec/observe_spec.lua",
         "counts a generate's exchanges, create, video and bytes",
@@ -421,7 +437,8 @@ P.list = {
         { "nginx", "dict" } },
     } },
   { id = "traces", title = "traces: a span for every request, in one trace per task",
-    doc = "docs/observability.md", na = { file = NO_SINK, bucket = NO_SINK },
+    doc = "docs/observability.md", na = { file = NO_SINK, bucket = NO_SINK, process = NO_SPAN_LEDGER,
+      journal = NO_SPAN_LEDGER, dict = NO_SPAN_LEDGER, redis = NO_SPAN_LEDGER, studio = STUDIO_NO_OBSERVE },
     cases = {
       { "rocks/observe/spec/observe_spec.lua",
         "a generate: a task span under the traceparent",
