@@ -100,6 +100,7 @@ end
 
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done = true
+  self.budget:leave(self) -- (its place in the key's line, at once: bucket.lua)
   self:go((self.state == "cancelled" or self.state == "taken") and self.state or "done")
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
   local refs = self.refs and X.optional("references") -- (Job.new refused refs with no rock to release them)
