@@ -267,7 +267,7 @@ end
 function Job:follow(rec, t)
   self.id = rec.id
   self:go("polling")
-  self:emit("attached", { key = self.want.key })
+  self:emit("attached", { key = self.want.key, alive = rec.alive or nil }) -- (alive: another live process holds it)
   if rec.whole then
     self.status, self.task = "completed", { id = rec.id, status = "completed", model = rec.model }
     return self:saved(self.out, rec.sha256)
