@@ -164,6 +164,19 @@ describe("the callers waiting on a full bucket", function()
     assert.is_true(at and at < 4.1, "told " .. tostring(at) .. " at 3 s: behind the jobs gone")
   end)
 
+  it("leave their line at once (B:leave, issue 66, 10): 60 creates gone at 0.5 s, a poll no longer held behind "
+    .. "their claim, the next create told the next token", function()
+    local b, waiting = Bucket.new(5), {}
+    for i = 1, 60 do waiting[i] = {}; b:token(0, true, waiting[i], nil) end -- (5 taken, 55 told up to some 11 s)
+    assert.is_true(b.kv.get("claim:") > 10) -- (their claim: a poll would wait behind the last of them)
+    for i = 1, 60 do b:leave(waiting[i]) end -- (their jobs cancelled within the second of the last sweep)
+    -- the bucket's next (no more than 5 in any 1.05 s: 1.05 s), not behind the 55 gone (11 s and more)
+    local poll = b:token(0.5, false, {}, nil)
+    assert.is_true(poll <= 1.1, "a poll told " .. tostring(poll) .. " at 0.5 s")
+    local create = b:token(0.5, true, {}, nil)
+    assert.is_true(create <= 1.1, "a create told " .. tostring(create) .. " at 0.5 s")
+  end)
+
   for _, kind in ipairs { "polls", "creates" } do
     it("come back about once for each token (" .. kind .. "): 100 waiting at 10 a second, in turn", function()
       local askers = {}

@@ -273,6 +273,27 @@ describe("a job (job.lua) over a scripted transport and a ledger", function()
     end)
 end)
 
+-- The key's line of callers waiting for a token (bucket.lua) on a fake clock: a job that ends leaves it at once.
+describe("a job cancelled while it waits for the key's token", function()
+  it("leaves the key's line at once (issue 66, 10): 60 polls cancelled, the next job told the next token", function()
+    local c = Ctx.new { api_key = "k", base_url = "http://line.test", requests_per_second = 5,
+      transport = Fake.scripted(function() end) }
+    local jobs = {}
+    for i = 1, 60 do -- at 0: 5 polls sent (the burst), 55 told to come back, up to some 11 s
+      jobs[i] = assert(Job.new(c, nil, "task_" .. i, {}))
+      jobs[i]:advance(0)
+    end
+    assert.is_true(c.loop.due[jobs[60]] > 10, "the last told " .. tostring(c.loop.due[jobs[60]]))
+    for _, job in ipairs(jobs) do job:cancel() end
+    local next_job = assert(Job.new(c, nil, "task_next", {}))
+    next_job:advance(0.5)
+    -- the bucket's next token (no more than 5 in any 1.05 s: at 1.05 s), not the cancelled jobs' 11 s
+    local told = c.loop.due[next_job]
+    assert.is_true(told <= 1.1, "told " .. tostring(told) .. " at 0.5 s")
+    c:release()
+  end)
+end)
+
 -- job.eta and the `late` event on a fake clock: the job is handed each answer with the time it came
 -- (its advance(t), as the loop calls it), times this spec chooses; no transport, no waiting.
 describe("a job's time left (job.eta) and late event, on a fake clock", function()

@@ -3,6 +3,7 @@
 # work (mk/release.mk; docs/install.md, "Releases"):
 #   OUT/starvideos-VERSION.tar.gz        the source every rock builds from (the files the rockspecs name)
 #   OUT/<rock>-VERSION-1.src.rock        each rock's source rock (its versioned rockspec and the archive)
+#   OUT/<rock>-VERSION-1.rockspec        each rock's versioned rockspec, beside its source rock
 #   OUT/manifest*                        a LuaRocks server of the source rocks (a compiler needed)
 #   OUT/<lua>/<rock>-VERSION-1.<arch>.rock  each rock built for that Lua (5.1 serves LuaJIT too), packed as a
 #                                        binary rock; OUT/<lua>/manifest*: a server that needs no compiler
@@ -63,6 +64,7 @@ for rock in $rocks; do
   cp "$root/$(rockspec_of "$rock")" "$stage/"
   (cd "$stage" && cp "$out/$base.tar.gz" . && zip -q -X "$out/$rock-$version-1.src.rock" \
     "$rock-$version-1.rockspec" "$base.tar.gz")
+  cp "$root/$(rockspec_of "$rock")" "$out/"
 done
 "$admin" make-manifest "$out" > /dev/null
 
@@ -95,4 +97,4 @@ symbols=$(find "$stage/so" -name '*.so' -exec objdump -T {} + 2>/dev/null | grep
 } > "$out/BUILD"
 
 (cd "$out" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
-echo "release $version: $out ($(cd "$out" && ls ./*.src.rock | wc -l) source rocks; binary rocks for Lua $*)"
+echo "release $version: $out ($(cd "$out" && ls ./*.src.rock | wc -l) source rocks and their rockspecs; binary rocks for Lua $*)"

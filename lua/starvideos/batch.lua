@@ -75,6 +75,7 @@ end
 -- The client closed during the batch: the jobs not started end cancelled.
 function Feeder:cancel()
   self.done = true
+  self.budget:leave(self)
   self.left.left = self.left.left - (self.n - self.next + 1)
 end
 

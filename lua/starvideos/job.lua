@@ -57,12 +57,14 @@ function Job.new(ctx, goal, id, spec)
 end
 
 -- When a task was created on our monotonic clock (the key's births, else its
--- whole-second `created`), and its model, for the schedule.
+-- whole-second `created`), and its model, for the schedule.  A birth is also a sight of it unfinished (its create's
+-- answer), as a job that created the task has (Job:hold): a task made by `create` and followed by another job
+-- (wait_all, watch, keep) teaches the schedule however late its first poll comes (issue 65).
 function Job:origin(task, t)
   if self.origin_at then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
   local born = self.key:born(task.id)
-  if born then self.origin_at = born; return end
+  if born then self.origin_at, self.unfinished_at = born, self.unfinished_at or born; return end
   local created = task.created
   if type(created) == "number" and created > 0 then
     self.origin_at, self.coarse = t - math.max(0, os.time() - created), 1 -- two whole-second clocks
@@ -100,6 +102,7 @@ end
 
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done = true
+  self.budget:leave(self) -- (its place in the key's line, at once: bucket.lua)
   self:go((self.state == "cancelled" or self.state == "taken") and self.state or "done")
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
   local refs = self.refs and X.optional("references") -- (Job.new refused refs with no rock to release them)
@@ -266,7 +269,7 @@ end
 function Job:follow(rec, t)
   self.id = rec.id
   self:go("polling")
-  self:emit("attached", { key = self.want.key })
+  self:emit("attached", { key = self.want.key, alive = rec.alive or nil }) -- (alive: another live process holds it)
   if rec.whole then
     self.status, self.task = "completed", { id = rec.id, status = "completed", model = rec.model }
     return self:saved(self.out, rec.sha256)

@@ -231,6 +231,7 @@ function Request:cancel(keep)
     if self.cfg.observe then self.cfg.observe:exchange(self, now(), nil, { kind = "cancelled" }, "cancelled") end
   end
   self.done, self.err = true, new_error("io", "the request was cancelled")
+  self.key.bucket:leave(self) -- (a retry waiting for its token)
   self.into.ended(self, keep)
 end
 

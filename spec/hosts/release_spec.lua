@@ -1,9 +1,9 @@
 -- The release (issue 58; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
 -- (RELEASE_DIR), then from that folder alone:
---   * the folder: the source archive, a source rock of each rock, a binary rock of each rock for each Lua
---     (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s glibc and the
---     newest glibc symbol version the modules take (none newer, objdump -T), and SHA256SUMS that `sha256sum -c`
---     accepts;
+--   * the folder: the source archive, a source rock and the versioned rockspec of each rock, a binary rock of each
+--     rock for each Lua (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s
+--     glibc and the newest glibc symbol version the modules take (none newer, objdump -T), and SHA256SUMS that
+--     `sha256sum -c` accepts;
 --   * under Lua 5.4, Lua 5.1 and LuaJIT (5.1's rocks): every rock installed by `luarocks install --only-server`
 --     into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, a video generated
 --     against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each naming only
@@ -148,6 +148,11 @@ describe("make release", function()
     assert.is_true(has("starvideos-" .. v .. ".tar.gz"))
     for _, rock in ipairs(ROCKS) do
       assert.is_true(has(rock .. "-" .. v .. "-1.src.rock"), rock)
+      -- the versioned rockspec beside it (CONTRACT, "Releases"), the checkout's own
+      local rockspec = rock .. "-" .. v .. "-1.rockspec"
+      local mine = rock == "starvideos" and "rockspec/" or "rocks/" .. rock:gsub("^starvideos%-", "") .. "/"
+      assert.equal(helper.read_file(helper.root .. "/" .. mine .. rockspec), helper.read_file(rel .. "/" .. rockspec),
+        rockspec)
       local arch = (rock == "starvideos-observe" or rock == "starvideos-emulator") and "all" or "linux-x86_64"
       for _, lua in ipairs(LUAS) do
         assert.is_true(has(lua .. "/" .. rock .. "-" .. v .. "-1." .. arch .. ".rock"), lua .. " " .. rock)
@@ -159,7 +164,12 @@ describe("make release", function()
       for _, rock in ipairs(ROCKS) do
         local entry = manifest.repository[rock] and manifest.repository[rock][v .. "-1"]
         assert.is_table(entry, dir .. "manifest: " .. rock)
-        assert.equal(dir == "" and "src" or "binary", entry[1].arch == "src" and "src" or "binary", dir .. rock)
+        local arches = {}
+        for _, e in ipairs(entry) do
+          arches[#arches + 1] = (e.arch == "src" or e.arch == "rockspec") and e.arch or "binary"
+        end
+        table.sort(arches)
+        assert.same(dir == "" and { "rockspec", "src" } or { "binary" }, arches, dir .. rock)
       end
     end
     local glibc = helper.capture("ldd --version"):match("^[^\n]* (%d+%.%d+)\n")

@@ -43,6 +43,29 @@ describe("batch progress", function()
     assert.equals("7 videos: 1 created, 6 from an earlier run, 7 done, 0 failed", found[#found])
   end)
 
+  it("a run beside another live run on one ledger counts that run's tasks as another live process's, not an "
+    .. "earlier run's (issue 66, 5)", function()
+    emu:config { processing = 3 } -- (B's tasks still running when A starts: B polls them, its lease held)
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/p.txt", "a shared cat 1\na shared cat 2\na shared cat 3\n")
+    local argv = { "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",
+      "--duration", "5", "--interval", "0.1" }
+    local b, stopped = C.background(argv, env()), false
+    finally(function() if not stopped then b:stop("TERM") end end) -- (B never left running)
+    C.until_true(function() -- (B's three created records written: A follows them)
+      local _, n = (helper.read_file(dir .. "/v/starvideos.jsonl") or ""):gsub('"event":"created"', "")
+      return n == 3
+    end)
+    local r = batch(dir)
+    assert.equals(0, r.code, r.err)
+    assert.equals(3, emu:creates()) -- (A created none)
+    local found = progress_lines(r.out, 3)
+    assert.equals("3 videos: 0 created, 3 from another live process, 3 done, 0 failed", found[#found])
+    local rb = b:stop()
+    stopped = true
+    assert.equals(0, rb.code, rb.err)
+  end)
+
   it("off a terminal, a line at a steady interval while nothing ends ($STARVIDEOS_PROGRESS_EVERY)", function()
     emu:config { queued = 2.5 }
     local dir = helper.tmpdir()

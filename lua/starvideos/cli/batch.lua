@@ -218,6 +218,7 @@ local function counts_hint(ctx, opts, ev, before)
       ev.unanswered == 1 and "it may be" or "each may be")
   end
   if (ev.earlier or 0) > 0 then created = created .. string_format(", %d from an earlier run", ev.earlier) end
+  if (ev.others or 0) > 0 then created = created .. string_format(", %d from another live process", ev.others) end
   ctx.hint = string_format("%s, %d done, %d failed of %d videos; `%s` goes on: it creates no video it created"
     .. " before%s", created, ev.done, ev.failed, ev.total, command, note)
   ctx.before = before

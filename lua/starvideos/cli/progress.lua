@@ -8,8 +8,10 @@
 --   * what a kill prints (output.watch) carries the counts of the last line, the line first
 --     when it was not printed yet: the two never disagree on what was created;
 --   * "created" is what this run created (each a paid task): a task of an earlier run that the
---     ledger found is counted apart ("from an earlier run"), and a create sent whose answer has
---     not come yet too (it may be paid), so that a stop at any moment says what was spent.
+--     ledger found is counted apart ("from an earlier run"), one that another live process holds
+--     (its lease: a run sharing the ledger now) apart too ("from another live process"), and a create
+--     sent whose answer has not come yet too (it may be paid), so that a stop at any moment says what
+--     was spent.
 
 local display = require "starvideos.cli.display"
 
@@ -29,8 +31,8 @@ function M.new(d, now, total, hint)
   local every = tonumber(os.getenv("STARVIDEOS_PROGRESS_EVERY") or "")
   return setmetatable({ d = d, started = now, total = total, hint = hint, etas = {}, last_line = now,
     every = every and every > 0 and every or 30, ends = 0, counts = { created = 0, done = 0, failed = 0,
-    cancelled = 0, earlier = 0, unanswered = 0, refused = 0, total = total }, dirty = false, printed = false,
-    earlier = {}, sent = {} }, P)
+    cancelled = 0, earlier = 0, others = 0, unanswered = 0, refused = 0, total = total }, dirty = false,
+    printed = false, earlier = {}, sent = {} }, P)
 end
 
 -- The time left: the longest estimate of the tasks not ended (their medians; "longer than usual" only once the
@@ -44,11 +46,15 @@ function P:left(now)
   return most and display.eta_text({ p50 = most, p90 = most90 }, 0)
 end
 
--- "C created[, E from an earlier run][, U sent without an answer yet]" (long) or "C created[, E earlier]" (the bar).
+-- "C created[, E from an earlier run][, O from another live process][, U sent without an answer yet]" (long) or
+-- "C created[, E earlier][, O another's]" (the bar).
 function M.created(c, long)
   local t = string_format("%d created", c.created)
   if (c.earlier or 0) > 0 then
     t = t .. string_format(long and ", %d from an earlier run" or ", %d earlier", c.earlier)
+  end
+  if (c.others or 0) > 0 then
+    t = t .. string_format(long and ", %d from another live process" or ", %d another's", c.others)
   end
   if long and (c.unanswered or 0) > 0 then
     t = t .. string_format(", %d sent without an answer yet", c.unanswered)
@@ -82,14 +88,15 @@ function P:event(ev, now)
     end
   elseif ev.type == "attached" and ev.index and not self.earlier[ev.index] then -- (told before the batch's count)
     self.earlier[ev.index] = true
-    self.counts.earlier = self.counts.earlier + 1
+    local whose = ev.alive and "others" or "earlier" -- (alive: its lease's process lives, a run beside this one)
+    self.counts[whose] = self.counts[whose] + 1
   elseif ev.type == "batch" then
     local c = self.counts
     local ends = ev.done + ev.failed + (ev.cancelled or 0)
     self.ended = self.ended or ends ~= self.ends
     self.ends = ends
-    c.created, c.done, c.failed, c.cancelled, c.refused = math_max(0, ev.created - c.earlier), ev.done, ev.failed,
-      ev.cancelled or 0, ev.refused or 0
+    c.created, c.done, c.failed, c.cancelled, c.refused = math_max(0, ev.created - c.earlier - c.others), ev.done,
+      ev.failed, ev.cancelled or 0, ev.refused or 0
     self.dirty = true
   end
 end
