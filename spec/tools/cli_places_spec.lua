@@ -130,8 +130,8 @@ describe("the command line as a place of the matrix", function()
       return list
     end
 
-    it("generate, a process a create on one journal, says 50%, 80% and 100% once each on stderr; the next is "
-      .. "refused, said once", function()
+    it("generate, a process a create on one journal, says 50%, 80% and 100% once each on stderr; the sixth, "
+      .. "refused, says none again", function()
       local all = {}
       for i = 1, 6 do
         local r = run({ "generate", "--model", "videos", "--prompt", "a cat " .. i, "--duration", "5", "--out",
@@ -248,8 +248,8 @@ describe("the command line as a place of the matrix", function()
       function()
       if why then pending(why) return end
       local r = run({ "generate", "--model", "videos", "--prompt", "a fox", "--duration", "5", "--out",
-        dir .. "/fox.mp4", "--interval", "0.1", "--json" }, env { OTEL_EXPORTER_OTLP_ENDPOINT = col.url:gsub(
-          "/v1/traces$", ""), OTEL_SERVICE_NAME = "cli-app" })
+        dir .. "/fox.mp4", "--interval", "0.1", "--json" }, env { OTEL_EXPORTER_OTLP_ENDPOINT = (col.url:gsub(
+          "/v1/traces$", "")), OTEL_SERVICE_NAME = "cli-app" })
       assert.equals(0, r.code, r.err)
       local task = assert(cjson.decode(r.out), r.out)
       assert.same({}, col:errors())

@@ -302,7 +302,7 @@ end
 function M.describe(err)
   local field, message = err.field, err.message
   if err.kind == "rate_limited" and err.status and type(err.retry_after) == "number" then
-    -- a 429's (a 503's) Retry-After longer than the command waits: when to try again, said
+    -- a 429's Retry-After longer than the command waits: when to try again, said
     return string.format("%s (Retry-After: %.0f s)", tostring(err), err.retry_after)
   end
   if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
