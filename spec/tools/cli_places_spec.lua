@@ -39,7 +39,8 @@ describe("the command line as a place of the matrix", function()
   end)
 
   it("--tenant-limit N/SECONDS: a tenant's create past it is refused, not sent (exit 1, rate_limited naming "
-    .. "--tenant-limit), in a new process too; another tenant's creates go on", function()
+    .. "--tenant-limit), in a new process too; another tenant's creates go on; a batch's entries past it too",
+    function()
     local function of(tenant, words)
       return with(words or CREATE, "--journal", journal, "--tenant", tenant, "--tenant-limit", "2/3600")
     end
@@ -58,7 +59,16 @@ describe("the command line as a place of the matrix", function()
     assert.is_false(helper.exists(dir .. "/dog.mp4"))
     assert.equals(0, run(of("bob"), env()).code, "another tenant goes on")
     assert.equals(3, emu:creates())
-    assert.equals(made + 3, #emu:tasks())
+    -- a batch of carol's: two entries made, the third refused, not sent
+    helper.write_file(dir .. "/p.txt", "a cat\na dog\na fox\n")
+    r = run(of("carol", { "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",
+      "--duration", "5", "--interval", "0.1" }), env())
+    assert.equals(1, r.code, r.err)
+    assert.equals(1, #said(r.out, '0003.mp4 (line 3)  rate_limited: --tenant-limit: 2 creates of tenant "carol" in '
+      .. "the last 3600 s (at most 2)"), r.out)
+    assert.equals("3 videos: 2 saved in " .. dir .. "/v, 1 not", lines(r.out)[#lines(r.out)])
+    assert.equals(5, emu:creates())
+    assert.equals(made + 5, #emu:tasks())
   end)
 
   describe("a 429 with Retry-After", function()
