@@ -4,8 +4,8 @@
 -- at the emulator in its window), one longer than max_retry_wait ends the command with rate_limited and its seconds;
 -- --spend-limit's 50%, 80% and 100% are said once each by generate (a process each) and batch; a cap reached by one
 -- command (or by a create killed before its answer) refuses the next command on the same --journal, and a limit
--- with no ledger is refused; continue sends the parent's last frame, put into a bucket (s3rver), as first_image;
--- OTEL_EXPORTER_OTLP_ENDPOINT makes a command export its task's spans.
+-- with no ledger is refused; continue sends the parent's last frame, put into a bucket (s3rver), as first_image,
+-- into a file or an s3:// out; OTEL_EXPORTER_OTLP_ENDPOINT makes a command export its task's spans.
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
@@ -214,19 +214,27 @@ describe("the command line as a place of the matrix", function()
     lazy_setup(function() if not why then st = S3run.start {} end end)
     lazy_teardown(function() if st then st.stop() end end)
 
+    -- The variables of a run with the bucket (as a user gives them: AWS_* and STARVIDEOS_REFS), and a parent made
+    -- at out with them, its task's JSON document; the emulator fetches each reference as the service does.
+    local function bucket_env()
+      return env { AWS_ACCESS_KEY_ID = "S3RVER", AWS_SECRET_ACCESS_KEY = "S3RVER", AWS_ENDPOINT_URL = st.url,
+        STARVIDEOS_REFS = "s3://vids/clirefs/", TMPDIR = dir }
+    end
+    local function made_parent(out)
+      emu:config { fetch_refs = true }
+      local r = run({ "generate", "--model", "videos", "--prompt", "a red fox", "--duration", "5", "--ratio", "16:9",
+        "--out", out, "--journal", journal, "--interval", "0.1", "--json" }, bucket_env())
+      assert.equals(0, r.code, r.err)
+      return assert(cjson.decode(r.out), r.out)
+    end
+
     it("continue ID --last-image URL --out PATH: one create whose first_image is the parent's last frame, put into "
       .. "the bucket and fetched whole by the service", function()
       if why then pending(why) return end
-      emu:config { fetch_refs = true }
-      local bucket = env { AWS_ACCESS_KEY_ID = "S3RVER", AWS_SECRET_ACCESS_KEY = "S3RVER", AWS_ENDPOINT_URL = st.url,
-        STARVIDEOS_REFS = "s3://vids/clirefs/" }
-      local r = run({ "generate", "--model", "videos", "--prompt", "a red fox", "--duration", "5", "--ratio", "16:9",
-        "--out", dir .. "/parent.mp4", "--journal", journal, "--interval", "0.1", "--json" }, bucket)
-      assert.equals(0, r.code, r.err)
-      local parent = assert(cjson.decode(r.out), r.out)
+      local parent, bucket = made_parent(dir .. "/parent.mp4"), bucket_env()
       local last = emu.url .. "/media/end.png?w=320&h=240"
-      r = run({ "continue", parent.id, "--prompt", "she walks on", "--last-image", last, "--out", dir .. "/child.mp4",
-        "--journal", journal, "--interval", "0.1", "--json" }, bucket)
+      local r = run({ "continue", parent.id, "--prompt", "she walks on", "--last-image", last, "--out",
+        dir .. "/child.mp4", "--journal", journal, "--interval", "0.1", "--json" }, bucket)
       assert.equals(0, r.code, r.err)
       local child = assert(cjson.decode(r.out), r.out)
       assert.same({ parent.id, "continue" }, { child.parent, child.relation })
@@ -245,6 +253,27 @@ describe("the command line as a place of the matrix", function()
       assert.equals(core.hash(want), core.hash(media_read.pixels(dir .. "/child.mp4.first.png")),
         "the parent's last frame")
       assert.equals(C.SAMPLE, helper.read_file(dir .. "/child.mp4"))
+    end)
+
+    it("continue ID --last-image URL --out s3://bucket/key: one create, the child streamed into the object; the same "
+      .. "command again pays nothing", function()
+      if why then pending(why) return end
+      local parent, bucket = made_parent("s3://vids/places/parent.mp4"), bucket_env()
+      local args = { "continue", parent.id, "--prompt", "she walks on", "--last-image", emu.url .. "/media/end.png",
+        "--out", "s3://vids/places/child.mp4", "--journal", journal, "--interval", "0.1" }
+      local r = run(args, bucket)
+      assert.equals(0, r.code, r.err)
+      assert.equals("parent: " .. parent.id .. " (continue)", said(r.out, "parent: ")[1])
+      assert.matches("^saved s3://vids/places/child%.mp4 %(", lines(r.out)[#lines(r.out)])
+      assert.equals(2, emu:creates())
+      local tasks = emu:tasks()
+      local fetched
+      for _, f in ipairs(tasks[#tasks].fetched or {}) do if f.field == "first_image" then fetched = f end end
+      assert.equals(200, fetched.status)
+      assert.equals(C.SAMPLE, helper.read_file(st.dir .. "/vids/places/child.mp4._S3rver_object"))
+      r = run(args, bucket)
+      assert.equals(0, r.code, r.err)
+      assert.equals(2, emu:creates(), "the same command again creates nothing")
     end)
   end)
 
