@@ -134,6 +134,14 @@ local function background(args, env, lua)
   return proc
 end
 
+-- A new list: list's words, then the words given after it (args with more flags).
+local function with(list, ...)
+  local l = {}
+  for _, a in ipairs(list) do l[#l + 1] = a end
+  for i = 1, select("#", ...) do l[#l + 1] = select(i, ...) end
+  return l
+end
+
 local function has_command(name)
   local p = io.popen("command -v " .. name)
   local found = p:read("*a")
@@ -144,7 +152,7 @@ end
 local function has_script() return has_command("script") end
 
 M.lines, M.run, M.run_printed, M.until_true, M.background = lines, run, run_printed, until_true, background
-M.has_command, M.has_script = has_command, has_script
+M.has_command, M.has_script, M.with = has_command, has_script, with
 
 -- Called inside a describe block: its emulator (keep(emu) when it starts) and, against it,
 -- env(extra) (the variables of a run), posts() (the POSTs it got), create(extra_args, e) (a task

@@ -147,4 +147,21 @@ function R.ogg(s)
     granule = pages[#pages].granule }
 end
 
+-- Pixels, decoded by ffmpeg (no reader here decodes a picture): the RGB bytes of one frame, the image at path or
+-- frame n of the video at path; and of the video's last frame (ffprobe counts its frames).
+function R.pixels(path, n)
+  local helper = require "spec.helper"
+  local q = helper.shell_quote
+  local sel = n and string.format(" -vf %s", q("select=eq(n\\," .. n .. ")")) or ""
+  return helper.capture(string.format("ffmpeg -v error -nostdin -i %s%s -frames:v 1 -f rawvideo -pix_fmt rgb24 -",
+    q(path), sel))
+end
+
+function R.last_pixels(path)
+  local helper = require "spec.helper"
+  local frames = tonumber((helper.capture("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+    .. "stream=nb_read_frames -of csv=p=0 " .. helper.shell_quote(path)):match("%d+")))
+  return R.pixels(path, frames - 1)
+end
+
 return R

@@ -2,6 +2,7 @@
 -- definitions, a JSON line per span), started on a port the system picks and stopped after.
 --   local col = Otlp.start(dir[, silent])   col.url (…/v1/traces), col.names (the conventions' names), col:stop()
 --   col:spans() -> the spans decoded so far (and col:errors(): the exports refused, col:exports(): those taken)
+--   col:task(id) -> the span of task id, and the CLIENT spans
 
 local helper = require "spec.helper"
 local cjson = require "cjson"
@@ -45,6 +46,16 @@ end
 function C:spans() return lines(self, function(v) return v.id ~= nil end) end
 function C:errors() return lines(self, function(v) return v.error ~= nil end) end
 function C:exports() return lines(self, function(v) return v.export ~= nil end) end
+
+-- The span of task id (its starvideos.task.id) and every CLIENT span decoded so far.
+function C:task(id)
+  local root, clients = nil, {}
+  for _, sp in ipairs(self:spans()) do
+    if sp.attrs["starvideos.task.id"] == id then root = sp end
+    if sp.kind == 3 then clients[#clients + 1] = sp end
+  end
+  return root, clients
+end
 
 function C:stop()
   if not self.proc then return end

@@ -7,19 +7,11 @@ local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local C = require "spec.support.cli_run"
 
-local run, lines = C.run, C.lines
+local run, lines, with = C.run, C.lines, C.with
 
 local PRICE = '{"videos": 0.4}'
 local ALL = '{"videos": 0.4, "videos_fast": 0.1, "videos_stable": 1, "videos_stable_fast": 0.5, "starvideos_o3": 2}'
 local MODEL = '{"amount": 1, "scope": "model", "model": "videos"}' -- (two creates of 0.4, not three)
-
--- list with more words after it
-local function with(list, ...)
-  local l = {}
-  for _, a in ipairs(list) do l[#l + 1] = a end
-  for i = 1, select("#", ...) do l[#l + 1] = select(i, ...) end
-  return l
-end
 
 local CREATE = { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5" }
 

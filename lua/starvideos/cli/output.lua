@@ -301,6 +301,10 @@ end
 -- over --create-limit names it; a key refused, the flag to change.
 function M.describe(err)
   local field, message = err.field, err.message
+  if err.kind == "rate_limited" and err.status and type(err.retry_after) == "number" then
+    -- a 429's Retry-After longer than the command waits: when to try again, said
+    return string.format("%s (Retry-After: %.0f s)", tostring(err), err.retry_after)
+  end
   if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
   if M.exit_code(err) == 2 and err.kind == "io" then -- a path refused: named by its flag, as wait's own check does
     local flag = PATH_FLAG[field]

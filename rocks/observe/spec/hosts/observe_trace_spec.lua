@@ -44,11 +44,7 @@ describe("traces read by OpenTelemetry's definitions", function()
     assert.is_true(#exports >= 1)
     assert.are.equal("t0k3n", exports[1].headers["x-collector-token"])
     local n = col.names
-    local root, clients = nil, {}
-    for _, sp in ipairs(col:spans()) do
-      if sp.attrs["starvideos.task.id"] == task.id then root = sp end
-      if sp.kind == 3 then clients[#clients + 1] = sp end
-    end
+    local root, clients = col:task(task.id)
     assert.truthy(root, "no task span")
     assert.are.equal("4bf92f3577b34da6a3ce929d0e0e4736", root.trace)
     assert.are.equal("00f067aa0ba902b7", root.parent)

@@ -8,15 +8,10 @@ local helper = require "spec.helper"
 local core = require "starvideos.core"
 local media = require "starvideos.emulator.media"
 local S3run = require "spec.support.s3_run"
+local media_read = require "spec.support.media_read"
 
 local q = helper.shell_quote
-
--- The RGB bytes of one frame: the image at path, or frame n of the video at path.
-local function pixels(path, n)
-  local sel = n and string.format(" -vf %s", q("select=eq(n\\," .. n .. ")")) or ""
-  return helper.capture(string.format("ffmpeg -v error -nostdin -i %s%s -frames:v 1 -f rawvideo -pix_fmt rgb24 -",
-    q(path), sel))
-end
+local pixels = media_read.pixels
 
 describe("remix and continue with a bucket (s3rver) and the emulator fetching their references", function()
   local why = S3run.missing() or (not helper.execute("command -v ffmpeg >/dev/null 2>&1") and "no ffmpeg")
@@ -88,9 +83,7 @@ describe("remix and continue with a bucket (s3rver) and the emulator fetching th
       for _, f in ipairs(made.fetched) do by[f.field] = f end
       assert.same({ 200, core.hash(frame) }, { by.first_image.status, by.first_image.hash })
       assert.equal(core.hash(helper.read_file(dir .. "/end.png")), by.last_image.hash)
-      local frames = tonumber((helper.capture("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
-        .. "stream=nb_read_frames -of csv=p=0 " .. q(dir .. "/parent.mp4")):match("%d+")))
-      local want = pixels(dir .. "/parent.mp4", frames - 1)
+      local want = media_read.last_pixels(dir .. "/parent.mp4")
       assert.truthy(#want > 0)
       assert.equal(core.hash(want), core.hash(pixels(dir .. "/c.mp4.first.png")), "the parent's last frame")
       assert.same({ parent.id, "continue" }, { t.parent, t.relation })
