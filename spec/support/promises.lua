@@ -118,6 +118,9 @@ P.list = {
   { id = "tenant_limit", title = "tenant_limit: each tenant's creates capped, the others going on",
     doc = "docs/tenants-and-costs.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/tools/cli_places_spec.lua",
+        "--tenant-limit N/SECONDS: a tenant's create past it is refused",
+        { "journal", "cli" } },
       { "spec/hosts/tenants_nginx_spec.lua",
         "tenant_limit holds exactly across both hosts under a race",
         { "redis", "nginx" } },
@@ -133,6 +136,12 @@ P.list = {
     na = { journal = "a journal holds no budget: the hold is the process's, nginx's dict's or Redis'",
       file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/tools/cli_places_spec.lua",
+        "longer than max_retry_wait (60 s) ends create at once",
+        { "process", "cli" } },
+      { "spec/tools/cli_places_spec.lua",
+        "seen by a batch's poll holds every request of the command",
+        { "process", "cli" } },
       { "spec/rate_limit_spec.lua",
         "honours ",
         { "process", "lua" } },
@@ -196,6 +205,12 @@ P.list = {
   { id = "spend_warnings", title = "spend_limit: 50%, 80% and 100% said once per window",
     doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/tools/cli_places_spec.lua",
+        "batch says 50%, 80% and 100% once each",
+        { "journal", "cli" } },
+      { "spec/tools/cli_places_spec.lua",
+        "generate, a process a create on one journal, says 50%, 80% and 100%",
+        { "journal", "cli" } },
       { "spec/hosts/spend_journal_spec.lua",
         "8 processes, 10 creates each of 0.40 against 7.90",
         { "journal", "lua" } },
@@ -218,6 +233,9 @@ P.list = {
   { id = "spend_restart", title = "spend_limit: a restart, reload or crash lets no spend past the cap",
     doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/tools/cli_places_spec.lua",
+        "a cap reached by one command refuses the next command",
+        { "journal", "cli" } },
       { "rocks/redis/spec/hosts/spend_store_spec.lua",
         "on a Redis without its AOF says once that a restart forgets",
         { "redis", "lua" } },
@@ -287,6 +305,12 @@ P.list = {
   { id = "continue", title = "continue: the parent's last frame as first_image, into any out",
     doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
     cases = {
+      { "spec/tools/cli_places_spec.lua",
+        "continue ID --last-image URL --out s3://bucket/key: one create",
+        { "journal", "bucket", "cli" } },
+      { "spec/tools/cli_places_spec.lua",
+        "continue ID --last-image URL --out PATH: one create",
+        { "journal", "file", "cli" } },
       { "rocks/s3/spec/lineage_bucket_spec.lua",
         "continue of an s3:// parent: one create",
         { "bucket", "journal", "lua" } },
@@ -445,7 +469,10 @@ P.list = {
         { "bucket", "journal", "lua" } },
     } },
   { id = "metrics", title = "metrics: every request, create and spend counted",
-    doc = "docs/observability.md#metrics", na = { file = NO_SINK, bucket = NO_SINK, studio = STUDIO_NO_OBSERVE },
+    doc = "docs/observability.md#metrics", na = {
+      cli = "the command line counts no metrics (no flag or variable turns them on): a command ends with its work, "
+        .. "before any scrape could read it; a script's metrics = true or nginx counts them",
+      file = NO_SINK, bucket = NO_SINK, studio = STUDIO_NO_OBSERVE },
     cases = {
       { "rocks/observe/spec/observe_spec.lua",
         "counts a generate's exchanges, create, video and bytes",
@@ -458,6 +485,9 @@ P.list = {
     doc = "docs/observability.md", na = { file = NO_SINK, bucket = NO_SINK, process = NO_SPAN_LEDGER,
       journal = NO_SPAN_LEDGER, dict = NO_SPAN_LEDGER, redis = NO_SPAN_LEDGER, studio = STUDIO_NO_OBSERVE },
     cases = {
+      { "spec/tools/cli_places_spec.lua",
+        "OTEL_EXPORTER_OTLP_ENDPOINT: generate exports",
+        { "cli" } },
       { "rocks/observe/spec/observe_spec.lua",
         "a generate: a task span under the traceparent",
         { "lua" } },
