@@ -69,12 +69,7 @@ local function shots_of(shots)
   return list
 end
 
-local function run_cmd(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p and p:read("*a") or ""
-  local ok = p and p:close()
-  return ok, out
-end
+local run_cmd = shell.status -- (whether it exited 0 on every Lua, and what it said)
 
 -- Whether ffmpeg and ffprobe are on PATH: nil, or the refusal.
 local function tools()

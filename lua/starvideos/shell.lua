@@ -79,6 +79,15 @@ function M.popen(command)
   return said
 end
 
+-- The shell command run to its end, here: whether it exited 0, and what it wrote (stdout and stderr together).  Its
+-- status is read from what the shell says after it: a popen's close gives none on Lua 5.1 and LuaJIT.
+function M.status(command)
+  local said = M.popen("{ " .. command .. '\n} 2>&1; echo "starvideos-exit:$?"')
+  local out, code = said:match("^(.-)starvideos%-exit:(%d+)\n?$")
+  if not code then return false, said end
+  return code == "0", out
+end
+
 -- nginx's phases whose handler may wait on the thread pool.
 local YIELDS = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
