@@ -6,8 +6,8 @@
 --   * a field the service ignores (image beside the same first_image) is on the card as the library's warning;
 --   * a create the service refused fails its card naming the request ids of the create the emulator saw;
 --   * a download cut mid-way leaves a .part in the studio's folder, goes on from it (Range) and ends whole;
---   * a 429 with Retry-After holds the studio's requests of the key (the next card's create too): each card goes
---     on once the hold ends, one task each;
+--   * a 429 with Retry-After holds the studio's requests of the key (a running card's polls, the next card's create):
+--     each card goes on once the hold ends, one task each;
 --   * once the journal has five tasks of a kind, a running card shows its ETA;
 --   * under a day's key cap, two browsers creating at once send exactly the cap's worth; each step (50%, 80%,
 --     100%) is said once on each browser's event stream; nginx restarted, a create is refused: 0 past the cap;
@@ -180,9 +180,14 @@ describe("the studio's places", function()
     assert.same({ "none", "bytes=8000-" }, { ranges[#ranges - 1], ranges[#ranges] })
   end)
 
-  it("holds its requests of the key through a 429's Retry-After, the next card's too: each card goes on, one task "
-    .. "each", function()
+  it("holds its requests of the key through a 429's Retry-After, a running card's polls and the next card's create "
+    .. "too: each card goes on, one task each", function()
     local tasks = #emu:tasks()
+    -- a card polled every second meanwhile (its task runs 8 s)
+    emu:config { processing = 8 }
+    local running = ask(url, cookie, { model = "videos", prompt = "a heron running", duration = 5 })
+    assert.truthy(helper.wait_until(function() return #emu:tasks() == tasks + 1 end, 30), "the running card's task")
+    emu:config { processing = 0.5 }
     emu:fault { method = "POST", path = "/v1/", status = 429, retry_after = 3 }
     local first = ask(url, cookie, { model = "videos", prompt = "a heron held", duration = 5 })
     local refused
@@ -195,7 +200,8 @@ describe("the studio's places", function()
     local second = ask(url, cookie, { model = "videos", prompt = "a fox held", duration = 5 })
     assert.equal("saved", settled(url, cookie, first, ENDED).state)
     assert.equal("saved", settled(url, cookie, second, ENDED).state)
-    assert.equal(tasks + 2, #emu:tasks())
+    assert.equal("saved", settled(url, cookie, running, ENDED).state)
+    assert.equal(tasks + 3, #emu:tasks())
     local after = 0
     for _, r in ipairs(emu:api_requests()) do
       if r.at > refused.at then
@@ -204,7 +210,7 @@ describe("the studio's places", function()
           r.at - refused.at))
       end
     end
-    assert.is_true(after >= 4, "the two creates and their polls after the hold")
+    assert.is_true(after >= 5, "the two creates, their polls and the running card's after the hold")
   end)
 
   it("shows a running card's ETA once the journal has five tasks of its kind", function()
