@@ -118,8 +118,8 @@ describe("the studio's places", function()
     assert.matches("^referenceImages%[1%]: .*HTTP 404", card.error)
     assert.is_nil(card.cost, "a create not sent shows no cost")
     assert.equal(before, emu:creates())
-    local _, error = drawn(url, cookie, key)
-    assert.equal(card.error, error)
+    local _, shown = drawn(url, cookie, key)
+    assert.equal(card.error, shown)
   end)
 
   it("shows on the card the library's warning of a field the service ignores, the create sent",
