@@ -314,6 +314,15 @@ function Emulator:video_served(since)
   return bytes, n
 end
 
+-- The API requests (creates and queries, under /v1/) the emulator received, in order.
+function Emulator:api_requests()
+  local list = {}
+  for _, r in ipairs(self:requests()) do
+    if r.path:find("^/v1/") then list[#list + 1] = r end
+  end
+  return list
+end
+
 -- How many creates (POST /v1/...) the emulator received.
 function Emulator:creates()
   local n = 0

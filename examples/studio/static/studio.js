@@ -163,6 +163,9 @@ function rows(c) {
   if (c.bytes != null) r.push(['bytes', bytesText(c.bytes, c.total)]);
   if (c.cost != null) r.push(['cost', c.cost.toFixed(2)]);
   if (c.id) r.push(['task', c.id]);
+  for (const w of c.warnings || []) r.push(['warning', w]);
+  if (c.request_id) r.push(['request id', c.request_id]);
+  if (c.server_request_id && c.server_request_id !== c.request_id) r.push(['server request id', c.server_request_id]);
   return r;
 }
 
@@ -174,7 +177,7 @@ function draw(el, c) {
     const dd = document.createElement('dd');
     dt.textContent = k;
     dd.textContent = v;
-    dd.className = k;
+    dd.className = k.replace(/ /g, '-');
     return [dt, dd];
   }));
   el.querySelector('.err').textContent = c.error || '';
@@ -244,6 +247,14 @@ function spendRow(e, i) {
   return tr;
 }
 
+// A step of a spend limit (50%, 80%, 100%), as the library said it, once.
+function said(message) {
+  const li = document.createElement('li');
+  li.textContent = message;
+  $('spend-said').append(li);
+  $('spend').hidden = false;
+}
+
 function renderSpend(list) {
   $('spend-rows').replaceChildren(...list.map(spendRow));
   $('spend').hidden = false;
@@ -261,6 +272,7 @@ function listen() {
   };
   es.onmessage = (e) => render(JSON.parse(e.data).cards);
   es.addEventListener('spend', (e) => renderSpend(JSON.parse(e.data).spend));
+  es.addEventListener('said', (e) => said(JSON.parse(e.data).message));
 }
 
 async function start() {

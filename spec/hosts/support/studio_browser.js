@@ -1,8 +1,8 @@
 // The studio in a real browser (spec/hosts/studio_spec.lua, studio_spend_spec.lua, studio_lineage_spec.lua): Debian's chromium
 // driven by playwright-core (spec/npm), never a downloaded browser.  One run a phase; argv[2] is a
-// JSON object: { phase: "first" | "again" | "spend" | "lineage" | "lineage_back", url, state (the browser's
+// JSON object: { phase: "first" | "again" | "spend" | "lineage" | "lineage_back" | "card", url, state (the browser's
 // cookies, a file), screenshot (a PNG path), prompt, long_model, long_prompt, key (a card's, for "again" and
-// "lineage_back"), end_image, continue_prompt, again_prompt (for "lineage") }.
+// "lineage_back" and "card"), end_image, continue_prompt, again_prompt (for "lineage"), cookie (for "card") }.
 // Prints one JSON line: what the page showed, when, and every answer it got (to look for
 // the API key in).
 'use strict';
@@ -289,7 +289,20 @@ async function lineageBack(browser) {
   out.no_bucket_error = await newError(page, '');
 }
 
-const PHASES = { first, again, spend, lineage, lineage_back: lineageBack };
+// The rows of the card o.key as the page of the browser of cookie o.cookie draws them: [class, text] each.
+async function cardRows(browser) {
+  const context = await browser.newContext();
+  await context.addCookies([{ name: 'studio_tenant', value: o.cookie, url: o.url }]);
+  const page = await context.newPage();
+  record(page);
+  await page.goto(o.url);
+  const sel = `.card[data-key="${o.key}"]`;
+  await page.waitForSelector(sel, { timeout: 15000 });
+  out.rows = await page.$$eval(`${sel} dd`, (l) => l.map((d) => [d.className, d.textContent]));
+  out.error = await page.$eval(`${sel} .err`, (e) => e.textContent);
+}
+
+const PHASES = { first, again, spend, lineage, lineage_back: lineageBack, card: cardRows };
 
 (async () => {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,

@@ -6,7 +6,8 @@
 --                  then generated in the background (202 and the card's key); a body with `from` (a card's key)
 --                  and `relation` (again, remix, continue): a child of that card (studio.lineage)
 --   GET  /events   server-sent events: the tenant's cards whenever one changes, and (`event: spend`) its
---                  spend panel whenever that changes (at most 4 streams a browser, 128 in all: 429 past that)
+--                  spend panel whenever that changes, and (`event: said`) each step of a limit it shows, 50%, 80%
+--                  and 100% as the library says them (at most 4 streams a browser, 128 in all: 429 past that)
 -- guard.lua has checked the Host, the token and the tenant before any of these runs.
 
 local starvideos = require "starvideos"
@@ -17,7 +18,7 @@ local runner = require "studio.runner"
 local spend = require "studio.spend"
 
 local ngx = rawget(_G, "ngx")
-local pairs, type, tonumber = pairs, type, tonumber
+local ipairs, pairs, type, tonumber = ipairs, pairs, type, tonumber
 
 local M = {}
 
@@ -165,6 +166,7 @@ local function stream(tenant, watch)
       ngx.print("data: ", cards.json(tenant), "\n\n")
     end
     local panel = watch and watch:changed()
+    for _, said in ipairs(watch and watch:said() or {}) do ngx.print("event: said\ndata: ", said, "\n\n") end
     if panel then
       quiet = 0
       ngx.print("event: spend\ndata: ", panel, "\n\n")

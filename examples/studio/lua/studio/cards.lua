@@ -7,6 +7,7 @@
 --   id:<task id>  the key of the card of that task
 --   video:<name>  the key of the card whose video is /videos/<name> (who may fetch it: cards.owner)
 --   ver:spend     a number bumped when what a spend limit counts may have changed (studio.spend reads it)
+--   said:n        how many steps of spend limits were said; said:<i> the i-th, {message, tenant} as JSON
 -- The studio runs one worker (nginx.conf): a read and the write after it are not
 -- interleaved with another's, since nothing between them yields.
 
@@ -22,7 +23,8 @@ local M = {}
 -- What a card holds (a child's also its parent's card key, its parent's task id and its relation: studio.lineage);
 -- the rest of a task is never sent to the browser.
 M.FIELDS = { "key", "id", "model", "prompt", "duration", "ratio", "state", "status", "eta", "bytes", "total",
-  "cost", "error", "kind", "video", "created", "parent", "parent_id", "relation" }
+  "cost", "error", "kind", "video", "created", "parent", "parent_id", "relation", "warnings", "request_id",
+  "server_request_id" }
 
 local function dict() return ngx.shared.studio end
 
@@ -105,6 +107,20 @@ end
 -- A create was asked, answered or refused: the spend panels look at the ledger again.
 function M.spend_changed() dict():incr("ver:spend", 1, 0) end
 function M.spend_version() return dict():get("ver:spend") or 0 end
+
+-- A spend limit's step (50%, 80%, 100%) the library said (its message; tenant: a tenant's limit's), kept for the
+-- event streams (studio.spend): at most a few a limit and window.
+function M.say(message, tenant)
+  local n = dict():incr("said:n", 1, 0)
+  dict():safe_set("said:" .. n, json.encode { message = message, tenant = tenant })
+end
+
+-- How many steps were said so far; the i-th ({message, tenant}), or nil.
+function M.said_count() return dict():get("said:n") or 0 end
+function M.said(i)
+  local text = dict():get("said:" .. i)
+  return text and json.decode(text)
+end
 
 M.encode = json.encode
 M.decode = json.decode

@@ -65,9 +65,13 @@ local function storage(text)
   return { refs = text }
 end
 
--- The events of a task's client: a spend limit's warning changes what the spend panels show.
+-- The events of a task's client: a spend limit's warning changes what the spend panels show, and its step (50%,
+-- 80%, 100%, said once a window by the library) is told to the event streams that may see its limit.
 local function on_event(ev)
-  if ev.type == "warning" and ev.field == "spend_limit" then cards.spend_changed() end
+  if ev.type == "warning" and ev.field == "spend_limit" then
+    if ev.percent then cards.say(ev.message, ev.tenant) end
+    cards.spend_changed()
+  end
 end
 
 -- A client of the studio's settings (the journal, prices, limits): each task's, the spend panels'.
@@ -133,7 +137,8 @@ local function finish(key, tenant, task, err, path)
       video = "/videos/" .. basename(path or task.path) })
   end
   -- (a create a spend limit refused, or one the library or the service found invalid, cost nothing)
-  local fields = { state = "failed", id = err.id or false, eta = false, error = err.message, kind = err.kind }
+  local fields = { state = "failed", id = err.id or false, eta = false, error = err.message, kind = err.kind,
+    request_id = err.request_id or false, server_request_id = err.server_request_id or false }
   if err.kind == "spend_limited" then fields.error = M.for_browser(err.message, tenant, conf.journal) end
   if err.kind == "spend_limited" or err.kind == "invalid_request" then fields.cost = false end
   cards.update(key, fields)
@@ -143,10 +148,15 @@ end
 local function run(premature, key, tenant, params, child)
   if premature then return end -- nginx stops: the journal has what was created, the next start resumes it
   local c = client()
+  local warnings = {} -- (what the service will ignore of params, each said once before the create is sent)
   -- the out is the create's key in the journal: a rerun of it returns its task, never pays again
   local opts = { out = conf.videos .. "/" .. key .. ".mp4", tenant = tenant, interval = conf.interval,
     timeout = 3600, on_progress = function(ev)
       local fields = card_fields(ev)
+      if ev.type == "warning" and ev.because then
+        warnings[#warnings + 1] = ev.message
+        fields = { warnings = warnings }
+      end
       if fields then cards.update(key, fields) end
       if ev.type == "status" then cards.spend_changed() end -- (the create answered: its price spent)
     end }

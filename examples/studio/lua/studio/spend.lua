@@ -1,7 +1,8 @@
 -- The spend panel (STUDIO_SPEND_LIMIT, docs/studio.md): each limit of the studio's client as one browser may
 -- see it, from the library's client:spend{tenant = its tenant}: the key's limits, the models', and its own
 -- tenant's (never another tenant's), as the JSON the event stream sends (studio.app: `event: spend`).  Looked at
--- again when a create was asked, answered or refused (cards.spend_version) or a window ended.
+-- again when a create was asked, answered or refused (cards.spend_version) or a window ended.  The steps of the
+-- limits it shows (50%, 80%, 100%), as the library says them, once each, to the streams open then (W:said).
 
 local cards = require "studio.cards"
 local runner = require "studio.runner"
@@ -31,7 +32,7 @@ W.__index = W
 -- studio has no spend limit.
 function M.watch(tenant)
   if not runner.spending() then return nil end
-  return setmetatable({ tenant = tenant, client = runner.client(), due = HUGE }, W)
+  return setmetatable({ tenant = tenant, client = runner.client(), due = HUGE, told = cards.said_count() }, W)
 end
 
 -- The panel's JSON when it differs from the one this watch gave last, else nil.
@@ -55,6 +56,25 @@ function W:changed()
   if text == self.text then return nil end
   self.text = text
   return text
+end
+
+-- The steps said since this watch looked last that its tenant may see (the key's and the models' limits, its own
+-- tenant's, named as its panel names it: "you (this browser)"), each as the JSON of `event: said`.
+function W:said()
+  local out, n = {}, cards.said_count()
+  for i = self.told + 1, n do
+    local s = cards.said(i)
+    if s and (s.tenant == nil or s.tenant == self.tenant) then
+      local message = s.message
+      if s.tenant then
+        local at, to = message:find(string.format("for tenant %q", tostring(s.tenant)), 1, true)
+        if at then message = message:sub(1, at - 1) .. "for you (this browser)" .. message:sub(to + 1) end
+      end
+      out[#out + 1] = cards.encode { message = message }
+    end
+  end
+  self.told = n
+  return out
 end
 
 function W:close()
