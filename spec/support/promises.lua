@@ -136,6 +136,9 @@ P.list = {
     na = { journal = "a journal holds no budget: the hold is the process's, nginx's dict's or Redis'",
       file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "holds its requests of the key through a 429's Retry-After",
+        { "studio", "dict", "nginx" } },
       { "spec/tools/cli_places_spec.lua",
         "longer than max_retry_wait (60 s) ends create at once",
         { "process", "cli" } },
@@ -189,6 +192,9 @@ P.list = {
   { id = "spend_reservation", title = "spend_limit: racing creates reserve, never past the cap",
     doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "two browsers creating at once send exactly the cap's worth",
+        { "studio", "journal", "nginx" } },
       { "spec/hosts/spend_nginx_spec.lua",
         "50 requests over 4 workers",
         { "journal", "nginx" } },
@@ -205,6 +211,12 @@ P.list = {
   { id = "spend_warnings", title = "spend_limit: 50%, 80% and 100% said once per window",
     doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "says the steps of a browser's own limit to that browser only",
+        { "studio", "journal", "nginx" } },
+      { "spec/hosts/studio_places_spec.lua",
+        "says each step of the cap (50%, 80%, 100%) once on each browser's event stream",
+        { "studio", "journal", "nginx" } },
       { "spec/tools/cli_places_spec.lua",
         "batch says 50%, 80% and 100% once each",
         { "journal", "cli" } },
@@ -233,6 +245,9 @@ P.list = {
   { id = "spend_restart", title = "spend_limit: a restart, reload or crash lets no spend past the cap",
     doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "refuses a create after nginx restarts with the day's cap reached",
+        { "studio", "journal", "nginx" } },
       { "spec/tools/cli_places_spec.lua",
         "a cap reached by one command refuses the next command",
         { "journal", "cli" } },
@@ -373,6 +388,9 @@ P.list = {
   { id = "eta_late", title = "eta and late: learned from tasks however they were awaited",
     doc = "docs/polling.md", na = { file = NO_SINK, bucket = NO_SINK, dict = DICT_NO_SAMPLES },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "shows a running card's ETA once the journal has five tasks of its kind",
+        { "studio", "journal", "nginx" } },
       { "spec/eta_ways_spec.lua",
         "create + wait_all: six tasks teach the schedule",
         { "journal", "lua" } },
@@ -412,6 +430,9 @@ P.list = {
     na = { process = NO_LEDGER, journal = NO_LEDGER, dict = NO_LEDGER, redis = NO_LEDGER, file = NO_SINK,
       bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "shows on the card the library's warning of a field the service ignores",
+        { "studio", "nginx" } },
       { "spec/warnings_spec.lua",
         "generate: a warning event each before the create is sent",
         { "lua" } },
@@ -427,6 +448,9 @@ P.list = {
     na = { process = NO_LEDGER, journal = NO_LEDGER, dict = NO_LEDGER, redis = NO_LEDGER, file = NO_SINK,
       bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "names on a failed card the request ids of the create the service refused",
+        { "studio", "nginx" } },
       { "spec/request_ids_spec.lua",
         "the command line's --json: the error's ids",
         { "cli" } },
@@ -439,6 +463,9 @@ P.list = {
     na = { process = NO_LEDGER, journal = NO_LEDGER, dict = NO_LEDGER, redis = NO_LEDGER, file = NO_SINK,
       bucket = NO_SINK },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "refuses a reference the service could not fetch (404) before paying",
+        { "studio", "nginx" } },
       { "spec/extras/preflight_spec.lua",
         "sends a create whose references suit it",
         { "lua" } },
@@ -455,6 +482,9 @@ P.list = {
   { id = "resumable", title = "an interrupted download resumes where it stopped, verified whole",
     doc = "docs/downloads.md", na = { dict = DICT_NO_TASKS },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "resumes a video download cut mid-way from its .part in the studio's folder",
+        { "studio", "journal", "file", "nginx" } },
       { "spec/workflows_spec.lua",
         "resumes with Range requests after the connection drops twice",
         { "process", "file", "lua" } },
