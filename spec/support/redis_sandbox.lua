@@ -55,6 +55,13 @@ local function score(s)
   return tonumber(s)
 end
 
+-- Whether score s is within lo and hi as Redis reads them ("(5": 5 excluded).
+local function within(s, lo, hi)
+  local xlo, xhi = tostring(lo):sub(1, 1) == "(", tostring(hi):sub(1, 1) == "("
+  lo, hi = score(xlo and tostring(lo):sub(2) or tostring(lo)), score(xhi and tostring(hi):sub(2) or tostring(hi))
+  return (xlo and s > lo or not xlo and s >= lo) and (xhi and s < hi or not xhi and s <= hi)
+end
+
 local function expire_in(r, k, secs)
   local e = at(r, k)
   if not e then return 0 end
@@ -173,18 +180,26 @@ function C.ZADD(r, k, s, m) of(r, k, "zset")[tostring(m)] = tonumber(s); return 
 function C.ZSCORE(r, k, m) local e = at(r, k); local s = e and e.v[m]; return s and tostring(s) or false end
 function C.ZCARD(r, k) local e = at(r, k); local n = 0; for _ in pairs(e and e.v or {}) do n = n + 1 end; return n end
 function C.ZREM(r, k, m) local e = at(r, k); if e then e.v[m] = nil end; return 1 end
-function C.ZRANGE(r, k, a, b)
+function C.ZRANGE(r, k, a, b, with)
   local e = at(r, k)
   local list, out = sorted_members(e and e.v or {}), {}
   a, b = tonumber(a), tonumber(b)
   if b < 0 then b = #list + b end
-  for i = a + 1, math.min(b + 1, #list) do out[#out + 1] = list[i][1] end
+  for i = a + 1, math.min(b + 1, #list) do
+    out[#out + 1] = list[i][1]
+    if with then out[#out + 1] = string.format("%.17g", list[i][2]) end
+  end
   return out
 end
 function C.ZREMRANGEBYSCORE(r, k, lo, hi)
   local e = at(r, k)
-  for m, s in pairs(e and e.v or {}) do if s >= score(lo) and s <= score(hi) then e.v[m] = nil end end
+  for m, s in pairs(e and e.v or {}) do if within(s, lo, hi) then e.v[m] = nil end end
   return 1
+end
+function C.ZRANGEBYSCORE(r, k, lo, hi)
+  local e, out = at(r, k), {}
+  for _, p in ipairs(sorted_members(e and e.v or {})) do if within(p[2], lo, hi) then out[#out + 1] = p[1] end end
+  return out
 end
 function C.ZREVRANGEBYSCORE(r, k, hi, lo, ...)
   local e, opts, out = at(r, k), { ... }, {}
