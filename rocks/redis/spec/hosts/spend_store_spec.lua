@@ -38,7 +38,8 @@ describe("spend_limit on a store", function()
     local run = runs.new(helper.tmpdir(), "store", redis.url .. "/1", emu)
     local now = runs.tally { run.start(3, "today", 1) }
     local ahead = runs.tally { run.start(3, "tomorrow", 1, "faketime -f +1d") }
-    assert.same({ ok = 2, ["spend_limited spend_limit"] = 1 }, now)
+    assert.same({ ok = 2, ["spend_limited spend_limit"] = 1, ["warning 50"] = 1, ["warning 80"] = 1,
+      ["warning 100"] = 1 }, now)
     assert.same({ ["spend_limited spend_limit"] = 3 }, ahead)
     assert.equal(2, emu:creates())
   end)
@@ -53,7 +54,8 @@ describe("spend_limit on a store", function()
       procs[i] = runs.new(helper.tmpdir(), "store", redis.url .. "/3", spelled).start(5, "s" .. i, 2)
     end
     local tally, text = runs.tally(procs)
-    assert.same({ ok = 5, ["spend_limited spend_limit"] = 20 }, tally, text)
+    assert.same({ ok = 5, ["spend_limited spend_limit"] = 20, ["warning 50"] = 1, ["warning 80"] = 1,
+      ["warning 100"] = 1 }, tally, text) -- (each step said once across the processes)
     assert.equal(5, emu:creates())
   end)
 
