@@ -11,6 +11,7 @@
 --   r.db, r.touched, r.refused    the values by key; every key a script touched, by script name; each refusal of a
 --                                 key not declared ("name: key"), whether or not its caller looked at the answer
 --   r.sent, r.asked               by script name: the EVALs sent through the backend, those answered STARVIDEOS_KEYS
+--   r.ran                         the commands the scripts ran (upper case -> true)
 --   sandbox.backend(r)            a route's face (fleet/route.lua's) on r, for a store's connection (Route.open)
 
 local core = require "starvideos.core"
@@ -25,7 +26,7 @@ R.__index = R
 
 function M.new(now)
   now = now or core.now
-  return setmetatable({ db = {}, now = now, touched = {}, refused = {}, sent = {}, asked = {},
+  return setmetatable({ db = {}, now = now, touched = {}, refused = {}, sent = {}, asked = {}, ran = {},
     identity = nil, wall = core.wall() - now() }, R) -- (wall: TIME's, the wall clock where the clock starts)
 end
 
@@ -278,6 +279,7 @@ function R:eval(text, keys, args, name)
       end
       touched[name or "?"][k] = true
     end
+    self.ran[tostring(cmd):upper()] = true
     return self:call(cmd, ...)
   end
   local redis = {
