@@ -204,6 +204,13 @@ function S.covering(cfg, model, tenant, t)
   return units(price) or math_ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
 end
 
+-- A create of model's price in cfg.prices, in units (a finer one rounded up), or nil (no price).
+function S.units_of(cfg, model)
+  local p = cfg.prices and cfg.prices[model]
+  if type(p) ~= "number" then return nil end
+  return units(p) or math_ceil(p * S.UNIT)
+end
+
 -- How cfg's limits count a journal's pending record (rec: its model, tenant and time; price and spec as recorded):
 -- a function(rec, price, spec) -> its price and spec, by covering at its time, so that a limit reads what was spent
 -- in its window whatever limits the creates were made with (a create recorded without a price: at prices now; one

@@ -395,6 +395,59 @@ M.cases = {
       assert(ok, err)
     end },
 
+  { name = "a limit the creates were not made with reads what they spent in its window (a create released: "
+    .. "nothing), those made without it since too; the next create past it is refused",
+    promise = "spend_refusal",
+    covers = { "before_create", "spend" },
+    records = true,
+    run = function(env, assert)
+      local Spend = require "starvideos.spend"
+      local real, now = Spend.clock, os.time()
+      Spend.clock = function() return now end -- (one day's window, whenever the case runs)
+      local ok, err = pcall(function()
+        local plain, fast = env.open { prices = PRICES }, { model = "videos_fast", prompt = "a dog", duration = 5 }
+        local function made(l, params, lid, tenant)
+          assert.is_true(env.answer(l.before_create, l, params, lid, nil, nil, tenant))
+          assert.is_true(env.answer(l.created, l, { id = "t" .. lid }, params, lid))
+        end
+        made(plain, PARAMS, "p1")
+        made(plain, PARAMS, "p2", "alice")
+        made(plain, PARAMS, "p3", "alice")
+        assert.is_true(env.answer(plain.before_create, plain, PARAMS, "p4"))
+        plain:create_failed({ maybe_created = true }, PARAMS, "p4") -- maybe sent: counted
+        assert.is_true(env.answer(plain.before_create, plain, PARAMS, "p5", nil, nil, "bob"))
+        plain:create_failed({}, PARAMS, "p5") -- surely not sent: nothing spent
+        env.settle()
+        local l = env.open { prices = PRICES, spend_limit = { { amount = 2, per = "day", scope = "model",
+          model = "videos" }, { amount = 2, per = "day", scope = "tenant" } } }
+        local function spent(tenant) -- (a tenant whose create was released: listed, or not, at 0)
+          local seen = {}
+          for _, e in ipairs(assert(l:spend(tenant))) do
+            local n = e.spent + e.reserved
+            if n > 0 then seen[#seen + 1] = ("%s %.2f"):format(e.tenant or e.model, n) end
+          end
+          table.sort(seen)
+          return seen
+        end
+        assert.same({ "alice 0.80", "videos 1.60" }, spent())
+        made(l, fast, "l1", "alice")
+        made(plain, PARAMS, "p6", "alice") -- (made without the limit, after it counted)
+        env.settle()
+        assert.same({ "alice 1.70", "videos 2.00" }, spent())
+        local got, lerr = env.answer(l.before_create, l, PARAMS, "l2")
+        assert.same({ nil, "spend_limited", "videos", "2.00" }, { got, lerr.kind, lerr.model,
+          ("%.2f"):format(lerr.spent) })
+        got, lerr = env.answer(l.before_create, l, fast, "l3", nil, nil, "alice")
+        assert.same({ nil, "spend_limited", "alice", "1.70" }, { got, lerr.kind, lerr.tenant,
+          ("%.2f"):format(lerr.spent) })
+        made(l, fast, "l4", "bob")
+        env.settle()
+        assert.same({ "bob 0.50", "videos 2.00" }, spent("bob"))
+      end)
+      Spend.clock = real
+      assert(ok, err)
+    end },
+
   { name = "lineage: a child's parent and relation recorded with it (again, remix, continue), and its create's body",
     promise = "lineage",
     covers = { "before_create", "created", "tasks" },

@@ -11,6 +11,7 @@
 --   r.db, r.touched, r.refused    the values by key; every key a script touched, by script name; each refusal of a
 --                                 key not declared ("name: key"), whether or not its caller looked at the answer
 --   r.sent, r.asked               by script name: the EVALs sent through the backend, those answered STARVIDEOS_KEYS
+--   r.ran                         the commands the scripts ran (upper case -> true)
 --   sandbox.backend(r)            a route's face (fleet/route.lua's) on r, for a store's connection (Route.open)
 
 local core = require "starvideos.core"
@@ -25,7 +26,7 @@ R.__index = R
 
 function M.new(now)
   now = now or core.now
-  return setmetatable({ db = {}, now = now, touched = {}, refused = {}, sent = {}, asked = {},
+  return setmetatable({ db = {}, now = now, touched = {}, refused = {}, sent = {}, asked = {}, ran = {},
     identity = nil, wall = core.wall() - now() }, R) -- (wall: TIME's, the wall clock where the clock starts)
 end
 
@@ -53,6 +54,13 @@ end
 local function score(s)
   if s == "+inf" then return math.huge elseif s == "-inf" then return -math.huge end
   return tonumber(s)
+end
+
+-- Whether score s is within lo and hi as Redis reads them ("(5": 5 excluded).
+local function within(s, lo, hi)
+  local xlo, xhi = tostring(lo):sub(1, 1) == "(", tostring(hi):sub(1, 1) == "("
+  lo, hi = score(xlo and tostring(lo):sub(2) or tostring(lo)), score(xhi and tostring(hi):sub(2) or tostring(hi))
+  return (xlo and s > lo or not xlo and s >= lo) and (xhi and s < hi or not xhi and s <= hi)
 end
 
 local function expire_in(r, k, secs)
@@ -173,18 +181,26 @@ function C.ZADD(r, k, s, m) of(r, k, "zset")[tostring(m)] = tonumber(s); return 
 function C.ZSCORE(r, k, m) local e = at(r, k); local s = e and e.v[m]; return s and tostring(s) or false end
 function C.ZCARD(r, k) local e = at(r, k); local n = 0; for _ in pairs(e and e.v or {}) do n = n + 1 end; return n end
 function C.ZREM(r, k, m) local e = at(r, k); if e then e.v[m] = nil end; return 1 end
-function C.ZRANGE(r, k, a, b)
+function C.ZRANGE(r, k, a, b, with)
   local e = at(r, k)
   local list, out = sorted_members(e and e.v or {}), {}
   a, b = tonumber(a), tonumber(b)
   if b < 0 then b = #list + b end
-  for i = a + 1, math.min(b + 1, #list) do out[#out + 1] = list[i][1] end
+  for i = a + 1, math.min(b + 1, #list) do
+    out[#out + 1] = list[i][1]
+    if with then out[#out + 1] = string.format("%.17g", list[i][2]) end
+  end
   return out
 end
 function C.ZREMRANGEBYSCORE(r, k, lo, hi)
   local e = at(r, k)
-  for m, s in pairs(e and e.v or {}) do if s >= score(lo) and s <= score(hi) then e.v[m] = nil end end
+  for m, s in pairs(e and e.v or {}) do if within(s, lo, hi) then e.v[m] = nil end end
   return 1
+end
+function C.ZRANGEBYSCORE(r, k, lo, hi)
+  local e, out = at(r, k), {}
+  for _, p in ipairs(sorted_members(e and e.v or {})) do if within(p[2], lo, hi) then out[#out + 1] = p[1] end end
+  return out
 end
 function C.ZREVRANGEBYSCORE(r, k, hi, lo, ...)
   local e, opts, out = at(r, k), { ... }, {}
@@ -263,6 +279,7 @@ function R:eval(text, keys, args, name)
       end
       touched[name or "?"][k] = true
     end
+    self.ran[tostring(cmd):upper()] = true
     return self:call(cmd, ...)
   end
   local redis = {

@@ -61,6 +61,21 @@ describe("the scripts of the Redis rock in a sandbox that refuses a key not in K
     print("\nscripts answered STARVIDEOS_KEYS (asked/sent): " .. table.concat(asked, ", "))
   end)
 
+  it("every command the scripts ran is one store check tries and one docs/keep-and-fleet.md's ACL line allows",
+    function()
+    local doc = assert(helper.read_file(helper.root .. "/docs/keep-and-fleet.md"))
+    local acl = assert(doc:match("\nACL SETUSER ([^\n]+)\n"), "no ACL SETUSER line")
+    local tries = Store.script_text("check_commands")
+    local missing = {}
+    for cmd in pairs(r.ran) do
+      if not (acl:find(" %+" .. cmd:lower() .. "%f[^%w|]") and tries:find("{'" .. cmd .. "'", 1, true)) then
+        missing[#missing + 1] = cmd
+      end
+    end
+    table.sort(missing)
+    assert.same({}, missing)
+  end)
+
   it("a planted script that builds a key inside is refused (a key of the prefix, as the scripts did before)", function()
     local P = "starvideos:{" .. core.random_id() .. "}:"
     Store.define("spec_planted", "return redis.call('HGETALL', string.sub(KEYS[1], 1, -6) .. 'task:' .. ARGV[1])")

@@ -47,7 +47,7 @@ end
 -- The keys of the abandoned script of create lid: its reservation's too, when its spec is known (ledger.spends).
 function M.abandoned_keys(ledger, lid)
   local pre = ledger.prefix
-  local keys = { pre .. "pend:" .. lid, pre .. "pending", pre .. "gone:" .. lid, more = {} }
+  local keys = { pre .. "pend:" .. lid, pre .. "pending", pre .. "gone:" .. lid, more = { pre .. "spend:log" } }
   Scripts.spend_keys(pre, ledger.spends[lid], lid, keys.more)
   ledger.spends[lid] = nil
   return keys

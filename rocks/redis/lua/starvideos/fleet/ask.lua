@@ -9,6 +9,7 @@ local Spend = require "starvideos.spend"
 local rule = require "starvideos.lease"
 local Acks = require "starvideos.fleet.acks" -- (spacing)
 local Scripts = require "starvideos.fleet.scripts" -- (spend_keys)
+local Spent = require "starvideos.fleet.spent" -- (log_terms)
 
 local A = {}
 A.__index = A
@@ -133,6 +134,9 @@ function A:send(p, out, want)
   local rec = Rules.pending(p, lid, out, want, tenant)
   rec.owner, rec.time = lease.id, Spend.clock() + (st.server.clock_off or 0)
   rec.price, rec.spend, self.which = Spend.covering(l.cfg, p.model, tenant, rec.time) -- (spend.lua's reservation)
+  -- (its price logged whatever the limits, and what the script counts the limits again from: scripts.lua's log)
+  rec.price = rec.price or Spend.units_of(l.cfg, p.model)
+  rec.spend = rec.spend and rec.spend .. " " .. Spent.log_terms(l.cfg, self.which)
   self.args_time = rec.time
   local args = A.pairs_of(rec, lid, w.fresh and "1" or "", "", l.lease_ms, count, per, tcount, tper)
   local err
@@ -140,7 +144,8 @@ function A:send(p, out, want)
     pre .. "pending", pre .. "gone:" .. lid, pre .. "owner:" .. lease.id, pre .. "creates",
     A.tenant_key(l, tenant), w.key and pre .. "key:" .. core.hash(w.key) }, args
   l.spends[lid] = rec.spend -- (its reservation's keys: declared by the records that settle it)
-  self.keys.more = rec.spend and Scripts.spend_keys(pre, rec.spend, lid, {})
+  self.keys.more = rec.spend and Scripts.spend_keys(pre, rec.spend, lid, { pre .. "spend:log" })
+    or { pre .. "spend:log" }
   self.pend, err = st:send_script(self.script, self.keys, args, true)
   if not self.pend then
     self:drop()

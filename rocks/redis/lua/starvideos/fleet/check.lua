@@ -36,7 +36,8 @@ local tries = {
   {'HGETALL', h}, {'HINCRBY', h, 'c', 1}, {'HDEL', h, 'g'},
   {'LPUSH', l, 'x'}, {'PEXPIRE', l, 1000}, {'LRANGE', l, 0, 0}, {'LTRIM', l, 0, 0},
   {'SADD', t, 'x'}, {'PEXPIRE', t, 1000}, {'SMEMBERS', t}, {'SREM', t, 'x'},
-  {'ZADD', z, 1, 'x'}, {'PEXPIRE', z, 1000}, {'ZCARD', z}, {'ZRANGE', z, 0, 0}, {'ZSCORE', z, 'x'},
+  {'ZADD', z, 1, 'x'}, {'PEXPIRE', z, 1000}, {'ZCARD', z}, {'ZRANGE', z, 0, 0}, {'ZRANGEBYSCORE', z, 0, 1},
+  {'ZSCORE', z, 'x'},
   {'ZREVRANGEBYSCORE', z, '+inf', '-inf'}, {'ZREMRANGEBYSCORE', z, '-inf', '-inf'}, {'ZREM', z, 'x'},
   {'DEL', s, n, h, l, t, z},
 }

@@ -16,6 +16,7 @@ local journal = require "starvideos.records.journal" -- (carried, tasks)
 local Download = require "starvideos.download" -- (size)
 local Rules = require "starvideos.rules" -- (what a record holds, a key's answer, settled, cost: both ledgers')
 local Spend = require "starvideos.spend"
+local Spent = require "starvideos.fleet.spent"
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -358,8 +359,8 @@ function R:tasks()
   return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
 end
 
--- client:spend()'s list (spend.lua's report, of the store's spend: names), a pending create whose owner's lease
--- lapsed counted spent (maybe paid); or nil, err.
+-- client:spend()'s list (spend.lua's report, of the store's spend: names, recounted), a pending create whose owner's
+-- lease lapsed counted spent (maybe paid); or nil, err.
 function R:spend(tenant)
   local list, err = self:pending()
   if not list then return nil, err end
@@ -367,7 +368,7 @@ function R:spend(tenant)
   local function get(k)
     local v, gerr = st:call("GET", self.prefix .. "spend:" .. k)
     failed = failed or (v == nil and gerr)
-    return v
+    return type(v) == "string" and v or nil -- (none: the reply's null)
   end
   local function gone(p) -- (each owner asked once)
     local o = p.owner
@@ -376,7 +377,8 @@ function R:spend(tenant)
     return not alive[o]
   end
   local now = Spend.clock() + (Ask.clock(st, true) or 0) -- (the store's clock, as the creates read their windows)
-  local out = Spend.report(self.cfg, get, now, tenant, Spend.moved(list, gone))
+  local counted = Spent.recounted(self, get, now, function(e) failed = failed or e end)
+  local out = Spend.report(self.cfg, counted, now, tenant, Spend.moved(list, gone))
   if failed then return nil, leases.message(failed) end
   return out
 end

@@ -21,7 +21,8 @@
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
 --   tcreates:<hash> tenant_limit's count of the tenant whose hash it is
---   spend:*         spend_limit's reservations (spend.lua's rule: spend:sp:, held:, res:, told:, who:)
+--   spend:*         spend_limit's reservations (spend.lua's rule: spend:sp:, held:, res:, told:, who:); spend:log
+--                   every create's price, model and tenant by its time (SPEND's spend_log)
 -- A created record moves the local from pending to the task at once; a claim is one script (two keepers
 -- never take one task).  Reads go through the sets, never every task.
 
@@ -47,10 +48,11 @@ local function spend_labels(text, lid, out)
 end
 ]]
 local RULES = require("starvideos.spend").RULES
+local Spent = require "starvideos.fleet.spent" -- (the log of creates a limit is counted again from)
 
 -- spend.lua's rule on the store: its kv on the declared keys spend:<name>, values kept as strings (spend_kv());
 -- spend_need(text, lid): its keys asked for (key(), before anything is written).
-local SPEND = RULES .. SPEND_LABELS .. [[
+local SPEND = RULES .. SPEND_LABELS .. Spent.RULES .. [[
 local function spend_kv()
   local function ms(ttl) return math.ceil(ttl * 1000) end
   local function at(k) return declared('spend:' .. k) end
@@ -129,6 +131,8 @@ local named = not gone and KEYS[7] and ARGV[2] ~= '1' and key_names(KEYS[7], KEY
 local price, spec, at, kv = spend_field('price'), spend_field('spend'), spend_field('time'), nil
 price, at = price and tonumber(price), at and tonumber(at)
 if price and spec and at then spend_need(spec, ARGV[1]) end
+local model = spend_field('model')
+local log = model and at and key('spend:log')
 local stop = needed()
 if stop then return stop end
 if KEYS[4] then redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[4])) end
@@ -143,6 +147,7 @@ for _, c in ipairs(counts) do
 end
 if price and spec and at then
   kv = spend_kv()
+  spend_recount(kv, log, spec, at, model, spend_field('tenant'))
   local i, total, told = spend_over(kv, price, spec, at, ARGV[1])
   if i then return { 'spend', tostring(i), string.format('%d', total), told and '1' or '' } end
 end
@@ -150,6 +155,7 @@ for _, c in ipairs(counts) do creates_add(c[1], c[3]) end
 local crossed = kv and spend_take(kv, ARGV[1], price, spec, at, spend_field('tenant'))
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('SADD', KEYS[2], ARGV[1])
+if log then spend_log(log, ARGV[1], at, price and string.format('%d', price), model, spend_field('tenant')) end
 if KEYS[7] then redis.call('SET', KEYS[7], 'L' .. ARGV[1]) end
 if crossed and crossed ~= '' then return { 'spent', crossed } end
 return 1
@@ -187,8 +193,11 @@ return 1
   -- keys); delivered: owed:<wid>, owed
   abandoned = SPEND .. [[
 if ARGV[3] then spend_end_need(ARGV[1]) end
+local log = ARGV[3] and key('spend:log')
 local stop = needed()
 if stop then return stop end
+local at = log and tonumber(redis.call('HGET', KEYS[1], 'time'))
+if at then spend_unlog(log, ARGV[1], at) end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end

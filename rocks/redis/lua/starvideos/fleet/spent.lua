@@ -1,0 +1,110 @@
+-- The store's log of creates (spend:log, by time), which a spend_limit is counted again from: so that a limit reads
+-- what the creates of its window spent, whatever limits (or none) they were made with, as a journal's replay reads
+-- them (spend.lua's counts).  Plain Lua 5.1 for the store's scripts (fleet/scripts.lua's SPEND, on spend.lua's
+-- RULES), and the client's reading of it (spend's report).
+--   an entry       "lid units model tenant", scored by the create's time (its window's clock); units '-': made
+--                  without a price, counted at the asker's prices (log_terms' "=model:units")
+--   spend_log      a create logged as its pending record is written (asked again: the same entry); entries older
+--                  than SPEND_KEEP s dropped (config.DEFAULTS.retain, 7 days: as long as a settled task's record)
+--   spend_unlog    a create released (surely not sent) taken off
+--   spend_recount  each limit of a spec (ask.lua's, with log_terms' "~scope" in its order) counted again before a
+--                  create is asked of it: at least what it counted (a window longer than the log: what it holds); a
+--                  tenant's first in a limit of every tenant listed ('who:', as spend_take lists it)
+--   spend_logged   what entries cost in a limit of scope "k" (the key's), "m" (model's) or "t" (tenant's), in units
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local Spend = require "starvideos.spend"
+local core = require "starvideos.core"
+local config = require "starvideos.config"
+
+local M = {}
+
+M.RULES = string.format("local SPEND_KEEP = %d\n", config.DEFAULTS.retain) .. [[
+local function spend_logged(list, scope, model, tenant, rates)
+  local n = 0
+  for _, e in ipairs(list) do
+    local units, m, t = string.match(e, '^%S+ (%S+) (%S+) ?(.*)$')
+    if m and (scope == 'k' or scope == 'm' and m == model or scope == 't' and t ~= '' and t == tenant) then
+      n = n + (tonumber(units) or rates[m] or 0)
+    end
+  end
+  return n
+end
+local function spend_log(log, lid, at, price, model, tenant)
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', string.format('(%.6f', at - SPEND_KEEP))
+  redis.call('ZADD', log, string.format('%.6f', at), lid .. ' ' .. (price or '-') .. ' ' .. model .. ' '
+    .. (tenant or ''))
+  redis.call('EXPIRE', log, SPEND_KEEP)
+end
+local function spend_unlog(log, lid, at)
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', log, at - 1, at + 1)) do
+    if string.sub(e, 1, #lid + 1) == lid .. ' ' then redis.call('ZREM', log, e) end
+  end
+end
+local function spend_recount(kv, log, text, now, model, tenant)
+  local scopes, rates = {}, {}
+  for scope in string.gmatch(text, '~(%a)') do scopes[#scopes + 1] = scope end
+  for m, u in string.gmatch(text, '=([^:%s]+):(%d+)') do rates[m] = tonumber(u) end
+  for i, s in ipairs(spend_parse(text)) do
+    local start = tonumber(string.match(s.key, '^[^:]+:(%-?%d+)')) or 0
+    local list = s.ends == 0 and redis.call('ZRANGE', log, 0, -1)
+      or redis.call('ZRANGEBYSCORE', log, start, '(' .. s.ends)
+    local n, had = spend_logged(list, scopes[i], model, tenant, rates), tonumber(kv.get('sp:' .. s.key)) or 0
+    if scopes[i] and n > had then
+      local every = string.match(s.key, '^([^:]+:[^:]+):[^:]+$')
+      if every and had == 0 and not kv.get('held:' .. s.key) and tenant and tenant ~= '' then
+        local w = kv.get('who:' .. every)
+        kv.set('who:' .. every, (w and w .. '\n' or '') .. tenant, spend_ttl(s, now))
+      end
+      kv.set('sp:' .. s.key, n, spend_ttl(s, now))
+    end
+  end
+end
+]]
+local logged = (rawget(_G, "loadstring") or load)("local redis\n" .. M.RULES .. "return spend_logged")()
+
+-- What the script reads beside a spec (spend.lua's covering: which) to count its limits again: each limit's scope
+-- in the spec's order ("~k", "~m", "~t"), and cfg's prices in units ("=model:units").
+function M.log_terms(cfg, which)
+  local out, models = {}, {}
+  for i, w in ipairs(which or {}) do out[i] = "~" .. w.limit.scope:sub(1, 1) end
+  for m in pairs(cfg.prices or {}) do models[#models + 1] = Spend.units_of(cfg, m) and m or nil end
+  table.sort(models)
+  for _, m in ipairs(models) do out[#out + 1] = string.format("=%s:%d", m, Spend.units_of(cfg, m)) end
+  return table.concat(out, " ")
+end
+
+-- The store's spend: names at now (get), as its scripts count them (scripts.lua's spend_recount): a limit's total at
+-- least what its window's creates cost in the store's log (read once; failed(err) when it cannot be), a tenant who
+-- spent there listed.
+function M.recounted(self, get, now, failed)
+  local cfg, by_id, rates, log = self.cfg, {}, {}, nil
+  for _, l in ipairs(cfg.spend or {}) do by_id[l.id] = l end
+  for m in pairs(cfg.prices or {}) do rates[m] = Spend.units_of(cfg, m) end
+  return function(k)
+    local v = get(k)
+    local what, id, start, th = k:match("^(%a+):([^:]+):(%-?%d+):?(.*)$")
+    local l = by_id[id]
+    if not l or what ~= "sp" and what ~= "who" then return v end
+    if not log then
+      local err
+      log, err = self.store:call("ZRANGE", self.prefix .. "spend:log", 0, -1, "WITHSCORES")
+      if type(log) ~= "table" then failed(err or "spend:log: not a list"); log = {} end
+    end
+    local ends, list, names, known, tenant = select(2, Spend.window(l.per, now, cfg.tz_seconds or 0)), {}, {}, {},
+      l.tenant
+    for name in (what == "who" and v or ""):gmatch("[^\n]+") do known[name] = true; names[#names + 1] = name end
+    for i = 1, #log - 1, 2 do
+      local t, name = tonumber(log[i + 1]), log[i]:match("^%S+ %S+ %S+ ?(.*)$")
+      if t and (ends == 0 or t >= tonumber(start) and t < ends) then
+        list[#list + 1] = log[i]
+        if name and name ~= "" and not known[name] then known[name] = true; names[#names + 1] = name end
+        if th ~= "" and name and core.hash(name) == th then tenant = name end
+      end
+    end
+    if what == "who" then return names[1] and table.concat(names, "\n") or v end
+    return math.max(tonumber(v) or 0, logged(list, l.scope:sub(1, 1), l.model, tenant, rates))
+  end
+end
+
+return M
