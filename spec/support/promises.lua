@@ -158,6 +158,9 @@ P.list = {
   { id = "spend_refusal", title = "spend_limit: a create past the cap is refused, nothing sent",
     doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
     cases = {
+      { "rocks/redis/spec/hosts/spend_store_spec.lua",
+        "spend --store --spend-limit after creates made without it reads what they spent",
+        { "redis", "cli" } },
       { "spec/spend_spec.lua",
         "refuses a price or an amount finer than the ledger's unit",
         { "process", "lua" } },
