@@ -323,6 +323,15 @@ function Emulator:creates()
   return n
 end
 
+-- The API requests (creates and polls: /v1/...) the emulator received, in order.
+function Emulator:api_requests()
+  local list = {}
+  for _, r in ipairs(self:requests()) do
+    if r.path:find("^/v1/") then list[#list + 1] = r end
+  end
+  return list
+end
+
 function Emulator:clear()
   self:call("DELETE", "/_emulator/requests")
 end

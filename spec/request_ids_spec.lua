@@ -22,15 +22,6 @@ local function id_of(r)
   return id
 end
 
--- The API requests the emulator logged (creates and queries), in order.
-local function api_requests(emu)
-  local list = {}
-  for _, r in ipairs(emu:requests()) do
-    if r.path:find("^/v1/") then list[#list + 1] = r end
-  end
-  return list
-end
-
 describe("request ids", function()
   local emu
   shared_emulator({ key = "test-key", queued = 0.2, processing = 0.2 }, function(e) emu = e end)
@@ -41,7 +32,7 @@ describe("request ids", function()
     local task = assert(client:create(cat()))
     assert(client:wait(task, { interval = 0.1, timeout = 10 }))
     client:close()
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     assert.is_true(#logged >= 2, "a create and at least one poll")
     local requests, responses = of_type(client, "request"), of_type(client, "response")
     assert.equal(#logged, #requests)
@@ -64,7 +55,7 @@ describe("request ids", function()
     local client = new_client(emu, { max_retries = 2 })
     assert(client:create(cat()))
     client:close()
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     assert.equal(2, #logged)
     local first, second = logged[1], logged[2]
     assert.are_not.equal(id_of(first), id_of(second))
@@ -87,7 +78,7 @@ describe("request ids", function()
     local _, err = client:query(task.id)
     client:close()
     assert.equal("server", err.kind)
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     assert.equal(2, #logged)
     assert.equal(id_of(logged[2]), err.request_id)
     assert.equal(logged[2].server_request_id, err.server_request_id)
@@ -101,7 +92,7 @@ describe("request ids", function()
     emu:fault { method = "POST", status = 500, count = 1, after = true }
     local _, maybe = client:create(cat())
     client:close()
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     assert.equal(2, #logged) -- neither sent again
     assert.equal("invalid_request", refused.kind)
     assert.equal(id_of(logged[1]), refused.request_id)
@@ -115,7 +106,7 @@ describe("request ids", function()
     local client = new_client(emu)
     local task = assert(client:create(cat()))
     client:close()
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     local response = of_type(client, "response")[1]
     assert.equal(id_of(logged[1]), response.request_id)
     assert.equal(logged[1].server_request_id, response.server_request_id)
@@ -130,7 +121,7 @@ describe("request ids", function()
       log = function(line) lines[#lines + 1] = line end }
     assert(client:create(cat()))
     client:close()
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     local text = table.concat(lines, "\n")
     local a, b = logged[1], logged[2]
     local function has(pattern) assert.truthy(text:find(pattern, 1, true), pattern .. " not in:\n" .. text) end
@@ -149,7 +140,7 @@ describe("request ids", function()
     local client = new_client(emu, { journal = journal, max_retries = 1 })
     local task = assert(client:create(cat()))
     client:close()
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     local created
     for line in assert(helper.read_file(journal)):gmatch("[^\n]+") do
       local rec = assert(cjson.decode(line))
@@ -167,13 +158,13 @@ describe("request ids", function()
     local env = { STARVIDEOS_API_KEY = emu.key, STARVIDEOS_BASE_URL = emu.url }
     local out = cli_run.run({ "create", "--json", "--model", "videos", "--prompt", "cat", "--duration", "5" }, env).out
     local doc = assert(cjson.decode(out), out)
-    local logged = api_requests(emu)
+    local logged = emu:api_requests()
     assert.equal(id_of(logged[1]), doc.request_id)
     assert.equal(logged[1].server_request_id, doc.server_request_id)
     emu:fault { method = "GET", status = 404, count = 1 }
     out = cli_run.run({ "status", "--json", doc.id }, env).out
     local failed = assert(cjson.decode(out), out)
-    logged = api_requests(emu)
+    logged = emu:api_requests()
     assert.is_false(failed.ok)
     assert.equal(id_of(logged[2]), failed.error.request_id)
     assert.equal(logged[2].server_request_id, failed.error.server_request_id)
