@@ -232,7 +232,7 @@ local function polled(self, req, t)
     return Video.start(self, t)
   elseif task.status == "failed" then
     return self:finish(new_error("task_failed", string.format("task %s failed: %s", tostring(self.id),
-      errors.reason(task)), { task = task }))
+      errors.reason(task)), { task = task, request_id = req.request_id, server_request_id = req.server_request_id }))
   end
   return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
 end

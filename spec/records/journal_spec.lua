@@ -73,6 +73,27 @@ describe("the journal", function()
     assert.is_nil(list)
     assert.matches("cannot read the journal", err)
   end)
+
+  it("followed from none yet to its first lines, keeps the records taken before they were written (a writer's "
+    .. "queue), each once", function()
+    local function pending(lid)
+      return (assert(journal.line { event = "pending", ["local"] = lid, model = "videos" }))
+    end
+    local st = assert(journal.follow(path)) -- (none yet: read as empty)
+    journal.take(st, pending("a"):sub(1, -2))
+    journal.take(st, pending("b"):sub(1, -2)) -- a and b decided; a written, b still queued
+    helper.write_file(path, pending("a"))
+    st = assert(journal.follow(path, st))
+    assert.same({ "a", "b" }, { st.pending[1]["local"], st.pending[2]["local"], st.pending[3] })
+    local f = assert(io.open(path, "a"))
+    f:write(pending("b"))
+    f:close()
+    st = assert(journal.follow(path, st))
+    assert.equal(2, #st.pending)
+    helper.write_file(path, pending("c")) -- another file (a compaction's): read anew
+    local anew = assert(journal.follow(path, st))
+    assert.same({ "c" }, { anew.pending[1]["local"], anew.pending[2] })
+  end)
 end)
 
 -- Real processes against the emulator: concurrent writers and SIGKILL.

@@ -260,7 +260,10 @@ function J.follow(path, st, max, existing)
   if not f and (errno ~= 2 or existing) then return nil, "cannot read the journal: " .. tostring(err) end
   local head = f and f:read("*l") or ""
   local size = f and f:seek("end") or 0
-  if not st or st.head ~= head or size < st.pos then st = J.new_state(head, st and st.spec_of) end
+  -- (a head unlike st's: another file, a compaction; unless st read none yet: the file's first lines are new, and
+  -- st keeps the records its writer took before they were written, each taken once)
+  if not st or (st.head ~= head and st.pos > 0) or size < st.pos then st = J.new_state(head, st and st.spec_of) end
+  st.head = head
   local upto = max and math_min(size, st.pos + max) or size
   if upto > st.pos and f:seek("set", st.pos) then
     local chunk = f:read(upto - st.pos) or ""
