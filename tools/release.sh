@@ -48,14 +48,16 @@ out=$(cd "$out" && pwd)
 stage=$(mktemp -d "${TMPDIR:-/tmp}/starvideos-release.XXXXXX")
 trap 'rm -rf "$stage"' EXIT INT TERM
 
-# The source archive: the files the rocks build from, as the checkout has them (no objects, no rock's specs),
-# owned by no one and dated by the last commit, so that the same tree makes the same archive.
+# The source archive: the files the rocks build from, as the checkout has them (no objects, no rock's specs; a link
+# as the file it names: a rock's starvideos/needs/<rock>.lua is rocks/needs.lua, which LuaRocks would not copy as a
+# link, nor as a hard link: LuaRocks' own tar reader copies neither), owned by no one and dated by the last commit, so
+# that the same tree makes the same archive.
 base=starvideos-$version
 mkdir "$stage/$base"
-tar -c --exclude='rocks/*/spec' --exclude='*.o' --exclude='*.so' \
+tar -c -h --exclude='rocks/*/spec' --exclude='*.o' --exclude='*.so' \
   rockspec csrc lua rocks bin types README.md LICENSE | tar -x -C "$stage/$base"
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
-tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -c "$base" \
+tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --hard-dereference --mtime="@$epoch" -c "$base" \
   | gzip -n > "$out/$base.tar.gz"
 
 # The source rocks: each rockspec and the archive its url names, zipped side by side as `luarocks pack` zips
