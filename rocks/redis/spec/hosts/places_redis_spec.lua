@@ -2,7 +2,8 @@
 -- loopback), against the emulator counting creates: the lineage verbs (again, remix, continue, film) take their
 -- parent from the store, where another process recorded it, pay one create each, record the child's parent and
 -- relation there, and pay nothing run again; a script's generate_all with a store, interrupted (Ctrl-C), says what
--- was paid and the `resume --store` that fetches every task, which pays nothing, pasted.
+-- was paid and the `resume --store` that fetches every task, which pays nothing, pasted; a generate killed -9
+-- mid-download is gone on with by `resume --store` from its .part, with Range, whole.
 local helper = require "spec.helper"
 local media = require "starvideos.emulator.media"
 local redis_run = require "spec.support.redis_run"
@@ -115,7 +116,7 @@ describe_redis("the lineage verbs on a store", function()
     end)
 end)
 
-describe_redis("Ctrl-C in a script whose client has a store", function()
+describe_redis("interrupted on a store", function()
   local emu, srv
   local env = C.session(function(e) emu = e end)
   setup(function() srv = redis_run.start {} end)
@@ -147,4 +148,26 @@ end })
     assert.equals(before + 3, emu:creates(), "nothing paid again")
     for i = 1, 3 do assert.equals(C.SAMPLE, helper.read_file(string.format("%s/%04d.mp4", dir, i))) end
   end)
+
+  it("a generate killed -9 mid-download: `resume --store` goes on from its .part with Range, the video whole",
+    function()
+      local SIZE, CUT = 3000000, 1000000
+      emu:config { video_size = SIZE }
+      emu:fault { { path = "/videos/", drop_after_bytes = CUT }, { path = "/videos/", delay = 30 } }
+      local path = helper.tmpdir() .. "/cut.mp4"
+      local proc = C.background({ "generate", "--model", "videos", "--prompt", "a cut fox", "--duration", "5",
+        "--interval", "0.1", "--store", srv.url, "--out", path }, env())
+      C.until_true(function() return #emu:video_ranges() == 2 and helper.file_size(path .. ".part") == CUT end)
+      assert.equal(137, proc:stop("KILL").code)
+      emu:clear_faults()
+      emu:clear()
+      local r = C.run({ "resume", "--store", srv.url, "--dir", helper.tmpdir() }, env())
+      emu:config { video_size = require("cjson").null }
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.same({ "bytes=" .. (CUT - 65536) .. "-" }, emu:video_ranges(), "on from the .part (64 KiB checked)")
+      assert.equal(0, emu:creates(), "nothing paid again")
+      assert.equal(SIZE, helper.file_size(path))
+      assert.is_nil(helper.read_file(path .. ".part"))
+      assert(helper.whole_mp4(path, 5))
+    end)
 end)
