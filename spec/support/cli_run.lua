@@ -140,8 +140,9 @@ local function background(args, env, lua)
 end
 
 -- A Lua script src (dir/script.lua) run by the specs' VM in the background against emu (its key and URL in
--- STARVIDEOS_API_KEY and STARVIDEOS_BASE_URL): spawned's process, and :stop() sending SIGINT (Ctrl-C).
-function M.script(dir, src, emu)
+-- STARVIDEOS_API_KEY and STARVIDEOS_BASE_URL; vars: more variables): spawned's process, and :stop() sending
+-- SIGINT (Ctrl-C).
+function M.script(dir, src, emu, vars)
   local path = dir .. "/script.lua"
   if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
     -- (Lua 5.1's interpreter prints "(error object is not a string)" for any error table, the library's too:
@@ -153,11 +154,36 @@ function M.script(dir, src, emu)
   local env = "LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
     .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. q(emu.key)
     .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
+  for k, v in pairs(vars or {}) do env = env .. " " .. k .. "=" .. q(v) end
   local proc = spawned(dir, "echo $$ >" .. q(dir .. "/pid") .. "; exec env " .. env .. " " .. q(helper.lua) .. " "
     .. q(path))
   local stop = proc.stop
   function proc.stop() return stop(proc, "INT") end
   return proc
+end
+
+-- A script's generate_all of 3 videos (the emulator emu answering queued for 2 s) into out (a pattern: %04d) by a
+-- client of ledger (Lua source: starvideos.new's options), interrupted (Ctrl-C) once the 3 are created (vars:
+-- M.script's): it exited 1 having paid 3 creates, saying so; the go-on command it named (`starvideos resume
+-- --ledger ...`, asserted there).
+function M.interrupted_batch(dir, emu, ledger, out, vars)
+  emu:config { queued = 2 }
+  local before = emu:creates()
+  local proc = M.script(dir, string.format([[
+local client = require("starvideos").new %s
+local list = {}
+for i = 1, 3 do list[i] = { model = "videos", prompt = "an interrupted fox " .. i, duration = 5 } end
+client:generate_all(list, { out = %q, interval = 0.1, on_progress = function(ev)
+  if ev.type == "batch" then io.stdout:write("created ", ev.created, "\n") io.stdout:flush() end
+end })
+]], ledger, out), emu, vars)
+  until_true(function() return (helper.read_file(dir .. "/out") or ""):find("created 3", 1, true) end)
+  local r = proc:stop()
+  emu:config { queued = 0.2 }
+  assert.equals(1, r.code, r.err)
+  assert.equals(before + 3, emu:creates())
+  assert.matches("interrupted (Ctrl-C): 3 jobs cancelled, 3 with a task created", lines(r.err)[1], 1, true)
+  return assert(r.err:match("`([^`]*starvideos resume %-%-%l+ [^`]+)`"), r.err)
 end
 
 local function has_command(name)

@@ -124,24 +124,9 @@ describe_redis("interrupted on a store", function()
 
   it("generate_all: one error saying what was paid and naming `starvideos resume --store`, which, pasted, fetches "
     .. "every task and pays for nothing again", function()
-    emu:config { queued = 2 }
     local dir = helper.tmpdir()
     local before = emu:creates()
-    local proc = C.script(dir, string.format([[
-local client = require("starvideos").new { store = %q }
-local list = {}
-for i = 1, 3 do list[i] = { model = "videos", prompt = "an interrupted fox " .. i, duration = 5 } end
-client:generate_all(list, { out = %q, interval = 0.1, on_progress = function(ev)
-  if ev.type == "batch" then io.stdout:write("created ", ev.created, "\n") io.stdout:flush() end
-end })
-]], srv.url, dir .. "/%04d.mp4"), emu)
-    C.until_true(function() return (helper.read_file(dir .. "/out") or ""):find("created 3", 1, true) end)
-    local r = proc:stop()
-    emu:config { queued = 0.2 }
-    assert.equals(1, r.code, r.err)
-    assert.equals(before + 3, emu:creates())
-    assert.matches("interrupted (Ctrl-C): 3 jobs cancelled, 3 with a task created", C.lines(r.err)[1], 1, true)
-    local cmd = assert(r.err:match("`([^`]*starvideos resume %-%-store [^`]+)`"), r.err)
+    local cmd = C.interrupted_batch(dir, emu, string.format("{ store = %q }", srv.url), dir .. "/%04d.mp4")
     assert.matches("--store " .. srv.url .. "/0 ", cmd, 1, true)
     local pasted = C.run_printed(cmd .. " --dir " .. helper.shell_quote(dir), env())
     assert.equals(0, pasted.code, pasted.err)
