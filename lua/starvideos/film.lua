@@ -69,10 +69,9 @@ local function shots_of(shots)
   return list
 end
 
+-- (inside nginx in its thread pool: its worker serves other requests while ffmpeg runs, shell.run_ok)
 local function run_cmd(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p and p:read("*a") or ""
-  local ok = p and p:close()
+  local out, ok = shell.run_ok(cmd)
   return ok, out
 end
 
