@@ -122,6 +122,19 @@ describe("a script's Ctrl-C line carries what the call did", function()
       said { job("v1", cfg, 1, { path = "/tmp/j.jsonl" }) }, 1, true)
   end)
 
+  it("counts the call's jobs only: a timer of the loop's own (a store's lease renewer) is none", function()
+    local c = require("starvideos").new { api_key = "k", base_url = "http://127.0.0.1:9/jobs-of" }
+    local now, cancelled = require("starvideos.core").now(), 0
+    c.loop:at(now + 3600, { advance = function() end }) -- (as fleet/leases.lua's renewer)
+    c.loop:at(now + 3600, { cfg = c.cfg, id = "v1", cancel = function(j)
+      cancelled, j.done = cancelled + 1, true
+    end })
+    local text = interrupt.stop(c.loop).message
+    c:close()
+    assert.matches("interrupted (Ctrl-C): 1 job cancelled, 1 with a task created", text, 1, true)
+    assert.equal(1, cancelled)
+  end)
+
   it("a proxy with a password, and a store's: named by the variable that holds it, never printed", function()
     local cfg = { interval = 30, base_url = config.DEFAULT_BASE_URL, proxy = "http://alice:s3cret@127.0.0.1:3128" }
     local text = said { job("v1", cfg, 1) }
