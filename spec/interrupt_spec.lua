@@ -8,34 +8,6 @@ local C = require "spec.support.cli_run"
 
 local q = helper.shell_quote
 
--- A script run by the specs' VM (stdout and stderr apart) in the background: its pid and
--- :stop(), which sends SIGINT and returns { out =, err =, code = } once it ended.
-local function script(dir, src, emu)
-  local path = dir .. "/script.lua"
-  if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
-    -- (Lua 5.1's interpreter prints "(error object is not a string)" for any error table, the library's too:
-    -- docs/reference.md says so; the error's own words, as a script's pcall and tostring give them)
-    src = "local ok, e = pcall(function()\n" .. src .. "\nend)\n"
-      .. "if not ok then io.stderr:write('lua5.1: ', tostring(e), '\\n') os.exit(1) end\n"
-  end
-  helper.write_file(path, src)
-  local env = "LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
-    .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. q(emu.key)
-    .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
-  local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec env " .. env .. " " .. q(helper.lua) .. " " .. q(path)
-  assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
-    .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
-  C.until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
-  local pid = helper.read_file(dir .. "/pid"):match("%d+")
-  return {
-    stop = function()
-      os.execute("kill -INT " .. pid)
-      C.until_true(function() return (helper.read_file(dir .. "/rc") or ""):match("%d") end)
-      return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
-        err = helper.read_file(dir .. "/err") }
-    end,
-  }
-end
 
 local BATCH = [[
 local starvideos = require "starvideos"
@@ -62,7 +34,7 @@ describe("Ctrl-C in a Lua script", function()
     local dir = helper.tmpdir()
     local journal = dir .. "/j.jsonl"
     local before = emu:creates()
-    local proc = script(dir, BATCH:format(journal, dir .. "/%04d.mp4"), emu)
+    local proc = C.script(dir, BATCH:format(journal, dir .. "/%04d.mp4"), emu)
     C.until_true(function() return (helper.read_file(dir .. "/out") or ""):find("batch 4 0 0 0 4", 1, true) end)
     local r = proc:stop()
     emu:config { queued = 0.2 }
@@ -94,7 +66,7 @@ describe("Ctrl-C in a Lua script", function()
     .. "`starvideos wait ID --out PATH` that fetches it, which works as pasted; the call does not go on", function()
     emu:config { queued = 2 }
     local dir = helper.tmpdir()
-    local proc = script(dir, string.format([[
+    local proc = C.script(dir, string.format([[
 local starvideos = require "starvideos"
 local client = starvideos.new {}
 local ok, err = pcall(client.generate, client, { model = "videos", prompt = "a caught cat", duration = 5 },
@@ -148,6 +120,19 @@ describe("a script's Ctrl-C line carries what the call did", function()
     assert.matches("starvideos wait v2 --interval 2.5 --base-url http://127.0.0.1:8080/api` fetch them", two, 1, true)
     assert.matches("starvideos resume --journal /tmp/j.jsonl --interval 1` fetches every task created",
       said { job("v1", cfg, 1, { path = "/tmp/j.jsonl" }) }, 1, true)
+  end)
+
+  it("counts the call's jobs only: a timer of the loop's own (a store's lease renewer) is none", function()
+    local c = require("starvideos").new { api_key = "k", base_url = "http://127.0.0.1:9/jobs-of" }
+    local now, cancelled = require("starvideos.core").now(), 0
+    c.loop:at(now + 3600, { advance = function() end }) -- (as fleet/leases.lua's renewer)
+    c.loop:at(now + 3600, { cfg = c.cfg, id = "v1", cancel = function(j)
+      cancelled, j.done = cancelled + 1, true
+    end })
+    local text = interrupt.stop(c.loop).message
+    c:close()
+    assert.matches("interrupted (Ctrl-C): 1 job cancelled, 1 with a task created", text, 1, true)
+    assert.equal(1, cancelled)
   end)
 
   it("a proxy with a password, and a store's: named by the variable that holds it, never printed", function()

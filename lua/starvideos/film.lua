@@ -69,7 +69,11 @@ local function shots_of(shots)
   return list
 end
 
-local run_cmd = shell.status -- (whether it exited 0 on every Lua, and what it said)
+-- (inside nginx in its thread pool: its worker serves other requests while ffmpeg runs, shell.run_ok)
+local function run_cmd(cmd)
+  local out, ok = shell.run_ok(cmd)
+  return ok, out
+end
 
 -- Whether ffmpeg and ffprobe are on PATH: nil, or the refusal.
 local function tools()
@@ -253,6 +257,10 @@ local function checked(client, shots, opts)
   local list, err = shots_of(shots)
   if not list then return nil, err end
   if type(opts.out) ~= "string" then return refused("out", "opts.out is required: the film's file") end
+  if Sink.object(opts.out) then -- (its shots would be objects too, which ffmpeg cannot read nor join)
+    return refused("out", "opts.out %s is an object: a film's shots are joined by ffmpeg into a file on this disk; "
+      .. "give a file path (and copy the film to the bucket after)", shell.visible(opts.out, true))
+  end
   if not client.ledger.records then -- (a shot is a keyed job only there: without, a rerun pays for each again)
     return refused("journal", "a film's shots are keyed jobs of a ledger: give journal or store (without, a rerun "
       .. "after Ctrl-C pays for every shot again)")

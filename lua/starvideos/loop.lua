@@ -281,12 +281,16 @@ end
 
 -- The unfinished jobs of one client (those made with its cfg; nil: every client's): walked only
 -- when a client closes (or Ctrl-C stops a call), so that a job costs no entry in a set of its client's.
+-- A timer of the loop's own (a store's lease renewer, a trace exporter) is no client's job: it has no cfg.
 function L:jobs_of(cfg)
   local seen, out = {}, {}
   local function add(obj)
     local job = obj
     while job.owner do job = job.owner end -- a request's owner is its job (or its job's upload, whose is the job)
-    if (cfg == nil or job.cfg == cfg) and not job.done and not seen[job] then seen[job] = true; out[#out + 1] = job end
+    if job.cfg ~= nil and (cfg == nil or job.cfg == cfg) and not job.done and not seen[job] then
+      seen[job] = true
+      out[#out + 1] = job
+    end
   end
   for _, e in ipairs(self.timers) do if self.due[e[2]] == e[1] then add(e[2]) end end
   for _, req in pairs(self.inflight) do add(req) end

@@ -70,40 +70,41 @@ function M.has(program)
   return M.ok("command -v " .. program .. " >/dev/null 2>&1")
 end
 
--- The shell command run to its end, here: what it wrote (stdout and stderr together).
-function M.popen(command)
-  local p = io.popen(command .. " 2>&1")
-  if not p then return "cannot run it" end
-  local said = p:read("*a") or ""
+-- The shell command run to its end, here: what it wrote (stdout and stderr together), and whether it exited 0.
+-- The status is the shell's own words after the output, not the pipe's close: inside nginx, the worker's SIGCHLD
+-- handler (waitpid of any child) may reap the shell first, and the close then says it failed.
+function M.popen_ok(command)
+  local p = io.popen("{ " .. command .. "\n} 2>&1; printf '\\n%d' $?")
+  if not p then return "cannot run it", false end
+  local out = p:read("*a") or ""
   p:close()
-  return said
+  local said, status = out:match("^(.*)\n(%d+)$")
+  return said or out, status == "0"
 end
 
--- The shell command run to its end, here: whether it exited 0, and what it wrote (stdout and stderr together).  Its
--- status is read from what the shell says after it: a popen's close gives none on Lua 5.1 and LuaJIT.
-function M.status(command)
-  local said = M.popen("{ " .. command .. '\n} 2>&1; echo "starvideos-exit:$?"')
-  local out, code = said:match("^(.-)starvideos%-exit:(%d+)\n?$")
-  if not code then return false, said end
-  return code == "0", out
-end
+-- The shell command run to its end, here: what it wrote (stdout and stderr together).
+function M.popen(command) return (M.popen_ok(command)) end
 
 -- nginx's phases whose handler may wait on the thread pool.
 local YIELDS = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
--- The shell command run to its end: what it wrote (stdout and stderr together).  In nginx's request handlers and
--- timers in its thread pool `starvideos` (`thread_pool starvideos threads=4;`, as downloads' commits use), so that
--- the worker goes on serving while it runs; without that pool, and elsewhere, here (io.popen waits for it).
-function M.run(command)
+-- The shell command run to its end: what it wrote (stdout and stderr together), and whether it exited 0.  In
+-- nginx's request handlers and timers in its thread pool `starvideos` (`thread_pool starvideos threads=4;`, as
+-- downloads' commits use), so that the worker goes on serving while it runs; without that pool, and elsewhere,
+-- here (io.popen waits for it).
+function M.run_ok(command)
   local ngx = rawget(_G, "ngx")
   local phase = type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase()
   if YIELDS[phase] and ngx.run_worker_thread then
-    local ok, said = ngx.run_worker_thread("starvideos", "starvideos.shell", "popen", command)
-    if ok then return said end
+    local ok, said, exited = ngx.run_worker_thread("starvideos", "starvideos.shell", "popen_ok", command)
+    if ok then return said, exited end
     ngx.log(ngx.WARN, "starvideos: a command runs in the worker (", tostring(said), "): add `thread_pool starvideos "
       .. "threads=4;` to the main context of nginx.conf")
   end
-  return M.popen(command)
+  return M.popen_ok(command)
 end
+
+-- The shell command run to its end as run_ok runs it: what it wrote.
+function M.run(command) return (M.run_ok(command)) end
 
 return M

@@ -100,17 +100,10 @@ local function until_true(f)
   if not helper.wait_until(f, 10) then error("gave up waiting") end
 end
 
--- The command line in the background: its pid, :stop(signal), which sends
--- the signal (none: nil) and returns what run() does once the command ended,
--- and :err_line(text), the line of its stderr with text, once it is there (a
--- killed command's line comes from its watcher, after it ended).
-local function background(args, env, lua)
-  local dir = helper.tmpdir()
-  local parts = { env_prefix(env) }
-  parts[#parts + 1] = q(lua or helper.lua)
-  parts[#parts + 1] = q(install() .. "/bin/starvideos")
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local inner = "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " ")
+-- The shell command inner run in the background by sh, its pid written first (inner's `echo $$ >DIR/pid`), its
+-- stdout, stderr and exit code in dir's out, err and rc: its pid and :stop(signal), which sends the signal (none:
+-- nil) and returns what run() does once it ended.
+local function spawned(dir, inner)
   assert(os.execute("(sh -c " .. q(inner) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
     .. " </dev/null; echo $? >" .. q(dir .. "/rc") .. ") &"))
   until_true(function() return (helper.read_file(dir .. "/pid") or ""):match("%d+\n") end)
@@ -121,6 +114,18 @@ local function background(args, env, lua)
     return { code = tonumber(helper.read_file(dir .. "/rc"):match("%d+")), out = helper.read_file(dir .. "/out"),
       err = helper.read_file(dir .. "/err") }
   end
+  return proc
+end
+
+-- The command line in the background: spawned's process, and :err_line(text), the line of its stderr with text,
+-- once it is there (a killed command's line comes from its watcher, after it ended).
+local function background(args, env, lua)
+  local dir = helper.tmpdir()
+  local parts = { env_prefix(env) }
+  parts[#parts + 1] = q(lua or helper.lua)
+  parts[#parts + 1] = q(install() .. "/bin/starvideos")
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  local proc = spawned(dir, "echo $$ >" .. q(dir .. "/pid") .. "; exec " .. table.concat(parts, " "))
   function proc.err_line(_, text)
     local found
     until_true(function()
@@ -140,6 +145,53 @@ local function with(list, ...)
   for _, a in ipairs(list) do l[#l + 1] = a end
   for i = 1, select("#", ...) do l[#l + 1] = select(i, ...) end
   return l
+end
+
+-- A Lua script src (dir/script.lua) run by the specs' VM in the background against emu (its key and URL in
+-- STARVIDEOS_API_KEY and STARVIDEOS_BASE_URL; vars: more variables): spawned's process, and :stop() sending
+-- SIGINT (Ctrl-C).
+function M.script(dir, src, emu, vars)
+  local path = dir .. "/script.lua"
+  if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+    -- (Lua 5.1's interpreter prints "(error object is not a string)" for any error table, the library's too:
+    -- docs/reference.md says so; the error's own words, as a script's pcall and tostring give them)
+    src = "local ok, e = pcall(function()\n" .. src .. "\nend)\n"
+      .. "if not ok then io.stderr:write('lua5.1: ', tostring(e), '\\n') os.exit(1) end\n"
+  end
+  helper.write_file(path, src)
+  local env = "LUA_PATH=" .. q(helper.lua_path(helper.root) .. ";;")
+    .. " LUA_CPATH=" .. q(helper.cpath .. ";;") .. " STARVIDEOS_API_KEY=" .. q(emu.key)
+    .. " STARVIDEOS_BASE_URL=" .. q(emu.url)
+  for k, v in pairs(vars or {}) do env = env .. " " .. k .. "=" .. q(v) end
+  local proc = spawned(dir, "echo $$ >" .. q(dir .. "/pid") .. "; exec env " .. env .. " " .. q(helper.lua) .. " "
+    .. q(path))
+  local stop = proc.stop
+  function proc.stop() return stop(proc, "INT") end
+  return proc
+end
+
+-- A script's generate_all of 3 videos (the emulator emu answering queued for 2 s) into out (a pattern: %04d) by a
+-- client of ledger (Lua source: starvideos.new's options), interrupted (Ctrl-C) once the 3 are created (vars:
+-- M.script's): it exited 1 having paid 3 creates, saying so; the go-on command it named (`starvideos resume
+-- --ledger ...`, asserted there).
+function M.interrupted_batch(dir, emu, ledger, out, vars)
+  emu:config { queued = 2 }
+  local before = emu:creates()
+  local proc = M.script(dir, string.format([[
+local client = require("starvideos").new %s
+local list = {}
+for i = 1, 3 do list[i] = { model = "videos", prompt = "an interrupted fox " .. i, duration = 5 } end
+client:generate_all(list, { out = %q, interval = 0.1, on_progress = function(ev)
+  if ev.type == "batch" then io.stdout:write("created ", ev.created, "\n") io.stdout:flush() end
+end })
+]], ledger, out), emu, vars)
+  until_true(function() return (helper.read_file(dir .. "/out") or ""):find("created 3", 1, true) end)
+  local r = proc:stop()
+  emu:config { queued = 0.2 }
+  assert.equals(1, r.code, r.err)
+  assert.equals(before + 3, emu:creates())
+  assert.matches("interrupted (Ctrl-C): 3 jobs cancelled, 3 with a task created", lines(r.err)[1], 1, true)
+  return assert(r.err:match("`([^`]*starvideos resume %-%-%l+ [^`]+)`"), r.err)
 end
 
 local function has_command(name)

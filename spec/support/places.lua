@@ -9,6 +9,7 @@
 --                      true}) as docs/keep-and-fleet.md asks)
 --   place.stop()       the servers it started stopped
 -- places.missing(name): why the place cannot be had on this machine, or nil.
+-- places.run(name, emu_opts, body): body given the place, an emulator and a folder, all stopped after.
 local helper = require "spec.helper"
 
 local M = {}
@@ -50,6 +51,19 @@ function M.ledger(name, dir, opts)
   local place = assert(make[name], "places: no ledger place " .. tostring(name))(dir or helper.tmpdir(), opts or {})
   place.name = name
   return place
+end
+
+-- body(place, emu, dir) run with the ledger place name in a folder of its own (dir) and an emulator
+-- (helper.emulator's emu_opts), both stopped after, whatever body did (its error raised again).
+function M.run(name, emu_opts, body)
+  local dir = helper.tmpdir()
+  local place = M.ledger(name, dir)
+  local emu = helper.emulator(emu_opts)
+  local ok, err = pcall(body, place, emu, dir)
+  emu:stop()
+  place.stop()
+  helper.cleanup()
+  if not ok then error(err, 0) end
 end
 
 return M

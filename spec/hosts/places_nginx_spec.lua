@@ -1,0 +1,114 @@
+-- The matrix's nginx column (spec/support/matrix.lua's caller place "nginx": a handler inside nginx, on its
+-- sockets), against the emulator counting creates: a handler's create of params the service will ignore is told
+-- validate's warnings (warning events before the create, the task's warnings), the request sent as asked; a
+-- handler's film of 2 shots (a journal its ledger) is 2 creates and one film, ffmpeg run in nginx's thread pool
+-- (a /ping of the one worker answered while the join waits), and run again pays nothing.
+local cjson = require "cjson.safe"
+local helper = require "spec.helper"
+local nginx_run = require "spec.support.nginx_run"
+
+local KEY = "k-places-nginx"
+local q = helper.shell_quote
+
+if nginx_run.pending_unless_ready("the nginx column", { "nginx", "curl", "ffmpeg", "ffprobe" }) then return end
+
+-- A create of starvideos_o3 with a duration and a ratio beside a reference video: the events' order and the
+-- task's warnings, as JSON.
+local WARNED = [[
+  local said = {}
+  local c = require("starvideos").new { api_key = %q, base_url = %q, on_event = function(ev)
+    if ev.type == "warning" then said[#said + 1] = "warning " .. ev.field end
+    if ev.type == "request" and ev.method == "POST" then said[#said + 1] = "create" end
+  end }
+  local t, err = c:create { model = "starvideos_o3", prompt = "a cat surfing", duration = 8, ratio = "1:1",
+    referenceVideos = { "https://example.com/ref.mp4" } }
+  c:close()
+  ngx.say(require("cjson").encode { order = said, warnings = t and t.warnings or tostring(err) })
+]]
+
+-- A film of 2 shots at ?out= with the journal ?journal=: its path and its shots' ids, or the error.
+local FILM = [[
+  local a = ngx.req.get_uri_args()
+  local c = require("starvideos").new { api_key = %q, base_url = %q, journal = a.journal, interval = 0.1,
+    min_interval = 0.1 }
+  local r, err = c:film({ { model = "videos", prompt = "the road", duration = 4 },
+    { model = "videos", prompt = "the road goes on", duration = 4 } }, { out = a.out })
+  c:close()
+  ngx.say(r and require("cjson").encode { path = r.path, ids = { r.shots[1].id, r.shots[2].id } } or tostring(err))
+]]
+
+describe("a handler inside nginx", function()
+  local emu, dir, ngx
+
+  setup(function()
+    emu = helper.emulator { key = KEY, queued = 0, processing = 0.2 }
+    dir = helper.tmpdir()
+    -- ffmpeg as nginx's workers find it: the real one, which a join (concat) enters only once dir/release exists
+    -- (dir/joining said first; dir/timedout if it waited 20 s in vain)
+    os.execute("mkdir -p " .. q(dir .. "/bin"))
+    helper.write_file(dir .. "/bin/ffmpeg", string.format([[#!/bin/sh
+case " $* " in *" concat "*)
+  touch %s; i=0
+  while [ ! -e %s ]; do i=$((i+1)); [ $i -lt 400 ] || { touch %s; break; }; sleep 0.05; done;;
+esac
+exec %s "$@"
+]], q(dir .. "/joining"), q(dir .. "/release"), q(dir .. "/timedout"), q(helper.capture("command -v ffmpeg")
+      :gsub("%s+$", ""))))
+    assert(helper.execute("chmod +x " .. q(dir .. "/bin/ffmpeg")))
+    ngx = nginx_run.serve(dir, function(port)
+      local lines = nginx_run.conf_head(dir, 1)
+      table.insert(lines, 3, "env PATH=" .. dir .. "/bin:/usr/local/bin:/usr/bin:/bin;")
+      lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
+      for _, l in ipairs { { "/warned", WARNED:format(KEY, emu.url) }, { "/film", FILM:format(KEY, emu.url) },
+        { "/ping", 'ngx.say("pong")' } } do
+        lines[#lines + 1] = string.format("      location = %s { content_by_lua_block { %s } }", l[1], l[2])
+      end
+      lines[#lines + 1] = "    }\n}\n"
+      return table.concat(lines, "\n")
+    end)
+  end)
+
+  -- The body of a GET of path-and-query, without its last newline.
+  local function get(what)
+    return (helper.capture(string.format("curl -s -m 60 'http://127.0.0.1:%d%s'", ngx.port, what)):gsub("\n$", ""))
+  end
+
+  teardown(function()
+    if ngx then ngx.stop() end
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  it("a create of params the service ignores: validate's warnings as events before the create and on the task",
+    function()
+      local before = emu:creates()
+      local got = assert(cjson.decode(get("/warned")))
+      assert.same({ "warning duration", "warning ratio", "create" }, got.order)
+      assert.same({ { "duration", "referenceVideos" }, { "ratio", "referenceVideos" } },
+        { { got.warnings[1].field, got.warnings[1].because }, { got.warnings[2].field, got.warnings[2].because } })
+      assert.equal(before + 1, emu:creates())
+      local posted
+      for _, r in ipairs(emu:requests()) do if r.method == "POST" then posted = cjson.decode(r.body) end end
+      assert.same({ 8, "1:1" }, { posted.duration, posted.ratio }, "sent as asked")
+    end)
+
+  it("film of 2 shots: 2 creates, one film ffmpeg joined in the thread pool (the worker answers meanwhile); run "
+    .. "again, nothing paid", function()
+    local before = emu:creates()
+    local out = dir .. "/film.mp4"
+    local query = "/film?journal=" .. dir .. "/j.jsonl&out=" .. out
+    os.execute(string.format("curl -s -m 60 'http://127.0.0.1:%d%s' >%s &", ngx.port, query, q(dir .. "/film.out")))
+    assert(helper.wait_until(function() return helper.exists(dir .. "/joining") end, 30), "the join began")
+    assert.equal("pong", get("/ping"))
+    assert.is_false(helper.exists(dir .. "/timedout"), "the worker answered while ffmpeg joined")
+    helper.write_file(dir .. "/release", "")
+    assert(helper.wait_until(function() return (helper.read_file(dir .. "/film.out") or ""):find("\n") end, 30))
+    local got = assert(cjson.decode(helper.read_file(dir .. "/film.out")), helper.read_file(dir .. "/film.out"))
+    assert.equal(out, got.path)
+    assert.equal(before + 2, emu:creates())
+    assert(helper.whole_mp4(out, 8))
+    local again = get(query)
+    assert.same(got, cjson.decode(again), again)
+    assert.equal(before + 2, emu:creates(), "nothing paid again")
+  end)
+end)
