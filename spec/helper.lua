@@ -103,6 +103,17 @@ function helper.free_ports(n)
   return ports
 end
 
+-- A port of 127.0.0.1 that refuses every connection while the spec runs: bound and never listening (held until
+-- helper.cleanup), so that no server of a spec running beside it can take it, as it can a free port's.
+local refusing = {}
+function helper.refusing_port()
+  local s = assert(socket.tcp())
+  assert(s:bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  refusing[#refusing + 1] = s
+  return tonumber(port)
+end
+
 -- Put before a command that runs a program not built with the sanitizers:
 -- `make check` preloads the ASan runtime into the suite (for its instrumented
 -- core.so) and sends reports to its log folder; an uninstrumented program must
@@ -261,6 +272,8 @@ function helper.cleanup()
     os_execute("rm -rf " .. shell_quote(dir))
   end
   tmpdirs = {}
+  for _, s in ipairs(refusing) do s:close() end
+  refusing = {}
 end
 
 ---------------------------------------------------------------------------

@@ -224,7 +224,7 @@ describe("preflight", function()
     local w = world()
     emu:fault { path = "/media/page", body = "\1\2\3 no known format", count = 2 } -- (text is refused: refs_spec)
     local refs = { referenceImages = { w.status(500), emu.url .. "/media/page.png",
-      "http://127.0.0.1:" .. helper.free_ports(1)[1] .. "/c.png" } }
+      "http://127.0.0.1:" .. helper.refusing_port() .. "/c.png" } }
     local notes = accepted(w, "videos", refs)
     assert.equal(3, #notes)
     for i, ev in ipairs(notes) do
@@ -239,7 +239,7 @@ describe("preflight", function()
 
   it("with preflight = \"strict\" refuses what it cannot check", function()
     local w = world { preflight = "strict" }
-    local gone = "http://127.0.0.1:" .. helper.free_ports(1)[1] .. "/c.png"
+    local gone = "http://127.0.0.1:" .. helper.refusing_port() .. "/c.png"
     local err = refused(w, "videos", { referenceImages = { w.file("png", {}), gone } }, "referenceImages[2]",
       "network error")
     assert.truthy(err.message:find('preflight = "strict"', 1, true), err.message)
@@ -348,10 +348,10 @@ describe("the command line", function()
     local r = run(w, with(with(REQ, "--ref-video", w.file("mp4", GOOD_VIDEO)), "check", "--json"))
     assert.equal(0, r.code, r.err)
     assert.same({ ok = true, notes = {}, warnings = {} }, cjson.decode(r.out))
-    r = run(w, with(REQ, "check", "--ref-image", "http://127.0.0.1:" .. helper.free_ports(1)[1] .. "/a.png"))
+    r = run(w, with(REQ, "check", "--ref-image", "http://127.0.0.1:" .. helper.refusing_port() .. "/a.png"))
     assert.equal(0, r.code, r.err)
     assert.truthy(r.err:find("note: referenceImages[1]:", 1, true), r.err)
-    r = run(w, with(REQ, "check", "--preflight", "strict", "--ref-image", "http://127.0.0.1:" .. helper.free_ports(1)[1]
+    r = run(w, with(REQ, "check", "--preflight", "strict", "--ref-image", "http://127.0.0.1:" .. helper.refusing_port()
       .. "/a.png"))
     assert.equal(2, r.code, r.err)
     r = run(w, with(REQ, "check", "--ref-video", w.file("mp4", { seconds = 5, w = 320, h = 240 })))

@@ -10,7 +10,6 @@
 -- gives them to spec files, not to the modules they require).
 
 local cjson = require "cjson.safe"
-local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local helper = require "spec.helper"
@@ -27,12 +26,7 @@ local function get(url)
   return body
 end
 
-local function dead_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local dead_port = helper.refusing_port -- (bound, never listening: no server of a spec beside it takes it)
 
 -- strace -e trace=<what> of a process started by cmd (prefix), or attached to pid
 local function strace_prefix(what, log)
