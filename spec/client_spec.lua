@@ -607,9 +607,7 @@ describe("retries", function()
     end)
 
 it("a create against a closed port gives kind network, not maybe_created, after 3 tries", function()
-    local closed = helper.emulator { key = "test-key" }
-    local url = closed.url
-    closed:stop()
+    local url = "http://127.0.0.1:" .. helper.refusing_port() -- (bound, never listening: a closed port)
     local client = starvideos.new { api_key = "test-key", base_url = url, retry_backoff = 0.01 }
     local events = {}
     client.on_event = function(ev) events[#events + 1] = ev end

@@ -317,7 +317,7 @@ describe("examples/love in LÖVE under Xvfb", function()
 
   it("shows each error's message (the report records the message shown)", function()
     if skip then pending(skip) return end
-    local closed = helper.free_ports(1)[1]
+    local closed = helper.refusing_port()
     local cases = {
       { kind = "auth", env = env(emu.url, "wrong-key") .. " STARVIDEOS_LOVE_SCREENSHOT=" .. shell_quote(dir .. "/auth"),
         args = "--interval 0.1 a.mp4",

@@ -80,7 +80,7 @@ describe("a local file checked before anything is sent", function()
 
   setup(function()
     dir = helper.tmpdir()
-    port = helper.free_ports(1)[1] -- (nothing listens there: a request would fail as a network error)
+    port = helper.refusing_port() -- (nothing listens there: a request would fail as a network error)
     helper.write_file(dir .. "/cat.png", media.png { width = 320, height = 240 })
     helper.write_file(dir .. "/tiny.png", media.png { width = 20, height = 20 })
     helper.write_file(dir .. "/page.png", "<!DOCTYPE html><html><body>not an image</body></html>")
