@@ -183,7 +183,8 @@ P.list = {
         { "dict", "nginx" } },
     } },
   { id = "spend_refusal", title = "spend_limit: a create past the cap is refused, nothing sent",
-    doc = "docs/spend.md", na = { file = NO_SINK, bucket = NO_SINK },
+    doc = "docs/spend.md",
+    na = { file = "a file out is written only once its create is answered: a refused create has none to write" },
     cases = {
       { "spec/job_places_spec.lua",
         "spend_limit on a journal: eight jobs started at once",

@@ -826,7 +826,7 @@ end
 
 add {
   name = "a 200 to a Range request starts the file again from byte 0, never appended: the good file",
-  promise = "resumable",
+  promise = "resumable", places = { "file" },
   prepare = function(env)
     local base = env.hs:url("dl_range200")
     return { op = "generate", base = base, path = env.name("range200") .. ".mp4", client = { base_url = base } }

@@ -120,9 +120,10 @@ return function(name, busted)
         assert.is_nil(o.raised, "the case raised in the transport's process: " .. tostring(o.raised))
         if o.transport then assert.equal(tp.kind, o.transport, "the call did not go through " .. tp.name) end
         case.check(o, args, env)
-        if case.promise then -- (docs/matrix.md: a script's call, or a handler's inside nginx; a file's download)
-          require("spec.support.matrix").record(case.promise, { tp.name == "nginx" and "nginx" or "lua", "file" },
-            case.name)
+        if case.promise then -- (docs/matrix.md: a script's call, or a handler's inside nginx; case.places: more)
+          local places = { tp.name == "nginx" and "nginx" or "lua" }
+          for _, p in ipairs(case.places or {}) do places[#places + 1] = p end
+          require("spec.support.matrix").record(case.promise, places, case.name)
         end
       end)
     end
