@@ -7,13 +7,7 @@ local helper = require "spec.helper"
 local matrix = require "spec.support.matrix"
 local promises = require "spec.support.promises"
 
-local function places()
-  local list = {}
-  for _, axis in ipairs(matrix.AXES) do
-    for _, place in ipairs(axis.places) do list[#list + 1] = place end
-  end
-  return list
-end
+local function places() return matrix.ORDER end
 
 -- the page's table: { header = {places}, rows = { {id =, marks = {place -> mark}} } }
 local function table_of(text)

@@ -53,13 +53,7 @@ local function load(dir)
   return proved
 end
 
-local function places()
-  local list = {}
-  for _, axis in ipairs(matrix.AXES) do
-    for _, place in ipairs(axis.places) do list[#list + 1] = place end
-  end
-  return list
-end
+local function places() return matrix.ORDER end
 
 -- Each cell's state: "proved" (with its case), "na" (with its reason), "open" (with what is missing), or "empty";
 -- and the problems a check names.

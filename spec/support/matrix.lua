@@ -42,10 +42,10 @@ M.PLACES = {
   luajit = "LuaJIT (OpenResty's)",
 }
 
--- place -> its axis' id
-M.AXIS_OF = {}
+-- every place, axis by axis (the page's columns)
+M.ORDER = {}
 for _, axis in ipairs(M.AXES) do
-  for _, place in ipairs(axis.places) do M.AXIS_OF[place] = axis.id end
+  for _, place in ipairs(axis.places) do M.ORDER[#M.ORDER + 1] = place end
 end
 
 -- The spec file running now: run-specs.sh's (the tiers), else the first *_spec.lua on the stack or on busted's
