@@ -61,13 +61,21 @@ describe("docs/matrix.md", function()
     assert.same(want, ids)
   end)
 
-  it("marks each cell as its declarations say: — where a reason is given, open where a note is, else ✓; "
-    .. "no cell empty", function()
+  it("marks each cell as its declarations say: — and the number of its reason where one is given, open where a "
+    .. "note is, else ✓; no cell empty", function()
     local t = table_of(text)
+    local why = {}
+    for n, reason in text:match("\nWhy a cell is — %(its number%):\n\n(.-)\n\n"):gmatch("(%d+)%. ([^\n]+)") do
+      why[tonumber(n)] = reason
+    end
     for i, p in ipairs(promises.list) do
       for _, place in ipairs(places()) do
-        local want = p.na[place] and "—" or p.open[place] and "open" or "✓"
-        assert.equal(want, t.rows[i].marks[place], p.id .. " × " .. place .. " (make test-all, then make matrix)")
+        local mark, where = t.rows[i].marks[place], p.id .. " × " .. place .. " (make test-all, then make matrix)"
+        if p.na[place] then
+          assert.equal(p.na[place], why[tonumber(mark:match("^— (%d+)$"))], where)
+        else
+          assert.equal(p.open[place] and "open" or "✓", mark, where)
+        end
       end
     end
   end)

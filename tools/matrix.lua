@@ -118,15 +118,24 @@ local function page(proved)
   for _, place in ipairs(places()) do head[#head + 1] = place; rule[#rule + 1] = ":-:" end
   add(table.concat(head, " | ") .. " |")
   add(table.concat(rule, "|") .. "|")
+  local reasons, number = {}, {} -- (each reason a "—" gives, numbered in its first cell's order: "— 3")
   for _, p in ipairs(promises.list) do
     local row = { "| [" .. p.id .. "](#" .. p.id .. ")" }
     for _, place in ipairs(places()) do
       local cell = all[p.id][place]
       count[cell.state] = count[cell.state] + 1
-      row[#row + 1] = MARK[cell.state]
+      if cell.state == "na" and not number[cell.text] then
+        reasons[#reasons + 1] = cell.text
+        number[cell.text] = #reasons
+      end
+      row[#row + 1] = MARK[cell.state] .. (cell.state == "na" and " " .. number[cell.text] or "")
     end
     add(table.concat(row, " | ") .. " |")
   end
+  add("")
+  add("Why a cell is — (its number):")
+  add("")
+  for i, why in ipairs(reasons) do add(i .. ". " .. why) end
   add("")
   add(string.format("%d promises × %d places: %d cells, %d proved, %d that cannot apply, %d open, %d empty.",
     #promises.list, #places(), #promises.list * #places(), count.proved, count.na, count.open, count.empty))
