@@ -99,6 +99,7 @@ build = {
     ["starvideos.batch"] = "lua/starvideos/batch.lua",
     ["starvideos.download"] = "lua/starvideos/download.lua",
     ["starvideos.errors"] = "lua/starvideos/errors.lua",
+    ["starvideos.failure"] = "lua/starvideos/failure.lua",
     ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
     ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",
     ["starvideos.extras.notify"] = "lua/starvideos/extras/notify.lua",

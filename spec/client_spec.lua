@@ -840,6 +840,7 @@ describe("client:wait", function()
     assert.equal("Reference image resolution is too low.", err.task.error)
     assert.is_nil(rawget(err.task, "video_url"))
     assert.matches("Reference image resolution is too low.", err.message, 1, true)
+    assert.equal("input", err.reason) -- (the docs' own failure: a reference it could not use)
     assert_one_line(err)
   end)
 

@@ -231,8 +231,9 @@ local function polled(self, req, t)
     self:go("downloading")
     return Video.start(self, t)
   elseif task.status == "failed" then
-    return self:finish(new_error("task_failed", string.format("task %s failed: %s", tostring(self.id),
-      errors.reason(task)), { task = task, request_id = req.request_id, server_request_id = req.server_request_id }))
+    local failed = new_error("task_failed", string.format("task %s failed: %s", tostring(self.id), errors.reason(task)),
+      { task = task, request_id = req.request_id, server_request_id = req.server_request_id })
+    return self:finish(require("starvideos.failure").explain(failed, self.cfg.failure_patterns))
   end
   return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
 end
