@@ -301,6 +301,7 @@ M.CLIENT = {
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
   keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
+  failure_patterns = function(v) return require("starvideos.failure").check(v) end,
 }
 
 -- $name, or nil when it is unset or empty.
@@ -354,7 +355,8 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage", "notify", "spend_limit" } do
+  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage", "notify", "spend_limit",
+      "failure_patterns" } do
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)

@@ -3,7 +3,7 @@
 -- where nothing matches: never a guess.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local type, ipairs, tostring = type, ipairs, tostring
+local type, ipairs, pairs, tostring, pcall = type, ipairs, pairs, tostring, pcall
 
 local M = {}
 
@@ -11,10 +11,45 @@ local M = {}
 -- failure (may pass if tried again); unknown: no pattern matched.
 M.REASONS = { policy = true, input = true, service = true, unknown = true }
 
+-- The fields a policy refusal may name (err.input).
+M.INPUTS = { prompt = true, first_image = true, last_image = true, referenceImages = true, referenceVideos = true,
+  referenceAudios = true }
+
 -- The texts seen, each {match = a Lua pattern of the lower-cased text, reason = R, input = the field it names}.
 M.PATTERNS = {
   { match = "reference image resolution is too low", reason = "input" }, -- (the docs' own, api/ 002)
 }
+
+local FIELDS = { match = true, reason = true, input = true }
+
+-- check(v) -> nil, or why `failure_patterns` (a list of {match = LUA_PATTERN, reason = R[, input = FIELD]}) is wrong
+-- (config.lua's option checker: the second result says the words are whole).
+function M.check(v)
+  if type(v) ~= "table" then
+    return "failure_patterns: a list of {match =, reason =} expected, got " .. type(v), true
+  end
+  for i, p in ipairs(v) do
+    local at = "failure_patterns[" .. i .. "]"
+    if type(p) ~= "table" then return at .. ": a table {match =, reason =} expected, got " .. type(p), true end
+    for k in pairs(p) do
+      if not FIELDS[k] then return at .. ": unknown field '" .. tostring(k) .. "' (match, reason, input)", true end
+    end
+    if type(p.match) ~= "string" or not pcall(string.find, "", p.match) then
+      return at .. ".match: a Lua pattern expected, got " .. (type(p.match) == "string" and "a malformed one: "
+        .. string.format("%q", p.match) or type(p.match)), true
+    end
+    if not M.REASONS[p.reason] then
+      return at .. ".reason: policy, input, service or unknown expected, got " .. tostring(p.reason), true
+    end
+    if p.input ~= nil and not M.INPUTS[p.input] then
+      return at .. ".input: prompt, first_image, last_image, referenceImages, referenceVideos or referenceAudios "
+        .. "expected, got " .. tostring(p.input), true
+    end
+  end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  if n ~= #v then return "failure_patterns: a list expected (keys 1 to n), got other keys", true end
+end
 
 local function first(list, text)
   for _, p in ipairs(list or {}) do
