@@ -85,7 +85,7 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
   end)
 
   it("refuses before paying: no shots, a first shot that continues, a continue without last_image, no out, an "
-    .. "s3:// out", function()
+    .. "s3:// out without the store's keys", function()
     emu:clear()
     local dir = helper.tmpdir()
     local c = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/j.jsonl" }
@@ -97,8 +97,8 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
       { { shot, { model = "videos", prompt = "y", continue = true } }, { out = dir .. "/a.mp4" },
         "shots[2].last_image", "needs its last_image" },
       { { shot }, {}, "out", "opts.out is required" },
-      { { shot, shot }, { out = "s3://vids/film.mp4" }, "out", "opts.out s3://vids/film.mp4 is an object: a film's "
-        .. "shots are joined by ffmpeg into a file on this disk" }, -- (was: both shots paid, then a raw error)
+      { { shot, shot }, { out = "s3://vids/film.mp4" }, "storage.access_key", "no credentials" }, -- (a bucket out
+      -- whose store has no keys; was: both shots paid, then a raw error)
       { { shot, { model = "videos", prompt = "y", duration = 4, remix = 2 } }, { out = dir .. "/a.mp4" },
         "shots[2].remix", "the index of a shot before this one expected (1 to 1), got 2" },
       { { shot, { prompt = "y", remix = 1, continue = true, last_image = "https://e.com/x.png" } },

@@ -257,9 +257,15 @@ local function checked(client, shots, opts)
   local list, err = shots_of(shots)
   if not list then return nil, err end
   if type(opts.out) ~= "string" then return refused("out", "opts.out is required: the film's file") end
-  if Sink.object(opts.out) then -- (its shots would be objects too, which ffmpeg cannot read nor join)
-    return refused("out", "opts.out %s is an object: a film's shots are joined by ffmpeg into a file on this disk; "
-      .. "give a file path (and copy the film to the bucket after)", shell.visible(opts.out, true))
+  if Sink.object(opts.out) then -- (its shots objects beside it, read back and joined here, the film put: M.film)
+    local sink, why = Sink.of(client.cfg, opts.out), Sink.refusal(opts.out)
+    if why then return nil, why end
+    if not sink.place then
+      return refused("out", "opts.out %s: its sink cannot take a file joined here (no place)",
+        shell.visible(opts.out, true))
+    end
+    local ok, oerr = sink.check_out(opts.out, client.cfg)
+    if not ok then return nil, oerr end
   end
   if not client.ledger.records then -- (a shot is a keyed job only there: without, a rerun pays for each again)
     return refused("journal", "a film's shots are keyed jobs of a ledger: give journal or store (without, a rerun "
@@ -284,6 +290,26 @@ local function after_made(err, n)
   return nil, err
 end
 
+-- The shots (objects: tasks) read back into local files and verified, joined there and the film put as out by its
+-- sink (place): true and whether it was a stream copy, or nil, err.  Nothing read back is left.
+local function into_object(client, tasks, out, opts)
+  local base, files, ok, same = lineage.local_base(out), {}, true, nil
+  for i, t in ipairs(tasks) do
+    files[i], same = lineage.read_copy(client, "film", t, string_format("%s.shot%02d.mp4", base, i), opts)
+    if not files[i] then ok = false break end
+  end
+  if ok then ok, same = M.join(files, base .. ".mp4") end
+  if ok then
+    local sum, err = lineage.hash_file(client, base .. ".mp4")
+    if not sum then err = new_error("io", "film: " .. tostring(err), { field = "out" })
+    else sum, err = Sink.of(client.cfg, out).place(base .. ".mp4", out, client.ctx, sum) end
+    if not sum then ok, same = nil, err end
+  end
+  for _, f in ipairs(files) do os.remove(f) end
+  os.remove(base .. ".mp4")
+  return ok or nil, same
+end
+
 -- client:film's: the shots made (run(params, opts) for a new shot, cont(parent, params, opts) for one that
 -- continues, remix(parent, params, opts) for one that remixes an earlier shot) and joined: {path, shots = {tasks},
 -- copied}, or nil, err (err.shot: the shot that failed); with opts.dry_run, the plan.
@@ -306,7 +332,9 @@ function M.film(client, shots, opts, run, cont, remix)
     end
     tasks[i], paths[i] = t, o.out
   end
-  local ok, same = M.join(paths, opts.out)
+  local ok, same
+  if Sink.object(opts.out) then ok, same = into_object(client, tasks, opts.out, opts)
+  else ok, same = M.join(paths, opts.out) end
   if not ok then return after_made(same, #list) end
   return { path = opts.out, shots = tasks, copied = same }
 end

@@ -276,6 +276,17 @@ function read_back(client, how, t, opts, file)
   return refused(how, "task", "task %s's video at %s could not be read back whole: %s", t.id, t.path, why)
 end
 
+-- A task's saved video (an object: a film's shot) read back into the local file `file` and verified: file, or nil,
+-- err (film.lua joins such copies).
+function M.read_copy(client, how, task, file, opts)
+  local t, err = parent_of(client, how, task)
+  if not t then return nil, err end
+  return read_back(client, how, t, opts, file)
+end
+
+-- The SHA-256 of a local file, taken where the client's transport does its disk work: hex, or nil, why.
+function M.hash_file(client, path) return (hasher(client) or require("starvideos.sign").sha256_file)(path) end
+
 -- client:continue's: the parent's last frame as first_image, the user's last_image (the API takes both or none);
 -- the parent's model, and its duration, ratio and resolution on the same model, where params give none.
 function M.continue(client, task, params, opts)
@@ -303,5 +314,7 @@ function M.continue(client, task, params, opts)
   p.first_image = { file = frame }
   return { params = p, parent = t.id, relation = "continue" }
 end
+
+M.local_base = local_base
 
 return M

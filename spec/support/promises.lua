@@ -403,10 +403,14 @@ P.list = {
   { id = "film", title = "film: every shot checked and priced before the first create",
     doc = "docs/lineage.md#a-film", na = { process = NO_PARENT, dict = DICT_NO_TASKS,
       studio = "the studio makes no films: a card's children are one create each (again, remix, continue rows)" },
-      open = { job = LINEAGE_JOB,
-      bucket = "a film is joined by ffmpeg into a file on this disk: an s3:// out is refused before the first create "
-        .. "(its shots read back, joined here and put into the bucket is not built yet)" },
+      open = { job = LINEAGE_JOB },
     cases = {
+      { "rocks/s3/spec/lineage_bucket_spec.lua",
+        "film into an s3:// out: its shots objects beside it",
+        { "bucket", "journal", "lua" } },
+      { "rocks/s3/spec/lineage_bucket_spec.lua",
+        "film FILE --out s3://bucket/key",
+        { "bucket", "journal", "cli" } },
       { "spec/hosts/places_nginx_spec.lua",
         "film of 2 shots: 2 creates, one film ffmpeg joined in the thread pool",
         { "journal", "file", "nginx" } },

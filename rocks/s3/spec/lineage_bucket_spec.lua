@@ -100,6 +100,50 @@ describe("remix and continue with an s3:// parent or out", function()
     assert.equal(200, by_field(last_task()).first_image.status)
   end)
 
+  -- The seconds of the MP4 s3rver holds at key (copied out of its own file), by ffprobe.
+  local function object_seconds(key)
+    local copy = dir .. "/" .. key:gsub("/", "_")
+    helper.write_file(copy, object_bytes(key))
+    return tonumber((helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 " .. q(copy))))
+  end
+
+  it("film into an s3:// out: its shots objects beside it, read back, joined here and the film put whole; a rerun "
+    .. "pays nothing", function()
+    if why then pending(why) return end
+    helper.write_file(dir .. "/end3.png", media.png { width = 320, height = 240 })
+    local shots = { { model = "videos", prompt = "a kite rises", duration = 5, ratio = "16:9" },
+      { model = "videos", prompt = "the kite dives", duration = 5, ratio = "16:9" },
+      { model = "videos", prompt = "it lands", continue = true, last_image = { file = dir .. "/end3.png" } } }
+    local before = emu:creates()
+    local film, err = client:film(shots, { out = "s3://vids/films/kite.mp4" })
+    assert.is_nil(err)
+    assert.equal(before + 3, emu:creates())
+    assert.equal("s3://vids/films/kite.mp4", film.path)
+    for i = 1, 3 do assert.is_true(st.exists(string.format("films/kite.shot%02d.mp4", i))) end
+    local got = st.read("films/kite.mp4")
+    assert.equal(got.sha256, got.meta, "the object carries its x-amz-meta-sha256")
+    assert.near(15, object_seconds("films/kite.mp4"), 0.5)
+    local left = helper.capture("ls " .. q(os.getenv("TMPDIR") or "/tmp") .. " | grep -c '^starvideos-.*shot' || true")
+    assert.equal("0", left:match("%d+"), "no shot read back is left")
+    local again = assert(client:film(shots, { out = "s3://vids/films/kite.mp4" }))
+    assert.equal(before + 3, emu:creates(), "a rerun creates nothing")
+    assert.equal(film.shots[3].id, again.shots[3].id)
+  end)
+
+  it("film into an s3:// out without the store's keys: refused before the first create", function()
+    if why then pending(why) return end
+    if os.getenv("AWS_ACCESS_KEY_ID") then pending("AWS_ACCESS_KEY_ID is set: the store's keys are given") return end
+    local bare = require("starvideos").new { base_url = emu.url, api_key = emu.key, journal = dir .. "/bare.jsonl" }
+    local before = emu:creates()
+    local film, err = bare:film({ { model = "videos", prompt = "a kite", duration = 5 } },
+      { out = "s3://vids/films/bare.mp4" })
+    bare:close()
+    assert.is_nil(film)
+    assert.equal("invalid_request", err.kind)
+    assert.matches("storage.access_key: no credentials", err.message, 1, true)
+    assert.equal(before, emu:creates(), "nothing sent")
+  end)
+
   describe("on the command line", function()
     -- bin/starvideos with args: the service's key and URL, the bucket in AWS_* and STARVIDEOS_REFS (as a user
     -- gives them): { out, err, code }.
@@ -136,6 +180,18 @@ describe("remix and continue with an s3:// parent or out", function()
     it("remix ID --out of an s3:// parent: one create, the object read back and put under the refs", function()
       if why then pending(why) return end
       remixed(parent.id, "in snow", "snow.mp4", object_bytes("lineage/parent.mp4"))
+    end)
+
+    it("film FILE --out s3://bucket/key: 2 creates, the film put whole into the bucket", function()
+      if why then pending(why) return end
+      helper.write_file(dir .. "/board.json", '{"shots": [{"model": "videos", "prompt": "a boat", "duration": 5}, '
+        .. '{"model": "videos", "prompt": "the boat sails", "duration": 5}]}')
+      local before = emu:creates()
+      local r = run { "film", dir .. "/board.json", "--out", "s3://vids/films/boat.mp4", "--interval", "0.1",
+        "--journal", dir .. "/j.jsonl" }
+      assert.equal(0, r.code, r.err)
+      assert.equal(before + 2, emu:creates())
+      assert.near(10, object_seconds("films/boat.mp4"), 0.5)
     end)
   end)
 end)

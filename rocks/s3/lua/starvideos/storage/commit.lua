@@ -137,6 +137,27 @@ function M.check(t, ctx)
   return "ok"
 end
 
+-- A local file (a film joined here: film.lua) put as the object out, whole in one PutObject with its
+-- x-amz-meta-sha256 (sum: the file's, hex), then looked at as list --check would (M.check): true, or nil, err.
+-- (Read whole: a film of MAX bytes at most.)
+M.MAX = 1024 * 1024 * 1024
+function M.place(file, out, ctx, sum)
+  local bucket, key_name = S3.parse(out, "out")
+  local st, err = S3.store_of(ctx.cfg.storage)
+  if not (bucket and st) then return nil, err or key_name end
+  local body, rerr = core.read_whole(file, M.MAX)
+  if not body then return nil, new_error("io", string_format("out: %s could not be read: %s", file, tostring(rerr))) end
+  local req = M.ask(ctx, st, bucket, key_name, "put", { type = "video/mp4", sha256 = sum, body = body, payload = sum },
+    ctx.deadline)
+  if req.err then
+    return nil, new_error(req.err.kind or "io", string_format("out: %s could not be put: %s", out,
+      tostring(req.err.message)), { field = "out" })
+  end
+  local state, why = M.check({ path = out, bytes = #body, sha256 = sum }, ctx)
+  if state ~= "ok" then return nil, new_error("io", "out: " .. tostring(why), { field = "out" }) end
+  return true
+end
+
 -- A saved object (t: its path as the ledger recorded it) where another create or a local tool reads it in place: a
 -- presigned GET that lives past `left` seconds from now (s3.lua's lifetime), or nil, err.  (Checked whole first:
 -- M.check.)

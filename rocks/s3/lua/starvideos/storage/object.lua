@@ -63,7 +63,8 @@ function O.check_dir(dir, field, cfg) return check(dir, field, true, cfg) end
 function O.left() return nil end -- (each part is recorded as the store takes it)
 
 local call = Commit.call
-O.call, O.commit, O.ask, O.check, O.source = Commit.call, Commit.commit, Commit.ask, Commit.check, Commit.source
+O.call, O.commit, O.ask, O.check, O.source, O.place = Commit.call, Commit.commit, Commit.ask, Commit.check,
+  Commit.source, Commit.place
 
 ------------------------------------------------------------------ the upload (the transfer)
 
