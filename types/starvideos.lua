@@ -61,6 +61,7 @@
 ---@field ca_file? string PEM certificate authorities for https (outside nginx)
 ---@field connect_timeout? number seconds to connect (default 10)
 ---@field create_limit? starvideos.Limit at most count creates in any per seconds
+---@field failure_patterns? starvideos.FailurePattern[] your texts of a failure and their reasons, tried first
 ---@field interval? number seconds between polls until the schedule has learned (default 30)
 ---@field journal? string the ledger on a JSON-lines file (not with store)
 ---@field keepalive_pool? integer inside nginx: connections kept per host and port, 1 to 1024 (default: max_connections)
@@ -311,6 +312,12 @@
 ---@field url string where it is sent
 ---@field secret string whsec_<base64>: the signing secret
 ---@field retry_for? number seconds it is retried, 0 to 604800 (default 600)
+
+---a text of the service's failures and its reason (docs/failures.md)
+---@class starvideos.FailurePattern
+---@field match string a Lua pattern of the text
+---@field reason "policy"|"input"|"service"|"unknown" why: policy, input, service or unknown
+---@field input? string the field it names: prompt, first_image, ...
 
 ---OpenTelemetry's settings (else $OTEL_*)
 ---@class starvideos.Trace

@@ -38,6 +38,7 @@ A.CLIENT = {
   proxy = { "string", "an HTTP proxy, http://[user:password@]host:port" },
   log = { '"debug"|"info"|fun(line: string)', "one line per event" },
   notify = { "starvideos.Notify", "a signed webhook when a task completes or fails" },
+  failure_patterns = { "starvideos.FailurePattern[]", "your texts of a failure and their reasons, tried first" },
   lease = { "number", "seconds a process's lease on its tasks in a store lasts" },
   storage = { "starvideos.Storage", "the S3-compatible store of s3:// outs and local references" },
   preflight = { 'boolean|"strict"', "check reference media before a create" },

@@ -34,6 +34,10 @@ C.CLASSES = {
   { "Notify", "a signed webhook when a task completes or fails", fields = {
     { "url", "string", "where it is sent" }, { "secret", "string", "whsec_<base64>: the signing secret" },
     { "retry_for?", "number", "seconds it is retried, 0 to 604800", "retry_for" } } },
+  { "FailurePattern", "a text of the service's failures and its reason (docs/failures.md)", fields = {
+    { "match", "string", "a Lua pattern of the text" },
+    { "reason", '"policy"|"input"|"service"|"unknown"', "why: policy, input, service or unknown" },
+    { "input?", "string", "the field it names: prompt, first_image, ..." } } },
   { "Trace", "OpenTelemetry's settings (else $OTEL_*)", fields = {
     { "endpoint?", "string", "the OTLP/HTTP traces endpoint" },
     { "headers?", "table<string, string>", "headers of every export" },
