@@ -291,8 +291,9 @@ function M.film(client, shots, opts, run, cont, remix)
   local list, planned = checked(client, shots, opts)
   if not list then return nil, planned end
   if opts.dry_run then return planned end
-  local tasks, paths = {}, {}
+  local tasks, paths, doing = {}, {}, require("starvideos.verb_job").doing -- (a job's fields: opts.job)
   for i, s in ipairs(list) do
+    doing("preparing", i)
     local o = {}
     for k, v in pairs(opts) do if k ~= "dry_run" then o[k] = v end end
     o.out = M.shot_path(opts.out, i)
@@ -306,6 +307,7 @@ function M.film(client, shots, opts, run, cont, remix)
     end
     tasks[i], paths[i] = t, o.out
   end
+  doing("joining")
   local ok, same = M.join(paths, opts.out)
   if not ok then return after_made(same, #list) end
   return { path = opts.out, shots = tasks, copied = same }

@@ -88,10 +88,14 @@ function M.popen(command) return (M.popen_ok(command)) end
 -- nginx's phases whose handler may wait on the thread pool.
 local YIELDS = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
+-- Where a job's coroutine runs a command (verb_job.lua sets it while one runs: a child process it does not wait
+-- for), or nil.
+M.offload = nil
+
 -- The shell command run to its end: what it wrote (stdout and stderr together), and whether it exited 0.  In
 -- nginx's request handlers and timers in its thread pool `starvideos` (`thread_pool starvideos threads=4;`, as
--- downloads' commits use), so that the worker goes on serving while it runs; without that pool, and elsewhere,
--- here (io.popen waits for it).
+-- downloads' commits use), so that the worker goes on serving while it runs; in a job of again, remix, continue or
+-- film, M.offload's; without that pool, and elsewhere, here (io.popen waits for it).
 function M.run_ok(command)
   local ngx = rawget(_G, "ngx")
   local phase = type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase()
@@ -101,6 +105,7 @@ function M.run_ok(command)
     ngx.log(ngx.WARN, "starvideos: a command runs in the worker (", tostring(said), "): add `thread_pool starvideos "
       .. "threads=4;` to the main context of nginx.conf")
   end
+  if M.offload then return M.offload(command) end
   return M.popen_ok(command)
 end
 
