@@ -65,9 +65,11 @@ function M.ok(command)
   return r == true or r == 0
 end
 
--- Whether the program is on PATH.
+-- Whether the program is on PATH (in a job, asked as M.run_ok asks: M.offload's).
 function M.has(program)
-  return M.ok("command -v " .. program .. " >/dev/null 2>&1")
+  local command = "command -v " .. program .. " >/dev/null 2>&1"
+  if M.offload then return (select(2, M.offload(command))) end
+  return M.ok(command)
 end
 
 -- The shell command run to its end, here: what it wrote (stdout and stderr together), and whether it exited 0.

@@ -1,0 +1,88 @@
+-- What the game makes after its video (main.lua's --remix and --film N, which need --journal): a remix of it, then a
+-- film of N shots, each as a job (`opts.job = true`) moved by the same client:step(0) a frame, so that the frames
+-- keep coming while the parent's SHA-256 is taken (on a thread of the library's) and the shots are joined (ffmpeg in
+-- a child process); with --blocking, the same calls made the blocking way inside one frame, for comparison.  It
+-- times the frames of each: the longest gap between two frames' starts while the job was preparing (the parent
+-- hashed, a shot's parent checked) or joining, and over the whole job.
+local A = {}
+A.__index = A
+
+-- parent: the first video's job, done; o: main.lua's options (out, interval, remix, film, blocking).
+function A.new(client, parent, o)
+  local self = setmetatable({ client = client, parent = parent, o = o, todo = {}, results = {}, last = nil }, A)
+  local stem = o.out:gsub("%.mp4$", "")
+  if o.remix then
+    self.todo[#self.todo + 1] = { name = "remix", start = function(opts)
+      return client:remix(parent.id, { prompt = "the same, as a watercolour" }, opts)
+    end, out = stem .. "-remix.mp4" }
+  end
+  if o.film then
+    local shots = {}
+    for i = 1, o.film do shots[i] = { model = "videos", prompt = "shot " .. i .. " of the film", duration = 4 } end
+    self.todo[#self.todo + 1] = { name = "film", start = function(opts) return client:film(shots, opts) end,
+      out = stem .. "-film.mp4" }
+  end
+  return self
+end
+
+-- Whether everything after the video ended.
+function A:done() return #self.todo == 0 and not self.job end
+
+-- One frame (t: its start): the gap since the last frame counted for what the job was doing during it, the job
+-- stepped (client:step(0) is main.lua's: it steps every job); the next call started once one ended.
+function A:update(t)
+  local job = self.job
+  if job then
+    local r = self.results[self.current.name]
+    local gap = self.last and t - self.last or 0
+    local phase = self.phase_seen
+    r.frames, r.gap_max = r.frames + 1, math.max(r.gap_max, gap)
+    if phase == "preparing" or phase == "joining" then
+      r[phase .. "_frames"] = (r[phase .. "_frames"] or 0) + 1
+      r[phase .. "_gap_max"] = math.max(r[phase .. "_gap_max"] or 0, gap)
+    end
+    self.phase_seen = job.state
+    if job.done then
+      r.result = job.err and "failed" or "ok"
+      r.message, r.path = job.err and job.err.message or "none", job.path
+      self.job = nil
+    end
+  elseif self.todo[1] then
+    self.current = table.remove(self.todo, 1)
+    local opts = { out = self.current.out, interval = self.o.interval, job = not self.o.blocking }
+    local r = { frames = 0, gap_max = 0, started = t }
+    self.results[self.current.name] = r
+    if self.o.blocking then -- the whole call in this frame
+      local made, err = self.current.start(opts)
+      r.result, r.message = made and "ok" or "failed", err and err.message or "none"
+      r.path, r.gap_max, r.frames = made and made.path, love.timer.getTime() - t, 1 -- luacheck: globals love
+    else
+      self.job, self.phase_seen = self.current.start(opts), "preparing"
+    end
+  end
+  self.last = t
+end
+
+-- A line a frame draws.
+function A:status()
+  local job = self.job
+  if not job then return nil end
+  return string.format("%s: %s%s", self.current.name, job.state, job.shot and " (shot " .. job.shot .. ")" or "")
+end
+
+-- The report's lines ({key, value}s): each call's result, frames and longest gaps (ms).
+function A:report(lines)
+  local function ms(v) return v and string.format("%.3f", v * 1000) or "none" end
+  for name, r in pairs(self.results) do
+    for _, kv in ipairs {
+      { "result", r.result or "unfinished" }, { "message", r.message or "none" }, { "path", r.path or "none" },
+      { "frames", r.frames }, { "gap_max_ms", ms(r.gap_max) },
+      { "preparing_frames", r.preparing_frames or 0 }, { "preparing_gap_max_ms", ms(r.preparing_gap_max) },
+      { "joining_frames", r.joining_frames or 0 }, { "joining_gap_max_ms", ms(r.joining_gap_max) },
+    } do
+      lines[#lines + 1] = { name .. "_" .. kv[1], kv[2] }
+    end
+  end
+end
+
+return A
