@@ -155,6 +155,14 @@ describe("again, remix and film as jobs", function()
     assert.equal(0, emu:creates())
   end)
 
+  it("job = false is the blocking form: a film of one shot made and returned", function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    local made = assert(client:film({ { model = "videos", prompt = "alone", duration = 4 } },
+      { out = dir .. "/alone.mp4", job = false }))
+    assert.same({ dir .. "/alone.mp4", 1, 1 }, { made.path, #made.shots, emu:creates() })
+  end)
+
   it("cancelled before its create is sent: nothing created, the job ends cancelled", function()
     emu:clear()
     local job = client:again(parent.id, { prompt = "never" }, { out = dir .. "/never.mp4", job = true })

@@ -28,18 +28,27 @@ end
 -- Whether everything after the video ended.
 function A:done() return #self.todo == 0 and not self.job end
 
--- One frame (t: its start): the gap since the last frame counted for what the job was doing during it, the job
--- stepped (client:step(0) is main.lua's: it steps every job); the next call started once one ended.
-function A:update(t)
+-- Each of the maxima of r (its prefix's) given v.
+local function most(r, prefix, gap, step, work)
+  for k, v in pairs { gap_max = gap, step_max = step, work_max = work } do
+    if v then r[prefix .. k] = math.max(r[prefix .. k] or 0, v) end
+  end
+end
+
+-- One frame (t: its start; step, work: this frame's step(0), its wall and its own work, main.lua's): the gap since
+-- the last frame counted for what the job was doing during it, as its step; the job stepped (client:step(0) is
+-- main.lua's: it steps every job); the next call started once one ended.
+function A:update(t, step, work)
   local job = self.job
   if job then
     local r = self.results[self.current.name]
     local gap = self.last and t - self.last or 0
     local phase = self.phase_seen
-    r.frames, r.gap_max = r.frames + 1, math.max(r.gap_max, gap)
+    r.frames = r.frames + 1
+    most(r, "", gap, step, work)
     if phase == "preparing" or phase == "joining" then
       r[phase .. "_frames"] = (r[phase .. "_frames"] or 0) + 1
-      r[phase .. "_gap_max"] = math.max(r[phase .. "_gap_max"] or 0, gap)
+      most(r, phase .. "_", gap, step, work)
     end
     self.phase_seen = job.state
     if job.done then
@@ -50,7 +59,7 @@ function A:update(t)
   elseif self.todo[1] then
     self.current = table.remove(self.todo, 1)
     local opts = { out = self.current.out, interval = self.o.interval, job = not self.o.blocking }
-    local r = { frames = 0, gap_max = 0, started = t }
+    local r = { frames = 0, started = t }
     self.results[self.current.name] = r
     if self.o.blocking then -- the whole call in this frame
       local made, err = self.current.start(opts)
@@ -76,9 +85,12 @@ function A:report(lines)
   for name, r in pairs(self.results) do
     for _, kv in ipairs {
       { "result", r.result or "unfinished" }, { "message", r.message or "none" }, { "path", r.path or "none" },
-      { "frames", r.frames }, { "gap_max_ms", ms(r.gap_max) },
+      { "frames", r.frames }, { "gap_max_ms", ms(r.gap_max) }, { "step_max_ms", ms(r.step_max) },
+      { "work_max_ms", ms(r.work_max) },
       { "preparing_frames", r.preparing_frames or 0 }, { "preparing_gap_max_ms", ms(r.preparing_gap_max) },
+      { "preparing_step_max_ms", ms(r.preparing_step_max) }, { "preparing_work_max_ms", ms(r.preparing_work_max) },
       { "joining_frames", r.joining_frames or 0 }, { "joining_gap_max_ms", ms(r.joining_gap_max) },
+      { "joining_step_max_ms", ms(r.joining_step_max) }, { "joining_work_max_ms", ms(r.joining_work_max) },
     } do
       lines[#lines + 1] = { name .. "_" .. kv[1], kv[2] }
     end

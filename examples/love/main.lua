@@ -313,14 +313,14 @@ function love.update()
       frames_downloading = frames_downloading + 1
       download_started = download_started or t
     end
-    local c0, s0, q0
+    local c0, s0, q0, work
     if thread_usage then c0, s0, q0 = thread_usage() end
     local t0 = love.timer.getTime()
     client:step(0)
     steps[#steps + 1] = love.timer.getTime() - t0
     if c0 then
       local c1, s1, q1 = thread_usage()
-      local work = s1 ~= s0 and math.max(steps[#steps] - (q1 - q0), c1 - c0) or c1 - c0
+      work = s1 ~= s0 and math.max(steps[#steps] - (q1 - q0), c1 - c0) or c1 - c0
       works.max = math.max(works.max or 0, work)
     end
     if job.state == "downloading" and not shot_downloading and job.total and (job.bytes or 0) > job.total / 3 then
@@ -332,7 +332,7 @@ function love.update()
       if job.err then fail(job.err.kind, job.err) else saved = job.path end
       if saved and (opts.remix or opts.film) then after = After.new(client, job, opts) end
     end
-    if after and not after:done() then after:update(t) end
+    if after and not after:done() then after:update(t, steps[#steps], work) end
   end
   if opts and opts.report and (not job or all_done()) then
     -- done: this frame draws the end (and takes its screenshot), the next quits

@@ -295,7 +295,7 @@ function M.film(client, shots, opts, run, cont, remix)
   for i, s in ipairs(list) do
     doing("preparing", i)
     local o = {}
-    for k, v in pairs(opts) do if k ~= "dry_run" then o[k] = v end end
+    for k, v in pairs(opts) do if k ~= "dry_run" and k ~= "job" then o[k] = v end end
     o.out = M.shot_path(opts.out, i)
     local t, terr
     if s.continue then t, terr = cont(tasks[i - 1], s.params, o)

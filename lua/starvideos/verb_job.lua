@@ -61,15 +61,19 @@ function M.hasher() return running and sha256_file or nil end
 
 -- The shell command run to its end in a child process, the job's coroutine yielding until it ended (its output and
 -- status in two files of $TMPDIR, the status written last): what it wrote (stdout and stderr together), and whether
--- it exited 0, as shell.run_ok's.  The shell is started by io.popen, which returns once it runs (os.execute would
--- wait for it to start the command, a frame's worth on a busy machine), and closed once the status is there (its
--- shell long gone: the close waits for nothing).  Outside a job's coroutine, run here.
+-- it exited 0, as shell.run_ok's.  It runs at the lowest priority (nice 19, where `nice` is on PATH), as the
+-- library's helper threads do: on a busy machine the frame's thread goes first.  The shell is started by io.popen,
+-- which returns once it runs (os.execute would wait for it to start the command, a frame's worth on a busy machine),
+-- and closed once the status is there (its shell long gone: the close waits for nothing).  Outside a job's
+-- coroutine, run here.
 function M.run_ok(command)
   if not running then return shell.popen_ok(command) end
   local base = string.format("%s/starvideos-%d-%s", os.getenv("TMPDIR") or "/tmp", core.uid(), core.random_id())
   local out, status, word = base .. ".out", base .. ".status", shell.word
-  local p = io.popen(string.format("{ { %s\n} >%s 2>&1 </dev/null; printf '%%d' $? >%s; mv -f %s %s; } >/dev/null "
-    .. "2>&1 &", command, word(out), word(base .. ".tmp"), word(base .. ".tmp"), word(status)), "r")
+  local run = word(string.format("{ %s\n} >%s 2>&1 </dev/null; printf '%%d' $? >%s; mv -f %s %s", command, word(out),
+    word(base .. ".tmp"), word(base .. ".tmp"), word(status)))
+  local p = io.popen(string.format("{ command -v nice >/dev/null 2>&1 && exec nice -n 19 sh -c %s; exec sh -c %s; } "
+    .. ">/dev/null 2>&1 &", run, run), "r")
   if not p then return "cannot run it", false end
   local f = io.open(status, "rb")
   while not f do
