@@ -1,14 +1,15 @@
 -- again, remix, continue and film as jobs (opts.job = true; lua/starvideos/verb_job.lua, docs/reference.md) against
 -- the emulator, the ledger a journal: each call returns a job at once, nothing sent yet; client:step(0) in a loop
 -- drives it to the same creates as the blocking form (one each, a film of 3 shots 3), a rerun pays nothing, the child
--- records its parent and relation; the parent's SHA-256 is taken on a helper thread and every command (ffmpeg,
--- ffprobe) runs in a child process, none in the stepping thread; bad input ends the job with the blocking form's
--- error, nothing sent.  (continue needs a bucket for its frame: s3rver, spec/support/s3_run.lua.)
+-- records its parent and relation; the parent's SHA-256 is taken and every command (ffmpeg, ffprobe) run on a
+-- helper thread, none in the stepping thread; bad input ends the job with the blocking form's error, nothing sent.
+-- (continue needs a bucket for its frame: s3rver, spec/support/s3_run.lua.)
 local helper = require "spec.helper"
 local socket = require "socket"
 local starvideos = require "starvideos"
 local shell = require "starvideos.shell"
 local sign = require "starvideos.sign"
+local core = require "starvideos.core"
 local S3run = require "spec.support.s3_run"
 local media = require "starvideos.emulator.media"
 
@@ -28,15 +29,17 @@ local function drive(client, job, seconds)
 end
 
 -- What the stepping thread ran itself while fn ran: its commands (shell.popen_ok) and its files hashed
--- (sign.sha256_file); and the files hashed on a helper thread (sign.sha256_start).
+-- (sign.sha256_file); and the files hashed and the commands run on a helper thread (sign.sha256_start,
+-- core.run_start).
 local function watched(fn)
-  local seen = { popen = {}, here = {}, thread = {} }
-  local popen, here, thread = shell.popen_ok, sign.sha256_file, sign.sha256_start
+  local seen = { popen = {}, here = {}, thread = {}, run = {} }
+  local popen, here, thread, run = shell.popen_ok, sign.sha256_file, sign.sha256_start, core.run_start
   shell.popen_ok = function(c) seen.popen[#seen.popen + 1] = c; return popen(c) end
   sign.sha256_file = function(p) seen.here[#seen.here + 1] = p; return here(p) end
   sign.sha256_start = function(p) seen.thread[#seen.thread + 1] = p; return thread(p) end
+  core.run_start = function(c) seen.run[#seen.run + 1] = c; return run(c) end
   local ok, err = pcall(fn)
-  shell.popen_ok, sign.sha256_file, sign.sha256_start = popen, here, thread
+  shell.popen_ok, sign.sha256_file, sign.sha256_start, core.run_start = popen, here, thread, run
   assert(ok, err)
   return seen
 end
@@ -66,7 +69,6 @@ describe("again, remix and film as jobs", function()
     assert.is_nil(job.err, job.err and job.err.message)
     assert.same({ "done", 1, "completed", dir .. "/again.mp4" }, { job.state, emu:creates(), job.status, job.path })
     assert.same({ parent.id, "again", job.id }, { job.task.parent, job.task.relation, job.result.id })
-    assert.equal(helper.read_file(dir .. "/again.mp4"):len(), helper.file_size(dir .. "/again.mp4"))
     local rerun = client:again(parent.id, { prompt = "a blue fox" }, { out = dir .. "/again.mp4", job = true })
     drive(client, rerun)
     assert.same({ 1, job.id }, { emu:creates(), rerun.id }, "a rerun follows its task")
@@ -117,6 +119,9 @@ describe("again, remix and film as jobs", function()
     assert.same({ "done", 3, dir .. "/film.mp4", 3 }, { job.state, emu:creates(), job.path, #job.shots })
     assert.same({ true, true, true }, made)
     assert.same({}, seen.popen, "no command run in the stepping thread")
+    local joined = false
+    for _, c in ipairs(seen.run) do joined = joined or c:find("-f concat", 1, true) ~= nil end
+    assert.is_true(joined, "the join on a helper thread")
     local seconds = tonumber((helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
       .. helper.shell_quote(dir .. "/film.mp4"))))
     assert.equal(13, seconds)
@@ -190,6 +195,9 @@ describe("continue as a job", function()
     end)
     assert.is_nil(job.err, job.err and job.err.message)
     assert.same({}, seen.popen, "ffmpeg not in the stepping thread")
+    local framed = false
+    for _, c in ipairs(seen.run) do framed = framed or c:find("-sseof -1", 1, true) ~= nil end
+    assert.is_true(framed, "ffmpeg's last frame on a helper thread")
     assert.same({ dir .. "/parent.mp4" }, seen.thread)
     assert.equal(before + 1, emu:creates())
     local tasks = emu:tasks()

@@ -76,12 +76,21 @@ end
 -- The status is the shell's own words after the output, not the pipe's close: inside nginx, the worker's SIGCHLD
 -- handler (waitpid of any child) may reap the shell first, and the close then says it failed.
 function M.popen_ok(command)
-  local p = io.popen("{ " .. command .. "\n} 2>&1; printf '\\n%d' $?")
+  local p = io.popen(M.saying(command))
   if not p then return "cannot run it", false end
   local out = p:read("*a") or ""
   p:close()
-  local said, status = out:match("^(.*)\n(%d+)$")
-  return said or out, status == "0"
+  return M.said(out)
+end
+
+-- The command that runs command, its stderr with its stdout, and says its status after them (popen_ok's; a job's
+-- helper thread's too, verb_job.lua).
+function M.saying(command) return "{ " .. command .. "\n} 2>&1; printf '\\n%d' $?" end
+
+-- What such a command wrote (out: all of it): its own words, and whether it exited 0.
+function M.said(out)
+  local words, status = out:match("^(.*)\n(%d+)$")
+  return words or out, status == "0"
 end
 
 -- The shell command run to its end, here: what it wrote (stdout and stderr together).

@@ -3,8 +3,9 @@
 -- that client:step drives it, and close cancels it).  While it runs, its pauses yield (the client's sleep: the loop's
 -- drive of a scheduler's, docs/game-engines.md) and its long work is done off the frame, the coroutine yielding until
 -- it ends: a file's SHA-256 (a parent checked whole) on a helper thread (sign.sha256_start), a command (continue's
--- ffmpeg, the film's ffprobe and join) in a child process whose end is looked for each turn.  The same call, the same
--- creates, keys and records as the blocking form: nothing of the money rules is the job's own.
+-- ffmpeg, the film's ffprobe and join) started and read by a helper thread (core.run_start), looked at each turn.
+-- The same call, the same creates, keys and records as the blocking form: nothing of the money rules is the job's
+-- own.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -59,36 +60,20 @@ end
 -- Where a job's coroutine has a file hashed (lineage.lua's hasher): sha256_file while one runs, else nil.
 function M.hasher() return running and sha256_file or nil end
 
--- The shell command run to its end in a child process, the job's coroutine yielding until it ended (its output and
--- status in two files of $TMPDIR, the status written last): what it wrote (stdout and stderr together), and whether
--- it exited 0, as shell.run_ok's.  It runs at the lowest priority (nice 19, where `nice` is on PATH), as the
--- library's helper threads do: on a busy machine the frame's thread goes first.  The shell is started by io.popen,
--- which returns once it runs (os.execute would wait for it to start the command, a frame's worth on a busy machine),
--- and closed once the status is there (its shell long gone: the close waits for nothing).  Outside a job's
+-- The shell command run to its end on a helper thread of the core's (core.run_start: it starts the command, at the
+-- lowest priority, which the command inherits, and reads its output), the job's coroutine yielding until it ended:
+-- what it wrote (stdout and stderr together), and whether it exited 0, as shell.run_ok's.  Outside a job's
 -- coroutine, run here.
 function M.run_ok(command)
   if not running then return shell.popen_ok(command) end
-  local base = string.format("%s/starvideos-%d-%s", os.getenv("TMPDIR") or "/tmp", core.uid(), core.random_id())
-  local out, status, word = base .. ".out", base .. ".status", shell.word
-  local run = word(string.format("{ %s\n} >%s 2>&1 </dev/null; printf '%%d' $? >%s; mv -f %s %s", command, word(out),
-    word(base .. ".tmp"), word(base .. ".tmp"), word(status)))
-  local p = io.popen(string.format("{ command -v nice >/dev/null 2>&1 && exec nice -n 19 sh -c %s; exec sh -c %s; } "
-    .. ">/dev/null 2>&1 &", run, run), "r")
-  if not p then return "cannot run it", false end
-  local f = io.open(status, "rb")
-  while not f do
+  local h, err = core.run_start(shell.saying(command))
+  if not h then return tostring(err), false end
+  while true do
+    local out, why = h:poll()
+    if out then return shell.said(out) end
+    if why then return why, false end
     coroutine.yield(POLL)
-    f = io.open(status, "rb")
   end
-  p:close()
-  local code = f:read("*a")
-  f:close()
-  f = io.open(out, "rb")
-  local said = f and f:read("*a") or ""
-  if f then f:close() end
-  os.remove(out)
-  os.remove(status)
-  return said, code == "0"
 end
 
 -- What a film's job is doing (film.lua): phase ("preparing": a shot's parent checked, its frame taken; "joining"),
