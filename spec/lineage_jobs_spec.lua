@@ -160,6 +160,27 @@ describe("again, remix and film as jobs", function()
     assert.equal(0, emu:creates())
   end)
 
+  it("a parent whose file changed by one byte, or is gone: the job is refused as the blocking call is, its hash "
+    .. "taken on a helper thread, nothing sent", function()
+    emu:clear()
+    local path = dir .. "/parent.mp4"
+    local before = helper.read_file(path)
+    helper.write_file(path, before:sub(1, -2) .. "x")
+    local job = client:remix(parent.id, { prompt = "r" }, { out = dir .. "/changed.mp4", job = true })
+    local ok = pcall(drive, client, job)
+    os.rename(path, path .. ".away")
+    local gone = client:continue(parent.id, { prompt = "on", last_image = "https://example.com/e.png" },
+      { out = dir .. "/gone.mp4", job = true })
+    local ok2 = pcall(drive, client, gone)
+    os.rename(path .. ".away", path)
+    helper.write_file(path, before)
+    assert.is_true(ok and ok2)
+    assert.same({ "invalid_request", "task" }, { job.err.kind, job.err.field })
+    assert.matches("remix: task .*'s video is not whole: .* has SHA%-256 %x+; %x+ was saved", job.err.message)
+    assert.matches("continue: task .*'s video is not whole: .* is missing", gone.err.message)
+    assert.equal(0, emu:creates())
+  end)
+
   it("job = false is the blocking form: a film of one shot made and returned", function()
     if not FFMPEG then pending("ffmpeg and ffprobe") return end
     emu:clear()

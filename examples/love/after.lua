@@ -1,9 +1,10 @@
 -- What the game makes after its video (main.lua's --remix and --film N, which need --journal): a remix of it, then a
 -- film of N shots, each as a job (`opts.job = true`) moved by the same client:step(0) a frame, so that the frames
--- keep coming while the parent's SHA-256 is taken (on a thread of the library's) and the shots are joined (ffmpeg in
--- a child process); with --blocking, the same calls made the blocking way inside one frame, for comparison.  It
--- times the frames of each: the longest gap between two frames' starts while the job was preparing (the parent
--- hashed, a shot's parent checked) or joining, and over the whole job.
+-- keep coming while the parent's SHA-256 is taken and the shots are joined (ffmpeg), each on a thread of the
+-- library's; with --blocking, the same calls made the blocking way inside one frame, for comparison.  It times the
+-- frames of each: the longest gap between two frames' starts (and the longest step(0)) while the job was preparing
+-- (the parent hashed, a shot's parent checked), joining, polling (nothing of it off the frame: the machine's own
+-- floor), and over the whole job.
 local A = {}
 A.__index = A
 
@@ -46,7 +47,7 @@ function A:update(t, step, work)
     local phase = self.phase_seen
     r.frames = r.frames + 1
     most(r, "", gap, step, work)
-    if phase == "preparing" or phase == "joining" then
+    if phase then
       r[phase .. "_frames"] = (r[phase .. "_frames"] or 0) + 1
       most(r, phase .. "_", gap, step, work)
     end
@@ -91,6 +92,7 @@ function A:report(lines)
       { "preparing_step_max_ms", ms(r.preparing_step_max) }, { "preparing_work_max_ms", ms(r.preparing_work_max) },
       { "joining_frames", r.joining_frames or 0 }, { "joining_gap_max_ms", ms(r.joining_gap_max) },
       { "joining_step_max_ms", ms(r.joining_step_max) }, { "joining_work_max_ms", ms(r.joining_work_max) },
+      { "polling_frames", r.polling_frames or 0 }, { "polling_gap_max_ms", ms(r.polling_gap_max) },
     } do
       lines[#lines + 1] = { name .. "_" .. kv[1], kv[2] }
     end
