@@ -99,8 +99,8 @@ function M.popen(command) return (M.popen_ok(command)) end
 -- nginx's phases whose handler may wait on the thread pool.
 local YIELDS = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
--- Where a job's coroutine runs a command (verb_job.lua sets it while one runs: a child process it does not wait
--- for), or nil.
+-- Where a job's coroutine runs a command (verb_job.lua sets it while one runs: a helper thread runs it, the job
+-- yielding meanwhile), or nil.
 M.offload = nil
 
 -- The shell command run to its end: what it wrote (stdout and stderr together), and whether it exited 0.  In

@@ -18,7 +18,7 @@ local unpack, now = rawget(table, "unpack") or rawget(_G, "unpack"), core.now
 
 local M = {}
 
-local POLL = 0.005 -- seconds between two looks at work off the frame (a hash's thread, a child process)
+local POLL = 0.005 -- seconds between two looks at work off the frame (a hash's thread, a command's)
 local LONGEST = 0.25 -- the longest a job's coroutine waits to be resumed (a pause's own length, else)
 
 local running -- the job whose coroutine runs now, or nil
@@ -126,7 +126,8 @@ local function finish(self, result, err)
 end
 
 -- The loop's timer: the coroutine resumed; a pause's length later (at most LONGEST) it is resumed again.  A Lua error
--- in the call (a bug: a bad argument raised before the job was made) ends the job and is raised from the step.
+-- raised in the call (a bug: a bad argument is raised before the job is made) ends the job and is raised from the
+-- step.
 function V:advance()
   if self.done then return end
   local ok, a, b = resume(self)

@@ -7,7 +7,8 @@
 local S = {}
 
 local TASK_ERR = { { "starvideos.Task?", "task" }, { "starvideos.Error?", "err" } }
-local TASK_JOB = { { "starvideos.Task|starvideos.Job|nil", "task" }, { "starvideos.Error?", "err" } } -- (opts.job: the job)
+-- (opts.job: the job)
+local TASK_JOB = { { "starvideos.Task|starvideos.Job|nil", "task" }, { "starvideos.Error?", "err" } }
 local RESULTS = { { "starvideos.Result[]", "results" } }
 -- (with dry_run: a plan)
 local LISTED = { { "(starvideos.Result[]|starvideos.Plan)?", "results" }, { "starvideos.Error?", "err" } }
@@ -72,7 +73,8 @@ S.METHODS = {
     returns = TASK_JOB },
   film = { "A film from a storyboard: each shot a keyed generate (or continue), then joined at opts.out by ffmpeg.",
     params = { { "shots", "starvideos.Params[]" }, { "opts", "@film" } },
-    returns = { { "starvideos.Film|starvideos.FilmPlan|starvideos.Job|nil", "film" }, { "starvideos.Error?", "err" } } },
+    returns = { { "starvideos.Film|starvideos.FilmPlan|starvideos.Job|nil", "film" },
+      { "starvideos.Error?", "err" } } },
   generate_all = { "generate for every params table of list, at once.",
     params = { { "list", "starvideos.Params[]" }, { "opts?", "@generate_all" } }, returns = RESULTS },
   plan = { "What generate_all(list, opts) would do now, sending nothing.",
