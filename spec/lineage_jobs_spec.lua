@@ -181,6 +181,24 @@ describe("again, remix and film as jobs", function()
     assert.equal(0, emu:creates())
   end)
 
+  it("a film as a job past a spend limit: refused before its first create, as the blocking call is, nothing sent",
+    function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    local capped = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/capped.jsonl",
+      interval = 0.1, min_interval = 0.1, prices = { videos = 0.4 },
+      spend_limit = { amount = 1, scope = "model", model = "videos" } }
+    local shots = {}
+    for i = 1, 3 do shots[i] = { model = "videos", prompt = "c" .. i, duration = 4 } end
+    local film = capped:film(shots, { out = dir .. "/capped.mp4", job = true })
+    drive(capped, film)
+    assert.same({ "spend_limited", 3, "spend_limit" }, { film.err.kind, film.err.shot, film.err.field })
+    assert.matches("film: shot 3: the film's 3 creates (cost 1.2) are more than the spend limits let through",
+      film.err.message, 1, true)
+    assert.equal(0, emu:creates(), "no shot paid")
+    capped:close()
+  end)
+
   it("job = false is the blocking form: a film of one shot made and returned", function()
     if not FFMPEG then pending("ffmpeg and ffprobe") return end
     emu:clear()
