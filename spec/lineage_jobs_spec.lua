@@ -98,8 +98,8 @@ describe("again, remix and film as jobs", function()
     assert.same({ "remix" }, { assert(client:tasks { parent = parent.id })[2].relation })
   end)
 
-  it("film of 3 shots as a job: 3 creates, one film joined, every ffprobe and ffmpeg in a child process; the same "
-    .. "job again pays for no shot", function()
+  it("film of 3 shots as a job: 3 creates, one film joined, every ffprobe and ffmpeg run by a helper thread; the "
+    .. "same job again pays for no shot", function()
     if not FFMPEG then pending("ffmpeg and ffprobe") return end
     emu:clear()
     local shots = { { model = "videos", prompt = "one", duration = 4 }, { model = "videos", prompt = "two",
@@ -222,7 +222,7 @@ describe("continue as a job", function()
   S3run.lineage(why, { queued = 0, processing = 0.2, key = KEY }, function(d) return d .. "/parent.mp4" end,
     function(e) emu, dir, client, parent = e.emu, e.dir, e.client, e.parent end)
 
-  it("continue as a job: ffmpeg's last frame in a child process; one create whose first_image is that frame; a "
+  it("continue as a job: ffmpeg's last frame run by a helper thread; one create whose first_image is that frame; a "
     .. "rerun pays nothing", function()
     if why then pending(why) return end
     helper.write_file(dir .. "/end.png", media.png { width = 320, height = 240 })
