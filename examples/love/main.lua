@@ -146,7 +146,11 @@ local function parse_args(args)
   end
   if #positional > 2 then return nil, "too many arguments: expected [OUT.mp4] [PROMPT]" end
   o.out = positional[1] or o.out
-  o.film = o.film and tonumber(o.film)
+  if o.film then
+    local n = tonumber(o.film)
+    if not n or n < 1 or n % 1 ~= 0 then return nil, "--film: expected a number of shots >= 1, got " .. o.film end
+    o.film = n
+  end
   if (o.remix or o.film) and not o.journal then return nil, "--remix and --film need --journal PATH" end
   o.prompt = positional[2] or o.prompt
   local function env(name)
