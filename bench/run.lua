@@ -243,10 +243,14 @@ end
 local ORDER = { "query_http", "query_https", "poll_many", "download", "step", "notice_lag", "soak", "require_time",
   "wait_all", "fleet", "journal_read" }
 
+-- Scripts run only when BENCH_ONLY names them: a LÖVE game on Xvfb (bench/lineage_jobs.lua; a minute a run).
+local ALONE = { lineage_jobs = true }
+
 local function scripts()
   local list, only = {}, os.getenv("BENCH_ONLY")
   for name in sh("ls bench/*.lua"):gmatch("bench/([%w_%-%.]+)%.lua") do
     if name ~= "common" and name ~= "run" and (not only or (("," .. only .. ","):find("," .. name .. ",", 1, true)))
+      and (only or not ALONE[name])
     then list[#list + 1] = name end
   end
   -- the rows of issue 8 first, in its order; any other script after them, by name

@@ -80,6 +80,7 @@ build = {
     ["starvideos.bucket"] = "lua/starvideos/bucket.lua",
     ["starvideos.key"] = "lua/starvideos/key.lua",
     ["starvideos.lineage"] = "lua/starvideos/lineage.lua",
+    ["starvideos.verb_job"] = "lua/starvideos/verb_job.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.parser"] = "lua/starvideos/cli/parser.lua",

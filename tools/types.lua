@@ -177,7 +177,8 @@ local function aliases(w)
   w.alias("starvideos.ErrorKind", error_kinds())
   w.alias("starvideos.RecordState", sorted(config.STATES))
   w.alias("starvideos.TaskStatus", { "queued", "processing", "completed", "failed" })
-  w.alias("starvideos.JobState", { "creating", "polling", "downloading", "confirming", "done", "cancelled", "taken" })
+  w.alias("starvideos.JobState", { "creating", "polling", "downloading", "confirming", "done", "cancelled", "taken",
+    "preparing", "joining" })
 end
 
 M.default_of, M.writer, M.sorted, M.camel, M.opts_class = default_of, writer, sorted, camel, opts_class

@@ -52,6 +52,8 @@
 ---| "done"
 ---| "cancelled"
 ---| "taken"
+---| "preparing"
+---| "joining"
 
 ---The options of starvideos.new (config.lua's CLIENT)
 ---@class starvideos.Options
@@ -110,13 +112,14 @@
 ---@class starvideos.FilmOpts
 ---@field dry_run? boolean true: return its plan (each shot's file and action, creates, cost), sending nothing
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
+---@field job? boolean true: a job at once, moved by client:step (the call's value its job.result)
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field out? string the film's file (each shot's: <out>.shotNN.mp4)
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field tenant? string the tenant the create is for
 ---@field timeout? number seconds for each shot (default 1800)
 
----The options of client:again, client:continue, client:generate and client:remix (config.lua's CALLS.generate)
+---The options of client:generate (config.lua's CALLS.generate)
 ---@class starvideos.GenerateOpts
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
@@ -164,6 +167,19 @@
 ---@field once? boolean true: carry what is orphaned at the first look, then return
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field timeout? number seconds keep runs (default: until the client is closed)
+
+---The options of client:again, client:continue and client:remix (config.lua's CALLS.lineage)
+---@class starvideos.LineageOpts
+---@field fresh? boolean true: create even when the ledger knows a task of the key
+---@field interval? number seconds between polls, fixed (default: the learned schedule)
+---@field job? boolean true: a job at once, moved by client:step (the call's value its job.result)
+---@field key? string with a ledger, the task's key: a rerun of it never pays twice
+---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
+---@field out? string the file for the video
+---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
+---@field tenant? string the tenant the create is for
+---@field timeout? number seconds for the whole call (default 1800)
+---@field traceparent? string a W3C traceparent: the parent of the task's span
 
 ---The options of client:pending (config.lua's CALLS.pending)
 ---@class starvideos.PendingOpts
@@ -334,7 +350,7 @@
 ---@field p50 number half of the tasks of its kind ended within it
 ---@field p90 number nine in ten ended within it
 
----a non-blocking job (client:start, client:watch): plain data, read at any time
+---a non-blocking job (client:start, client:watch; again, remix, continue and film with opts.job): plain data, read at any time
 ---@class starvideos.Job
 ---@field state starvideos.JobState where the job is
 ---@field status? starvideos.TaskStatus the task's status, nil before the first answer
@@ -347,6 +363,9 @@
 ---@field sha256? string its SHA-256
 ---@field done boolean true once the job ended
 ---@field err? starvideos.Error the error it ended with
+---@field result? starvideos.Task|starvideos.Film|starvideos.FilmPlan again, remix, continue, film: what the blocking call returns, once the job ended well
+---@field shot? integer a film's: the shot being made
+---@field shots? starvideos.Task[] a film's: its shots' tasks, once made
 local Job = {}
 
 ---Stops the job; a create already sent is not taken back (err.created).
@@ -711,8 +730,8 @@ local Client = {}
 ---generate again from a task of the ledger: its recorded params changed by overrides (opts.out required).
 ---@param task string|starvideos.Task
 ---@param overrides? starvideos.Params
----@param opts starvideos.GenerateOpts
----@return starvideos.Task? task
+---@param opts starvideos.LineageOpts
+---@return starvideos.Task|starvideos.Job|nil task
 ---@return starvideos.Error? err
 function Client:again(task, overrides, opts) end
 
@@ -728,8 +747,8 @@ function Client:close() end
 ---generate from a task's last frame as first_image; params.last_image required (opts.out too).
 ---@param task string|starvideos.Task
 ---@param params starvideos.Params
----@param opts starvideos.GenerateOpts
----@return starvideos.Task? task
+---@param opts starvideos.LineageOpts
+---@return starvideos.Task|starvideos.Job|nil task
 ---@return starvideos.Error? err
 function Client:continue(task, params, opts) end
 
@@ -752,7 +771,7 @@ function Client:download(target, path, opts) end
 ---A film from a storyboard: each shot a keyed generate (or continue), then joined at opts.out by ffmpeg.
 ---@param shots starvideos.Params[]
 ---@param opts starvideos.FilmOpts
----@return starvideos.Film|starvideos.FilmPlan|nil film
+---@return starvideos.Film|starvideos.FilmPlan|starvideos.Job|nil film
 ---@return starvideos.Error? err
 function Client:film(shots, opts) end
 
@@ -804,8 +823,8 @@ function Client:rate_limit() end
 ---generate with a task's saved video as the reference video (opts.out required).
 ---@param task string|starvideos.Task
 ---@param params starvideos.Params
----@param opts starvideos.GenerateOpts
----@return starvideos.Task? task
+---@param opts starvideos.LineageOpts
+---@return starvideos.Task|starvideos.Job|nil task
 ---@return starvideos.Error? err
 function Client:remix(task, params, opts) end
 

@@ -62,13 +62,96 @@ static int sha256(lua_State *L, int file) {
 static int l_sha256(lua_State *L) { return sha256(L, 0); }
 static int l_sha256_file(lua_State *L) { return sha256(L, 1); }
 
+/* A file's SHA-256 taken on a helper thread (a job's parent checked while a frame loop goes on). */
+#define HASHING_MT "starvideos.hashing"
+
+typedef struct lhashing {
+  pthread_mutex_t lock;
+  pthread_t thread;
+  int threaded, joined, done, rc; /* done, rc: under lock, set once by the thread */
+  char hex[SV_SHA256_HEX + 1];
+  char why[512];
+  char path[1]; /* (its whole name: the object is made as long as it needs) */
+} lhashing;
+
+static void *hashing_thread(void *arg) {
+  lhashing *h = arg;
+  char hex[SV_SHA256_HEX + 1];
+  sv_buf why = { 0 };
+  int rc;
+  if (h->threaded) sv_helper_background();
+  rc = sv_sha256(NULL, 0, h->path, hex, &why);
+  pthread_mutex_lock(&h->lock);
+  if (rc == 0) memcpy(h->hex, hex, sizeof hex);
+  else snprintf(h->why, sizeof h->why, "%s", sv_buf_cstr(&why));
+  h->rc = rc;
+  h->done = 1;
+  pthread_mutex_unlock(&h->lock);
+  sv_buf_free(&why);
+  return NULL;
+}
+
+/* sha256_start(path) -> handle | nil, why: the file's SHA-256 taken on a helper thread (at the lowest priority),
+   so that the caller goes on; handle:poll() -> nil while it works, then hex | nil, why (as sha256_file's) */
+static int l_sha256_start(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  lhashing *h = lsv_new_object(L, sizeof *h + len, 0, HASHING_MT);
+  memcpy(h->path, path, len + 1);
+  if (pthread_mutex_init(&h->lock, NULL) != 0) {
+    h->joined = -1; /* (no lock to destroy) */
+    lua_pushnil(L);
+    lua_pushstring(L, "out of memory");
+    return 2;
+  }
+  h->threaded = 1; /* set before the thread starts: it reads it */
+  if (sv_helper_start(&h->thread, hashing_thread, h) != 0) {
+    h->threaded = 0;
+    hashing_thread(h); /* no thread to be had: done here */
+  }
+  return 1;
+}
+
+static int h_poll(lua_State *L) {
+  lhashing *h = luaL_checkudata(L, 1, HASHING_MT);
+  int done;
+  if (h->joined < 0) return luaL_error(L, "the hashing handle was closed");
+  if (pthread_mutex_trylock(&h->lock) != 0) return 0; /* the thread is finishing: look again later */
+  done = h->done;
+  pthread_mutex_unlock(&h->lock);
+  if (!done) return 0;
+  if (h->threaded && !h->joined) { pthread_join(h->thread, NULL); h->joined = 1; }
+  if (h->rc == 0) {
+    lua_pushstring(L, h->hex);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, h->why);
+  return 2;
+}
+
+/* collected or closed: waits for the thread when it still runs */
+static int h_gc(lua_State *L) {
+  lhashing *h = luaL_checkudata(L, 1, HASHING_MT);
+  if (h->joined < 0) return 0;
+  if (h->threaded && !h->joined) pthread_join(h->thread, NULL);
+  pthread_mutex_destroy(&h->lock);
+  h->joined = -1;
+  return 0;
+}
+
 static const luaL_Reg funcs[] = { { "sign", l_webhook_sign },     { "match", l_webhook_match },
                                   { "sha256", l_sha256 },         { "sha256_file", l_sha256_file },
+                                  { "sha256_start", l_sha256_start },
                                   { NULL, NULL } };
 
 LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */
   lua_pop(L, 1);
+  {
+    static const luaL_Reg methods[] = { { "poll", h_poll }, { "close", h_gc }, { NULL, NULL } };
+    lsv_new_class(L, HASHING_MT, methods, h_gc);
+  }
   luaL_newlib(L, funcs);
   lsv_set_cstr(L, "_VERSION", "starvideos.sign 0.4.0");
   /* SHA256: the hasher core.commit_start takes, run on its commit thread: this

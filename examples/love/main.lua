@@ -8,7 +8,8 @@
 --
 --   make luajit
 --   STARVIDEOS_BASE_URL=http://127.0.0.1:PORT STARVIDEOS_API_KEY=KEY \
---     love examples/love [--interval S] [--journal PATH] [--tasks N] [OUT.mp4] [PROMPT]
+--     love examples/love [--interval S] [--journal PATH] [--tasks N] [--remix] [--film N] [--blocking]
+--       [OUT.mp4] [PROMPT]
 --
 -- The arguments:
 --   OUT.mp4            where the video goes (default starvideos-love.mp4, in
@@ -20,6 +21,14 @@
 --   --journal PATH     the client's journal (docs/batch.md)
 --   --tasks N          N jobs at once (default 1): the others to OUT-2.mp4 ...
 --                      OUT-N.mp4; the game shows the first, ends when all are done
+--   --remix            once the video is saved, a remix of it as a job
+--                      (client:remix(id, params, {job = true}): its parent's
+--                      SHA-256 taken off the frame) to OUT-remix.mp4 (after.lua)
+--   --film N           then a film of N shots as a job, joined off the frame, to
+--                      OUT-film.mp4 (--remix and --film need --journal: a
+--                      parent is taken from the ledger)
+--   --blocking         the remix and the film called the blocking way instead,
+--                      each inside one frame (for comparison: the frames stop)
 --
 -- The environment:
 --   STARVIDEOS_API_KEY, STARVIDEOS_BASE_URL  read by starvideos.new, as everywhere
@@ -37,11 +46,13 @@
 -- Escape quits.
 
 local messages = require "messages"
+local After = require "after"
 
 local FRAME = 1 / 60 -- the frame cap (vsync does it on a real display; Xvfb has none)
 local STEP_LIMIT = 0.004
 
 local starvideos, client, job, opts
+local after -- what is made after the video (--remix, --film: after.lua), once it is saved
 local others = {} -- the jobs after the first (--tasks)
 local job_ended
 local base_url
@@ -120,9 +131,12 @@ local function parse_args(args)
         return nil, "--interval: expected seconds > 0, got " .. tostring(v)
       end
       i = i + 2
-    elseif a == "--journal" or a == "--tasks" then
+    elseif a == "--journal" or a == "--tasks" or a == "--film" then
       o[a:sub(3)] = args[i + 1]
       i = i + 2
+    elseif a == "--remix" or a == "--blocking" then
+      o[a:sub(3)] = true
+      i = i + 1
     elseif a:sub(1, 2) == "--" then
       return nil, "unknown option " .. a
     else
@@ -132,6 +146,12 @@ local function parse_args(args)
   end
   if #positional > 2 then return nil, "too many arguments: expected [OUT.mp4] [PROMPT]" end
   o.out = positional[1] or o.out
+  if o.film then
+    local n = tonumber(o.film)
+    if not n or n < 1 or n % 1 ~= 0 then return nil, "--film: expected a number of shots >= 1, got " .. o.film end
+    o.film = n
+  end
+  if (o.remix or o.film) and not o.journal then return nil, "--remix and --film need --journal PATH" end
   o.prompt = positional[2] or o.prompt
   local function env(name)
     local v = os.getenv(name)
@@ -207,6 +227,7 @@ local function write_report(result)
     io.stderr:write("cannot write the report: ", tostring(err), "\n")
     return
   end
+  if after then after:report(lines) end
   for _, kv in ipairs(lines) do f:write(kv[1], " ", one_line(kv[2]), "\n") end
   f:close()
 end
@@ -278,7 +299,7 @@ local function all_done()
     if not other.done then return false end
     if other.err and not failure then fail(other.err.kind, other.err) end
   end
-  return job.done
+  return job.done and (not after or after:done())
 end
 
 function love.update()
@@ -296,14 +317,14 @@ function love.update()
       frames_downloading = frames_downloading + 1
       download_started = download_started or t
     end
-    local c0, s0, q0
+    local c0, s0, q0, work
     if thread_usage then c0, s0, q0 = thread_usage() end
     local t0 = love.timer.getTime()
     client:step(0)
     steps[#steps + 1] = love.timer.getTime() - t0
     if c0 then
       local c1, s1, q1 = thread_usage()
-      local work = s1 ~= s0 and math.max(steps[#steps] - (q1 - q0), c1 - c0) or c1 - c0
+      work = s1 ~= s0 and math.max(steps[#steps] - (q1 - q0), c1 - c0) or c1 - c0
       works.max = math.max(works.max or 0, work)
     end
     if job.state == "downloading" and not shot_downloading and job.total and (job.bytes or 0) > job.total / 3 then
@@ -313,7 +334,9 @@ function love.update()
     if job.done and not job_ended then
       job_ended, download_ended = true, download_started and love.timer.getTime()
       if job.err then fail(job.err.kind, job.err) else saved = job.path end
+      if saved and (opts.remix or opts.film) then after = After.new(client, job, opts) end
     end
+    if after and not after:done() then after:update(t, steps[#steps], work) end
   end
   if opts and opts.report and (not job or all_done()) then
     -- done: this frame draws the end (and takes its screenshot), the next quits
@@ -387,6 +410,8 @@ function love.draw()
     end
   end
   if saved then line("Saved to " .. saved, 0.5, 0.95, 0.6) end
+  local doing = after and after:status()
+  if doing then line(doing, 0.8, 0.8, 0.95) end
   if failure then
     -- the message on a red panel as tall as its wrapped lines
     y = y + 8

@@ -215,23 +215,32 @@ function Client:generate(params, opts)
   return run(self, nil, nil, begin(self, "generate", opts), { params = params })
 end
 
--- A create from a task of the ledger (lineage.lua's how: again, remix, continue), run as generate runs.
-local function built(self, how, task, more, opts)
-  opts = begin(self, how, opts, S.generate)
+-- A create from a task of the ledger (lineage.lua's how: again, remix, continue), run as generate runs; with
+-- opts.job, as a job (verb_job.lua).
+local function made_from(self, how, task, more, opts)
   local spec, err = require("starvideos.lineage")[how](self, task, more, opts)
   if not spec then return nil, err end
   local made, jerr = run(self, nil, nil, opts, spec)
-  if spec.scratch and not opts.job then os.remove(spec.scratch) end -- (a parent's object read back: sent now)
+  if spec.scratch then os.remove(spec.scratch) end -- (a parent's object read back: sent now)
   if made then made.parent, made.relation = spec.parent, spec.relation end
   return made, jerr
+end
+local function built(self, how, task, more, opts)
+  opts = begin(self, how, opts, S.lineage)
+  local J = opts.job and require "starvideos.verb_job"
+  if J then return J.start(self, made_from, self, how, task, more, J.plain(opts)) end
+  return made_from(self, how, task, more, opts)
 end
 function Client:again(task, overrides, opts) return built(self, "again", task, overrides, opts) end
 function Client:remix(task, params, opts) return built(self, "remix", task, params, opts) end
 function Client:continue(task, params, opts) return built(self, "continue", task, params, opts) end
 
--- A film from a storyboard (film.lua): its shots made, each a keyed generate or continue, then joined at opts.out.
+-- A film from a storyboard (film.lua): its shots made, each a keyed generate or continue, then joined at opts.out;
+-- with opts.job, as a job (verb_job.lua).
 function Client:film(shots, opts)
   opts = begin(self, "film", opts)
+  local J = opts.job and require "starvideos.verb_job"
+  if J then return J.start(self, self.film, self, shots, J.plain(opts)) end
   return require("starvideos.film").film(self, shots, opts, function(params, o) return self:generate(params, o) end,
     function(parent, params, o) return self:continue(parent, params, o) end,
     function(parent, params, o) return self:remix(parent, params, o) end)

@@ -284,8 +284,10 @@ M.CALLS = {
   tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant, parent = C.key },
   spend = { tenant = C.tenant },
   film = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant, dry_run = C.bool },
+    tenant = C.tenant, dry_run = C.bool, job = C.bool },
 }
+M.CALLS.lineage = { job = C.bool } -- again, remix and continue: generate's, and job
+for k, v in pairs(M.CALLS.generate) do M.CALLS.lineage[k] = v end
 
 -- The options of starvideos.new.
 M.CLIENT = {

@@ -317,10 +317,11 @@ function M.film(client, shots, opts, run, cont, remix)
   local list, planned = checked(client, shots, opts)
   if not list then return nil, planned end
   if opts.dry_run then return planned end
-  local tasks, paths = {}, {}
+  local tasks, paths, doing = {}, {}, require("starvideos.verb_job").doing -- (a job's fields: opts.job)
   for i, s in ipairs(list) do
+    doing("preparing", i)
     local o = {}
-    for k, v in pairs(opts) do if k ~= "dry_run" then o[k] = v end end
+    for k, v in pairs(opts) do if k ~= "dry_run" and k ~= "job" then o[k] = v end end
     o.out = M.shot_path(opts.out, i)
     local t, terr
     if s.continue then t, terr = cont(tasks[i - 1], s.params, o)
@@ -332,6 +333,7 @@ function M.film(client, shots, opts, run, cont, remix)
     end
     tasks[i], paths[i] = t, o.out
   end
+  doing("joining")
   local ok, same
   if Sink.object(opts.out) then ok, same = into_object(client, tasks, opts.out, opts)
   else ok, same = M.join(paths, opts.out) end

@@ -53,6 +53,7 @@ function Job.new(ctx, goal, id, spec)
     job:go("downloading")
   end
   if task then job:origin(task, t) end
+  if Job.made then Job.made(job) end -- (a job of again, remix, continue or film adopts its create's: verb_job.lua)
   return job
 end
 

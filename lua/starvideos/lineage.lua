@@ -58,10 +58,11 @@ local function parent_of(client, how, task)
 end
 
 -- Where a file's SHA-256 is taken: where the client's transport does its disk work (tr:offload: nginx's thread pool,
--- so that a long video holds no worker), else nil (here).
+-- so that a long video holds no worker), in a job (opts.job: a helper thread, verb_job.lua), else nil (here).
 local function hasher(client)
   local tr = client.loop.transport
-  return tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end or nil
+  return tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
+    or require("starvideos.verb_job").hasher()
 end
 
 -- A local file remix or continue opens (the parent's video, the new out): nil when it is a regular file, links

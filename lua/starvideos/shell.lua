@@ -65,21 +65,32 @@ function M.ok(command)
   return r == true or r == 0
 end
 
--- Whether the program is on PATH.
+-- Whether the program is on PATH (in a job, asked as M.run_ok asks: M.offload's).
 function M.has(program)
-  return M.ok("command -v " .. program .. " >/dev/null 2>&1")
+  local command = "command -v " .. program .. " >/dev/null 2>&1"
+  if M.offload then return (select(2, M.offload(command))) end
+  return M.ok(command)
 end
 
 -- The shell command run to its end, here: what it wrote (stdout and stderr together), and whether it exited 0.
 -- The status is the shell's own words after the output, not the pipe's close: inside nginx, the worker's SIGCHLD
 -- handler (waitpid of any child) may reap the shell first, and the close then says it failed.
 function M.popen_ok(command)
-  local p = io.popen("{ " .. command .. "\n} 2>&1; printf '\\n%d' $?")
+  local p = io.popen(M.saying(command))
   if not p then return "cannot run it", false end
   local out = p:read("*a") or ""
   p:close()
-  local said, status = out:match("^(.*)\n(%d+)$")
-  return said or out, status == "0"
+  return M.said(out)
+end
+
+-- The command that runs command, its stderr with its stdout, and says its status after them (popen_ok's; a job's
+-- helper thread's too, verb_job.lua).
+function M.saying(command) return "{ " .. command .. "\n} 2>&1; printf '\\n%d' $?" end
+
+-- What such a command wrote (out: all of it): its own words, and whether it exited 0.
+function M.said(out)
+  local words, status = out:match("^(.*)\n(%d+)$")
+  return words or out, status == "0"
 end
 
 -- The shell command run to its end, here: what it wrote (stdout and stderr together).
@@ -88,10 +99,14 @@ function M.popen(command) return (M.popen_ok(command)) end
 -- nginx's phases whose handler may wait on the thread pool.
 local YIELDS = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
 
+-- Where a job's coroutine runs a command (verb_job.lua sets it while one runs: a helper thread runs it, the job
+-- yielding meanwhile), or nil.
+M.offload = nil
+
 -- The shell command run to its end: what it wrote (stdout and stderr together), and whether it exited 0.  In
 -- nginx's request handlers and timers in its thread pool `starvideos` (`thread_pool starvideos threads=4;`, as
--- downloads' commits use), so that the worker goes on serving while it runs; without that pool, and elsewhere,
--- here (io.popen waits for it).
+-- downloads' commits use), so that the worker goes on serving while it runs; in a job of again, remix, continue or
+-- film, M.offload's; without that pool, and elsewhere, here (io.popen waits for it).
 function M.run_ok(command)
   local ngx = rawget(_G, "ngx")
   local phase = type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase()
@@ -101,6 +116,7 @@ function M.run_ok(command)
     ngx.log(ngx.WARN, "starvideos: a command runs in the worker (", tostring(said), "): add `thread_pool starvideos "
       .. "threads=4;` to the main context of nginx.conf")
   end
+  if M.offload then return M.offload(command) end
   return M.popen_ok(command)
 end
 

@@ -284,6 +284,32 @@ describe("examples/love in LÖVE under Xvfb", function()
       .. " long as without, in every run:\n" .. table.concat(lines, "\n"))
   end)
 
+  -- examples/love --remix --film 3 (after.lua): once its video is saved, a remix of it and a film of 3 shots, each
+  -- as a job, moved by the game's step(0) a frame.  What it asserts is what the jobs did while the frames kept
+  -- coming (the creates, the files, frames during the parent's hash and the join); the frames' times are
+  -- bench/lineage_jobs.lua's, beside the same calls made blocking.
+  it("--remix --film 3: the remix and the 3-shot film as jobs end with 1 + 1 + 3 creates while the frames keep "
+    .. "coming", function()
+    if skip then pending(skip) return end
+    emu:config { video_size = 16 * 1000 * 1000 } -- (a parent whose hash takes some frames)
+    local sub = dir .. "/after"
+    assert(os.execute("mkdir -p " .. shell_quote(sub)))
+    local r, out = game(env(emu.url, KEY), "--interval 0.1 --journal " .. shell_quote(sub .. "/tasks.jsonl")
+      .. " --remix --film 3 " .. shell_quote(sub .. "/v.mp4"))
+    emu:config { video_size = cjson.null }
+    assert.same({ "ok", "ok", "ok" }, { r.result, r.remix_result, r.film_result }, out)
+    assert.equal(5, emu:creates(), "the video, the remix, 3 shots")
+    assert.same({ sub .. "/v-remix.mp4", sub .. "/v-film.mp4" }, { r.remix_path, r.film_path })
+    assert.equal(16 * 1000 * 1000, helper.file_size(sub .. "/v-film.shot01.mp4"))
+    assert.truthy(helper.file_size(sub .. "/v-film.mp4"))
+    assert.is_true(r.remix_frames > 1 and r.film_frames > 1, out)
+    assert.is_true(r.remix_preparing_frames >= 1 and r.film_joining_frames >= 1,
+      "frames came while the parent was hashed and the shots joined")
+    print(string.format("\nremix: %d frames (%d preparing, longest %s ms); film: %d frames (%d joining, longest %s "
+      .. "ms)", r.remix_frames, r.remix_preparing_frames, r.remix_preparing_gap_max_ms, r.film_frames,
+      r.film_joining_frames, r.film_joining_gap_max_ms))
+  end)
+
   it("quit while the task is made (SIGTERM), it says how to fetch the paid task", function()
     if skip then pending(skip) return end
     emu:config { processing = 30 }

@@ -15,7 +15,6 @@ local DICT_NO_TASKS = "nginx's dict holds counts, budgets and spend, not tasks: 
   .. "or a store's"
 local NO_PARENT = "a client without a journal or a store has no ledger to take a parent from (refused, field task)"
 local NO_CTRL_C = "no terminal and no Ctrl-C there"
-local LINEAGE_JOB = "the job forms of again, remix, continue and film are \"What leaves the library\"'s (issue 69)"
 local STUDIO_NO_OBSERVE = "the studio serves no /metrics and exports no traces (none of its settings names them): "
   .. "a handler inside nginx does (the nginx column)"
 local DICT_NO_SAMPLES = "nginx's dict keeps no samples: a worker learns from its own tasks and a journal's or a "
@@ -326,8 +325,11 @@ P.list = {
         { "process", "lua" } },
     } },
   { id = "again", title = "again: the parent's parameters, changed, as a new keyed job",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
     cases = {
+      { "spec/lineage_jobs_spec.lua",
+        "again as a job: returned at once",
+        { "journal", "file", "job" } },
       { "rocks/redis/spec/hosts/places_redis_spec.lua",
         "again of a parent another process recorded in the store",
         { "redis", "file", "lua" } },
@@ -345,8 +347,14 @@ P.list = {
         { "bucket", "journal", "lua" } },
     } },
   { id = "remix", title = "remix: the parent's video as the reference, its parameters kept",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
     cases = {
+      { "spec/lineage_jobs_spec.lua",
+        "remix as a job: the parent hashed on a helper thread",
+        { "journal", "file", "job" } },
+      { "spec/hosts/love_spec.lua",
+        "--remix --film 3: the remix and the 3-shot film as jobs",
+        { "journal", "file", "job" } },
       { "rocks/redis/spec/hosts/places_redis_spec.lua",
         "remix of a parent from the store, without a bucket",
         { "redis", "file", "lua" } },
@@ -376,8 +384,11 @@ P.list = {
         { "bucket", "journal", "lua" } },
     } },
   { id = "continue", title = "continue: the parent's last frame as first_image, into any out",
-    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS }, open = { job = LINEAGE_JOB },
+    doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS },
     cases = {
+      { "spec/lineage_jobs_spec.lua",
+        "continue as a job: ffmpeg's last frame",
+        { "journal", "file", "job" } },
       { "rocks/redis/spec/hosts/places_redis_spec.lua",
         "continue of a parent from the store",
         { "redis", "file", "lua" } },
@@ -403,8 +414,16 @@ P.list = {
   { id = "film", title = "film: every shot checked and priced before the first create",
     doc = "docs/lineage.md#a-film", na = { process = NO_PARENT, dict = DICT_NO_TASKS,
       studio = "the studio makes no films: a card's children are one create each (again, remix, continue rows)" },
-      open = { job = LINEAGE_JOB },
     cases = {
+      { "spec/lineage_jobs_spec.lua",
+        "film of 3 shots as a job",
+        { "journal", "file", "job" } },
+      { "spec/lineage_jobs_spec.lua",
+        "a film as a job past a spend limit",
+        { "journal", "job" } },
+      { "spec/hosts/love_spec.lua",
+        "--remix --film 3: the remix and the 3-shot film as jobs",
+        { "journal", "file", "job" } },
       { "rocks/s3/spec/lineage_bucket_spec.lua",
         "film into an s3:// out: its shots objects beside it",
         { "bucket", "journal", "lua" } },
@@ -443,8 +462,10 @@ P.list = {
     doc = "docs/lineage.md", na = { process = NO_PARENT, dict = DICT_NO_TASKS,
       file = "parent and relation are the ledger's records, wherever the video went",
       bucket = "parent and relation are the ledger's records, wherever the video went" },
-    open = { job = LINEAGE_JOB },
     cases = {
+      { "spec/lineage_jobs_spec.lua",
+        "again as a job: returned at once",
+        { "journal", "job" } },
       { "rocks/redis/spec/hosts/places_redis_spec.lua",
         "again of a parent another process recorded in the store",
         { "redis", "lua" } },

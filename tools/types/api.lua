@@ -67,6 +67,7 @@ A.CALLS = {
   dir = { "string", "the folder of the videos without a recorded out (default \".\")" },
   dry_run = { "boolean", "true: return what it would do (a plan), sending nothing" },
   resume_limit = { "integer", "attempts after the first, 0 to 100", "resume_limit" },
+  job = { "boolean", "true: a job at once, moved by client:step (the call's value its job.result)" },
 }
 A.CALLS_BY = {
   download = { timeout = { "number", "seconds for the whole download", "download_timeout" },

@@ -47,14 +47,19 @@ C.CLASSES = {
   { "Eta", "the seconds left as of the last answer", fields = {
     { "p50", "number", "half of the tasks of its kind ended within it" },
     { "p90", "number", "nine in ten ended within it" } } },
-  { "Job", "a non-blocking job (client:start, client:watch): plain data, read at any time", fields = {
+  { "Job", "a non-blocking job (client:start, client:watch; again, remix, continue and film with opts.job): plain "
+    .. "data, read at any time", fields = {
     { "state", "starvideos.JobState", "where the job is" },
     { "status?", "starvideos.TaskStatus", "the task's status, nil before the first answer" },
     { "id?", "string", "the task's id" }, { "task?", "starvideos.Task", "the task as last seen" },
     { "eta?", "starvideos.Eta", "the seconds left as of the last answer" },
     { "bytes?", "integer", "the download's bytes so far" }, { "total?", "integer", "the video's bytes, once known" },
     { "path?", "string", "the file, once downloaded" }, { "sha256?", "string", "its SHA-256" },
-    { "done", "boolean", "true once the job ended" }, { "err?", "starvideos.Error", "the error it ended with" } },
+    { "done", "boolean", "true once the job ended" }, { "err?", "starvideos.Error", "the error it ended with" },
+    { "result?", "starvideos.Task|starvideos.Film|starvideos.FilmPlan", "again, remix, continue, film: what the "
+      .. "blocking call returns, once the job ended well" },
+    { "shot?", "integer", "a film's: the shot being made" },
+    { "shots?", "starvideos.Task[]", "a film's: its shots' tasks, once made" } },
     methods = { { "cancel", "Stops the job; a create already sent is not taken back (err.created)." } } },
   { "Error", "a failure: tostring(err) is kind: message", fields = {
     { "kind", "starvideos.ErrorKind", "what failed" }, { "message", "string", "what went wrong, for a person" },

@@ -7,6 +7,8 @@
 local S = {}
 
 local TASK_ERR = { { "starvideos.Task?", "task" }, { "starvideos.Error?", "err" } }
+-- (opts.job: the job)
+local TASK_JOB = { { "starvideos.Task|starvideos.Job|nil", "task" }, { "starvideos.Error?", "err" } }
 local RESULTS = { { "starvideos.Result[]", "results" } }
 -- (with dry_run: a plan)
 local LISTED = { { "(starvideos.Result[]|starvideos.Plan)?", "results" }, { "starvideos.Error?", "err" } }
@@ -61,17 +63,18 @@ S.METHODS = {
   generate = { "create, wait and, with out, download in one call.",
     params = { { "params", "starvideos.Params" }, { "opts?", "@generate" } }, returns = TASK_ERR },
   again = { "generate again from a task of the ledger: its recorded params changed by overrides (opts.out required).",
-    params = { { "task", "string|starvideos.Task" }, { "overrides?", "starvideos.Params" }, { "opts", "@generate" } },
-    returns = TASK_ERR },
+    params = { { "task", "string|starvideos.Task" }, { "overrides?", "starvideos.Params" }, { "opts", "@lineage" } },
+    returns = TASK_JOB },
   remix = { "generate with a task's saved video as the reference video (opts.out required).",
-    params = { { "task", "string|starvideos.Task" }, { "params", "starvideos.Params" }, { "opts", "@generate" } },
-    returns = TASK_ERR },
+    params = { { "task", "string|starvideos.Task" }, { "params", "starvideos.Params" }, { "opts", "@lineage" } },
+    returns = TASK_JOB },
   continue = { "generate from a task's last frame as first_image; params.last_image required (opts.out too).",
-    params = { { "task", "string|starvideos.Task" }, { "params", "starvideos.Params" }, { "opts", "@generate" } },
-    returns = TASK_ERR },
+    params = { { "task", "string|starvideos.Task" }, { "params", "starvideos.Params" }, { "opts", "@lineage" } },
+    returns = TASK_JOB },
   film = { "A film from a storyboard: each shot a keyed generate (or continue), then joined at opts.out by ffmpeg.",
     params = { { "shots", "starvideos.Params[]" }, { "opts", "@film" } },
-    returns = { { "starvideos.Film|starvideos.FilmPlan|nil", "film" }, { "starvideos.Error?", "err" } } },
+    returns = { { "starvideos.Film|starvideos.FilmPlan|starvideos.Job|nil", "film" },
+      { "starvideos.Error?", "err" } } },
   generate_all = { "generate for every params table of list, at once.",
     params = { { "list", "starvideos.Params[]" }, { "opts?", "@generate_all" } }, returns = RESULTS },
   plan = { "What generate_all(list, opts) would do now, sending nothing.",
