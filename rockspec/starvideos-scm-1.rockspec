@@ -83,6 +83,7 @@ build = {
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.parser"] = "lua/starvideos/cli/parser.lua",
+    ["starvideos.cli.complete"] = "lua/starvideos/cli/complete.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
     ["starvideos.cli.commands"] = "lua/starvideos/cli/commands.lua",
     ["starvideos.cli.batch"] = "lua/starvideos/cli/batch.lua",

@@ -4,7 +4,7 @@
 --
 --   parse(argv)               -> opts (flag name -> value), positionals; a usage error (args.Usage) when refused
 --   help(name) / top_help(rocks)  a command's help, the commands' list
---   completion(shell, rocks)  the bash, zsh or fish script that completes commands and their flags
+-- (the shells' completion scripts: cli/complete.lua)
 
 local args = require "starvideos.cli.args"
 
@@ -299,12 +299,6 @@ end
 
 function M.top_help(rocks)
   return parser(rocks):get_help() .. "\n"
-end
-
--- The completion script of shell (bash, zsh or fish) for the command as the shell names it: starvideos.
-function M.completion(shell, rocks)
-  local p = parser(rocks, true, args.PROG)
-  return p["get_" .. shell .. "_complete"](p)
 end
 
 return M
