@@ -105,7 +105,7 @@ local function commands(rocks)
   return list
 end
 
--- The first line of text (a help's), without what would end a shell's quoted word.
+-- The first line of text (a help's): a script's description of a flag or a command is one line.
 local function line(text)
   return (text:match("^[^\n]*"))
 end
