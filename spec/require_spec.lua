@@ -174,6 +174,36 @@ c:close()
     assert.is_true(assert(st.limited, out).loaded["starvideos.spend"], out)
   end)
 
+  it("loads no spend.lua for a job stepped to its end, nor for the command line's generate, without a limit",
+    function()
+    local emu = helper.emulator()
+    finally(function() emu:stop() end)
+    local dir = helper.tmpdir()
+    local out, st = child([[
+local starvideos = require "starvideos"
+local c = starvideos.new { base_url = os.getenv("EMU_URL"), api_key = "test-key" }
+local job = assert(c:start({ model = "videos", prompt = "a fox", duration = 5 }, { interval = 0.05 }))
+while not job.done do c:step(0.05) end
+print("JOB", job.state, job.err == nil)
+state("job")
+c:close()
+-- the command line, as bin/starvideos runs it, its exit caught to say what it loaded
+local exit = os.exit
+os.exit = function(code) state("cli") print("CLI", code) exit(code) end
+arg = { [0] = os.getenv("BIN"), "generate", "--model", "videos", "--prompt", "a hen", "--duration", "5",
+  "--interval", "0.05", "--out", os.getenv("OUT") }
+dofile(os.getenv("BIN"))
+]], "env STARVIDEOS_API_KEY=test-key STARVIDEOS_BASE_URL=" .. q(emu.url) .. " EMU_URL=" .. q(emu.url) .. " BIN="
+      .. q(helper.root .. "/bin/starvideos") .. " OUT=" .. q(dir .. "/hen.mp4") .. " " .. helper.CHILD_ENV)
+    assert.matches("JOB\tdone\ttrue\n", out)
+    assert.matches("CLI\t0\n", out)
+    assert.is_true(helper.whole_mp4(dir .. "/hen.mp4"), out)
+    for _, label in ipairs { "job", "cli" } do
+      assert.is_nil(assert(st[label], out).loaded["starvideos.spend"], label .. ": " .. out)
+    end
+    assert.equal(2, emu:creates())
+  end)
+
   it("works without sign.so, and notify and verify_webhook then raise naming starvideos.sign", function()
     local dir = helper.tmpdir()
     local built = helper.cpath:gsub("%?%.so$", "")
