@@ -341,5 +341,4 @@ end
 
 M.top_help = top_help
 
-
 return M
