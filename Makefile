@@ -51,8 +51,8 @@ INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 
 # Debian packages: the build's (a plain `make`: a C compiler, Lua 5.4's headers, libcurl's, OpenSSL's,
-# lua-cjson, the library's one Lua dependency, and lua-argparse, the command line's), the demo's (the build's, and
-# LuaSocket for the emulator),
+# lua-cjson, the library's and the command line's one Lua dependency), the demo's (the build's, and LuaSocket and
+# lua-argparse for the emulator),
 # then the tests' (test-all: every VM; luarocks for spec/hosts/luarocks_spec.lua; ccache for the hosts
 # specs' repeated builds (spec/hosts/support/ccache.lua);
 # spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the redis rock's specs (rocks/redis/spec/):
@@ -61,15 +61,16 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # (rocks/s3/spec/): nodejs, its npm packages from spec/npm by mk/npm.mk; rocks/observe/spec/hosts/observe_*:
 # prometheus (promtool, the server); strace: the nginx specs that look at the files a worker touches; ffmpeg:
 # rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos, spec/lineage_spec.lua and
-# spec/film_spec.lua take frames and join shots; spec/hosts/studio_spec.lua: chromium).
+# spec/film_spec.lua take frames and join shots; spec/hosts/studio_spec.lua: chromium; zsh, fish:
+# spec/tools/completion_spec.lua runs `starvideos completion`'s scripts in each shell).
 # `make demo` installs DEMO_DEPS only; `make deps`, the test tiers and the bench install DEPS, all of them.
-BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-argparse pkg-config gcc \
-              make
-DEMO_DEPS  := $(BUILD_DEPS) lua-socket
+BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
+DEMO_DEPS  := $(BUILD_DEPS) lua-socket lua-argparse
 TEST_DEPS  := lua-busted lua-check \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium
+             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium \
+             zsh fish
 DEPS       := $(DEMO_DEPS) $(TEST_DEPS)
 # The goals that install what is missing first (when apt-get exists): the tiers and the bench all of DEPS
 # (deps-checked), the demo its own (demo-deps-checked); no other goal depends on either, so a plain `make`

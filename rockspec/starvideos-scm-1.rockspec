@@ -27,7 +27,8 @@ starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
-  "argparse >= 0.7", -- (the command line: cli/parser.lua)
+  -- (no argparse: the command line reads its line, writes its help and its completion itself, cli/parser.lua and
+  -- cli/complete.lua, so a tree of this rock holds nothing the library does not need: docs/install.md)
 }
 -- libcurl's library only: the compiler finds curl/curl.h where the system keeps
 -- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
@@ -84,6 +85,7 @@ build = {
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.parser"] = "lua/starvideos/cli/parser.lua",
+    ["starvideos.cli.complete"] = "lua/starvideos/cli/complete.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
     ["starvideos.cli.commands"] = "lua/starvideos/cli/commands.lua",
     ["starvideos.cli.batch"] = "lua/starvideos/cli/batch.lua",

@@ -50,7 +50,7 @@ local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.ex
   "starvideos.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
   "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.redis",
   "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact",
-  "starvideos.extras.metrics", "starvideos.extras.trace", "starvideos.extras.observe" }
+  "starvideos.extras.metrics", "starvideos.extras.trace", "starvideos.extras.observe", "starvideos.spend" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)
@@ -143,6 +143,65 @@ c:close()
     assert.is_nil(assert(st.required, out).loaded["starvideos.sign"])
     assert.is_true(assert(st.client, out).loaded["starvideos.sign"])
     assert.matches("BAD\tfalse\t[^\n]*notify%.secret: a whsec_ secret whose part after whsec_ is not base64", out)
+  end)
+
+  it("loads spend.lua with a spend limit, not with a client without one nor at its creates (either ledger)",
+    function()
+    local emu = helper.emulator()
+    finally(function() emu:stop() end)
+    local out, st = child([[
+local starvideos = require "starvideos"
+local url, journal = os.getenv("EMU_URL"), arg[0]:gsub("child%.lua$", "journal.jsonl")
+for _, ledger in ipairs { "process", "journal" } do
+  local c = starvideos.new { base_url = url, api_key = "test-key", journal = ledger == "journal" and journal or nil }
+  state("new_" .. ledger)
+  local task, err = c:create { model = "videos", prompt = "a lighthouse at dusk", duration = 5 }
+  print("CREATED", ledger, task and task.id ~= nil, err)
+  state("created_" .. ledger)
+  c:close()
+end
+local c = starvideos.new { base_url = url, api_key = "test-key", prices = { videos = 0.4 }, -- (its one model's)
+  spend_limit = { amount = 1, per = "day", scope = "model", model = "videos" } }
+state("limited")
+c:close()
+]], "env EMU_URL=" .. q(emu.url) .. " " .. helper.CHILD_ENV)
+    for _, ledger in ipairs { "process", "journal" } do
+      assert.matches("CREATED\t" .. ledger .. "\ttrue\tnil\n", out)
+      for _, label in ipairs { "new_", "created_" } do
+        assert.is_nil(assert(st[label .. ledger], out).loaded["starvideos.spend"], label .. ledger .. ": " .. out)
+      end
+    end
+    assert.is_true(assert(st.limited, out).loaded["starvideos.spend"], out)
+  end)
+
+  it("loads no spend.lua for a job stepped to its end, nor for the command line's generate, without a limit",
+    function()
+    local emu = helper.emulator()
+    finally(function() emu:stop() end)
+    local dir = helper.tmpdir()
+    local out, st = child([[
+local starvideos = require "starvideos"
+local c = starvideos.new { base_url = os.getenv("EMU_URL"), api_key = "test-key" }
+local job = assert(c:start({ model = "videos", prompt = "a fox", duration = 5 }, { interval = 0.05 }))
+while not job.done do c:step(0.05) end
+print("JOB", job.state, job.err == nil)
+state("job")
+c:close()
+-- the command line, as bin/starvideos runs it, its exit caught to say what it loaded
+local exit = os.exit
+os.exit = function(code) state("cli") print("CLI", code) exit(code) end
+arg = { [0] = os.getenv("BIN"), "generate", "--model", "videos", "--prompt", "a hen", "--duration", "5",
+  "--interval", "0.05", "--out", os.getenv("OUT") }
+dofile(os.getenv("BIN"))
+]], "env STARVIDEOS_API_KEY=test-key STARVIDEOS_BASE_URL=" .. q(emu.url) .. " EMU_URL=" .. q(emu.url) .. " BIN="
+      .. q(helper.root .. "/bin/starvideos") .. " OUT=" .. q(dir .. "/hen.mp4") .. " " .. helper.CHILD_ENV)
+    assert.matches("JOB\tdone\ttrue\n", out)
+    assert.matches("CLI\t0\n", out)
+    assert.is_true(helper.whole_mp4(dir .. "/hen.mp4"), out)
+    for _, label in ipairs { "job", "cli" } do
+      assert.is_nil(assert(st[label], out).loaded["starvideos.spend"], label .. ": " .. out)
+    end
+    assert.equal(2, emu:creates())
   end)
 
   it("works without sign.so, and notify and verify_webhook then raise naming starvideos.sign", function()

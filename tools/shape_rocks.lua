@@ -5,6 +5,8 @@
 --     files: its Lua modules, its C sources and its command, in code or in a string (a require, a pcall, a
 --     name put together from "starvideos.fleet." and a word: any module folder that only other rocks have);
 --     comments are not read.  The core finds another rock only by its extension points (extension.lua);
+--   * a dependency of the core rock the library does not need (CORE_DEPENDS: lua, lua-cjson; argparse was the
+--     command line's, which now reads its line itself);
 --   * a product's word (PRODUCT_WORDS: redis, s3, sentinel, cluster, crc16, sigv4, amz ...) in the core rock's
 --     code: its Lua, its C (the sources and the headers of their folders) and its command, in a name or in a
 --     string, so that no name is built at run time from a word either; comments are not read, nor extension.lua's
@@ -217,6 +219,23 @@ local function check_allowed(r, core, allowed, code_of, bad)
   end
 end
 
+-- What the core rock may depend on: what the library needs (its command line needs nothing more: cli/parser.lua
+-- reads its line and writes its help, docs/install.md "The command line needs nothing more"), so that a tree with
+-- the library holds nothing a library user never calls.
+local CORE_DEPENDS = { lua = true, ["lua-cjson"] = true }
+
+-- Each dependency of the core rockspec (at path) not in CORE_DEPENDS, onto bad.
+local function check_core_depends(root, path, bad)
+  local spec = load_rockspec(root .. "/" .. path)
+  for _, d in ipairs(spec and spec.dependencies or {}) do
+    local name = tostring(d):match("^%s*([%w_.-]+)")
+    if not CORE_DEPENDS[name] then
+      bad[#bad + 1] = string.format("%s: depends on %s, which the library does not need (the core rock's "
+        .. "dependencies are the library's alone: lua, lua-cjson)", path, tostring(d))
+    end
+  end
+end
+
 return function(root, bad, listing, code_of, c_code_of, module_of)
   local rocks = rocks_of(root, listing)
   if not rocks[1] then return 0 end
@@ -259,6 +278,7 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
     end
   end
   check_range(root, rocks, listing, bad)
+  check_core_depends(root, core.path, bad)
   local allowed = allowed_of(root)
   if not allowed then
     bad[#bad + 1] = "docs/architecture.md: no section \"What a rock may require of the core\" (tools/shape_rocks.lua)"

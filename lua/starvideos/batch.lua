@@ -6,7 +6,8 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 
 local now, argerror = core.now, errors.argerror
 
@@ -188,16 +189,16 @@ local function capped(ctx, plan, tenant)
   local held = {} -- (limit's table, tenant) -> units spent and reserved, then each planned create's added
   local function key(lim, who) return tostring(lim) .. "\0" .. (who or "") end
   for _, r in ipairs(counted or {}) do
-    held[key(r.limit, r.tenant)] = math.floor((r.spent + r.reserved) * Spend.UNIT + 0.5)
+    held[key(r.limit, r.tenant)] = math.floor((r.spent + r.reserved) * Spend().UNIT + 0.5)
   end
-  local t = Spend.clock()
+  local t = Spend().clock()
   for _, e in ipairs(plan.entries) do
     local price, _, which = nil, nil, nil
-    if e.action == "create" then price, _, which = Spend.covering(cfg, e.model, tenant, t) end
+    if e.action == "create" then price, _, which = Spend().covering(cfg, e.model, tenant, t) end
     for _, w in ipairs(which or {}) do
       local total = held[key(w.limit.lim, w.tenant)] or 0
       if total + price > w.limit.amount then
-        e.action, e.was, e.reason, e.err = "none", e.reason, "spend_limited", select(2, Spend.refusal(w, total, t))
+        e.action, e.was, e.reason, e.err = "none", e.reason, "spend_limited", select(2, Spend().refusal(w, total, t))
         break
       end
     end

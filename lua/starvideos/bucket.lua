@@ -4,7 +4,8 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 
 local B = {}
 B.__index = B
@@ -280,7 +281,7 @@ end
 function B.count_on(lists, checks, t, kv, ask)
   if ask then
     kv.now = t
-    local i, total, told = Spend.over(kv, ask.price, ask.spec, t, ask.lid)
+    local i, total, told = Spend().over(kv, ask.price, ask.spec, t, ask.lid)
     if i then return false, nil, total, { spend = i, told = told } end
   end
   for i, c in ipairs(checks) do
@@ -290,7 +291,7 @@ function B.count_on(lists, checks, t, kv, ask)
     local wait = limit(kept, t, c.lim.count, c.lim.per)
     if wait > 0 then return false, wait, #kept, c end
   end
-  local crossed = ask and Spend.take(kv, ask.lid, ask.price, ask.spec, t, ask.tenant)
+  local crossed = ask and Spend().take(kv, ask.lid, ask.price, ask.spec, t, ask.tenant)
   if ask and crossed == nil then return nil, "the reservation could not be kept (nothing was counted)" end
   for _, list in ipairs(lists) do list[#list + 1] = t end
   return true, crossed
@@ -314,7 +315,7 @@ end
 function B:end_spend(lid, paid, t)
   if self.remote and self.remote.end_spend then return self.remote:end_spend(lid, paid, t) end
   self.spend.now = t
-  Spend.finish(self.spend, lid, paid)
+  Spend().finish(self.spend, lid, paid)
   return true
 end
 

@@ -11,7 +11,8 @@ local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 
 local new_error, now = errors.new_error, core.now
 
@@ -158,13 +159,14 @@ end)
 
 -- A create a spend limit would refuse now, as its ledger counts (spend.lua's refused): nil, or the refusal; asked
 -- before its local files are put (they would be put, then deleted, for a create never sent).
-local function refused(job, t)
+local function refused(job)
   local cfg, ledger = job.cfg, job.ledger
   if not cfg.spend then return nil end
+  local t = Spend().clock()
   local list = ledger:spend(job.tenant)
   local where = ledger.field == "journal" and ledger.path and "the journal " .. ledger.path
     or ledger.field == "store" and ledger.where and "the store " .. ledger.where or nil
-  return list and Spend.refused(cfg, list, job.model, job.tenant, t, where)
+  return list and Spend().refused(cfg, list, job.model, job.tenant, t, where)
 end
 
 -- checking: the references checked (preflight), then the local files uploaded (unless a spend limit would refuse
@@ -172,7 +174,7 @@ end
 -- comes back here for the next.
 C.check = unsent_past(function(job, t)
   if not (job.preflight or job.files) then return job:go("awaiting", t) end
-  local err = not job.preflight and refused(job, Spend.clock())
+  local err = not job.preflight and refused(job)
   if err then return job:finish(err) end
   job:check(job.preflight and job.cfg.on_media or X.optional("references").start, t) -- (client.lua)
   return job:advance(t)

@@ -4,6 +4,8 @@
 -- are the system's, not rocks):
 --   * a tree per rock beside the core: it holds those two rocks, the files the rockspec declares and no other,
 --     and each of its modules loads there;
+--   * the core alone: no argparse among its dependencies nor in its tree, and none needed: the library, its command
+--     line (its help, refusals and completion) and, in LuaJIT's tree, nginx run with no argparse reachable;
 --   * the core alone: a generate to a file against the emulator started from the emulator's tree; store =
 --     "redis://...", out = "s3://...", metrics = true, trace = {...} and `starvideos emulator` each refused
 --     naming its rock, with 0 requests at the emulator;
@@ -13,6 +15,7 @@ local helper = require "spec.helper"
 local ccache = require "spec.hosts.support.ccache"
 local trees = require "spec.hosts.support.trees"
 local redis_run = require "spec.support.redis_run"
+local nginx_run = require "spec.support.nginx_run"
 local S3run = require "spec.support.s3_run"
 
 local q = helper.shell_quote
@@ -282,6 +285,59 @@ for _, vm in ipairs { "lua5.4", "luajit" } do
           assert.equal("(not found)", file, m)
         end
       end
+    end)
+
+    it("with the core rock alone: no argparse in its dependencies or its tree, and the library, the command line and "
+      .. "(LuaJIT's tree) nginx run with none on their paths", function()
+      local core = tree_with("no-argparse", { "starvideos" })
+      local rockspec = core .. "/lib/luarocks/rocks-" .. t.luav .. "/starvideos/scm-1/starvideos-scm-1.rockspec"
+      local spec = assert(dofile(helper.root .. "/tools/rockspec.lua")(rockspec), rockspec)
+      for _, d in ipairs(spec.dependencies) do assert.is_nil(d:find("argparse", 1, true), d) end
+      for _, f in ipairs(files(core)) do assert.is_nil(f:find("argparse", 1, true), f) end
+      -- the tree's Lua and the system's C modules (Debian's cjson) alone: Debian's argparse.lua is out of reach
+      local lib = core .. "/lib/lua/" .. t.luav
+      local share = core .. "/share/lua/" .. t.luav
+      local env = trees.env_paths(share .. "/?.lua;" .. share .. "/?/init.lua", lib .. "/?.so;"
+        .. trees.system_dirs(t.lua, "cpath"))
+      local out, ok = sh(env .. t.lua .. " -e " .. q('local s = require "starvideos" assert(s.new) '
+        .. 'print("argparse", (pcall(require, "argparse")))'))
+      assert.is_true(ok, out)
+      assert.equal("argparse\tfalse\n", out)
+      local cmd = env .. q(core .. "/bin/starvideos") .. " "
+      out, ok = sh(cmd .. "validate --model videos --prompt 'a cat' --duration 5")
+      assert.is_true(ok, out)
+      out, ok = sh(cmd .. "validate --model videos --duraton 5")
+      assert.is_falsy(ok, out)
+      assert.matches("^starvideos validate: unknown option %-%-duraton %(did you mean %-%-duration%?%)\n", out)
+      out, ok = sh(cmd .. "generate --help")
+      assert.is_true(ok, out)
+      assert.matches("usage: " .. core .. "/bin/starvideos generate [options]", out, 1, true) -- (as invoked)
+      out, ok = sh(cmd .. "completion bash")
+      assert.is_true(ok, out)
+      assert.matches("complete -F _starvideos starvideos", out, 1, true)
+      if vm ~= "luajit" then return end
+      local why = nginx_run.missing_nginx()
+      if why then pending(why) return end
+      -- nginx's LuaJIT on the tree's modules: a create through nginx's sockets, and no argparse loaded there
+      local emu = emulator_from(t, tree_with("emu-nginx", { "starvideos", "emulator" }))
+      local dir = helper.tmpdir()
+      local n = nginx_run.serve(dir, function(port)
+        local lines = nginx_run.conf_head(dir, 1)
+        lines[#lines - 1] = '    lua_package_path "' .. share .. "/?.lua;" .. share .. '/?/init.lua;;";'
+        lines[#lines] = '    lua_package_cpath "' .. lib .. '/?.so;;";'
+        lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. "; location = /create { content_by_lua_block {"
+        lines[#lines + 1] = "      local s = require 'starvideos'"
+        lines[#lines + 1] = "      local c = s.new { api_key = '" .. KEY .. "', base_url = '" .. emu.url .. "' }"
+        lines[#lines + 1] = "      local task, err = c:create { model = 'videos', prompt = 'a cat', duration = 5 }"
+        lines[#lines + 1] = "      ngx.say(task and task.id or tostring(err), ' ', package.loaded.argparse == nil, ' ',"
+        lines[#lines + 1] = "        package.searchpath('starvideos', package.path))"
+        lines[#lines + 1] = "    } } }\n}\n"
+        return table.concat(lines, "\n")
+      end)
+      finally(function() n.stop() emu:stop() end)
+      out = helper.capture("curl -s " .. q("http://127.0.0.1:" .. n.port .. "/create"))
+      assert.matches("^video_%S+ true " .. (share .. "/starvideos/init.lua"):gsub("%p", "%%%0") .. "\n$", out)
+      assert.equal(1, emu:creates())
     end)
 
     it("a sink rock of the spec's own (toy://, a scheme the project does not ship), installed from its rockspec "

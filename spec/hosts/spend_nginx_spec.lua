@@ -9,6 +9,7 @@
 --   50%, 80% and 100% are each said once in the error log (error_log at info: a warning shows); nginx stopped and
 --   started (TERM, not HUP), then reloaded (HUP, its workers replaced): 3 more asks after each, 0 more creates at
 --   the emulator, nothing said again.
+-- And a worker of its own: spend.lua loaded by a client with a limit, not by one without nor by its create.
 -- Pending where nginx or its lua module is missing, and under any VM but lua5.4 (nginx's LuaJIT runs it).
 
 local nginx_run = require "spec.support.nginx_run"
@@ -151,5 +152,41 @@ describe("spend_limit inside nginx", function()
     end
     table.sort(said)
     assert.same({ 50, 80, 100 }, said, "each once in the window, across workers, restarts and reloads")
+  end)
+end)
+
+-- What loads in a worker (issue 68 part 6): a client without a spend limit, and its create counted in nginx's dict,
+-- load no spend.lua; a client with one (and its journal) does.  One worker, so that the second answer is the same
+-- worker's as the first.
+describe("spend.lua inside nginx", function()
+  it("is not loaded by a client without a spend limit nor by its create (the budget in the dict); a limit loads it",
+    function()
+    local emu = helper.emulator { key = KEY }
+    local dir = helper.tmpdir()
+    local loaded = 'tostring(package.loaded["starvideos.spend"] ~= nil)'
+    local host = nginx_run.serve(dir, function(port)
+      local lines = nginx_run.conf_head(dir, 1)
+      for _, l in ipairs {
+        "    lua_shared_dict starvideos 1m;",
+        str_format("    server { listen 127.0.0.1:%d;", port),
+        "        location = /plain { content_by_lua_block {",
+        str_format("            local c = require(\"starvideos\").new { api_key = %q, base_url = %q }", KEY, emu.url),
+        "            local task = c:create { model = \"videos\", prompt = \"a cat\", duration = 5 }",
+        "            ngx.say(tostring(task and task.id ~= nil), \" \", " .. loaded .. ")",
+        "            c:close()",
+        "        } }",
+        "        location = /limited { content_by_lua_block {",
+        "            local c = " .. new(emu.url, 2, str_format(", journal = %q", dir .. "/l.jsonl")),
+        "            ngx.say(" .. loaded .. ")",
+        "            c:close()",
+        "        } }",
+        "    }", "}", "" } do lines[#lines + 1] = l end
+      return table.concat(lines, "\n")
+    end)
+    finally(function() host.stop() emu:stop() end)
+    local get = function(path) return helper.capture(str_format("curl -s http://127.0.0.1:%d%s", host.port, path)) end
+    assert.equal("true false\n", get("/plain"))
+    assert.equal(1, emu:creates())
+    assert.equal("true\n", get("/limited"))
   end)
 end)

@@ -1,4 +1,4 @@
--- The command line's parser in process (cli/parser.lua on argparse): what it refuses, named as the line has it in
+-- The command line's parser in process (cli/parser.lua, its own): what it refuses, named as the line has it in
 -- one line; and the commands the command line prints to go on (output.again, output.same_command), split by a real
 -- shell and parsed back to the same flags and arguments, values that start with - included.
 

@@ -72,7 +72,7 @@ describe("the starvideos command line", function()
         run({ "resume", "--help" }).out)
     end)
 
-    it("shows every command's usage, the exit statuses and an example, argparse's help in the house's words",
+    it("shows every command's usage, the exit statuses and an example, the help in the house's words",
       function()
       local top = run { "--help" }
       assert.matches("^usage: starvideos <command> %[options%]\n", top.out)

@@ -115,18 +115,32 @@ describe("the command line's words (issue 55)", function()
   end)
 
   describe("without argparse", function()
-    it("says the module it needs and how to install it, exit 1, as a line and under --json", function()
+    it("reads its line, refuses in its own words, helps and completes: it needs no module the library does not",
+      function()
       local none = { LUA_PATH = "/nonexistent/?.lua" } -- (no ;;: Lua's own path, where Debian's argparse is, left out)
       local r = run({ "models" }, none)
-      assert.equals(1, r.code, r.err)
-      assert.matches("^starvideos models: the command line needs the argparse module %(Debian: apt%-get install "
-        .. "lua%-argparse; LuaRocks: luarocks install argparse%): module 'argparse' not found", r.err)
-      r = run({ "status", "x", "--json" }, none)
-      assert.equals(1, r.code, r.err)
-      local doc = require("cjson").decode(r.out)
-      assert.same({ "internal", true }, { doc.error.kind, doc.error.message:find("needs the argparse module", 1,
-        true) ~= nil })
-      assert.equals(0, run({ "--version" }, none).code, "--version needs no parser")
+      assert.equals(0, r.code, r.err)
+      assert.matches("videos_fast", r.out, 1, true)
+      for argv, said in pairs {
+        [{ "validate", "--model", "videos", "--duraton", "5" }] = "unknown option --duraton (did you mean --duration?)",
+        [{ "wait", "video_1", "--interval" }] = "--interval expects a value (S)",
+        [{ "status", "video_1", "--log", "loud" }] = '--log expects debug or info, got "loud"',
+        [{ "completion", "ksh" }] = "SHELL expects one of bash, zsh, fish",
+      } do
+        r = run(argv, none)
+        assert.equals(2, r.code, r.err)
+        assert.equals("starvideos " .. argv[1] .. ": " .. said, lines(r.err)[1])
+      end
+      r = run({ "status", "x", "--bogus", "--json" }, none)
+      assert.equals(2, r.code, r.err)
+      assert.equals("usage", require("cjson").decode(r.out).error.kind)
+      r = run({ "generate", "--help" }, none)
+      assert.equals(0, r.code, r.err)
+      assert.matches("usage: starvideos generate [options]", r.out, 1, true)
+      r = run({ "completion", "bash" }, none)
+      assert.equals(0, r.code, r.err)
+      assert.matches("complete -F _starvideos starvideos", r.out, 1, true)
+      assert.equals(0, run({ "--version" }, none).code)
     end)
   end)
 

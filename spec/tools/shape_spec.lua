@@ -100,6 +100,20 @@ describe("tools/shape.lua", function()
     assert.equal(4, n, out) -- (not the comments)
   end)
 
+  -- The core rock depends on what the library needs alone (issue 68): argparse, the command line's once, planted
+  -- among its dependencies fails, naming it.
+  it("fails naming a dependency of the core rock that the library does not need", function()
+    local dir = rocks_copy()
+    local path = dir .. "/rockspec/starvideos-scm-1.rockspec"
+    local text, n = assert(helper.read_file(path)):gsub('\n  "lua%-cjson >= 2%.1",', '%0\n  "argparse >= 0.7",', 1)
+    assert.equal(1, n)
+    helper.write_file(path, text)
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches("rockspec/starvideos-scm-1.rockspec: depends on argparse >= 0.7, which the library does not need",
+      out, 1, true)
+  end)
+
   -- A copy of the checkout's rocks with products' words planted in the core rock's code: a ledger's name built at
   -- run time from a word, a C string and a C name, a header's macro, an S3 header in the command; a comment naming
   -- one passes.  And rocks/folders.lua short of a rock.

@@ -1,6 +1,7 @@
--- starvideos.cli.args: the commands, their flags, help texts and examples, which cli/parser.lua makes argparse's
--- parser of; the usage error, and the command as it was invoked.  Needs neither the library nor cjson, so that it
--- loads on every Lua the house supports (5.1 to 5.4, LuaJIT) before anything else is required.
+-- starvideos.cli.args: the commands, their flags, help texts and examples, which cli/parser.lua reads a line and
+-- writes a help by (cli/complete.lua: the shells' scripts); the usage error, and the command as it was invoked.
+-- Needs neither the library nor cjson, so that it loads on every Lua the house supports (5.1 to 5.4, LuaJIT)
+-- before anything else is required.
 --
 -- A usage error is raised as an object { kind = "usage", message = ... } with the
 -- metatable M.Usage; the entry point catches it (exit 2).

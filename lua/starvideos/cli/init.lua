@@ -6,7 +6,8 @@
 -- (starvideos.cli.output.error_document), whatever the command.
 --
 --   starvideos.cli.args      the commands, their flags, help texts and examples
---   starvideos.cli.parser    argparse's parser of them: parse, help, completion
+--   starvideos.cli.parser    the line read and refused in the command line's words, and the help
+--   starvideos.cli.complete  the shells' completion scripts of them
 --   starvideos.cli.commands  one function per command (batch: cli/batch.lua); a command the core does not
 --                            have is a rock's, starvideos.command.<name> (extension.lua's command point)
 --   starvideos.cli.client    the library client, from the flags and the environment
@@ -50,8 +51,8 @@ local function rock_command(name, argv)
 end
 
 -- The commands of the rocks the project ships, for the top help and completion: {name, summary, usage, options}
--- each, the installed one's summary and usage (or, one that parses its own line, options(cmd): its flags added to an
--- argparse command), else its rock's name.
+-- each, the installed one's summary and usage (or, one that parses its own line, options(cmd): its flags added to a
+-- parser of argparse's shape, which cli/complete.lua reads), else its rock's name.
 local function rock_commands()
   local X, list = require "starvideos.extension", {}
   for name, rock in pairs(X.HINTS.command) do
@@ -120,7 +121,7 @@ local function dispatch(ctx, argv)
   if rock then return rock.run(handed(ctx, opts), opts, pos) end
   if name == "batch" then return require("starvideos.cli.batch").run(ctx, opts) end
   if name == "completion" then
-    out(parser.completion(pos[1], rock_commands()))
+    out(require("starvideos.cli.complete").script(pos[1], rock_commands()))
     return 0
   end
   return require("starvideos.cli.commands")[name](ctx, opts, pos)

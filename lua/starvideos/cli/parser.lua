@@ -1,15 +1,16 @@
--- starvideos.cli.parser: the command line parsed, helped and completed by argparse (Debian's lua-argparse, a
--- dependency of the core rock), built from cli/args.lua's commands and flags.  It says what argparse refuses in the
--- command line's own words (one line, the house's "did you mean"), so that a mistake reads as every other does.
+-- starvideos.cli.parser: the command line read, refused and helped from cli/args.lua's commands and flags, in its
+-- own words (one line, the house's "did you mean"), so that a mistake reads as every other does; it needs no module
+-- but the library's (docs/install.md: the library rock carries the command line, with no dependency of its own).
 --
 --   parse(argv)               -> opts (flag name -> value), positionals; a usage error (args.Usage) when refused
+--   scan(argv)                -> help, json: what the line asks for before it is parsed
 --   help(name) / top_help(rocks)  a command's help, the commands' list
---   completion(shell, rocks)  the bash, zsh or fish script that completes commands and their flags
+-- (the shells' completion scripts: cli/complete.lua)
 
 local args = require "starvideos.cli.args"
 
-local pairs, ipairs, tonumber, tostring, pcall, select = pairs, ipairs, tonumber, tostring, pcall, select
-local string_format, table_concat = string.format, table.concat
+local pairs, ipairs, tonumber, setmetatable = pairs, ipairs, tonumber, setmetatable
+local string_format, string_rep, table_concat, table_sort = string.format, string.rep, table.concat, table.sort
 local math_huge, math_tointeger = math.huge, rawget(math, "tointeger") -- tointeger: nil before 5.3
 local usage_error, quote, COMMANDS = args.usage_error, args.quote, args.COMMANDS
 
@@ -33,7 +34,7 @@ local function number(fname, value)
   return num
 end
 
--- What a flag of kind k takes, as argparse's convert: (flag, value, row) -> the value, or nil and what is wrong.
+-- What a flag of kind k takes: (flag, value, row) -> the value, or nil and what is wrong.
 local CONVERT = {}
 function CONVERT.int(fname, value)
   local num, err = number(fname, value)
@@ -69,86 +70,88 @@ function CONVERT.name(fname, value)
   return value
 end
 
--- ------------------------------------------------------------- building
-
--- argparse's parser named name; argparse loaded at the first, and a clear word when it is not installed.
-local argparse
-local function new_parser(name)
-  if not argparse then
-    local found, mod = pcall(require, "argparse")
-    if not found then
-      args.raise("internal", "the command line needs the argparse module (Debian: apt-get install lua-argparse; "
-        .. "LuaRocks: luarocks install argparse): %s", tostring(mod):match("^[^\n]*"))
-    end
-    argparse = mod
-  end
-  return argparse(name)
-end
+-- ------------------------------------------------------------- help
 
 local EXIT = "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters\n"
   .. "  (refused before anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL"
 
--- The layout: options and arguments from column 2, their texts from 28 (the longest flag's fits); the top help's
--- commands from 14.
-local function laid(p, column)
-  return p:help_usage_margin(2):help_description_margin(column):add_help(false)
+-- A help's list (title: "Options", ...) of rows {label, text}: each label from column 3, its text from column
+-- (on the next line when the label reaches it), a text's further lines there too.  nil when there are no rows.
+local function listed(title, rows, column)
+  if #rows == 0 then return nil end
+  local lines, margin = { title .. ":" }, string_rep(" ", column)
+  for _, r in ipairs(rows) do
+    local label, text = "  " .. r[1], r[2] or ""
+    if #r[1] >= column - 2 then
+      lines[#lines + 1] = label
+      if text ~= "" then lines[#lines + 1] = margin .. text:gsub("\n", "\n" .. margin) end
+    elseif text == "" then
+      lines[#lines + 1] = label
+    else
+      lines[#lines + 1] = label .. string_rep(" ", column - #label) .. text:gsub("\n", "\n" .. margin)
+    end
+  end
+  return table_concat(lines, "\n")
 end
 
--- Command name, described by c (a row of args.COMMANDS), made a command of parser p.
-local function command(p, name, c)
+-- The parts of a help, each one paragraph, blank lines between them: usage, description, lists, epilog.
+local function help_of(parts)
+  local kept = {}
+  for i = 1, parts.n do if parts[i] then kept[#kept + 1] = parts[i] end end
+  return table_concat(kept, "\n\n") .. "\n"
+end
+
+-- The help of command name, described by c (a row of args.COMMANDS or a rock's usage made one).
+local function command_help(name, c)
   local head = "usage: " .. args.INVOKED .. " " .. name
   for _, a in ipairs(c.args) do head = head .. " " .. a end
   local notes = { "Options also take the form --flag=value; a value that starts with - only so (--prompt=-x)." }
   if c.needs_key then
     notes[2] = "The API key comes from $STARVIDEOS_API_KEY or --api-key-file, never from an argument."
   end
-  local example = c.example or args.EXAMPLES[name]
-  local cmd = laid(p:command(name), 28):summary(c.summary)
-    :description(c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".")
-    :usage(head .. " [options]")
-    -- (as invoked: pasted from a checkout, `bin/starvideos ...` works)
-    :epilog(table_concat(notes, "\n") .. "\n\n" .. EXIT .. "\n\nexample:\n  " .. args.INVOKED
-      .. example:sub(#args.PROG + 1))
+  local arguments, options = {}, {}
   for _, a in ipairs(c.args) do
-    local arg = cmd:argument(a, c.arg_text and c.arg_text[a] or args.ARG_TEXT[a])
-    if c.choices and c.choices[a] then arg:choices(c.choices[a]) end
+    local choices = c.choices and c.choices[a]
+    arguments[#arguments + 1] = { choices and "{" .. table_concat(choices, ",") .. "}" or a,
+      c.arg_text and c.arg_text[a] or args.ARG_TEXT[a] }
   end
-  local made = {}
   for _, fname in ipairs(c.flags) do
     local f = args.flag_of(c, fname)
-    local text = c.flag_text and c.flag_text[fname] or f.text
-    local o
-    if fname == "help" then
-      o = cmd:flag("-h --help", text)
-    elseif f.kind == "bool" then
-      o = cmd:flag("--" .. fname, text):target(fname)
-    else
-      local more = c.flag_args and c.flag_args[fname] -- (pending --adopt ID TASK_ID: two values)
-      o = cmd:option("--" .. fname, text):target(fname):overwrite(false)
-      local names = { f.meta }
-      for _, m in ipairs(more or {}) do names[#names + 1] = m end
-      o:args(#names):argname(more and names or f.meta)
-      if f.kind == "list" then o:count("*"):init(nil) end
-      local convert = CONVERT[f.kind]
-      if convert then o:convert(function(v) return convert(fname, v, f) end) end
+    local label = fname == "help" and "-h, --help" or "--" .. fname
+    if f.kind ~= "bool" then
+      label = label .. " " .. f.meta
+      for _, m in ipairs(c.flag_args and c.flag_args[fname] or {}) do label = label .. " " .. m end
     end
-    made[fname] = o
+    options[#options + 1] = { label, c.flag_text and c.flag_text[fname] or f.text }
   end
-  for _, r in ipairs(c.required or {}) do made[r]:count(1) end
-  if c.ledger and made.journal and made.store then cmd:mutex(made.journal, made.store) end
-  return cmd
+  local example = c.example or args.EXAMPLES[name]
+  return help_of { n = 5, head .. " [options]", c.summary:sub(1, 1):upper() .. c.summary:sub(2) .. ".",
+    listed("Arguments", arguments, 28), listed("Options", options, 28),
+    -- (as invoked: pasted from a checkout, `bin/starvideos ...` works)
+    table_concat(notes, "\n") .. "\n\n" .. EXIT .. "\n\nexample:\n  " .. args.INVOKED .. example:sub(#args.PROG + 1) }
 end
 
--- The command line: the core's commands in their order, then the rocks' ({name, summary, usage} each, usage when
--- the installed rock's command gives one), then any other a rock made one (args.add). whole: the command built with
--- its flags and arguments (the one parsed or helped), or true for every one (completion); the others are listed by
--- their summary (the top help), which is all an unknown command's refusal needs. rocks nil: without the top's own
--- flags (dispatch answers a first --help and --version itself). Returns the parser and the command built whole.
-local function parser(rocks, whole, prog)
-  local p = laid(new_parser(prog or args.INVOKED), 14)
-    :usage("usage: " .. args.INVOKED .. " <command> [options]")
-    :description("A client for the StarVideos asynchronous video-generation API.")
-    :epilog(string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.\n\n",
+-- The commands' list: the core's in their order, then the rocks' ({name, summary, usage, options} each: its
+-- summary, else its usage's), then any other a rock made one (args.add).
+local function top_help(rocks)
+  local rows, added = {}, {}
+  local function add(name, summary)
+    rows[#rows + 1], added[name] = { name, summary }, true
+  end
+  for _, name in ipairs(args.ORDER) do add(name, COMMANDS[name].summary) end
+  for _, r in ipairs(rocks or {}) do
+    local c = COMMANDS[r[1]] or r[3] and args.command_of(r[1], r[3])
+    add(r[1], r[2] or c.summary)
+  end
+  local rest = {}
+  for name in pairs(COMMANDS) do if not added[name] then rest[#rest + 1] = name end end
+  table_sort(rest)
+  for _, name in ipairs(rest) do add(name, COMMANDS[name].summary) end
+  return help_of { n = 5, "usage: " .. args.INVOKED .. " <command> [options]",
+    "A client for the StarVideos asynchronous video-generation API.",
+    listed("Options", { { "-h, --help", "show this help and exit" }, { "--version", "print the version and exit" } },
+      14), listed("Commands", rows, 14),
+    string_format("Run '%s <command> --help' for a command's options; '%s --version' for the version.\n\n",
       args.INVOKED, args.INVOKED) .. table_concat({
         "environment:",
         "  STARVIDEOS_API_KEY   the API key (or --api-key-file PATH); never pass it as an argument",
@@ -157,59 +160,28 @@ local function parser(rocks, whole, prog)
         "",
         "exit status: 0 success, 1 a failed task or an API error, 2 bad usage or invalid parameters (refused before",
         "  anything was sent), 130 interrupted (Ctrl-C), 143 killed by SIGTERM, 137 by SIGKILL: each stop prints the",
-        "  command that goes on" }, "\n"))
-  if rocks then
-    p:flag("-h --help", "show this help and exit")
-    p:flag("--version", "print the version and exit")
-  end
-  local added, built = {}, nil
-  local function add(name, c, summary, options)
-    if c and (whole == true or whole == name) then
-      built = command(p, name, c)
-    elseif options and whole == true then -- (a rock's command that parses its own line: its flags, completed)
-      options(laid(p:command(name), 28):summary(summary))
-    else -- (listed; a rock's command whose own main parses its line passes it on whole)
-      laid(p:command(name), 28):summary(summary or c.summary):handle_options(false):argument("ARGS"):args("*")
-    end
-    added[name] = true
-  end
-  for _, name in ipairs(args.ORDER) do add(name, COMMANDS[name]) end
-  for _, r in ipairs(rocks or {}) do
-    add(r[1], COMMANDS[r[1]] or r[3] and args.command_of(r[1], r[3]), r[2], r[4])
-  end
-  for name, c in pairs(COMMANDS) do
-    if not added[name] then add(name, c) end
-  end
-  return p, built
+        "  command that goes on" }, "\n") }
 end
 
--- ------------------------------------------------------------- refusals
+-- ------------------------------------------------------------- parsing
 
 -- A word of the line as a message names it: whole, or its first 40 bytes when it is long.
 local function named(word)
   return #word > 60 and word:sub(1, 40) .. "..." or word
 end
 
--- The unknown option argparse names, as the line has it: argparse reads -model as -m, -o, ... and names the letter
--- it does not know; the word of argv (before --) it came from is named instead.
-local function typed(o, argv)
-  if o:find("^%-%-") then return o end
-  for i = 2, #argv do
-    local w = argv[i]
-    if w == "--" then break end
-    if w:find("^%-[^-]") and w:find(o:sub(2), 2, true) then return (w:match("^[^=]*")) end
-  end
-  return o
+-- The command's name refused, in the command line's words (the one meant when a slip of one: errors.nearest).
+local function unknown_command(name)
+  local known = {}
+  for k in pairs(COMMANDS) do known[k] = true end
+  for k in pairs(require("starvideos.extension").HINTS.command) do known[k] = true end -- (a rock's: emulator)
+  local meant = #name <= 60 and require("starvideos.errors").nearest(name, known)
+  usage_error("unknown command %s%s", args.command_word(name, named(name)), meant and " (did you mean " .. meant
+    .. "?)" or "")
 end
 
--- argparse's refusal of the line, in the command line's words: the option or command named as typed, the one
--- meant when a slip of one (errors.nearest, the library's one "did you mean"), a value's own message as it is.
-local function refused(name, message, argv)
-  local c = COMMANDS[name]
-  local meta = function(o) return c and args.flag_of(c, o:sub(3)) and args.flag_of(c, o:sub(3)).meta or "VALUE" end
-  local nearest = require("starvideos.errors").nearest
-  -- (the name between the quotes as argparse wrote it, a ' inside included: up to the last one before the tip)
-  local o = message:match("^unknown option '(.*)'\n") or message:match("^unknown option '(.*)'$")
+-- An option of command c (called name) refused: o, as the line has it up to its =.
+local function unknown_option(name, c, o)
   if o == "--api-key" then
     usage_error("--api-key is not accepted: a key on the command line leaks into shell history and process lists; "
       .. "set STARVIDEOS_API_KEY or use --api-key-file PATH")
@@ -217,45 +189,119 @@ local function refused(name, message, argv)
     usage_error("--key is not an option of %s %s: it names a job of generate or create (with --journal or --store); "
       .. "the API key never comes from an argument (it leaks into shell history and process lists): set "
       .. "STARVIDEOS_API_KEY or use --api-key-file PATH", args.PROG, name)
-  elseif o and not o:find("^%-%-") then -- (-model, -5: a short option there is none of, or a value)
+  elseif not o:find("^%-%-") then -- (-model, -5: a short option there is none of, or a value)
     usage_error("unknown option %s (flags start with --; a value that starts with - is given as --flag=VALUE)",
-      named(typed(o, argv)))
-  elseif o then
-    local meant = nearest(o:sub(3), c.flags)
-    usage_error("unknown option %s%s", named(o), meant and " (did you mean --" .. meant .. "?)" or "")
+      named(o))
   end
-  local cmd = message:match("^unknown command '(.*)'\n") or message:match("^unknown command '(.*)'$")
-  if cmd then
-    local known = {}
-    for k in pairs(COMMANDS) do known[k] = true end
-    for k in pairs(require("starvideos.extension").HINTS.command) do known[k] = true end -- (a rock's: emulator)
-    local meant = nearest(cmd, known)
-    usage_error("unknown command %s%s", args.command_word(cmd, named(cmd)), meant and " (did you mean " .. meant .. "?)"
-      or "")
-  end
-  local patterns = {
-    { "^option '(.-)' does not take arguments$", function(f) return f .. " takes no value" end },
-    { "^option '(.-)' requires an argument$", function(f) return f .. " expects a value (" .. meta(f) .. ")" end },
-    { "^option '(.-)' requires .*$", function(f) return f .. " expects " .. meta(f) .. " " ..
-      table_concat(c.flag_args[f:sub(3)], " ") end },
-    { "^option '(.-)' must be used .*$", function(f) return f .. " given more than once" end }, -- (count 1 or 0-1)
-    { "^missing option '(.-)'$", function(f) return f .. " " .. meta(f) .. " is required" end },
-    { "^missing argument '(.-)'$", function(a) return "missing " .. a end },
-    { "can not be used together with", function() return "--journal and --store: give one ledger, not both" end },
-    { "^argument '(.-)' must be one of (.*)$", function(a, list)
-      return a .. " expects one of " .. list:gsub("'", "") end },
-    { "^too many arguments$", function()
-      if #c.args == 0 then return "takes no arguments (options start with --)" end
-      return string_format("too many arguments: it takes %s", table_concat(c.args, " ")) end },
-  }
-  for _, p in ipairs(patterns) do
-    local a, b = message:match(p[1])
-    if a then usage_error("%s", p[2](a, b)) end
-  end
-  usage_error("%s", (message:gsub("\n", " "))) -- (a value's own message: CONVERT's)
+  local meant = #o <= 62 and require("starvideos.errors").nearest(o:sub(3), c.flags)
+  usage_error("unknown option %s%s", named(o), meant and " (did you mean --" .. meant .. "?)" or "")
 end
 
--- ------------------------------------------------------------- the entry points
+-- The state of one line's parse: the command c, its flags by name (known), what each flag was given (opts), the
+-- positionals (pos), the flag that waits for values (open: its name, its row, the values it still takes).
+local Line = {}
+Line.__index = Line
+
+-- The flag that waits for values closed: refused when it has not had them all.
+function Line:close()
+  local open = self.open
+  if not open then return end
+  self.open = nil
+  if open.left > 0 then
+    local more = self.c.flag_args and self.c.flag_args[open.name]
+    if more and open.left <= #more and open.given then
+      usage_error("--%s expects %s %s", open.name, open.f.meta, table_concat(more, " "))
+    end
+    usage_error("--%s expects a value (%s)", open.name, open.f.meta or "VALUE")
+  end
+end
+
+-- Flag fname given (value: its =VALUE, or nil).
+function Line:flag(fname, value)
+  local f, c = self.known[fname] and args.flag_of(self.c, fname), self.c
+  if not f then unknown_option(self.name, c, "--" .. fname) end
+  self:close()
+  if fname == "journal" or fname == "store" then
+    local other = fname == "journal" and "store" or "journal"
+    if c.ledger and self.opts[other] ~= nil and self.known[other] then
+      usage_error("--journal and --store: give one ledger, not both")
+    end
+  end
+  if f.kind == "bool" then
+    if value then usage_error("--%s takes no value", fname) end
+    self.opts[fname] = true
+    return
+  end
+  if f.kind ~= "list" and self.opts[fname] ~= nil then usage_error("--%s given more than once", fname) end
+  local more = c.flag_args and c.flag_args[fname]
+  self.open = { name = fname, f = f, left = 1 + (more and #more or 0), values = {} }
+  if value then self:value(value) end
+end
+
+-- A value for the flag that waits for one.
+function Line:value(v)
+  local open = self.open
+  local convert = #open.values == 0 and CONVERT[open.f.kind]
+  if convert then
+    local got, err = convert(open.name, v, open.f)
+    if got == nil then usage_error("%s", err) end
+    v = got
+  end
+  open.values[#open.values + 1], open.left, open.given = v, open.left - 1, true
+  if open.f.kind == "list" then
+    local list = self.opts[open.name] or {}
+    list[#list + 1] = v
+    self.opts[open.name] = list
+  elseif open.left == 0 then
+    local more = self.c.flag_args and self.c.flag_args[open.name]
+    self.opts[open.name] = more and open.values or open.values[1]
+  end
+  if open.left == 0 then self.open = nil end
+end
+
+-- A positional word.
+function Line:positional(w)
+  if self.open then return self:value(w) end
+  local c = self.c
+  local a = c.args[#self.pos + 1]
+  if not a then
+    if #c.args == 0 then usage_error("takes no arguments (options start with --)") end
+    usage_error("too many arguments: it takes %s", table_concat(c.args, " "))
+  end
+  local choices = c.choices and c.choices[a]
+  if choices then
+    local fits = false
+    for _, ch in ipairs(choices) do fits = fits or ch == w end
+    if not fits then usage_error("%s expects one of %s", a, table_concat(choices, ", ")) end
+  end
+  self.pos[#self.pos + 1] = w
+end
+
+-- One word of the line (after the command's name).
+function Line:word(w)
+  if self.plain or w == "-" or w:sub(1, 1) ~= "-" then return self:positional(w) end
+  if w == "--" then
+    self:close()
+    self.plain = true
+  elseif w == "-h" then
+    self:flag("help")
+  elseif w:sub(2, 2) ~= "-" then
+    unknown_option(self.name, self.c, (w:match("^[^=]*")))
+  else
+    local fname, value = w:match("^%-%-([^=]*)=(.*)$")
+    self:flag(fname or w:sub(3), value)
+  end
+end
+
+-- The command's line read to its end: what it still lacks refused (an argument, then a required flag).
+function Line:finish()
+  self:close()
+  local c = self.c
+  if #self.pos < #c.args then usage_error("missing %s", c.args[#self.pos + 1]) end
+  for _, r in ipairs(c.required or {}) do
+    if self.opts[r] == nil then usage_error("--%s %s is required", r, args.flag_of(c, r).meta) end
+  end
+end
 
 -- What the line asks for before it is parsed (so that --help wins over any other mistake, and a usage error under
 -- --json is still JSON): two booleans, help and json, from the arguments before a "--".
@@ -269,42 +315,30 @@ function M.scan(argv)
   return help, json
 end
 
--- argv: the whole line, the command first. Returns opts (flag name -> value) and the positionals in order.
+-- argv: the whole line, the command first. Returns opts (flag name -> value) and the positionals in order; a usage
+-- error in the command line's own words (args.usage_error) when it is refused.
 function M.parse(argv)
   local name = argv[1]
-  -- (no name of a command or a flag is that long, and argparse's "did you mean" takes the square of its length)
-  if not COMMANDS[name] and #name > 60 then usage_error("unknown command %s", quote(named(name))) end
-  for i = 2, #argv do
-    if argv[i] == "--" then break end
-    local flag = argv[i]:match("^(%-[^=]*)")
-    if flag and #flag > 60 then usage_error("unknown option %s", named(flag)) end
-  end
-  local ok, result = parser(nil, name):pparse(argv)
-  if not ok then refused(COMMANDS[name] and name, result, argv) end
-  local pos = {}
-  for i, a in ipairs(COMMANDS[name].args) do pos[i] = result[a] end
-  local opts = {}
-  for _, fname in ipairs(COMMANDS[name].flags) do opts[fname] = result[fname] end
-  local more = COMMANDS[name].flag_args
+  local c = COMMANDS[name]
+  if not c then unknown_command(name) end
+  local known = {}
+  for _, fname in ipairs(c.flags) do known[fname] = true end
+  local line = setmetatable({ name = name, c = c, known = known, opts = {}, pos = {} }, Line)
+  for i = 2, #argv do line:word(argv[i]) end
+  line:finish()
+  local more = c.flag_args
   for fname in pairs(more or {}) do -- (the flag's own values: pending --adopt ID TASK_ID)
-    local v = opts[fname]
-    if v then opts[fname] = v[1]; for i = 2, #v do pos[#pos + 1] = v[i] end end
+    local v = line.opts[fname]
+    if v then line.opts[fname] = v[1]; for i = 2, #v do line.pos[#line.pos + 1] = v[i] end end
   end
-  return opts, pos
+  line.opts.help = nil
+  return line.opts, line.pos
 end
 
 function M.help(name)
-  return select(2, parser(nil, name)):get_help() .. "\n"
+  return command_help(name, COMMANDS[name])
 end
 
-function M.top_help(rocks)
-  return parser(rocks):get_help() .. "\n"
-end
-
--- The completion script of shell (bash, zsh or fish) for the command as the shell names it: starvideos.
-function M.completion(shell, rocks)
-  local p = parser(rocks, true, args.PROG)
-  return p["get_" .. shell .. "_complete"](p)
-end
+M.top_help = top_help
 
 return M

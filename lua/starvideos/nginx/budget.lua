@@ -9,7 +9,8 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 
 local D = {}
 D.__index = D
@@ -159,14 +160,14 @@ function D:count_creates(checks, t, ask)
       local kept, err = keep_counts(dict, names, lists, checks)
       if not kept then ok, wait = kept, err end
     end
-    if ok == nil and ask then Spend.finish(kv, ask.lid, false) end
+    if ok == nil and ask then Spend().finish(kv, ask.lid, false) end
     return ok, wait, n, c
   end)
 end
 
 -- Create lid's reservation settled or released (bucket.lua's end_spend), under the lock.
 function D:end_spend(lid, paid)
-  return locked(self, nil, function(kv) Spend.finish(kv, lid, paid); return true end)
+  return locked(self, nil, function(kv) Spend().finish(kv, lid, paid); return true end)
 end
 
 -- The dict's reservations as client:spend() reads them (get).

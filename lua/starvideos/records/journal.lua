@@ -6,7 +6,8 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local rule = require "starvideos.lease"
 local Bucket = require "starvideos.bucket" -- (its store: spend_limit's reservations, spend.lua's rule)
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 local prompt_head = require("starvideos.rules").head
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
@@ -116,7 +117,7 @@ local BY_LOCAL, BY_WEBHOOK, BY_TASK = {}, {}, {}
 -- The reservations of spend_limit the records hold (spend.lua's rule, on the store st.spend), at the wall clock.
 function J.spent(st)
   st.spend = st.spend or Bucket.store()
-  st.spend.now = Spend.clock()
+  st.spend.now = Spend().clock()
   return st.spend
 end
 
@@ -130,15 +131,15 @@ function BY_LOCAL.pending(st, rec, lid, owner, lease)
     st.by_local[lid], st.pending[#st.pending + 1] = p, p
     keyed(st, rec, p)
     st.crossed = p.price and p.spend and tonumber(rec.time)
-      and Spend.take(J.spent(st), lid, p.price, p.spend, rec.time, rec.tenant) or nil
+      and Spend().take(J.spent(st), lid, p.price, p.spend, rec.time, rec.tenant) or nil
   end
   -- (a compacted create: its time and tenant, counted; its price, paid)
-  if rec.settled == true then st.settled[lid] = true; Spend.finish(J.spent(st), lid, true) end
+  if rec.settled == true then st.settled[lid] = true; if st.spend then Spend().finish(J.spent(st), lid, true) end end
 end
 
 function BY_LOCAL.abandoned(st, _, lid)
   st.settled[lid], st.abandoned[lid] = true, true
-  if st.spend then Spend.finish(J.spent(st), lid, false) end
+  if st.spend then Spend().finish(J.spent(st), lid, false) end
 end
 
 function BY_WEBHOOK.delivered(st, rec) st.owed[rec.wid] = false end
@@ -223,7 +224,7 @@ function J.take(st, line)
   if ev == "told" and type(rec.told) == "string" and tonumber(rec.percent) then -- a warning said (records/said.lua)
     local pct = string_format("%d", tonumber(rec.percent)) -- (JSON's 100.0: the rule's 100)
     st.told[rec.told .. ":" .. pct] = true
-    Spend.told(J.spent(st), { key = rec.told, ends = tonumber(rec.ends) or 0 }, pct, Spend.clock())
+    Spend().told(J.spent(st), { key = rec.told, ends = tonumber(rec.ends) or 0 }, pct, Spend().clock())
   elseif lid and BY_LOCAL[ev] then
     BY_LOCAL[ev](st, rec, lid, owner, lease)
   elseif type(rec.wid) == "string" then -- a webhook (notify.lua)
@@ -231,7 +232,7 @@ function J.take(st, line)
   elseif type(rec.id) == "string" then
     if lid then
       st.settled[lid] = true
-      if st.spend then Spend.finish(J.spent(st), lid, true) end
+      if st.spend then Spend().finish(J.spent(st), lid, true) end
     end
     local t = task_of(st, rec.id)
     if BY_TASK[ev] then BY_TASK[ev](t, rec, st, owner, lease) end

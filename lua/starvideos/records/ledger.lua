@@ -7,7 +7,8 @@ local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Download = require "starvideos.download"
 local Rules = require "starvideos.rules"
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 local journal = require "starvideos.records.journal"
 local leases = require "starvideos.records.leases"
 local rule = require "starvideos.lease"
@@ -28,7 +29,7 @@ function L.new(path, cfg, loop, key)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)
     self.said = require("starvideos.records.said").new(path, cfg, function() return self:follow() end)
-    self.counts = Spend.counts(cfg)
+    self.counts = cfg.spend and Spend().counts(cfg) or nil
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
     local Schedule = require "starvideos.schedule"
     if key and Schedule.first_read(key, path) then
@@ -148,14 +149,19 @@ end
 -- rule; spend.lua's reservation, in the journal's records read again: st.spend) and given to the writer, written
 -- only if the journal did not change since: true, a task, false and the record's ticket, or nil, err.
 local function decided(self, rec, want)
-  local limits, t = Rules.limits(self.cfg, rec.tenant), Spend.clock()
-  local price, spec, which = Spend.covering(self.cfg, rec.model, rec.tenant, t)
+  local spend = self.cfg.spend and Spend() -- (nil without a spend limit: spend.lua not loaded)
+  local limits, t = Rules.limits(self.cfg, rec.tenant), spend and spend.clock() or os.time()
+  local price, spec, which
+  if spend then price, spec, which = spend.covering(self.cfg, rec.model, rec.tenant, t) end
   local ask = price and { lid = rec["local"], price = price, spec = spec, tenant = rec.tenant }
   if not self.path then
     local ok, wait, n, c = self.key.bucket:count_creates(limits, t, ask)
-    if ok then Spend.tell(self.cfg, wait, which); return true end
+    if ok then
+      if spend then spend.tell(self.cfg, wait, which) end
+      return true
+    end
     if ok == nil then return nil, wait end -- (nginx's dict could not be locked: an io error)
-    if c.spend then return Spend.refusal(which[c.spend], n, t, nil, c.told, self.cfg) end
+    if c.spend then return Spend().refusal(which[c.spend], n, t, nil, c.told, self.cfg) end
     return Rules.limited(c.lim, n, wait, nil, c.tenant)
   end
   local st, err
@@ -171,10 +177,10 @@ local function decided(self, rec, want)
     if wait > 0 then return Rules.limited(c.lim, #times, wait, nil, c.tenant) end
   end
   if ask then
-    local i, total, told = Spend.over(journal.spent(st), price, spec, t, rec["local"])
+    local i, total, told = Spend().over(journal.spent(st), price, spec, t, rec["local"])
     if i then
       if told then self.said:refused(which[i]) end -- (after the steps decided before it; once a window)
-      return Spend.refusal(which[i], total, t, "the journal " .. self.path, nil, self.cfg)
+      return Spend().refusal(which[i], total, t, "the journal " .. self.path, nil, self.cfg)
     end
     rec.price, rec.spend = price, spec
   end
@@ -229,7 +235,7 @@ end
 -- Without a journal: create lid's reservation settled (paid) or released in the key's bucket; one that could not
 -- be (nginx's dict not had) told (journal_error's words: a record of it was not kept).
 local function end_spend(self, lid, paid)
-  local ok, err = self.key.bucket:end_spend(lid, paid, Spend.clock())
+  local ok, err = self.key.bucket:end_spend(lid, paid, Spend().clock())
   if not ok then
     local on_event = self.cfg.on_event
     if on_event then on_event { type = "warning", field = "spend_limit", message = string_format("spend_limit: "
@@ -367,13 +373,13 @@ end
 -- client:spend()'s list (spend.lua's report): the journal's reservations, those of a process gone past its lease
 -- (its pending create unanswered: maybe paid) counted spent; without a journal, the key's bucket's.
 function L:spend(tenant)
-  local t = Spend.clock()
-  if not self.path then return Spend.report(self.cfg, self.key.bucket:spend_get(t), t, tenant) end
+  local t = Spend().clock()
+  if not self.path then return Spend().report(self.cfg, self.key.bucket:spend_get(t), t, tenant) end
   self:flush()
   local st, err = self:follow() -- (read on from the last look: a scrape of the metrics reads what was added)
   if not st then return nil, err end
   local me = self.lease and self.lease.id
-  return Spend.report(self.cfg, journal.spent(st).get, t, tenant, Spend.moved(st.open, function(p)
+  return Spend().report(self.cfg, journal.spent(st).get, t, tenant, Spend().moved(st.open, function(p)
     return p.owner ~= me and not self.leases:alive(p.owner, p.lease)
   end))
 end

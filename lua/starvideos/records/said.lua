@@ -9,7 +9,8 @@
 -- Redis' script, where a process's own memory would say it once per process.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local Spend = require "starvideos.spend"
+-- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
+local function Spend() return require "starvideos.spend" end
 local journal = require "starvideos.records.journal"
 
 local setmetatable, table_remove = setmetatable, table.remove
@@ -29,7 +30,7 @@ function S:drain()
   local list = self.list
   while list[1] and list[1].ready ~= nil do
     local e = table_remove(list, 1)
-    if e.ready then Spend.tell(self.cfg, e.crossed, e.which, e.reason) end
+    if e.ready then Spend().tell(self.cfg, e.crossed, e.which, e.reason) end
   end
 end
 
