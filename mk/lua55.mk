@@ -6,7 +6,8 @@
 # checkout (a worktree one folder deeper: ../../shared/vendor); LuaSocket, which it lacks, is in vendor/.
 VENDOR ?= $(firstword $(wildcard $(abspath ../shared/vendor ../../shared/vendor)) $(abspath ../shared/vendor))
 
-$(LUA55_BIN): tools/lua55.sh $(wildcard vendor/*.tar.gz)
+# (after deps-checked, where a tier runs it: busted's and the command line's pure-Lua modules are Debian's)
+$(LUA55_BIN): tools/lua55.sh $(wildcard vendor/*.tar.gz) | $(DEPS_FIRST)
 	@echo "lua5.5: building Lua 5.5 and its modules into $(LUA55) from $(VENDOR)"
 	@CC="$(CC)" sh tools/lua55.sh "$(LUA55)" "$(VENDOR)"
 
