@@ -34,8 +34,8 @@ local function old_clean(t, depth)
   return t
 end
 
--- The old path's lua-cjson (2.1.0) read every number as a double; from 2.1.0.11 on (the 2.1.0.19 built for Lua
--- 5.5) it reads an integer literal as an integer, saturated past 64 bits.  So the old path is given each integer
+-- The old path's lua-cjson (Debian's 2.1.0) read every number as a double; a newer one (the 2.1.0.19 built for
+-- Lua 5.5) reads an integer literal as an integer, saturated past 64 bits.  So the old path is given each integer
 -- literal with an exponent ("e0"), which every lua-cjson reads as a double: the body as the old path read it.
 local function integers_as_doubles(text)
   return (text:gsub("%-?[%w%.%+%-]+", function(token) if token:find("^%-?%d+$") then return token .. "e0" end end))
