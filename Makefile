@@ -43,12 +43,20 @@ COMPAT_SO := build/compat_test.so
 
 # Every VM `make test-all` runs the suite on, and where its headers are
 # (pkg-config first; override with e.g. `make test-all INC_luajit=-I...`).
-VMS          := lua5.1 lua5.2 lua5.3 lua5.4 luajit
+# (lua5.5: built with its modules into build/vm5.5/ from the vendored sources, mk/lua55.mk)
+VMS          := lua5.1 lua5.2 lua5.3 lua5.4 lua5.5 luajit
 INC_lua5.1   ?= $(shell pkg-config --cflags lua5.1 2>/dev/null || echo -I/usr/include/lua5.1)
 INC_lua5.2   ?= $(shell pkg-config --cflags lua5.2 2>/dev/null || echo -I/usr/include/lua5.2)
 INC_lua5.3   ?= $(shell pkg-config --cflags lua5.3 2>/dev/null || echo -I/usr/include/lua5.3)
 INC_lua5.4   ?= $(LUA_INC)
 INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+# Lua 5.5, which Debian 12 lacks: the interpreter, its headers and the modules the suite needs on it, built
+# by mk/lua55.mk into LUA55 (a prefix of the project's own: never the system)
+LUA55        := $(CURDIR)/build/vm5.5
+LUA55_BIN    := $(LUA55)/bin/lua5.5
+INC_lua5.5   ?= -I$(LUA55)/include
+# what a VM's objects need first (lua5.5: its interpreter and headers)
+VM_PRE_lua5.5 := $(LUA55_BIN)
 
 # Debian packages: the build's (a plain `make`: a C compiler, Lua 5.4's headers, libcurl's, OpenSSL's,
 # lua-cjson, the library's and the command line's one Lua dependency), the demo's (the build's, and LuaSocket and
@@ -157,10 +165,10 @@ $(COMPAT_SO): csrc/test/compat_test.c csrc/lua/compat.h | $(DEPS_FIRST)
 # The same for every VM: build/<vm>/starvideos/{core,curl,sign}.so and build/<vm>/compat_test.so,
 # objects in build/<vm>/obj.
 define VM_RULES
-build/$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h | $$(DEPS_FIRST)
+build/$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h | $$(DEPS_FIRST) $$(VM_PRE_$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
-build/$(1)/obj/rocks/%.o: rocks/%.c csrc/core/sv_core.h | $$(DEPS_FIRST)
+build/$(1)/obj/rocks/%.o: rocks/%.c csrc/core/sv_core.h | $$(DEPS_FIRST) $$(VM_PRE_$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
 $$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/curl/%,$$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
@@ -190,7 +198,7 @@ build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -ldl -pthread
 
-build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/lua/compat.h | $$(DEPS_FIRST)
+build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/lua/compat.h | $$(DEPS_FIRST) $$(VM_PRE_$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -shared -o $$@ $$<
 
@@ -293,7 +301,8 @@ types: $(SO)
 
 # `eval "$$(make -s env)"`: LUA_PATH and LUA_CPATH for this checkout, as absolute
 # paths, so that `lua5.4 script.lua` finds the library from any directory;
-# `make -s env VM=luajit` (or lua5.1 .. lua5.3) for the modules built into build/<vm>/.
+# `make -s env VM=luajit` (or lua5.1 .. lua5.3, lua5.5) for the modules built into build/<vm>/ (lua5.5: and
+# its interpreter, build/vm5.5/bin/lua5.5, first on PATH).
 VM ?= lua5.4
 env:
 	@case " $(VMS) " in *" $(VM) "*) ;; *) echo "env: VM=$(VM) is not one of: $(VMS)" >&2; exit 2;; esac; \
@@ -301,6 +310,7 @@ env:
 	quote() { printf "'%s'" "$$(printf '%s' "$$1" | sed "s/'/'\\\\''/g")"; }; \
 	echo "export LUA_PATH=$$(quote "$(call lua_path,$$dir/);")"; \
 	echo "export LUA_CPATH=$$(quote "$$cdir/?.so;;")"; \
+	[ "$(VM)" != lua5.5 ] || echo "export PATH=$$(quote "$(LUA55)/bin"):\"\$$PATH\""; \
 	[ -f "$$cdir/starvideos/core.so" ] || { [ "$(VM)" = lua5.4 ] && echo "env: not built yet: make" >&2 || \
 	  echo "env: not built yet: make build/$(VM)/starvideos/core.so build/$(VM)/starvideos/curl.so build/$(VM)/starvideos/sign.so" >&2; }
 .PHONY: env

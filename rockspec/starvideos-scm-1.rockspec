@@ -25,7 +25,7 @@ starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1, < 5.5",
+  "lua >= 5.1, < 5.6",
   "lua-cjson >= 2.1",
   -- (no argparse: the command line reads its line, writes its help and its completion itself, cli/parser.lua and
   -- cli/complete.lua, so a tree of this rock holds nothing the library does not need: docs/install.md)

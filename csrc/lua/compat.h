@@ -1,4 +1,5 @@
-/* compat.h: the Lua 5.4 C API on Lua 5.1, 5.2, 5.3 and LuaJIT 2.1.
+/* compat.h: the Lua 5.4 C API on Lua 5.1, 5.2, 5.3 and LuaJIT 2.1 (and on 5.5, whose API keeps all that the
+   binding uses: this header gives it nothing).
 
    The binding is written against Lua 5.4.  Include this header right after
    <lua.h> and <lauxlib.h>: it gives an older VM what the binding uses and the
@@ -33,8 +34,8 @@
 #pragma GCC diagnostic error "-Wimplicit-function-declaration"
 #endif
 
-#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504
-#error "starvideos: compat.h knows Lua 5.1 to 5.4 and LuaJIT 2.1"
+#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 505
+#error "starvideos: compat.h knows Lua 5.1 to 5.5 and LuaJIT 2.1"
 #endif
 
 /* ------------------------------------------------------ 5.3 and older */

@@ -51,8 +51,8 @@ local function take(tat, now, rate, burst)
 end
 local function recent(kv, now, rate)
   local most, times, counts, n = math.max(1, math.floor(rate)), {}, {}, 0
-  for x, c in string.gmatch(kv.get('win') or '', '(%S+) (%S+)') do
-    x, c = math.min(tonumber(x), now + PER), tonumber(c)
+  for xs, cs in string.gmatch(kv.get('win') or '', '(%S+) (%S+)') do
+    local x, c = math.min(tonumber(xs), now + PER), tonumber(cs)
     if x > now - PER then times[#times + 1], counts[#counts + 1], n = x, c, n + c end
   end
   local i, wait = 0, 0

@@ -28,7 +28,7 @@ a store's URL and a key's Cluster slot.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1, < 5.5",
+  "lua >= 5.1, < 5.6",
   -- the core it is written against: its modules listed in docs/architecture.md ("What a rock may require of the
   -- core"), in the release's minor version: LuaRocks refuses a core outside it
   "starvideos >= 0.4, < 0.5",

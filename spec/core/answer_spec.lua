@@ -34,10 +34,33 @@ local function old_clean(t, depth)
   return t
 end
 
+-- The old path's lua-cjson (Debian's 2.1.0) read every number as a double; a newer one (the 2.1.0.19 built for
+-- Lua 5.5) reads an integer literal as an integer, saturated past 64 bits.  So the old path is given each integer
+-- literal with an exponent ("e0"), which every lua-cjson reads as a double: the body as the old path read it.
+local function integers_as_doubles(text)
+  return (text:gsub("%-?[%w%.%+%-]+", function(token) if token:find("^%-?%d+$") then return token .. "e0" end end))
+end
+local function as_doubles(body)
+  local out, i = {}, 1
+  while i <= #body do
+    local quote = body:find('"', i, true) or #body + 1
+    out[#out + 1] = integers_as_doubles(body:sub(i, quote - 1))
+    local j = quote + 1 -- past the string's closing quote (its escapes skipped)
+    while j <= #body do
+      local at = body:find('[\\"]', j)
+      if not at or body:sub(at, at) == '"' then j = (at or #body) + 1 break end
+      j = at + 2
+    end
+    out[#out + 1] = body:sub(quote, j - 1)
+    i = j
+  end
+  return table.concat(out)
+end
+
 -- The old reading of a body the old verdict took (a 2xx the core accepted):
 -- the task, or "refused" and, for a create, the id core.task_id read.
 local function old_decode(body)
-  local task = old_cjson.decode(body)
+  local task = old_cjson.decode(as_doubles(body))
   if type(task) == "table" and type(task.id) == "string" and task.id ~= "" then return old_clean(task) end
   return nil, "refused"
 end

@@ -274,7 +274,7 @@ describe("the Makefile's rules", function()
     -- the rules' prerequisites as make reads them (no recipe runs: the goal is an empty one)
     local db = dry_run("sv-none --eval 'sv-none: ;' -p")
     local want = { test = { "build/compat_test.so" }, ["test-all"] = { "build/compat_test.so" } }
-    for _, vm in ipairs { "lua5.1", "lua5.2", "lua5.3", "luajit" } do
+    for _, vm in ipairs { "lua5.1", "lua5.2", "lua5.3", "lua5.5", "luajit" } do
       want["test-all"][#want["test-all"] + 1] = "build/" .. vm .. "/compat_test.so"
     end
     for goal, files in pairs(want) do
@@ -288,7 +288,7 @@ describe("the Makefile's rules", function()
   it("build sign.so for make, make test, make test-hosts (nginx LuaJIT), every VM of test-all and check", function()
     -- (test-all's recipe runs make itself, so its list is read, not dry-run)
     local vm_sos = " " .. table.concat(make_var("VM_SOS"), " ") .. " "
-    for _, vm in ipairs { "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" } do
+    for _, vm in ipairs { "lua5.1", "lua5.2", "lua5.3", "lua5.4", "lua5.5", "luajit" } do
       assert.truthy(vm_sos:find(" build/" .. vm .. "/starvideos/sign.so ", 1, true), vm)
     end
     local want = {

@@ -402,8 +402,7 @@ describe("docs/install.md's LuaRocks lines", function()
   for lang, body in section:gmatch("```(%w*)\n(.-)```") do
     local lines = {}
     for line in body:gmatch("[^\n]+") do
-      if lang == "sh" then line = line:gsub("%s+#.*$", "") end
-      lines[#lines + 1] = line
+      lines[#lines + 1] = lang == "sh" and line:gsub("%s+#.*$", "") or line
     end
     blocks[#blocks + 1] = { lang = lang, lines = lines }
   end

@@ -55,8 +55,8 @@ end
 -- The commands of a shell block: one per line, without comments.
 local function commands(block)
   local list = {}
-  for line in block:gmatch("[^\n]+") do
-    line = line:gsub("%s+#.*$", ""):gsub("^%s+", "")
+  for each in block:gmatch("[^\n]+") do
+    local line = each:gsub("%s+#.*$", ""):gsub("^%s+", "")
     if line ~= "" then list[#list + 1] = line end
   end
   return list

@@ -211,8 +211,8 @@ end
 -- lines make (a program they build).
 function M.check_line(ctx, line, made)
   ctx.vars = ctx.vars or read_vars(ctx.root)
-  for part in (line .. "&&"):gmatch("%s*(.-)%s*&&") do
-    part = part:gsub("%s*&$", "")
+  for each in (line .. "&&"):gmatch("%s*(.-)%s*&&") do
+    local part = each:gsub("%s*&$", "")
     local w = words(part)
     if w[1] == "sudo" then table.remove(w, 1) end
     if w[1] == "export" then table.remove(w, 1) end

@@ -612,7 +612,7 @@ describe("the starvideos command line, how to go on and the operator's commands"
 
   describe("on every Lua #hosts", function()
     -- What needs no library (help, parsing, usage errors) is the same, byte for
-    -- byte, on 5.1, 5.2, 5.3 and LuaJIT as on 5.4.
+    -- byte, on 5.1, 5.2, 5.3, 5.5 and LuaJIT as on 5.4.
     local cases = {
       { "--help" }, { "wait", "--help" }, { "create", "-h" }, { "help", "resume" }, {}, { "frobnicate" },
       { "create", "--colour", "red" }, { "create", "--duration=abc" }, { "create", "--duration", "5.5" },
@@ -623,7 +623,7 @@ describe("the starvideos command line, how to go on and the operator's commands"
       { "create", "--duration", "5", "--duration", "6" }, { "generate", "--duration=5.0", "--colour" },
       { "wait", "x", "y", "--interval", "0.5", "--timeout", "2" },
     }
-    for _, lua in ipairs { "lua5.1", "lua5.2", "lua5.3", "luajit" } do
+    for _, lua in ipairs { "lua5.1", "lua5.2", "lua5.3", "lua5.5", "luajit" } do
       local it_lua = has_command(lua) and it or pending
       it_lua("parses and refuses arguments on " .. lua .. " exactly as on lua5.4", function()
         for _, args in ipairs(cases) do

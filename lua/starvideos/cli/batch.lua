@@ -37,9 +37,9 @@ local function read_entries(path, defaults)
   if not all then
     usage_error("--prompts-file %s is %s (its limit: split it into several batches)", quote(path), tostring(big))
   end
-  for raw in (all .. "\n"):gmatch("([^\n]*)\n") do
+  for line in (all .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    if n == 1 then raw = raw:gsub("^\239\187\191", "") end
+    local raw = n == 1 and line:gsub("^\239\187\191", "") or line
     if raw:find("\0", 1, true) then usage_error("%s:%d: a NUL byte in the line", path, n) end
     local text = raw:match("^%s*(.-)%s*$")
     if text ~= "" and text:sub(1, 1) ~= "#" then
