@@ -3,11 +3,12 @@
 # vendored sources (tools/lua55.sh), never into the system.  `make test-all` builds it first (VM_PRE_lua5.5)
 # and runs the fast tier on it beside the other VMs; `eval "$$(make -s env VM=lua5.5)"` puts it on PATH.
 # VENDOR: the folder of the sources no registry here carries (its README.md), shared/vendor beside the
-# checkout (a worktree one folder deeper: ../../shared/vendor); LuaSocket, which it lacks, is in vendor/.
+# checkout (a worktree one folder deeper: ../../shared/vendor); LuaSocket, which it lacks, is Debian's own
+# source of its lua-socket package (tools/lua55.sh).
 VENDOR ?= $(firstword $(wildcard $(abspath ../shared/vendor ../../shared/vendor)) $(abspath ../shared/vendor))
 
 # (after deps-checked, where a tier runs it: busted's and the command line's pure-Lua modules are Debian's)
-$(LUA55_BIN): tools/lua55.sh $(wildcard vendor/*.tar.gz) | $(DEPS_FIRST)
+$(LUA55_BIN): tools/lua55.sh | $(DEPS_FIRST)
 	@echo "lua5.5: building Lua 5.5 and its modules into $(LUA55) from $(VENDOR)"
 	@CC="$(CC)" sh tools/lua55.sh "$(LUA55)" "$(VENDOR)"
 

@@ -11,9 +11,10 @@
 #   lib/lua/5.5/                 cjson, lfs, system.core, term.core, socket.core, mime.core
 #   share/lua/5.5/               busted 2.3.0, Penlight 1.15.0, luasystem's and lua-term's Lua, LuaSocket's
 #                                Lua; and links to Debian's pure-Lua 5.4 modules that load on 5.5 (luassert,
-#                                say, cliargs, dkjson, mediator: busted's; argparse: the command line's)
-# Each archive is looked for in VENDOR (../shared/vendor: its README says where each comes from), then in the
-# checkout's vendor/ (LuaSocket, which VENDOR lacks), and its sha256 checked first.
+#                                say, cliargs, dkjson, mediator: busted's; argparse: the emulator's)
+# Each archive is looked for in VENDOR (../shared/vendor: its README says where each comes from); LuaSocket, which
+# VENDOR lacks, is Debian's own source of its lua-socket package (luasocket_3.1.0.orig.tar.gz, from Debian's
+# archive into build/debian-src/ once); each one's sha256 checked first.
 set -e
 dest=$1 vendor=$2
 if [ -z "$dest" ] || [ -z "$vendor" ]; then echo "usage: tools/lua55.sh DEST VENDOR" >&2; exit 2; fi
@@ -27,15 +28,23 @@ luasystem-0.2.1 4e51d3aaf1f801c3b2837c436b976a13791b69e453588121cc3efaebc8b7e2c4
 lua-term-0.07 32d96dde2e6774960bcf2d49044f29721f62fbdb190fdfcf7b2fcc48ca189999
 penlight-1.15.0 97a2f87afc162521b774225362e52083d7313891181a83294f7f5b8f85a86054
 busted-2.3.0 671f3977793d4ca4ab4f5e3e6d5cde9a64d7170107c73d2e00329f2c3cbbff10
-luasocket-3.1.0 9437f9527ae07d0371d43d8185d485fa3ead31745314e4f35edf04169f703d9d"
+luasocket-3.1.0 35a6819789b51d94a52e6cee12f07cb17cf02927438d76c31231db06bbf31f0b"
 src=$dest/src
 rm -rf "$dest" && mkdir -p "$src" "$dest/bin" "$dest/include" "$dest/lib/lua/5.5" "$dest/share/lua/5.5"
 
 # unpack NAME: the archive NAME.tar.gz, checked, into $src
+DEBIAN_SRC=http://deb.debian.org/debian/pool/main/l/luasocket/luasocket_3.1.0.orig.tar.gz
 unpack() {
-  tgz=""
-  for d in "$vendor" vendor; do [ -f "$d/$1.tar.gz" ] && { tgz=$d/$1.tar.gz; break; }; done
-  [ -n "$tgz" ] || { echo "lua55: $1.tar.gz is neither in $vendor nor in vendor/ (set VENDOR=)" >&2; exit 1; }
+  tgz=$vendor/$1.tar.gz
+  if [ "$1" = luasocket-3.1.0 ]; then
+    tgz=$(dirname "$dest")/debian-src/luasocket_3.1.0.orig.tar.gz
+    if [ ! -f "$tgz" ]; then
+      mkdir -p "$(dirname "$tgz")"
+      curl -fsSL --retry 3 -o "$tgz.part" "$DEBIAN_SRC" && mv "$tgz.part" "$tgz" ||
+        { echo "lua55: could not fetch Debian's LuaSocket source $DEBIAN_SRC" >&2; exit 1; }
+    fi
+  fi
+  [ -f "$tgz" ] || { echo "lua55: $tgz is not there (set VENDOR=)" >&2; exit 1; }
   want=$(echo "$SUMS" | awk -v n="$1" '$1 == n { print $2 }')
   got=$(sha256sum "$tgz" | awk '{ print $1 }')
   [ "$got" = "$want" ] || { echo "lua55: $tgz: sha256 $got, not $want" >&2; exit 1; }
@@ -43,7 +52,7 @@ unpack() {
 }
 for n in $(echo "$SUMS" | awk '{ print $1 }'); do unpack "$n"; done
 
-# the interpreter (the plain build of vendor/README.md), its LUA_ROOT the prefix; the headers as released
+# the interpreter (the plain build of VENDOR/README.md), its LUA_ROOT the prefix; the headers as released
 lua=$src/lua-5.5.0
 cp "$lua/lua.h" "$lua/luaconf.h" "$lua/lualib.h" "$lua/lauxlib.h" "$dest/include/"
 sed -i "s|^#define LUA_ROOT[[:space:]].*|#define LUA_ROOT \"$dest/\"|" "$lua/luaconf.h"
