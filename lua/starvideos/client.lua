@@ -8,6 +8,7 @@ local errors = require "starvideos.errors"
 local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
+local Sse = require "starvideos.sse"
 local X = require "starvideos.extension"
 
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
@@ -67,6 +68,7 @@ local function hook(cfg, key, loop, observe)
   end
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
+  cfg.on_stream = Sse.recorder(Sse.window(key)) -- (the jobs' events kept for client:sse's streams)
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe
   local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
@@ -350,6 +352,11 @@ end
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
   return start(self, begin(self, "watch", opts, S.job), nil, id, type(id_or_task) == "table" and id_or_task or nil)
+end
+
+-- Server-Sent Events of the key's tasks (sse.lua): inside nginx's content phase the request answered; else a job.
+function Client:sse(opts)
+  return Sse.serve(self.ctx, begin(self, "sse", opts), self.finished)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })

@@ -234,11 +234,12 @@ function M.serve(dir, conf, port, env, wrap)
 end
 
 -- nginx (serve) with one server of Lua locations: each of `list` {path, code[, directives]} as `location =
--- path { directives content_by_lua_block { code } }`; `workers` (1) of them.  The body of a GET of
--- path-and-query is then get(what), without its last newline.
-function M.serve_lua(dir, list, workers)
+-- path { directives content_by_lua_block { code } }`; `workers` (1) of them; `http`: lines of the http block
+-- (shared dicts), or nil.  The body of a GET of path-and-query is then get(what), without its last newline.
+function M.serve_lua(dir, list, workers, http)
   local n = M.serve(dir, function(port)
     local lines = M.conf_head(dir, workers or 1)
+    for _, l in ipairs(http or {}) do lines[#lines + 1] = "    " .. l end
     lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
     for _, l in ipairs(list) do
       lines[#lines + 1] = string.format("      location = %s { %s content_by_lua_block { %s } }", l[1], l[3] or "",

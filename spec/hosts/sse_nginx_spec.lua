@@ -1,0 +1,133 @@
+-- client:sse's handler inside nginx (content_by_lua: the request answered on cosockets, ngx.sleep between looks)
+-- passes the one case list of the event stream (spec/support/sse_cases.lua; the Lua writer: spec/sse_spec.lua),
+-- read by `curl -N` (its Last-Event-ID a header, as an EventSource sends it), on 2 workers sharing the window in
+-- `lua_shared_dict starvideos_events`; and a stream whose worker was killed mid-run, come back with its last id,
+-- gets the rest of the run, every event once, in order.
+local helper = require "spec.helper"
+local nginx_run = require "spec.support.nginx_run"
+local case_list = require "spec.support.case_list"
+local cases = require "spec.support.sse_cases"
+
+local KEY = "k-sse-nginx"
+local q = helper.shell_quote
+
+if nginx_run.pending_unless_ready("client:sse inside nginx", { "nginx", "curl" }) then return end
+
+-- The stream: the worker's pid said first in a comment (the spec's own line: which worker to kill), then the
+-- library's stream of ?tenant=, ?task=, ?heartbeat= until the reader goes.
+local EVENTS = [[
+  ngx.header.content_type = "text/event-stream"
+  ngx.print(": worker ", ngx.worker.pid(), "\n\n")
+  local a = ngx.req.get_uri_args()
+  local c = require("starvideos").new { api_key = %q, base_url = %q }
+  c:sse { tenant = a.tenant, task = a.task, heartbeat = tonumber(a.heartbeat) }
+  c:close()
+]]
+
+-- A generate of ?prompt= for ?tenant= to dir/<n>.mp4 in a timer of this worker (409 when it is ?avoid=, a pid).
+local GENERATE = [[
+  local a = ngx.req.get_uri_args()
+  if a.avoid and tonumber(a.avoid) == ngx.worker.pid() then return ngx.exit(409) end
+  local n = ngx.shared.starvideos_events:incr("spec:n", 1, 0)
+  assert(ngx.timer.at(0, function()
+    local c = require("starvideos").new { api_key = %q, base_url = %q }
+    c:generate({ model = "videos", prompt = a.prompt, duration = 5 },
+      { out = %q .. "/" .. n .. ".mp4", tenant = a.tenant, interval = 0.2 })
+    c:close()
+  end))
+  ngx.say(ngx.worker.pid())
+]]
+
+describe("client:sse inside nginx", function()
+  local emu, dir, server, streams
+
+  setup(function()
+    emu = helper.emulator { key = KEY, queued = 0.3, processing = 0.3 }
+    dir = helper.tmpdir()
+    streams = {}
+    server = nginx_run.serve_lua(dir, { { "/events", EVENTS:format(KEY, emu.url) },
+      { "/generate", GENERATE:format(KEY, emu.url, dir) } }, 2,
+      { "lua_shared_dict starvideos_events 4m;", "lua_shared_dict starvideos 1m;", "lua_check_client_abort on;" })
+  end)
+
+  teardown(function()
+    for _, s in ipairs(streams or {}) do s.close() end
+    if server then server.stop() end
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  local function url(path, args)
+    local parts = {}
+    for k, v in pairs(args) do parts[#parts + 1] = k .. "=" .. tostring(v) end
+    table.sort(parts)
+    return string.format("http://127.0.0.1:%d%s?%s", server.port, path, table.concat(parts, "&"))
+  end
+
+  -- A stream read by curl -N into a file of its own (Last-Event-ID as a header).
+  local function open(o)
+    local args, n = {}, #streams + 1
+    for _, k in ipairs { "tenant", "task", "heartbeat" } do args[k] = o[k] end
+    local file = dir .. "/stream." .. n
+    local header = o.last_event_id and "-H " .. q("Last-Event-ID: " .. o.last_event_id) .. " " or ""
+    local proc = helper.spawn(string.format("curl -sN %s%s > %s 2>/dev/null", header, q(url("/events", args)),
+      q(file)))
+    local s = {}
+    function s.text() return helper.read_file(file) or "" end
+    function s.events() return cases.parse(s.text()) end
+    function s.worker() return tonumber(s.text():match(": worker (%d+)")) end
+    function s.close()
+      if not proc then return end
+      helper.execute("kill " .. proc.pid .. " 2>/dev/null")
+      proc:close()
+      proc = nil
+    end
+    streams[n] = s
+    assert(helper.wait_until(function() return s.worker() ~= nil end, 10), "the stream did not begin")
+    return s
+  end
+
+  local p = { start = function(o)
+    local out = helper.capture("curl -s " .. q(url("/generate", { tenant = o.tenant, prompt = o.prompt:gsub(" ", "+"),
+      avoid = o.avoid })))
+    return tonumber(out)
+  end, open = open, until_ = helper.wait_until }
+
+  setup(function() p.emu = emu end)
+
+  case_list.each({ describe = describe, it = it }, "the event stream's cases", cases.cases,
+    function(case) case.run(p, assert) end, nil, { "dict", "file", "nginx" })
+
+  it("tells a stream come back with its last id after its worker was killed every event of the run once", function()
+    local tenant, made = "killed-" .. os.time(), emu:creates()
+    local s
+    for _ = 1, 40 do -- (a stream on a worker to kill, the run on the other)
+      s = open { tenant = tenant }
+      if p.start { tenant = tenant, prompt = "a run outliving a worker", avoid = s.worker() } then break end
+      s.close()
+      s = nil
+    end
+    assert(s, "no run on a worker other than the stream's in 40 tries")
+    assert.is_true(helper.wait_until(function() return #s.events() >= 2 end, 20), s.text())
+    local before = s.events()
+    assert(helper.execute("kill -KILL " .. s.worker()))
+    s.close()
+    local again = open { tenant = tenant, last_event_id = before[#before].id }
+    assert.is_true(helper.wait_until(function()
+      local evs = again.events()
+      return evs[1] and evs[#evs].event == "saved"
+    end, 30), again.text())
+    local all = {}
+    for _, e in ipairs(before) do all[#all + 1] = e end
+    for _, e in ipairs(again.events()) do all[#all + 1] = e end
+    local last = 0
+    for _, e in ipairs(all) do
+      assert.is_true(e.id > last, "each event once, in order")
+      last = e.id
+    end
+    assert.are.equal("created", all[1].event)
+    assert.are.equal("saved", all[#all].event)
+    assert.are.equal(1, emu:creates() - made)
+    again.close()
+  end)
+end)
