@@ -131,3 +131,65 @@ describe("client:sse inside nginx", function()
     again.close()
   end)
 end)
+
+-- What 1000 idle streams cost one worker: its resident memory before and after (/proc, VmRSS), and a generate in
+-- another request answered meanwhile, its own stream told its run.
+describe("1000 idle streams on one worker", function()
+  local socket = require "socket"
+  local emu, dir, server, socks
+
+  setup(function()
+    emu = helper.emulator { key = KEY, queued = 0.3, processing = 0.3 }
+    dir = helper.tmpdir()
+    server = nginx_run.serve_lua(dir, { { "/events", EVENTS:format(KEY, emu.url) },
+      { "/pid", "ngx.say(ngx.worker.pid())" },
+      { "/generate", ([[
+        local c = require("starvideos").new { api_key = %q, base_url = %q }
+        local t, err = c:generate({ model = "videos", prompt = "beside 1000 streams", duration = 5 },
+          { out = %q, tenant = "busy", interval = 0.2 })
+        c:close()
+        ngx.say(t and "saved " .. t.path or tostring(err))]]):format(KEY, emu.url, dir .. "/busy.mp4") } }, 1,
+      { "lua_shared_dict starvideos_events 4m;", "lua_shared_dict starvideos 1m;", "lua_check_client_abort on;" },
+      4096)
+  end)
+
+  teardown(function()
+    for _, c in ipairs(socks or {}) do c:close() end
+    if server then server.stop() end
+    if emu then emu:stop() end
+    helper.cleanup()
+  end)
+
+  local function rss_kb(pid)
+    return tonumber((helper.read_file("/proc/" .. pid .. "/status") or ""):match("VmRSS:%s*(%d+) kB"))
+  end
+
+  it("cost it under 50 MB and leave a generate answering", function()
+    local pid = assert(tonumber(server.get("/pid")))
+    local before = assert(rss_kb(pid))
+    socks = {}
+    for i = 1, 1000 do
+      local c = assert(socket.tcp())
+      c:settimeout(10)
+      assert(c:connect("127.0.0.1", server.port))
+      assert(c:send("GET /events?tenant=idle HTTP/1.1\r\nHost: t\r\n\r\n"))
+      socks[i] = c
+    end
+    for i, c in ipairs(socks) do -- (each stream begun: its first line, retry)
+      repeat local line = assert(c:receive("*l"), "stream " .. i .. " ended") until line == "retry: 1000"
+    end
+    local after = assert(rss_kb(pid))
+    io.stderr:write(string.format("1000 idle streams: the worker's RSS %d kB -> %d kB, %.1f kB a stream\n",
+      before, after, (after - before) / 1000))
+    assert.is_true(after - before < 50 * 1024, (after - before) .. " kB")
+    local s = helper.spawn(string.format("curl -sN 'http://127.0.0.1:%d/events?tenant=busy' > %s", server.port,
+      q(dir .. "/busy.sse")))
+    assert.are.equal("saved " .. dir .. "/busy.mp4", server.get("/generate"))
+    assert.is_true(helper.wait_until(function()
+      local evs = cases.parse(helper.read_file(dir .. "/busy.sse") or "")
+      return evs[1] and evs[#evs].event == "saved"
+    end, 10))
+    helper.execute("kill " .. s.pid)
+    s:close()
+  end)
+end)
