@@ -6,6 +6,7 @@
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
 local case_list = require "spec.support.case_list"
+local studio_run = require "spec.hosts.support.studio_run"
 local cases = require "spec.support.sse_cases"
 
 local KEY = "k-sse-nginx"
@@ -13,16 +14,38 @@ local q = helper.shell_quote
 
 if nginx_run.pending_unless_ready("client:sse inside nginx", { "nginx", "curl" }) then return end
 
--- The stream: the worker's pid said first in a comment (the spec's own line: which worker to kill), then the
--- library's stream of ?tenant=, ?task=, ?heartbeat= until the reader goes.
+-- The stream: the worker's pid said first in an event `worker` without an id (the spec's own: which worker to
+-- kill; it leaves an EventSource's last id as it was), then the library's stream of ?tenant=, ?task=,
+-- ?heartbeat= until the reader goes.
 local EVENTS = [[
   ngx.header.content_type = "text/event-stream"
-  ngx.print(": worker ", ngx.worker.pid(), "\n\n")
+  ngx.print("event: worker\ndata: ", ngx.worker.pid(), "\n\n")
   local a = ngx.req.get_uri_args()
   local c = require("starvideos").new { api_key = %q, base_url = %q }
   c:sse { tenant = a.tenant, task = a.task, heartbeat = tonumber(a.heartbeat) }
   c:close()
 ]]
+
+-- The browser's page (spec/hosts/support/sse_browser.js): an EventSource on /events of its ?tenant=, every event
+-- it is told kept in sessionStorage, opened after a reload with the last id it saw (?last_event_id=: an
+-- EventSource sets no header); window.worker, the worker serving it.
+local PAGE = [==[
+  ngx.header.content_type = "text/html; charset=utf-8"
+  ngx.print([[<!doctype html><meta charset="utf-8"><title>sse</title><script>
+const tenant = new URLSearchParams(location.search).get('tenant');
+const last = sessionStorage.last;
+const es = new EventSource('/events?tenant=' + tenant + (last ? '&last_event_id=' + last : ''));
+es.addEventListener('worker', (e) => { window.worker = Number(e.data); });
+for (const t of ['created', 'status', 'progress', 'warning', 'late', 'taken', 'saved', 'failed']) {
+  es.addEventListener(t, (e) => {
+    const seen = JSON.parse(sessionStorage.seen || '[]');
+    seen.push({ id: Number(e.lastEventId), type: t });
+    sessionStorage.seen = JSON.stringify(seen);
+    sessionStorage.last = e.lastEventId;
+  });
+}
+</script>]])
+]==]
 
 -- A generate of ?prompt= for ?tenant= to dir/<n>.mp4 in a timer of this worker (409 when it is ?avoid=, a pid).
 local GENERATE = [[
@@ -46,7 +69,7 @@ describe("client:sse inside nginx", function()
     dir = helper.tmpdir()
     streams = {}
     server = nginx_run.serve_lua(dir, { { "/events", EVENTS:format(KEY, emu.url) },
-      { "/generate", GENERATE:format(KEY, emu.url, dir) } }, 2,
+      { "/generate", GENERATE:format(KEY, emu.url, dir) }, { "/page", PAGE } }, 2,
       { "lua_shared_dict starvideos_events 4m;", "lua_shared_dict starvideos 1m;", "lua_check_client_abort on;" })
   end)
 
@@ -75,7 +98,7 @@ describe("client:sse inside nginx", function()
     local s = {}
     function s.text() return helper.read_file(file) or "" end
     function s.events() return cases.parse(s.text()) end
-    function s.worker() return tonumber(s.text():match(": worker (%d+)")) end
+    function s.worker() return tonumber(s.text():match("event: worker\ndata: (%d+)")) end
     function s.close()
       if not proc then return end
       helper.execute("kill " .. proc.pid .. " 2>/dev/null")
@@ -129,6 +152,37 @@ describe("client:sse inside nginx", function()
     assert.are.equal("saved", all[#all].event)
     assert.are.equal(1, emu:creates() - made)
     again.close()
+  end)
+
+  -- In chromium: the page reloaded mid-run, then the worker serving its stream killed; every event of the run
+  -- seen once, in order: the run's events as a stream from the window's start tells them.
+  it("tells an EventSource every event of a run once, in order, across a reload and a killed worker", function()
+    local why = studio_run.missing()
+    if why then return pending(why) end
+    local tenant, made = "browser-" .. os.time(), emu:creates()
+    emu:config { queued = 1, processing = 4 } -- (a run long enough for a reload and a kill)
+    local ok, r = pcall(studio_run.browser, { url = url("/page", { tenant = tenant }),
+      generate = url("/generate", { tenant = tenant, prompt = "seen+in+a+browser" }) }, "sse_browser.js")
+    emu:config { queued = 0.3, processing = 0.3 }
+    if not ok then error(r, 0) end
+    assert.are.same({}, r.page_errors)
+    assert.is_true(#r.workers >= 3, "a reload and a kill: " .. table.concat(r.workers, " "))
+    local all = open { tenant = tenant }
+    assert.is_true(helper.wait_until(function()
+      local evs = all.events()
+      return evs[1] and evs[#evs].event == "saved"
+    end, 10), all.text())
+    local want = {}
+    for _, e in ipairs(all.events()) do want[#want + 1] = { id = e.id, type = e.event } end
+    assert.are.same(want, r.seen)
+    assert.is_true(r.before_reload < r.before_kill and r.before_kill < #r.seen,
+      string.format("events before the reload %d, before the kill %d, in all %d", r.before_reload, r.before_kill,
+        #r.seen))
+    io.stderr:write(string.format("chromium: %d events, %d before the reload, %d before worker %d was killed; "
+      .. "streams on workers %s, the run on %d\n", #r.seen, r.before_reload, r.before_kill, r.killed,
+      table.concat(r.workers, " "), r.run_worker))
+    assert.are.equal(1, emu:creates() - made)
+    all.close()
   end)
 end)
 
