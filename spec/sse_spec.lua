@@ -78,6 +78,51 @@ describe("client:sse's writer", function()
     assert.is_truthy(tostring(err):find("bad option 'write' to 'sse'", 1, true), tostring(err))
   end)
 
+  it("numbers a window made again after every id of the one before: a reader come back with an old id gets it whole",
+    function()
+    local chunks = {}
+    local t = "again-" .. os.time()
+    p.start { tenant = t, prompt = "a window made again" }
+    local s = p.client:sse { tenant = t, last_event_id = 41,
+      write = function(ch) chunks[#chunks + 1] = ch; return true end }
+    assert.is_true(p.until_(function()
+      local evs = cases.parse(table.concat(chunks))
+      return evs[1] and evs[#evs].event == "saved"
+    end, 30))
+    local evs = cases.parse(table.concat(chunks))
+    assert.are.equal("created", evs[1].event)
+    assert.is_true(evs[1].id > os.time() * 1000000 - 3600 * 1000000, "an id of this window's start: " .. evs[1].id)
+    assert.is_truthy(s)
+  end)
+
+  it("tells a stream an again refused before paying as a failed event with its words", function()
+    local chunks, t = {}, "refused-" .. os.time()
+    p.client:sse { tenant = t, write = function(ch) chunks[#chunks + 1] = ch; return true end }
+    local made, err = p.client:again("video_no_such_task", nil, { tenant = t })
+    assert.is_nil(made)
+    assert.is_true(p.until_(function() return cases.parse(table.concat(chunks))[1] ~= nil end, 5))
+    local evs = cases.parse(table.concat(chunks))
+    assert.are.same({ "failed", err.message, err.kind }, { evs[1].event, evs[1].data.error.message,
+      evs[1].data.error.kind })
+  end)
+
+  it("tells a tenant's stream a step of the key's spend limit, never another tenant's tasks", function()
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, prices = { videos = 0.6 },
+      spend_limit = { amount = 1, scope = "model", model = "videos" } }
+    local chunks = {}
+    c:sse { tenant = "watching", write = function(ch) chunks[#chunks + 1] = ch; return true end }
+    assert(c:create({ model = "videos", prompt = "half the key's", duration = 5 }, { tenant = "paying" }))
+    assert.is_true(helper.wait_until(function()
+      c:step(0.02)
+      return cases.parse(table.concat(chunks))[1] ~= nil
+    end, 5))
+    c:step(0.3)
+    local evs = cases.parse(table.concat(chunks))
+    assert.are.equal(1, #evs)
+    assert.are.same({ "warning", "spend_limit", 50 }, { evs[1].event, evs[1].data.field, evs[1].data.percent })
+    c:close()
+  end)
+
   it("keeps the last events_window events of the key: an older id gets those kept, in order", function()
     helper.with_defaults({ events_window = 3 }, function()
       local e2 = helper.emulator { queued = 0.1, processing = 0.1, key = "window-key" }
@@ -92,7 +137,9 @@ describe("client:sse's writer", function()
       c:sse { last_event_id = 0, write = function(ch) late[#late + 1] = ch; return true end }
       c:step(0)
       local kept = cases.parse(table.concat(late))
-      assert.are.same({ told - 2, told - 1, told }, { kept[1].id, kept[2].id, kept[3].id })
+      local w = require("starvideos.sse").window(c.key)
+      assert.are.equal(told, w:last() - w.base) -- (every event told was numbered)
+      assert.are.same({ w:last() - 2, w:last() - 1, w:last() }, { kept[1].id, kept[2].id, kept[3].id })
       assert.are.equal(3, #kept)
       assert.are.equal("saved", kept[3].event)
       c:close()

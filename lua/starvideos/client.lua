@@ -221,7 +221,7 @@ end
 local function built(self, how, task, more, opts)
   opts = begin(self, how, opts, S.generate)
   local spec, err = require("starvideos.lineage")[how](self, task, more, opts)
-  if not spec then return nil, err end
+  if not spec then return nil, Sse.refused(self.cfg, err, opts.tenant) end -- (its failed event, as a job's)
   local made, jerr = run(self, nil, nil, opts, spec)
   if spec.scratch and not opts.job then os.remove(spec.scratch) end -- (a parent's object read back: sent now)
   if made then made.parent, made.relation = spec.parent, spec.relation end

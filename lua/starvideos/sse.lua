@@ -48,11 +48,21 @@ local function parse(text)
   return tenant, task, kind, data
 end
 
+-- A window's first id less one: its start's second times 10^6, so that the ids of a window made again (a process
+-- or nginx started again: the dict emptied) come after every id of the one before, and a reader that comes back
+-- with an id of that one gets the new window whole, not nothing until the count passes its id.
+local function base() return os.time() * 1000000 end
+-- An id as text: its digits (LuaJIT's tostring of a number past 10^14 would round it: 1.7958661234568e+15).
+local function digits(id) return string.format("%d", id) end
+
 -- The process's window: a ring of `size` entries.
 local Memory = {}
 Memory.__index = Memory
 
-function Memory.new(size) return setmetatable({ n = 0, size = size, list = {} }, Memory) end
+function Memory.new(size)
+  local b = base()
+  return setmetatable({ n = b, base = b, size = size, list = {} }, Memory)
+end
 
 function Memory:put(text)
   local n = self.n + 1
@@ -62,7 +72,7 @@ end
 
 function Memory:last() return self.n end
 function Memory:get(id) return self.list[id] end
-function Memory:first() return math.max(1, self.n - self.size + 1) end
+function Memory:first() return math.max(self.base + 1, self.n - self.size + 1) end
 
 -- nginx's dict: `<prefix>n` the last id given (incr: atomic across workers), `<prefix><id>` each entry; the entry
 -- `size` older than a new one is deleted as it is kept.  Every write a safe_ one: a full dict refuses an event
@@ -77,20 +87,22 @@ end
 function Dict:put(text)
   local dict, counter = self.dict, self.prefix .. "n"
   local n, err = dict:incr(counter, 1)
-  if not n and err == "not found" then
-    local ok, aerr = dict:safe_add(counter, 0)
+  if not n and err == "not found" then -- (the window made: its base kept first, then the counter from it)
+    local b = base()
+    local ok, aerr = dict:safe_add(self.prefix .. "base", b)
+    if ok or aerr == "exists" then ok, aerr = dict:safe_add(counter, dict:get(self.prefix .. "base") or b) end
     if ok or aerr == "exists" then n, err = dict:incr(counter, 1) end
   end
   if not n then return nil, err end
-  dict:delete(self.prefix .. (n - self.size))
-  local ok, serr = dict:safe_set(self.prefix .. n, text)
+  dict:delete(self.prefix .. digits(n - self.size))
+  local ok, serr = dict:safe_set(self.prefix .. digits(n), text)
   if not ok then return nil, serr end
   return n
 end
 
 function Dict:last() return self.dict:get(self.prefix .. "n") or 0 end
-function Dict:get(id) return self.dict:get(self.prefix .. id) end
-function Dict:first() return math.max(1, self:last() - self.size + 1) end
+function Dict:get(id) return self.dict:get(self.prefix .. digits(id)) end
+function Dict:first() return math.max((self.dict:get(self.prefix .. "base") or 0) + 1, self:last() - self.size + 1) end
 
 -- The window of key k (key.lua): the dict's inside nginx (when declared), else the process's.
 function E.window(k)
@@ -112,6 +124,15 @@ function E.recorder(window)
   end
 end
 
+-- A call refused before it made a job (again, remix, continue: lineage.lua's refusal before paying): its `failed`
+-- event told as a job's is (on_event, the key's streams, with the call's tenant); err returned.
+function E.refused(cfg, err, tenant)
+  local ev = { type = "failed", error = err }
+  if cfg.on_event then cfg.on_event(ev) end
+  if cfg.on_stream then cfg.on_stream(ev, tenant) end
+  return err
+end
+
 -- A stream's state: its window, filters, writer, the last id it wrote or skipped.
 local Stream = {}
 Stream.__index = Stream
@@ -123,7 +144,7 @@ function E.id_of(v)
 end
 
 local function frame(id, kind, data)
-  return "id: " .. id .. "\nevent: " .. kind .. "\ndata: " .. data .. "\n\n"
+  return "id: " .. digits(id) .. "\nevent: " .. kind .. "\ndata: " .. data .. "\n\n"
 end
 
 -- The events past the last one seen, kept by the filters, as one chunk ("" for none); a number given but not kept
@@ -139,7 +160,9 @@ function Stream:read(t)
       if t - self.gap < E.GAP_WAIT then break end
     else
       local tenant, task, kind, data = parse(text)
-      if (not self.tenant or tenant == self.tenant) and (not self.task or task == self.task) then
+      -- (a tenant's stream: its tasks' events, and the warnings of none, such as a key's spend limit's step)
+      local mine = not self.tenant or tenant == self.tenant or tenant == "" and task == "" and kind == "warning"
+      if mine and (not self.task or task == self.task) then
         out[#out + 1] = frame(id, kind, data)
       end
     end
