@@ -127,6 +127,7 @@ build = {
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.spend"] = "lua/starvideos/spend.lua",
+    ["starvideos.sse"] = "lua/starvideos/sse.lua",
     ["starvideos.store_option"] = "lua/starvideos/store_option.lua",
     ["starvideos.sink"] = "lua/starvideos/sink.lua",
     ["starvideos.rules"] = "lua/starvideos/rules.lua",

@@ -229,11 +229,10 @@ io.write(r and "made " .. r.path or "error " .. tostring(err), "\n")
     local c, dir = fresh()
     local shots = { { model = "videos", prompt = "a", duration = 4 }, { model = "videos", prompt = "b", duration = 4 },
       { prompt = "c", remix = 1 } }
-    local ok, err = require("starvideos.film").film(c, shots, { out = dir .. "/f.mp4" },
-      function(params, o) return c:generate(params, o) end, nil, function()
-        return nil, starvideos.new_error("invalid_request", "remix: refused here (nothing was sent)",
-          { field = "task" })
-      end)
+    c.remix = function() -- (this client's remix refuses: the film's third shot)
+      return nil, starvideos.new_error("invalid_request", "remix: refused here (nothing was sent)", { field = "task" })
+    end
+    local ok, err = c:film(shots, { out = dir .. "/f.mp4" })
     assert.same({ nil, 3, 2 }, { ok, err.shot, err.made })
     assert.equal("remix: refused here (nothing was sent); shots 1 to 2 are made and paid for: run again, the film "
       .. "pays for none of them twice", err.message)

@@ -199,6 +199,14 @@
 ---@class starvideos.SpendOpts
 ---@field tenant? string a limit of every tenant: this tenant's entry only
 
+---The options of client:sse (config.lua's CALLS.sse)
+---@class starvideos.SseOpts
+---@field heartbeat? number seconds between comments written when nothing else was (default 15)
+---@field last_event_id? integer|string the id the reader saw last (inside nginx: else Last-Event-ID)
+---@field task? string only the events of this task id
+---@field tenant? string only the events of this tenant's tasks
+---@field write? fun(chunk: string): any given each chunk; nil or false ends the stream (needed outside nginx)
+
 ---The options of client:tasks (config.lua's CALLS.tasks)
 ---@class starvideos.TasksOpts
 ---@field check? boolean true: read each downloaded file again
@@ -528,6 +536,33 @@ function Job:cancel() end
 ---@field index? integer its position in wait_all's, generate_all's or resume's list
 ---@field eta? starvideos.Eta the job's, as of this answer
 
+---event created: the create was answered: the task exists (on_event only)
+---@class starvideos.CreatedEvent
+---@field type "created" the event's type
+---@field id string the task's id
+---@field task starvideos.Task the task
+---@field status starvideos.TaskStatus its status
+---@field index? integer its position in wait_all's, generate_all's or resume's list
+
+---event saved: the task's video is whole at its out (on_event only)
+---@class starvideos.SavedEvent
+---@field type "saved" the event's type
+---@field id string the task's id
+---@field task starvideos.Task the task
+---@field status starvideos.TaskStatus its status
+---@field index? integer its position in wait_all's, generate_all's or resume's list
+---@field path string the file (or object URL)
+---@field sha256 string its SHA-256
+
+---event failed: a job following a task to its end ended with an error (on_event only)
+---@class starvideos.FailedEvent
+---@field type "failed" the event's type
+---@field id string the task's id
+---@field task starvideos.Task the task
+---@field status starvideos.TaskStatus its status
+---@field index? integer its position in wait_all's, generate_all's or resume's list
+---@field error starvideos.Error why: its message, kind, reason
+
 ---event taken: a keeper took the job's task while this process's lease had lapsed
 ---@class starvideos.TakenEvent
 ---@field type "taken" the event's type
@@ -651,7 +686,7 @@ function Job:cancel() end
 ---@field refused integer of the failed, those a spend limit refused (nothing sent)
 ---@field total integer entries
 
----@alias starvideos.Event starvideos.StatusEvent|starvideos.TakenEvent|starvideos.LateEvent|starvideos.ProgressEvent|starvideos.RequestEvent|starvideos.ResponseEvent|starvideos.RetryEvent|starvideos.WarningEvent|starvideos.JournalErrorEvent|starvideos.StoreResetEvent|starvideos.ClaimEvent|starvideos.PreflightEvent|starvideos.DeliveryEvent|starvideos.BatchEvent
+---@alias starvideos.Event starvideos.StatusEvent|starvideos.CreatedEvent|starvideos.SavedEvent|starvideos.FailedEvent|starvideos.TakenEvent|starvideos.LateEvent|starvideos.ProgressEvent|starvideos.RequestEvent|starvideos.ResponseEvent|starvideos.RetryEvent|starvideos.WarningEvent|starvideos.JournalErrorEvent|starvideos.StoreResetEvent|starvideos.ClaimEvent|starvideos.PreflightEvent|starvideos.DeliveryEvent|starvideos.BatchEvent
 
 ---The module: require "starvideos"
 ---@class starvideos
@@ -839,6 +874,11 @@ function Client:resume(opts) end
 ---@return starvideos.Spend[]? list
 ---@return starvideos.Error? err
 function Client:spend(opts) end
+
+---Server-Sent Events of the key's tasks: inside nginx the request answered, else a job step drives.
+---@param opts? starvideos.SseOpts
+---@return starvideos.Job|true job
+function Client:sse(opts) end
 
 ---Starts a task as a non-blocking job, moved by client:step.
 ---@param params starvideos.Params

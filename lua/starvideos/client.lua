@@ -8,6 +8,7 @@ local errors = require "starvideos.errors"
 local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
+local Sse = require "starvideos.sse"
 local X = require "starvideos.extension"
 
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
@@ -67,6 +68,7 @@ local function hook(cfg, key, loop, observe)
   end
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
+  cfg.on_stream = Sse.recorder(Sse.window(key)) -- (the jobs' events kept for client:sse's streams)
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe
   local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
@@ -215,11 +217,11 @@ function Client:generate(params, opts)
   return run(self, nil, nil, begin(self, "generate", opts), { params = params })
 end
 
--- A create from a task of the ledger (lineage.lua's how: again, remix, continue), run as generate runs; with
--- opts.job, as a job (verb_job.lua).
+-- A create from a task of the ledger (lineage.lua's how: again, remix, continue), as generate runs (built: with
+-- opts.job, as a job, verb_job.lua).
 local function made_from(self, how, task, more, opts)
   local spec, err = require("starvideos.lineage")[how](self, task, more, opts)
-  if not spec then return nil, err end
+  if not spec then return nil, Sse.refused(self.cfg, err, opts.tenant) end -- (its failed event, as a job's)
   local made, jerr = run(self, nil, nil, opts, spec)
   if spec.scratch then os.remove(spec.scratch) end -- (a parent's object read back: sent now)
   if made then made.parent, made.relation = spec.parent, spec.relation end
@@ -231,9 +233,9 @@ local function built(self, how, task, more, opts)
   if J then return J.start(self, made_from, self, how, task, more, J.plain(opts)) end
   return made_from(self, how, task, more, opts)
 end
-function Client:again(task, overrides, opts) return built(self, "again", task, overrides, opts) end
-function Client:remix(task, params, opts) return built(self, "remix", task, params, opts) end
-function Client:continue(task, params, opts) return built(self, "continue", task, params, opts) end
+for _, how in ipairs { "again", "remix", "continue" } do -- client:again(task, overrides, opts), remix, continue
+  Client[how] = function(self, task, more, opts) return built(self, how, task, more, opts) end
+end
 
 -- A film from a storyboard (film.lua): its shots made, each a keyed generate or continue, then joined at opts.out;
 -- with opts.job, as a job (verb_job.lua).
@@ -241,9 +243,7 @@ function Client:film(shots, opts)
   opts = begin(self, "film", opts)
   local J = opts.job and require "starvideos.verb_job"
   if J then return J.start(self, self.film, self, shots, J.plain(opts)) end
-  return require("starvideos.film").film(self, shots, opts, function(params, o) return self:generate(params, o) end,
-    function(parent, params, o) return self:continue(parent, params, o) end,
-    function(parent, params, o) return self:remix(parent, params, o) end)
+  return require("starvideos.film").film(self, shots, opts)
 end
 
 -- Wait for many tasks at once; one failure does not stop the others.
@@ -322,18 +322,15 @@ function Client:tasks(opts)
   if not list then return nil, err end
   local only, sink = {}, require "starvideos.sink"
   for _, t in ipairs(list) do
-    if (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant)
-      and (not opts.parent or t.parent == opts.parent) then
-      only[#only + 1] = t
-    end
+    local kept = (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant)
+    if kept and (not opts.parent or t.parent == opts.parent) then only[#only + 1] = t end
     if opts.check and t.path then t.check, t.check_error = sink.of(self.cfg, t.path).check(t, self.ctx) end
   end
   return only
 end
 
--- Each limit of spend_limit in its window now (docs/spend.md): {limit, scope, model, tenant, spent, reserved,
--- amount, resets_at}s, as the ledger counts them; opts.tenant: a limit of every tenant, that tenant's only.  Or nil,
--- err when the ledger cannot be read.
+-- Each limit of spend_limit in its window now (docs/spend.md): {limit, scope, model, tenant, spent, reserved, amount,
+-- resets_at}s, as the ledger counts them (opts.tenant: a limit of every tenant, that tenant's only), or nil, err.
 function Client:spend(opts)
   opts = begin(self, "spend", opts)
   if not self.cfg.spend then return {} end
@@ -359,6 +356,11 @@ end
 function Client:watch(id_or_task, opts)
   local id = task_id(id_or_task, "watch")
   return start(self, begin(self, "watch", opts, S.job), nil, id, type(id_or_task) == "table" and id_or_task or nil)
+end
+
+-- Server-Sent Events of the key's tasks (sse.lua): inside nginx's content phase the request answered; else a job.
+function Client:sse(opts)
+  return Sse.serve(self.ctx, begin(self, "sse", opts), self.finished)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })

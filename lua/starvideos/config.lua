@@ -70,6 +70,10 @@ M.DEFAULTS = {
   trace_delay = 1,           -- seconds a finished span may wait for its export
   trace_timeout = 10,        -- seconds one export may take (its retries within)
   trace_flush = 1,           -- seconds close() waits for the spans still queued to go
+  heartbeat = 15,            -- client:sse: seconds between a stream's comments when nothing else was written
+  events_window = 1000,      -- client:sse: the events of a key kept for streams that come back (Last-Event-ID)
+  events_poll = 0.25,        -- client:sse: seconds between a stream's looks at the window
+  events_dict = "starvideos_events", -- inside nginx: the lua_shared_dict of the streams' window (every worker's)
   user_agent = M.user_agent(),
 }
 
@@ -102,6 +106,10 @@ C.pixels = number_in(0, 1e5, "a number of pixels in [0, 100000]")
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
+function C.event_id(v) -- (client:sse's last_event_id: an id a stream wrote, as a number or its text)
+  local n = tonumber(v)
+  if not n or n < 0 or n ~= math.floor(n) then return "an event id: a whole number >= 0 (or its text)" end
+end
 function C.bool(v) if type(v) ~= "boolean" then return "true or false" end end
 function C.preflight(v) if type(v) ~= "boolean" and v ~= "strict" then return 'true, false or "strict"' end end
 -- a task's state in client:tasks (docs/batch.md)
@@ -283,6 +291,7 @@ M.CALLS = {
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
   tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant, parent = C.key },
   spend = { tenant = C.tenant },
+  sse = { tenant = C.tenant, task = C.key, heartbeat = C.seconds, write = C.fn, last_event_id = C.event_id },
   film = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
     tenant = C.tenant, dry_run = C.bool, job = C.bool },
 }

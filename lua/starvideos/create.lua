@@ -99,6 +99,7 @@ function C.register(job, t, task)
   task = task or job.held
   local ok, jerr = job.ledger:created(task, job.params, job.local_id, job.ids) -- (asked first: a listener may close)
   if not job.held then -- (a batch counts it created)
+    job:emit("created", { status = task.status }, "told") -- (to on_event and the key's event streams: sse.lua)
     job:hold(task, t)
     if job.done then return end -- cancelled by a listener (its client closed): its record is written all the same
   end

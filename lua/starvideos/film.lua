@@ -310,10 +310,10 @@ local function into_object(client, tasks, out, opts)
   return ok or nil, same
 end
 
--- client:film's: the shots made (run(params, opts) for a new shot, cont(parent, params, opts) for one that
--- continues, remix(parent, params, opts) for one that remixes an earlier shot) and joined: {path, shots = {tasks},
--- copied}, or nil, err (err.shot: the shot that failed); with opts.dry_run, the plan.
-function M.film(client, shots, opts, run, cont, remix)
+-- client:film's: the shots made (client:generate for a new shot, client:continue for one that continues,
+-- client:remix for one that remixes an earlier shot) and joined: {path, shots = {tasks}, copied}, or nil, err
+-- (err.shot: the shot that failed); with opts.dry_run, the plan.
+function M.film(client, shots, opts)
   local list, planned = checked(client, shots, opts)
   if not list then return nil, planned end
   if opts.dry_run then return planned end
@@ -324,9 +324,9 @@ function M.film(client, shots, opts, run, cont, remix)
     for k, v in pairs(opts) do if k ~= "dry_run" and k ~= "job" then o[k] = v end end
     o.out = M.shot_path(opts.out, i)
     local t, terr
-    if s.continue then t, terr = cont(tasks[i - 1], s.params, o)
-    elseif s.remix then t, terr = remix(tasks[s.remix], s.params, o)
-    else t, terr = run(s.params, o) end
+    if s.continue then t, terr = client:continue(tasks[i - 1], s.params, o)
+    elseif s.remix then t, terr = client:remix(tasks[s.remix], s.params, o)
+    else t, terr = client:generate(s.params, o) end
     if not t then
       terr.shot = i
       return after_made(terr, i - 1)

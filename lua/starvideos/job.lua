@@ -57,10 +57,10 @@ function Job.new(ctx, goal, id, spec)
   return job
 end
 
--- When a task was created on our monotonic clock (the key's births, else its
--- whole-second `created`), and its model, for the schedule.  A birth is also a sight of it unfinished (its create's
--- answer), as a job that created the task has (Job:hold): a task made by `create` and followed by another job
--- (wait_all, watch, keep) teaches the schedule however late its first poll comes (issue 65).
+-- When a task was created on our monotonic clock (the key's births, else its whole-second `created`), and its model,
+-- for the schedule.  A birth is also a sight of it unfinished (its create's answer), as a job that created the task
+-- has (Job:hold): a task made by `create` and followed by another job (wait_all, watch, keep) teaches the schedule
+-- however late its first poll comes (issue 65).
 function Job:origin(task, t)
   if self.origin_at then return end
   if type(task.model) == "string" then self.model = self.model or task.model end
@@ -87,18 +87,14 @@ function Job:next_poll(t)
   return t + schedule(self):delay(self.kind, self.model, self.origin_at and t - self.origin_at)
 end
 
-local function event(self, kind, extra)
-  local ev = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
-    index = self.index, eta = self.eta }
-  if extra then for k, v in pairs(extra) do ev[k] = v end end
-  return ev
-end
-
--- An event of the job (extra: its fields but the job's) to the client's on_event and the job's on_progress.
-function Job:emit(kind, extra)
-  local ev = event(self, kind, extra)
-  if self.cfg.on_event then self.cfg.on_event(ev) end
-  if self.on_progress then self.on_progress(ev) end
+-- An event to on_event and the streams' window (cfg.on_stream) unless `to` is "progress"; on_progress unless "told".
+function Job:emit(kind, extra, to)
+  local ev, cfg = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
+    index = self.index, eta = self.eta }, self.cfg
+  for k, v in pairs(extra or {}) do ev[k] = v end
+  if to ~= "progress" and cfg.on_event then cfg.on_event(ev) end
+  if to ~= "progress" and cfg.on_stream then cfg.on_stream(ev, self.tenant) end
+  if to ~= "told" and self.on_progress then self.on_progress(ev) end
 end
 
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
@@ -111,6 +107,7 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
+  if err and not self.goal and self.state == "done" then self:emit("failed", { error = err }, "told") end
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
@@ -137,11 +134,10 @@ function Job:seen(task, t, created, secs, within)
   local changed = task.status ~= self.status
   self.status = task.status
   expect(self, t)
-  if changed and self.cfg.on_event then self.cfg.on_event(event(self, "status")) end
   if changed and not created and self.ledger.records then
     self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
   end
-  if self.on_progress then self.on_progress(event(self, "status")) end
+  self:emit("status", nil, not changed and "progress" or nil) -- (on_progress: every answer)
   if changed and self.on_status then self.on_status(self) end
 end
 
@@ -197,6 +193,7 @@ end
 function Job:saved(path, sha256)
   self.path, self.sha256 = path, sha256
   if self.task then self.task.path, self.task.sha256 = path, sha256 end
+  self:emit("saved", { path = path, sha256 = sha256 }, "told")
   return self:finish()
 end
 

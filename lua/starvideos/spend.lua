@@ -342,16 +342,16 @@ end
 
 -- The crossed steps ("i:pct ...", the rule's) of a create's limits (which), said: a warning event each.
 function S.tell(cfg, crossed, which, reason)
-  local on_event = cfg.on_event
-  if not on_event or not crossed or crossed == "" then return end
-  for i, pct in crossed:gmatch("(%d+):(%d+)") do
+  for i, pct in (crossed or ""):gmatch("(%d+):(%d+)") do
     local w = which[tonumber(i)]
     local l = w.limit
-    on_event { type = "warning", field = "spend_limit", limit = l.lim, percent = tonumber(pct), tenant = w.tenant,
+    local ev = { type = "warning", field = "spend_limit", limit = l.lim, percent = tonumber(pct), tenant = w.tenant,
       message = string_format("%s: %s%% of %.14g reached%s%s%s", l.name, pct, l.amount / S.UNIT,
         l.scope == "model" and " for model " .. l.model or w.tenant and string_format(" for tenant %q", w.tenant)
         or " for the key", w.ends > 0 and " in the window ending " .. os_date("!%Y-%m-%d %H:%M:%S UTC", w.ends) or "",
         reason or "") }
+    if cfg.on_event then cfg.on_event(ev) end
+    if cfg.on_stream then cfg.on_stream(ev, w.tenant) end -- (the key's event streams, sse.lua: its tenant's, or all)
   end
 end
 

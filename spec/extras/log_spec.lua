@@ -297,9 +297,10 @@ describe("the log of a whole generate", function()
     c.on_event = function(ev) seen[#seen + 1] = ev.type end
     local task = assert(c:create(PARAMS))
     c:close()
-    assert.same({ "request", "response", "status" }, seen)
-    assert.same({ "starvideos: request #", "starvideos: response #", "starvideos: status " .. task.id .. " queued" },
-      { lines[1]:match("^starvideos: request #"), lines[2]:match("^starvideos: response #"), lines[3] })
+    assert.same({ "request", "response", "created", "status" }, seen)
+    assert.same({ "starvideos: request #", "starvideos: response #", "starvideos: created " .. task.id .. " queued",
+      "starvideos: status " .. task.id .. " queued" },
+      { lines[1]:match("^starvideos: request #"), lines[2]:match("^starvideos: response #"), lines[3], lines[4] })
   end)
 
   it("writes a retry line when the service answers 503 once", function()

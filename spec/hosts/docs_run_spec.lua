@@ -653,11 +653,13 @@ local BLOCKS = {
     local why = D.check_nginx("include " .. dir .. "/resolver.conf;\n", nginx_wrap("http"), folder("nginx-resolver"))
     assert(not why, "docs/openresty.md#4's resolver.conf: " .. tostring(why))
   end },
-  ["docs/openresty.md#5"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
-    check_nginx("docs/openresty.md#5", "http")
+  ["docs/openresty.md#5"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/sse_nginx_spec.lua serves the same "
+    .. "stream)", function() check_nginx("docs/openresty.md#5", "http") end },
+  ["docs/openresty.md#6"] = { "nginx", "check: nginx -t, its Lua (spec/hosts/keep_nginx_spec.lua runs it)", function()
+    check_nginx("docs/openresty.md#6", "http")
   end },
-  ["docs/openresty.md#6"] = { "sh", "check: luarocks' help lists each flag (no OpenResty here: its tree is the "
-    .. "--lua-dir's)", function() check_sh("docs/openresty.md#6") end },
+  ["docs/openresty.md#7"] = { "sh", "check: luarocks' help lists each flag (no OpenResty here: its tree is the "
+    .. "--lua-dir's)", function() check_sh("docs/openresty.md#7") end },
   ["docs/tenants-and-costs.md#1"] = { "lua", "run with #2 (list: two prompts): the plan printed", function()
     local dir = folder("plan")
     helper.write_file(dir .. "/plan.lua", block("docs/tenants-and-costs.md#1").body .. "\nlocal list = { { model = "

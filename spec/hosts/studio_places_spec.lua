@@ -234,21 +234,25 @@ describe("the studio's places", function()
   end)
 
   describe("under spend limits: a day's key cap of 2.00 (five creates of 0.40), then a browser's own", function()
-    -- An event stream of cookie's browser, kept in a file: its process and the file.
+    -- An event stream of cookie's browser (the library's, client:sse), kept in a file: its process and the file.
     local function listen(c)
       local file = str_format("%s/events-%d.txt", dir, #streams + 1)
       local p = helper.spawn(str_format("curl -s -N -m 120 -H %s %s >%s", q("Cookie: studio_tenant=" .. c),
         q(url .. "events"), q(file)))
       streams[#streams + 1] = p
-      assert(helper.wait_until(function() return (helper.read_file(file) or ""):find("data: ", 1, true) end, 10))
+      assert(helper.wait_until(function() return (helper.read_file(file) or ""):find("retry: ", 1, true) end, 10))
       return file
     end
 
-    -- The steps said on a stream (its file): each said's message.
+    -- The steps said on a stream (its file): each spend limit's warning's message (a browser's own limit's as its
+    -- page shows it: "for you (this browser)").
     local function said(file)
       local list = {}
-      for data in (helper.read_file(file) or ""):gmatch("event: said\ndata: ([^\n]+)") do
-        list[#list + 1] = cjson.decode(data).message
+      for data in (helper.read_file(file) or ""):gmatch("event: warning\ndata: ([^\n]+)") do
+        local ev = cjson.decode(data)
+        if ev.field == "spend_limit" and ev.percent then
+          list[#list + 1] = (ev.message:gsub('for tenant "[^"]*"', "for you (this browser)"))
+        end
       end
       return list
     end

@@ -203,15 +203,15 @@ function M.start(dir)
 end
 
 -- The first lines of a spec's nginx.conf, up to the http block's Lua paths
--- (the checkout's lua/ and build/luajit/), its files in dir: a list to go on.
-function M.conf_head(dir, workers)
+-- (the checkout's lua/ and build/luajit/), its files in dir, `connections` (1024) a worker: a list to go on.
+function M.conf_head(dir, workers, connections)
   local str_format = string.format
   return {
     "load_module " .. M.MODULES .. "ndk_http_module.so;",
     "load_module " .. M.MODULES .. "ngx_http_lua_module.so;",
     str_format("worker_processes %d;", workers), "thread_pool starvideos threads=2;", "daemon off;",
     str_format("error_log %s/error.log info;", dir), str_format("pid %s/nginx.pid;", dir),
-    "events { worker_connections 1024; }",
+    str_format("events { worker_connections %d; }", connections or 1024),
     "http {", "    access_log off;",
     str_format("    client_body_temp_path %s/body;", dir),
     "    lua_package_path \"" .. helper.lua_path("$prefix") .. ";;\";",
@@ -234,11 +234,13 @@ function M.serve(dir, conf, port, env, wrap)
 end
 
 -- nginx (serve) with one server of Lua locations: each of `list` {path, code[, directives]} as `location =
--- path { directives content_by_lua_block { code } }`; `workers` (1) of them.  The body of a GET of
--- path-and-query is then get(what), without its last newline.
-function M.serve_lua(dir, list, workers)
+-- path { directives content_by_lua_block { code } }`; `workers` (1) of them; `http`: lines of the http block
+-- (shared dicts), or nil; `connections`: conf_head's.  The body of a GET of path-and-query is then get(what),
+-- without its last newline.
+function M.serve_lua(dir, list, workers, http, connections)
   local n = M.serve(dir, function(port)
-    local lines = M.conf_head(dir, workers or 1)
+    local lines = M.conf_head(dir, workers or 1, connections)
+    for _, l in ipairs(http or {}) do lines[#lines + 1] = "    " .. l end
     lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
     for _, l in ipairs(list) do
       lines[#lines + 1] = string.format("      location = %s { %s content_by_lua_block { %s } }", l[1], l[3] or "",

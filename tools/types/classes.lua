@@ -176,6 +176,11 @@ end
 C.EVENTS = {
   { "status", "the task's status changed (on_progress: every answer)",
     fields = with(TASK, { { "eta?", "starvideos.Eta", "the job's, as of this answer" } }) },
+  { "created", "the create was answered: the task exists (on_event only)", fields = TASK },
+  { "saved", "the task's video is whole at its out (on_event only)", fields = with(TASK, {
+    { "path", "string", "the file (or object URL)" }, { "sha256", "string", "its SHA-256" } }) },
+  { "failed", "a job following a task to its end ended with an error (on_event only)", fields = with(TASK, {
+    { "error", "starvideos.Error", "why: its message, kind, reason" } }) },
   { "taken", "a keeper took the job's task while this process's lease had lapsed",
     fields = with(TASK, { { "by", "string", "the keeper's id" } }) },
   { "late", "the task runs longer than 99% of the learned tasks of its kind",

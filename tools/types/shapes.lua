@@ -101,6 +101,8 @@ S.METHODS = {
   metrics = { "The metrics in Prometheus's text format.", returns = { { "string", "text" } } },
   spend = { "Each spend limit in its window now: spent, reserved, amount.", params = { { "opts?", "@spend" } },
     returns = { { "starvideos.Spend[]?", "list" }, { "starvideos.Error?", "err" } } },
+  sse = { "Server-Sent Events of the key's tasks: inside nginx the request answered, else a job step drives.",
+    params = { { "opts?", "@sse" } }, returns = { { "starvideos.Job|true", "job" } } },
   rate_limit = { "The last rate limit the service's answers said for the key; nil before any did.",
     returns = { { "starvideos.RateLimit?", "seen" } } },
   close = { "Cancels this client's jobs and lets go of its key's loop." },

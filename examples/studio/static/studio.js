@@ -1,5 +1,6 @@
-// The studio's page: the picker from /models, a create with this load's token, the cards and the spend
-// panel from the server's event stream (/events: no polling here). Data is set as text, never as HTML.
+// The studio's page: the picker from /models, a create with this load's token, the cards (/tasks) and the spend
+// panel (/spend) asked again whenever the library's event stream tells something (/events: no polling here).
+// Data is set as text, never as HTML.
 'use strict';
 const token = document.querySelector('meta[name="studio-token"]').content;
 const $ = (id) => document.getElementById(id);
@@ -52,7 +53,7 @@ async function post(body, button) {
       headers: { 'Content-Type': 'application/json', 'X-Studio-Token': token } });
     const answer = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
     showError(r.ok ? '' : answer.error);
-    if (r.ok) { mine.add(answer.key); return answer.key; }
+    if (r.ok) { mine.add(answer.key); refresh(); return answer.key; } // (its card, at once)
   } catch (e) {
     showError(`the studio did not answer: ${e.message}`);
   } finally {
@@ -260,19 +261,48 @@ function renderSpend(list) {
   $('spend').hidden = false;
 }
 
-// The cards' stream. One the studio refused (a browser holds at most 4: a tab each) is closed, not retried
-// by the browser: asked again every 10 s, the page says so meanwhile.
+// The page's look at the server again: the tenant's cards (/tasks) and, with a spend limit, its panel (/spend),
+// asked at most once at a time, and once more when the stream told something meanwhile.
+let asking = null;
+let again = false;
+async function refresh() {
+  if (asking) { again = true; return; }
+  asking = (async () => {
+    const r = await fetch('/tasks', { credentials: 'same-origin' });
+    if (r.ok) render((await r.json()).cards);
+    const s = await fetch('/spend', { credentials: 'same-origin' });
+    const panel = s.ok ? (await s.json()).spend : null;
+    if (panel) renderSpend(panel);
+  })().catch(() => {}).finally(() => {
+    asking = null;
+    if (again) { again = false; refresh(); }
+  });
+}
+
+// The library's event stream of this browser's tasks (client:sse, /events): each event makes the page look
+// again; a spend limit's step is said under the panel (a limit of this browser's own: "you (this browser)").
+// One the studio refused (a browser holds at most 4: a tab each) is closed, not retried by the browser: asked
+// again every 10 s, the page says so meanwhile.
+const KINDS = ['created', 'status', 'progress', 'warning', 'late', 'taken', 'saved', 'failed'];
+const steps = new Set();
 function listen() {
   const es = new EventSource('/events');
-  es.onopen = () => { $('live').textContent = 'live'; };
+  es.onopen = () => { $('live').textContent = 'live'; refresh(); };
   es.onerror = () => {
     if (es.readyState !== EventSource.CLOSED) { $('live').textContent = 'reconnecting…'; return; }
     $('live').textContent = 'not live: the studio refused this tab\'s updates (too many tabs open?); trying again';
     setTimeout(listen, 10000);
   };
-  es.onmessage = (e) => render(JSON.parse(e.data).cards);
-  es.addEventListener('spend', (e) => renderSpend(JSON.parse(e.data).spend));
-  es.addEventListener('said', (e) => said(JSON.parse(e.data).message));
+  for (const kind of KINDS) {
+    es.addEventListener(kind, (e) => {
+      const ev = JSON.parse(e.data);
+      if (kind === 'warning' && ev.field === 'spend_limit' && ev.percent && !steps.has(e.lastEventId)) {
+        steps.add(e.lastEventId);
+        said(ev.message.replace(/for tenant "[^"]*"/, 'for you (this browser)'));
+      }
+      refresh();
+    });
+  }
 }
 
 async function start() {

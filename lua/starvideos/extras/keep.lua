@@ -70,7 +70,8 @@ function K.resume(ctx, opts)
     out, saved_to[i] = keep_dest(t, dir, cfg)
     -- a completed task's URL may have expired: ask for it again first
     job, why = Job.new(ctx, nil, t.id, { interval = opts.interval, timeout = opts.timeout,
-      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload, refs = t.refs })
+      index = i, refresh = true, on_progress = opts.on_progress, out = out, upload = t.upload, refs = t.refs,
+      tenant = t.tenant })
     jobs[#jobs + 1], refused[i] = job, why
   end
   local ran, results = ctx.loop:run(jobs, opts.sleep), {} -- {task, err, path}s
@@ -124,7 +125,8 @@ local function carry(ctx, st, opts, tasks, t)
     local i = #st.results + 1
     local out, saved_to = keep_dest(task, st.dir, ctx.cfg)
     local j, why = Job.new(ctx, nil, task.id, { refresh = true, index = i, interval = opts.interval,
-      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload, refs = task.refs })
+      on_progress = on_progress, finished = st.fin, out = out, upload = task.upload, refs = task.refs,
+      tenant = task.tenant })
     if j then
       st.results[i], st.running[j], st.saved_to[j], st.keeper.carrying[task.id] = false, true, saved_to, true
       local ev = { type = "claim", id = task.id, from = task.from, path = out, saved_to = saved_to }

@@ -6,7 +6,7 @@ local Log = {}
 
 local MARK = "[redacted]"
 
-local DEBUG_ONLY = { request = true, response = true }
+local DEBUG_ONLY = { request = true, response = true, created = true, saved = true, failed = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
 -- A secret this long or longer is hidden wherever it is; a shorter one only where it stands whole (docs/logs-and-
@@ -95,6 +95,12 @@ local FORMAT = {
     return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,
   warning = "warning: {message}",
+  -- a job's create answered, its video saved, its end in error (job.lua; at info, the status lines say as much)
+  created = "created {id} {status}",
+  saved = "saved {id} at {path}",
+  failed = function(ev)
+    return fill("failed {id}: ", ev) .. tostring(type(ev.error) == "table" and ev.error.message or ev.error)
+  end,
   store_reset = "error: {message}", -- (fleet/ledger.lua)
   journal_error = "error: journal {path}: {message}",
   -- a task past the 99th percentile of its kind (job.lua)

@@ -311,7 +311,7 @@ function J.carried(t, dest, from)
   local part = dest and dest ~= "" and core.file_kind(dest .. ".part") == "file" and dest or nil
   local upload = type(t.upload) == "string" and t.upload ~= "" and t.upload or nil
   return { id = t.id, model = t.model, out = t.out, part = part, from = from, upload = upload,
-    refs = t.refs ~= "" and t.refs or nil }
+    refs = t.refs ~= "" and t.refs or nil, tenant = t.tenant } -- (its tenant: its events' for client:sse)
 end
 
 -- The tasks of list neither downloaded nor failed, as resume carries them.

@@ -20,10 +20,10 @@ function M.missing()
   if not helper.exists(PLAYWRIGHT) then return "playwright-core is not installed in spec/npm (make npm-deps)" end
 end
 
--- One phase of studio_browser.js: what it printed, decoded.
-function M.browser(o)
+-- One phase of studio_browser.js (or script, another of spec/hosts/support/'s): what it printed, decoded.
+function M.browser(o, script)
   local out = helper.capture(str_format("%sPLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node %s %s 2>&1", helper.UNINSTRUMENTED,
-    q(ROOT .. "/spec/hosts/support/studio_browser.js"), q(cjson.encode(o))))
+    q(ROOT .. "/spec/hosts/support/" .. (script or "studio_browser.js")), q(cjson.encode(o))))
   local r = cjson.decode(out:match("([^\n]+)\n?$") or "")
   assert(type(r) == "table", "the browser said:\n" .. out)
   assert(r.failure == nil, "the browser failed: " .. tostring(r.failure))

@@ -5,9 +5,10 @@
 --   POST /tasks    a task: validated here by the library (400 and its message: nothing sent),
 --                  then generated in the background (202 and the card's key); a body with `from` (a card's key)
 --                  and `relation` (again, remix, continue): a child of that card (studio.lineage)
---   GET  /events   server-sent events: the tenant's cards whenever one changes, and (`event: spend`) its
---                  spend panel whenever that changes, and (`event: said`) each step of a limit it shows, 50%, 80%
---                  and 100% as the library says them (at most 4 streams a browser, 128 in all: 429 past that)
+--   GET  /events   the library's event stream of the tenant's tasks (client:sse: created, status, progress,
+--                  warning, saved, failed, ...; a spend limit's step as a warning), on which the page asks /tasks
+--                  and /spend again (at most 4 streams a browser, 128 in all: 429 past that)
+--   GET  /spend    the tenant's spend panel as JSON ({"spend": null} without a spend limit)
 -- guard.lua has checked the Host, the token and the tenant before any of these runs.
 
 local starvideos = require "starvideos"
@@ -18,7 +19,7 @@ local runner = require "studio.runner"
 local spend = require "studio.spend"
 
 local ngx = rawget(_G, "ngx")
-local ipairs, pairs, type, tonumber = ipairs, pairs, type, tonumber
+local pairs, type, tonumber = pairs, type, tonumber
 
 local M = {}
 
@@ -148,36 +149,13 @@ local function too_many(why)
   return ngx.exit(444)
 end
 
--- The tenant's cards at once, then whenever they change (looked at every 0.2 s in the shared dict), its spend
--- panel likewise (watch: studio.spend's, nil without a spend limit), a comment every 15 s to keep the connection;
--- until the browser leaves or nginx stops.
-local function stream(tenant, watch)
-  ngx.header.content_type = "text/event-stream"
-  ngx.header["Cache-Control"] = "no-store"
-  ngx.header["X-Accel-Buffering"] = "no"
-  local gone = false
-  ngx.on_abort(function() gone = true end)
-  local seen, quiet = nil, 0
-  ngx.print("retry: 1000\n\n")
-  while not (gone or ngx.worker.exiting()) do
-    local v = cards.version(tenant)
-    if v ~= seen then
-      seen, quiet = v, 0
-      ngx.print("data: ", cards.json(tenant), "\n\n")
-    end
-    local panel = watch and watch:changed()
-    for _, said in ipairs(watch and watch:said() or {}) do ngx.print("event: said\ndata: ", said, "\n\n") end
-    if panel then
-      quiet = 0
-      ngx.print("event: spend\ndata: ", panel, "\n\n")
-    elseif quiet >= 75 then
-      quiet = 0
-      ngx.print(": still here\n\n")
-    end
-    if not ngx.flush(true) then break end
-    quiet = quiet + 1
-    ngx.sleep(0.2)
-  end
+-- GET /spend: the tenant's spend panel (studio.spend), null without a spend limit.
+function M.spend()
+  local tenant = guard.tenant()
+  if not tenant then return reply(403, '{"error":"no tenant: load the page first"}') end
+  local text, err = spend.panel(tenant)
+  if not text then return reply(503, cards.encode { error = err }) end
+  reply(200, text)
 end
 
 -- GET /events: the tenant's stream, counted while it runs (its end, whatever ends it, counted too).
@@ -192,9 +170,9 @@ function M.events()
     return too_many(("at most %d event streams in all: the studio is busy"):format(M.STREAMS.total))
   end
   open[tenant], open.total = mine + 1, open.total + 1
-  local watch = spend.watch(tenant)
-  local ok, err = pcall(stream, tenant, watch)
-  if watch then watch:close() end
+  local c = runner.client()
+  local ok, err = pcall(c.sse, c, { tenant = tenant }) -- (the library's stream of the tenant's tasks: client:sse)
+  c:close()
   open.total = open.total - 1
   open[tenant] = open[tenant] > 1 and open[tenant] - 1 or nil
   if not ok then error(err, 0) end

@@ -1,13 +1,10 @@
 -- The studio's cards: one a task, kept in `lua_shared_dict studio` for every
--- request and timer of the worker to read (the event stream reads them there), and
+-- request and timer of the worker to read (GET /tasks reads them there), and
 -- made again from the journal when nginx starts (studio.runner.recover).
 --   card:<key>   the card as JSON
 --   list:<tenant> the tenant's card keys, oldest first, space-separated
---   ver:<tenant>  a number bumped at each change of one of the tenant's cards
 --   id:<task id>  the key of the card of that task
 --   video:<name>  the key of the card whose video is /videos/<name> (who may fetch it: cards.owner)
---   ver:spend     a number bumped when what a spend limit counts may have changed (studio.spend reads it)
---   said:n        how many steps of spend limits were said; said:<i> the i-th, {message, tenant} as JSON
 -- The studio runs one worker (nginx.conf): a read and the write after it are not
 -- interleaved with another's, since nothing between them yields.
 
@@ -28,16 +25,12 @@ M.FIELDS = { "key", "id", "model", "prompt", "duration", "ratio", "state", "stat
 
 local function dict() return ngx.shared.studio end
 
-local function bump(tenant)
-  dict():incr("ver:" .. tenant, 1, 0)
-end
-
 function M.get(key)
   local text = dict():get("card:" .. key)
   return text and json.decode(text)
 end
 
--- Keep the card; a change is told to its tenant's streams.
+-- Keep the card.
 local function put(card)
   local text = json.encode(card)
   if text == dict():get("card:" .. card.key) then return end
@@ -45,7 +38,6 @@ local function put(card)
   if not ok then ngx.log(ngx.ERR, "studio: the card of ", card.key, " is not kept: ", err) end
   local video = type(card.video) == "string" and card.video:match("^/videos/(.+)$")
   if video then dict():safe_set("video:" .. video, card.key) end
-  bump(card.tenant)
 end
 
 -- A new card (its key, tenant and first fields), last of its tenant's list; an existing one is updated.
@@ -98,28 +90,6 @@ end
 function M.json(tenant)
   local list = M.list(tenant)
   return #list == 0 and '{"cards":[]}' or json.encode { cards = list }
-end
-
-function M.version(tenant)
-  return dict():get("ver:" .. tenant) or 0
-end
-
--- A create was asked, answered or refused: the spend panels look at the ledger again.
-function M.spend_changed() dict():incr("ver:spend", 1, 0) end
-function M.spend_version() return dict():get("ver:spend") or 0 end
-
--- A spend limit's step (50%, 80%, 100%) the library said (its message; tenant: a tenant's limit's), kept for the
--- event streams (studio.spend): at most a few a limit and window.
-function M.say(message, tenant)
-  local n = dict():incr("said:n", 1, 0)
-  dict():safe_set("said:" .. n, json.encode { message = message, tenant = tenant })
-end
-
--- How many steps were said so far; the i-th ({message, tenant}), or nil.
-function M.said_count() return dict():get("said:n") or 0 end
-function M.said(i)
-  local text = dict():get("said:" .. i)
-  return text and json.decode(text)
 end
 
 M.encode = json.encode

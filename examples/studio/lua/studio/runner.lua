@@ -65,20 +65,11 @@ local function storage(text)
   return { refs = text }
 end
 
--- The events of a task's client: a spend limit's warning changes what the spend panels show, and its step (50%,
--- 80%, 100%, said once a window by the library) is told to the event streams that may see its limit.
-local function on_event(ev)
-  if ev.type == "warning" and ev.field == "spend_limit" then
-    if ev.percent then cards.say(ev.message, ev.tenant) end
-    cards.spend_changed()
-  end
-end
-
--- A client of the studio's settings (the journal, prices, limits): each task's, the spend panels'.
+-- A client of the studio's settings (the journal, prices, limits): each task's, the event streams', the spend
+-- panels'.
 function M.client()
   return starvideos.new { journal = conf.journal, prices = conf.prices, tenant_limit = conf.tenant_limit,
-    spend_limit = conf.spend_limit, tz_offset = conf.tz_offset, storage = conf.storage,
-    on_event = conf.spend_limit and on_event or nil }
+    spend_limit = conf.spend_limit, tz_offset = conf.tz_offset, storage = conf.storage }
 end
 local client = M.client
 
@@ -144,10 +135,21 @@ local function finish(key, tenant, task, err, path)
   cards.update(key, fields)
 end
 
+-- The on_event of a client whose task's end (the library's saved or failed event) moves the card of key_of(id) at
+-- once: before the event streams are told of it (the page then reads the card as the event says).
+local function on_end(key_of, tenant)
+  return function(ev)
+    local key = (ev.type == "saved" or ev.type == "failed") and key_of(ev.id)
+    if ev.type == "saved" and key then finish(key, tenant, { id = ev.id, path = ev.path }) end
+    if ev.type == "failed" and key then finish(key, tenant, nil, ev.error) end
+  end
+end
+
 -- A generate of params, or (child: studio.lineage's request) a child of a card's task, for key's card.
 local function run(premature, key, tenant, params, child)
   if premature then return end -- nginx stops: the journal has what was created, the next start resumes it
   local c = client()
+  c.on_event = on_end(function() return key end, tenant)
   local warnings = {} -- (what the service will ignore of params, each said once before the create is sent)
   -- the out is the create's key in the journal: a rerun of it returns its task, never pays again
   local opts = { out = conf.videos .. "/" .. key .. ".mp4", tenant = tenant, interval = conf.interval,
@@ -158,14 +160,12 @@ local function run(premature, key, tenant, params, child)
         fields = { warnings = warnings }
       end
       if fields then cards.update(key, fields) end
-      if ev.type == "status" then cards.spend_changed() end -- (the create answered: its price spent)
     end }
   local task, err
   if child then task, err = c[child.how](c, child.parent.id, lineage.params(c, child), opts)
   else task, err = c:generate(params, opts) end
   c:close()
   finish(key, tenant, task, err)
-  cards.spend_changed() -- (a create refused, released or paid)
 end
 
 -- A card for params (validated) of tenant, under key (the browser's name of the card and of its video:
@@ -203,10 +203,10 @@ local function card_of(e)
 end
 
 local function resume(c)
+  c.on_event = on_end(cards.key_of) -- (a resume creates nothing: no refusal to name for a tenant)
   local results = c:resume { dir = conf.videos, interval = conf.interval, on_progress = function(ev)
     local key, fields = cards.key_of(ev.id), card_fields(ev)
     if key and fields then cards.update(key, fields) end
-    if ev.type == "status" then cards.spend_changed() end
   end }
   for _, r in ipairs(results or {}) do
     local id = r.task and r.task.id or r.err and r.err.id
