@@ -318,6 +318,9 @@ function Client:tasks(opts)
       only[#only + 1] = t
     end
     if opts.check and t.path then t.check, t.check_error = sink.of(self.cfg, t.path).check(t, self.ctx) end
+    if t.status == "failed" and not t.reason then -- (a store's record, or a journal's before reasons: its words)
+      t.reason, t.input = require("starvideos.failure").classify(t.error, self.cfg.failure_patterns)
+    end
   end
   return only
 end

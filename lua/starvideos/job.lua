@@ -8,6 +8,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Create = require "starvideos.create"
+local Failure = require "starvideos.failure"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
@@ -88,7 +89,7 @@ end
 
 local function event(self, kind, extra)
   local ev = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
-    index = self.index, eta = self.eta }
+    index = self.index, eta = self.eta, reason = self.reason, input = self.input } -- (reason: a failed task's)
   if extra then for k, v in pairs(extra) do ev[k] = v end end
   return ev
 end
@@ -133,12 +134,13 @@ end
 function Job:seen(task, t, created, secs, within)
   self.task, self.id = task, task.id
   if self.warnings then task.warnings = self.warnings end -- (a create's: what the service ignores of its params)
-  local changed = task.status ~= self.status
+  local changed, why = task.status ~= self.status, errors.reason(task)
   self.status = task.status
+  if why and not self.reason then self.reason, self.input = Failure.classify(why, self.cfg.failure_patterns) end
   expect(self, t)
   if changed and self.cfg.on_event then self.cfg.on_event(event(self, "status")) end
   if changed and not created and self.ledger.records then
-    self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
+    self.ledger:status(self.id, task.status, secs, within, why, self.reason, self.input)
   end
   if self.on_progress then self.on_progress(event(self, "status")) end
   if changed and self.on_status then self.on_status(self) end
@@ -232,8 +234,10 @@ local function polled(self, req, t)
     return Video.start(self, t)
   elseif task.status == "failed" then
     local failed = new_error("task_failed", string.format("task %s failed: %s", tostring(self.id), errors.reason(task)),
-      { task = task, request_id = req.request_id, server_request_id = req.server_request_id })
-    return self:finish(require("starvideos.failure").explain(failed, self.cfg.failure_patterns))
+      { task = task, request_id = req.request_id, server_request_id = req.server_request_id, reason = self.reason,
+        input = self.input })
+    self:emit("failed", { message = failed.message })
+    return self:finish(failed)
   end
   return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
 end
@@ -260,9 +264,7 @@ end
 -- The token its batch took for its create (batch.lua); whether it had one (taken once).
 function Job:grant() self.granted = true end
 function Job:take_grant()
-  local had = self.granted
-  self.granted = nil
-  return had
+  local had = self.granted; self.granted = nil; return had
 end
 
 -- The ledger knows a task of the job's key (rec): the job follows it, creating nothing; one already downloaded
