@@ -94,6 +94,9 @@ local FORMAT = {
   status = function(ev)
     return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,
+  failed = function(ev) -- a failed task (job.lua): why, failure.lua's
+    return fill("failed {id}: {reason}", ev) .. (ev.input and fill(" ({input})", ev) or "") .. fill(": {message}", ev)
+  end,
   warning = "warning: {message}",
   store_reset = "error: {message}", -- (fleet/ledger.lua)
   journal_error = "error: journal {path}: {message}",
