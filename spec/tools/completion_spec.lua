@@ -56,7 +56,8 @@ describe("starvideos completion", function()
     assert.same({ "--adopt" }, complete { "starvideos", "pending", "--ad" })
     assert.same({}, complete { "starvideos", "models", "--jour" })
     -- a rock's command that parses its own line (the emulator): its flags, from its own argparse options
-    assert.same({ "--fail-rate" }, complete { "starvideos", "emulator", "--fa" })
+    assert.same({ "--fail-rate", "--failures" }, complete { "starvideos", "emulator", "--fa" })
+    assert.same({ "--failures" }, complete { "starvideos", "emulator", "--failu" })
     assert.same({ "--replicas" }, complete { "starvideos", "store", "--rep" }) -- (and one of usage rows: store)
   end)
 
