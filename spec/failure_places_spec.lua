@@ -63,6 +63,28 @@ for _, name in ipairs(places.LEDGERS) do
   end)
 end
 
+describe("a failure's reason on the other ways to follow a task", function()
+  it("wait_all and resume: each failed task's error carries its reason and the input named", function()
+    local emu = helper.emulator { queued = 0, processing = 0.3 }
+    finally(function() emu:stop() end)
+    emu:config { failures = { { kind = "policy", prompt = "flag" }, { kind = "service", prompt = "boom" } } }
+    local dir = helper.tmpdir()
+    local client = starvideos.new { api_key = emu.key, base_url = emu.url, journal = dir .. "/j.jsonl" }
+    local a = assert(client:create { model = "videos_fast", prompt = "flag this", duration = 4 })
+    local b = assert(client:create { model = "videos_fast", prompt = "boom", duration = 4 })
+    local results = client:wait_all({ a.id, b.id }, { interval = 0.05, timeout = 20 })
+    assert.same({ { "policy", "prompt" }, { "service" } }, { { results[1].err.reason, results[1].err.input },
+      { results[2].err.reason, results[2].err.input } })
+    local c = assert(client:create { model = "videos_fast", prompt = "flag that", duration = 4 })
+    client:close()
+    local again = starvideos.new { api_key = emu.key, base_url = emu.url, journal = dir .. "/j.jsonl" }
+    local list = assert(again:resume { dir = dir, interval = 0.05, timeout = 20 })
+    again:close()
+    assert.same({ { c.id, "task_failed", "policy", "prompt" } }, { { list[1].task.id, list[1].err.kind,
+      list[1].err.reason, list[1].err.input } })
+  end)
+end)
+
 describe("a failure's reason in a job stepped in a frame loop", function()
   it("job.err carries the reason and input once the job is done; the failed event comes to on_progress", function()
     local emu = helper.emulator { queued = 0, processing = 0 }
