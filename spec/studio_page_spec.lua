@@ -26,7 +26,7 @@ local function texts(cases)
   return assert(cjson.decode(out), out)
 end
 
-describe("the studio's page: a card's bytes", function()
+describe("the studio's page: a card's bytes and its failure", function()
   if not helper.execute("command -v node >/dev/null 2>&1") then
     pending("node (Debian: nodejs) is not installed")
     return
@@ -37,6 +37,18 @@ describe("the studio's page: a card's bytes", function()
       "2.5 MB of 10.0 MB", "999,999 of 1,000,000 bytes", "0 B of 19.2 kB" },
       texts { { 19239, 19239 }, { 9620, 19239 }, { 19200, 19239 }, { 512, -1 }, { 19239, -1 },
         { 2500000, 10000000 }, { 999999, 1000000 }, { 0, 19239 } })
+  end)
+
+  it("shows a failed card's reason and what to do (the runner's M.why of failure.lua's advice)", function()
+    local run = RUN:gsub("const bytes = .*$", [[
+const c = cases;
+process.stdout.write(JSON.stringify(ctx.rows(c).filter(([k]) => k === 'why')));
+]])
+    local advice = require("starvideos.failure").advice("policy", "prompt")
+    local card = { state = "failed", reason = "policy", input = "prompt", advice = advice }
+    local out = helper.capture("node -e " .. q(run) .. " " .. q(SCRIPT) .. " " .. q(cjson.encode(card)) .. " 2>&1")
+    assert.same({ { "why", "policy: " .. advice } }, assert(cjson.decode(out), out))
+    assert.matches("change the prompt", advice, 1, true)
   end)
 
   it("never shows a download not done as 'X of X'", function()

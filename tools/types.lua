@@ -177,6 +177,7 @@ local function aliases(w)
   w.alias("starvideos.ErrorKind", error_kinds())
   w.alias("starvideos.RecordState", sorted(config.STATES))
   w.alias("starvideos.TaskStatus", { "queued", "processing", "completed", "failed" })
+  w.alias("starvideos.FailureReason", sorted(require("starvideos.failure").REASONS)) -- (failure.lua's)
   w.alias("starvideos.JobState", { "creating", "polling", "downloading", "confirming", "done", "cancelled", "taken",
     "preparing", "joining" })
 end

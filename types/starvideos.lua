@@ -44,6 +44,11 @@
 ---| "processing"
 ---| "completed"
 ---| "failed"
+---@alias starvideos.FailureReason
+---| "input"
+---| "policy"
+---| "service"
+---| "unknown"
 ---@alias starvideos.JobState
 ---| "creating"
 ---| "polling"
@@ -340,7 +345,7 @@
 ---a text of the service's failures and its reason (docs/failures.md)
 ---@class starvideos.FailurePattern
 ---@field match string a Lua pattern of the text
----@field reason "policy"|"input"|"service"|"unknown" why: policy, input, service or unknown
+---@field reason starvideos.FailureReason why: policy, input, service or unknown
 ---@field input? string the field it names: prompt, first_image, ...
 
 ---OpenTelemetry's settings (else $OTEL_*)
@@ -388,6 +393,8 @@ function Job:cancel() end
 ---@field retry_after? number seconds: Retry-After, until create_limit allows a create, or a spend window's end
 ---@field task? starvideos.Task the last known task
 ---@field id? string its id
+---@field reason? starvideos.FailureReason a failed task's or a refused create's: why (failures.md)
+---@field input? string the field the service's words named
 ---@field maybe_created? boolean true on a create the server may have taken: never sent again
 ---@field created? boolean true when the server surely made the task although the call failed
 ---@field transient? boolean true when the same call may succeed later
@@ -463,6 +470,8 @@ function Job:cancel() end
 ---@field relation? "again"|"remix"|"continue" how it was made from its parent
 ---@field duration? integer the seconds its create asked
 ---@field body? string its create's JSON body as sent (again's params)
+---@field reason? starvideos.FailureReason a failed task's: why
+---@field input? string a failed task's: the field its words named
 
 ---a create whose answer never came
 ---@class starvideos.PendingCreate
@@ -535,6 +544,8 @@ function Job:cancel() end
 ---@field status starvideos.TaskStatus its status
 ---@field index? integer its position in wait_all's, generate_all's or resume's list
 ---@field eta? starvideos.Eta the job's, as of this answer
+---@field reason? starvideos.FailureReason once the task failed: why
+---@field input? string once the task failed: the field its words named
 
 ---event created: the create was answered: the task exists (on_event only)
 ---@class starvideos.CreatedEvent
@@ -562,6 +573,9 @@ function Job:cancel() end
 ---@field status starvideos.TaskStatus its status
 ---@field index? integer its position in wait_all's, generate_all's or resume's list
 ---@field error starvideos.Error why: its message, kind, reason
+---@field message string the error's words
+---@field reason? starvideos.FailureReason why, where known
+---@field input? string the field the words named
 
 ---event taken: a keeper took the job's task while this process's lease had lapsed
 ---@class starvideos.TakenEvent

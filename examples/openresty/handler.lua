@@ -11,7 +11,7 @@
 --
 -- With $starvideos_journal set, every create is recorded there first: a task
 -- paid for is never lost, even when nginx stops while it waits.
--- A failure answers {"error": message, "kind": kind, "id": task id, "field": ...}
+-- A failure answers {"error": message, "kind": kind, "id": task id, "field": ..., "reason": ..., "input": ...}
 -- with the status STATUS names; a failed background job is logged.
 
 local starvideos = require "starvideos"
@@ -58,7 +58,8 @@ end
 -- A failure's answer: its kind's status, and what the caller needs to act.
 local function fail(err)
   if err.retry_after then ngx.header["Retry-After"] = tostring(math_ceil(err.retry_after)) end
-  return reply(M.STATUS[err.kind] or 502, { error = err.message, kind = err.kind, field = err.field, id = err.id })
+  return reply(M.STATUS[err.kind] or 502, { error = err.message, kind = err.kind, field = err.field, id = err.id,
+    reason = err.reason, input = err.input }) -- (reason: a failed task's, a refused create's: docs/failures.md)
 end
 
 -- The request's generation parameters and poll interval, from its query; or
@@ -127,7 +128,8 @@ local function background(premature, n, p, interval, out, journal)
   if task then
     return save(n, { state = "done", task = task_json(task, out) })
   end
-  save(n, { state = "failed", error = err.message, kind = err.kind, id = err.id })
+  save(n, { state = "failed", error = err.message, kind = err.kind, id = err.id, reason = err.reason,
+    input = err.input })
   -- nobody may ask /jobs again: the error log keeps it, with the task's id
   local id = err.id or (err.maybe_created and "unknown (it may exist: starvideos pending)" or "none created")
   ngx.log(ngx.ERR, "starvideos: background job ", n, " failed: task ", id, ", ", err.kind, ": ", err.message)

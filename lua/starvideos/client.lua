@@ -325,6 +325,9 @@ function Client:tasks(opts)
     local kept = (not opts.state or t.state == opts.state) and (not opts.tenant or t.tenant == opts.tenant)
     if kept and (not opts.parent or t.parent == opts.parent) then only[#only + 1] = t end
     if opts.check and t.path then t.check, t.check_error = sink.of(self.cfg, t.path).check(t, self.ctx) end
+    if t.status == "failed" and not t.reason then -- (a store's record, or a journal's before reasons: its words)
+      t.reason, t.input = require("starvideos.failure").classify(t.error, self.cfg.failure_patterns)
+    end
   end
   return only
 end
@@ -383,10 +386,7 @@ end
 -- window, family, retry_after, at = when (wall clock)}, each field as it was said; nil before any was.
 function Client:rate_limit()
   local seen = live(self) and self.key.rate_limit
-  if not seen then return nil end
-  local copy = {}
-  for k, v in pairs(seen) do copy[k] = v end
-  return copy
+  return seen and config.copy(seen) or nil
 end
 
 -- Move the jobs: step(0) does what is ready; a longer step ends once a job finishes.

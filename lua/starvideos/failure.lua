@@ -15,9 +15,27 @@ M.REASONS = { policy = true, input = true, service = true, unknown = true }
 M.INPUTS = { prompt = true, first_image = true, last_image = true, referenceImages = true, referenceVideos = true,
   referenceAudios = true }
 
--- The texts seen, each {match = a Lua pattern of the lower-cased text, reason = R, input = the field it names}.
+-- The texts seen, each {match = a Lua pattern of the lower-cased text, reason = R, input = the field it names}, the
+-- first that matches wins: the docs' own (api/), then the emulator's (rocks/emulator: emulator/fail.lua's TEXTS, the
+-- kind of words the service writes).  docs/failures.md lists them (spec/failure_spec.lua checks the two agree).
 M.PATTERNS = {
-  { match = "reference image resolution is too low", reason = "input" }, -- (the docs' own, api/ 002)
+  { match = "the prompt was %a+ by content moderation", reason = "policy", input = "prompt" },
+  { match = "first frame image was %a+ by content moderation", reason = "policy", input = "first_image" },
+  { match = "last frame image was %a+ by content moderation", reason = "policy", input = "last_image" },
+  { match = "reference image was %a+ by content moderation", reason = "policy", input = "referenceImages" },
+  { match = "reference video was %a+ by content moderation", reason = "policy", input = "referenceVideos" },
+  { match = "reference audio was %a+ by content moderation", reason = "policy", input = "referenceAudios" },
+  { match = "content moderation", reason = "policy" },
+  { match = "violates platform polic", reason = "policy" }, -- (the docs' own words for what a prompt must avoid)
+  { match = "reference image resolution is too low", reason = "input", input = "referenceImages" }, -- (api/ 002)
+  { match = "first frame image resolution is too low", reason = "input", input = "first_image" },
+  { match = "last frame image resolution is too low", reason = "input", input = "last_image" },
+  { match = "reference video duration exceeds the limit", reason = "input", input = "referenceVideos" },
+  { match = "reference audio could not be decoded", reason = "input", input = "referenceAudios" },
+  { match = "reference media could not be fetched", reason = "input" },
+  { match = "invalid parameter", reason = "input" },
+  { match = "internal error", reason = "service" },
+  { match = "temporarily unavailable", reason = "service" },
 }
 
 local FIELDS = { match = true, reason = true, input = true }
@@ -67,13 +85,39 @@ function M.classify(text, extra)
   return reason or "unknown", input
 end
 
--- err with its reason (and input) set from its task's words (task_failed) or its message, patterns the user's.
+-- err with its reason (and input) set from its task's words (task_failed) or its message (a refused create's: the
+-- server's words after the core's "create: HTTP 400: "), patterns the user's.
 function M.explain(err, extra)
   if type(err) ~= "table" or err.reason then return err end
-  local words = err.task and err.task.error or err.message
+  local words = err.task and err.task.error
+  if words == nil then words = type(err.message) == "string" and (err.message:match("^%a+: HTTP %d+: (.*)$")
+    or err.message) end
   if type(words) == "table" then words = words.message or words.code end
   err.reason, err.input = M.classify(words ~= nil and tostring(words) or nil, extra)
   return err
+end
+
+-- A create the service refused (an HTTP answer, 4xx or 5xx, that made no task: req.err) explained; another error
+-- (the network's, a timeout, a local refusal) as it is: nothing the service said about the content.
+function M.refused(err, extra)
+  local status = type(err) == "table" and err.status
+  if type(status) ~= "number" or status < 400 or status == 401 or status == 403 or status == 404 or status == 429
+    or status == 407 or status == 408 then return err end
+  return M.explain(err, extra)
+end
+
+-- What to do for a reason (the command line's line, the studio's card): named, the input its words named as the
+-- reader knows it (the field, or the command line's flag), or nil.
+function M.advice(reason, named)
+  if named == "prompt" then named = "the prompt" end
+  if reason == "policy" then
+    return "the service refused the content: change " .. (named or "the prompt or the reference")
+  elseif reason == "input" then
+    return "the service could not use a parameter or reference: change " .. (named or "the one its words name")
+  elseif reason == "service" then
+    return "the service's own failure: try again, or another model (--fallback)"
+  end
+  return "the service's words match no known failure: read them above"
 end
 
 return M

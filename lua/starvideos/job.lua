@@ -8,6 +8,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Create = require "starvideos.create"
+local Failure = require "starvideos.failure"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
@@ -87,10 +88,11 @@ function Job:next_poll(t)
   return t + schedule(self):delay(self.kind, self.model, self.origin_at and t - self.origin_at)
 end
 
--- An event to on_event and the streams' window (cfg.on_stream) unless `to` is "progress"; on_progress unless "told".
+-- An event to on_event and the streams' window (cfg.on_stream) unless `to` is "progress"; on_progress unless "told"
+-- (reason, input: a failed task's).
 function Job:emit(kind, extra, to)
   local ev, cfg = { type = kind, id = self.id, task = self.task, status = self.task and self.task.status,
-    index = self.index, eta = self.eta }, self.cfg
+    index = self.index, eta = self.eta, reason = self.reason, input = self.input }, self.cfg
   for k, v in pairs(extra or {}) do ev[k] = v end
   if to ~= "progress" and cfg.on_event then cfg.on_event(ev) end
   if to ~= "progress" and cfg.on_stream then cfg.on_stream(ev, self.tenant) end
@@ -107,7 +109,9 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
-  if err and not self.goal and self.state == "done" then self:emit("failed", { error = err }, "told") end
+  if err and not self.goal and self.state == "done" then -- (its words and why: failure.lua's)
+    self:emit("failed", { error = err, message = err.message, reason = err.reason, input = err.input })
+  end
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
@@ -131,11 +135,12 @@ end
 function Job:seen(task, t, created, secs, within)
   self.task, self.id = task, task.id
   if self.warnings then task.warnings = self.warnings end -- (a create's: what the service ignores of its params)
-  local changed = task.status ~= self.status
+  local changed, why = task.status ~= self.status, errors.reason(task)
   self.status = task.status
+  if why and not self.reason then self.reason, self.input = Failure.classify(why, self.cfg.failure_patterns) end
   expect(self, t)
   if changed and not created and self.ledger.records then
-    self.ledger:status(self.id, task.status, secs, within, errors.reason(task))
+    self.ledger:status(self.id, task.status, secs, within, why, self.reason, self.input)
   end
   self:emit("status", nil, not changed and "progress" or nil) -- (on_progress: every answer)
   if changed and self.on_status then self.on_status(self) end
@@ -230,8 +235,9 @@ local function polled(self, req, t)
     return Video.start(self, t)
   elseif task.status == "failed" then
     local failed = new_error("task_failed", string.format("task %s failed: %s", tostring(self.id), errors.reason(task)),
-      { task = task, request_id = req.request_id, server_request_id = req.server_request_id })
-    return self:finish(require("starvideos.failure").explain(failed, self.cfg.failure_patterns))
+      { task = task, request_id = req.request_id, server_request_id = req.server_request_id, reason = self.reason,
+        input = self.input })
+    return self:finish(failed)
   end
   return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
 end
@@ -258,9 +264,7 @@ end
 -- The token its batch took for its create (batch.lua); whether it had one (taken once).
 function Job:grant() self.granted = true end
 function Job:take_grant()
-  local had = self.granted
-  self.granted = nil
-  return had
+  local had = self.granted; self.granted = nil; return had
 end
 
 -- The ledger knows a task of the job's key (rec): the job follows it, creating nothing; one already downloaded

@@ -38,6 +38,7 @@ build = {
       ["starvideos.command.emulator"] = "rocks/emulator/lua/starvideos/command/emulator.lua",
       ["starvideos.emulator.args"] = "rocks/emulator/lua/starvideos/emulator/args.lua",
       ["starvideos.emulator.bytes"] = "rocks/emulator/lua/starvideos/emulator/bytes.lua",
+      ["starvideos.emulator.fail"] = "rocks/emulator/lua/starvideos/emulator/fail.lua",
       ["starvideos.emulator.files"] = "rocks/emulator/lua/starvideos/emulator/files.lua",
       ["starvideos.emulator.h264"] = "rocks/emulator/lua/starvideos/emulator/h264.lua",
       ["starvideos.emulator"] = "rocks/emulator/lua/starvideos/emulator/init.lua",

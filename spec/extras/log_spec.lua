@@ -211,6 +211,14 @@ describe("the log's redaction", function()
       Log.line({ type = "taken", id = "t1", by = "k9" }, "info"))
   end)
 
+  it("writes a failed task at info: why (its reason, the input its words named) and the service's words", function()
+    assert.equal("starvideos: failed t1: policy (prompt): task t1 failed: The prompt was flagged",
+      Log.line({ type = "failed", id = "t1", reason = "policy", input = "prompt",
+        message = "task t1 failed: The prompt was flagged" }, "info"))
+    assert.equal("starvideos: failed t2: unknown: task t2 failed: odd", Log.line({ type = "failed", id = "t2",
+      reason = "unknown", message = "task t2 failed: odd" }, "info"))
+  end)
+
   it("writes a late task at info: how long it has run and its kind's 99th percentile", function()
     local late = { type = "late", id = "t1", elapsed = 131.6, p99 = 126.2, eta = { p50 = 0, p90 = 0 } }
     assert.equal("starvideos: late t1: running 132 s, longer than 99% of its kind (126 s)", Log.line(late, "info"))

@@ -387,6 +387,28 @@ describe("starvideos inside nginx", function()
       assert.equal(3, count(emu:requests(), "POST"))
     end)
 
+    it("a failure's reason and the input its words named: a create refused (400), a failed task (502), a job",
+      function()
+      emu:reset()
+      emu:config { queued = 0, processing = 0, failures = { { kind = "policy", at = "create", prompt = "forbidden" },
+        { kind = "policy", prompt = "flagme" } } }
+      local o, code = get("/generate?prompt=a%20forbidden%20cat")
+      assert.equal(400, code, cjson.encode(o))
+      assert.same({ "invalid_request", "policy", "prompt" }, { o.kind, o.reason, o.input })
+      o, code = get("/generate?prompt=flagme&interval=0.2")
+      assert.equal(502, code, cjson.encode(o))
+      assert.same({ "task_failed", "policy", "prompt" }, { o.kind, o.reason, o.input })
+      o = get("/start?prompt=flagme&interval=0.2")
+      local state
+      assert.is_true(helper.wait_until(function()
+        state = get("/jobs?id=" .. o.job)
+        return state.state == "failed"
+      end, 20), cjson.encode(state))
+      assert.same({ "task_failed", "policy", "prompt" }, { state.kind, state.reason, state.input })
+      assert.equal(3, count(emu:requests(), "POST"))
+      emu:reset()
+    end)
+
     it("a background job that fails is logged with its task id and the error's kind", function()
       tasks_fail("the dog has no tail")
       local o, code = get("/start?prompt=dog&interval=0.2")

@@ -5,6 +5,7 @@
 --   * a reference URL answering 404 fails its card with the library's message before paying (0 creates);
 --   * a field the service ignores (image beside the same first_image) is on the card as the library's warning;
 --   * a create the service refused fails its card naming the request ids of the create the emulator saw;
+--   * a task the service failed says on its card why (its reason, the input named) and what to do;
 --   * a download cut mid-way leaves a .part in the studio's folder, goes on from it (Range) and ends whole;
 --   * a 429 with Retry-After holds the studio's requests of the key (a running card's polls, the next card's create):
 --     each card goes on once the hold ends, one task each;
@@ -163,6 +164,20 @@ describe("the studio's places", function()
     assert.matches("^emu%-%d+$", card.server_request_id)
     local rows = drawn(url, cookie, key)
     assert.same({ card.request_id, card.server_request_id }, { rows["request-id"], rows["server-request-id"] })
+  end)
+
+  it("says on a card the service failed why it failed and what to do (its reason, the input named), as drawn",
+    function()
+    local before = emu:creates()
+    emu:config { failures = { { kind = "policy", prompt = "flagged heron" } } }
+    local key = ask(url, cookie, { model = "videos", prompt = "a flagged heron", duration = 5 })
+    local card = settled(url, cookie, key, ENDED)
+    emu:config { failures = cjson.null }
+    assert.equal("failed", card.state)
+    assert.same({ "task_failed", "policy", "prompt" }, { card.kind, card.reason, card.input })
+    assert.equal(require("starvideos.failure").advice("policy", "prompt"), card.advice)
+    assert.equal(before + 1, emu:creates())
+    assert.equal("policy: " .. card.advice, (drawn(url, cookie, key)).why)
   end)
 
   it("resumes a video download cut mid-way from its .part in the studio's folder, and ends whole", function()

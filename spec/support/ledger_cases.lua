@@ -172,6 +172,22 @@ M.cases = {
       assert.same({ "maybe" }, ids(l:pending()))
     end },
 
+  { name = "records a failed task's words, its reason and the input they named: tasks lists them, to another client",
+    covers = { "status" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      local words = "A reference image was flagged by content moderation; no video was generated."
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "f1"))
+      assert.is_true(env.answer(l.created, l, { id = "tf" }, PARAMS, "f1"))
+      l:status("tf", "failed", nil, nil, words, "policy", "referenceImages")
+      env.settle()
+      for _, list in ipairs { assert(l:tasks()), assert(env.open():tasks()) } do
+        assert.same({ { "tf", "failed", words, "policy", "referenceImages" } }, { { list[1].id, list[1].state,
+          list[1].error, list[1].reason, list[1].input } })
+      end
+    end },
+
   { name = "a create forgotten while asked, then failed, leaves no pending record, at once or later",
     covers = { "forget" },
     records = true,

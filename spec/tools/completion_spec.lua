@@ -101,7 +101,8 @@ describe("starvideos completion", function()
     assert.same({ "--adopt" }, complete { "starvideos", "pending", "--ad" })
     assert.same({}, complete { "starvideos", "models", "--jour" })
     -- a rock's command that parses its own line (the emulator): its flags, from its own argparse options
-    assert.same({ "--fail-rate" }, complete { "starvideos", "emulator", "--fa" })
+    assert.same({ "--fail-rate", "--failures" }, complete { "starvideos", "emulator", "--fa" })
+    assert.same({ "--failures" }, complete { "starvideos", "emulator", "--failu" })
     assert.same({ "--replicas" }, complete { "starvideos", "store", "--rep" }) -- (and one of usage rows: store)
   end)
 
@@ -160,7 +161,7 @@ describe("starvideos completion", function()
         ["completion "] = { "bash", "fish", "zsh" },
         ["store "] = { "check", "hold" }, ["store check "] = {}, ["list --state c"] = { "completed", "created" },
         ["generate --model videos_f"] = { "videos_fast" }, ["generate --base-url "] = {},
-        ["generate --prompt a"] = {}, ["status "] = {}, ["emulator --fa"] = { "--fail-rate" },
+        ["generate --prompt a"] = {}, ["status "] = {}, ["emulator --fa"] = { "--fail-rate", "--failures" },
       } do
         assert.same(offered, ask("starvideos " .. line, dir), shell .. ": " .. line)
       end

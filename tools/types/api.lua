@@ -34,8 +34,6 @@ A.CLIENT = {
   prices = { "table<starvideos.Model, number>", "the price of one create of each model" },
   spend_limit = { "starvideos.SpendLimit|starvideos.SpendLimit[]", "caps on money: a create past one is refused" },
   tz_offset = { "number|string", 'the calendar of spend limits: hours from UTC (5.5) or "+HH:MM"' },
-  failure_patterns = { "table[]",
-    "{match = LUA_PATTERN, reason = R, input = FIELD}s: your texts of a failure, tried first" },
   store = { "string|starvideos.Store", "the ledger and the key's budget on Redis (not with journal)" },
   proxy = { "string", "an HTTP proxy, http://[user:password@]host:port" },
   log = { '"debug"|"info"|fun(line: string)', "one line per event" },

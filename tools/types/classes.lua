@@ -36,7 +36,7 @@ C.CLASSES = {
     { "retry_for?", "number", "seconds it is retried, 0 to 604800", "retry_for" } } },
   { "FailurePattern", "a text of the service's failures and its reason (docs/failures.md)", fields = {
     { "match", "string", "a Lua pattern of the text" },
-    { "reason", '"policy"|"input"|"service"|"unknown"', "why: policy, input, service or unknown" },
+    { "reason", "starvideos.FailureReason", "why: policy, input, service or unknown" },
     { "input?", "string", "the field it names: prompt, first_image, ..." } } },
   { "Trace", "OpenTelemetry's settings (else $OTEL_*)", fields = {
     { "endpoint?", "string", "the OTLP/HTTP traces endpoint" },
@@ -67,6 +67,8 @@ C.CLASSES = {
     { "status?", "integer", "the HTTP status, when there was an answer" },
     { "retry_after?", "number", "seconds: Retry-After, until create_limit allows a create, or a spend window's end" },
     { "task?", "starvideos.Task", "the last known task" }, { "id?", "string", "its id" },
+    { "reason?", "starvideos.FailureReason", "a failed task's or a refused create's: why (failures.md)" },
+    { "input?", "string", "the field the service's words named" },
     { "maybe_created?", "boolean", "true on a create the server may have taken: never sent again" },
     { "created?", "boolean", "true when the server surely made the task although the call failed" },
     { "transient?", "boolean", "true when the same call may succeed later" },
@@ -118,7 +120,9 @@ C.CLASSES = {
     { "parent?", "string", "the task it was made from (again, remix, continue)" },
     { "relation?", '"again"|"remix"|"continue"', "how it was made from its parent" },
     { "duration?", "integer", "the seconds its create asked" },
-    { "body?", "string", "its create's JSON body as sent (again's params)" } } },
+    { "body?", "string", "its create's JSON body as sent (again's params)" },
+    { "reason?", "starvideos.FailureReason", "a failed task's: why" },
+    { "input?", "string", "a failed task's: the field its words named" } } },
   { "PendingCreate", "a create whose answer never came", fields = {
     { "local", "string", "the create's id in the journal" }, { "model", "starvideos.Model", "its model" },
     { "prompt_hash", "string", "a hash of its prompt" }, { "time", "number", "Unix seconds when it was sent" } } },
@@ -175,12 +179,16 @@ end
 
 C.EVENTS = {
   { "status", "the task's status changed (on_progress: every answer)",
-    fields = with(TASK, { { "eta?", "starvideos.Eta", "the job's, as of this answer" } }) },
+    fields = with(TASK, { { "eta?", "starvideos.Eta", "the job's, as of this answer" },
+      { "reason?", "starvideos.FailureReason", "once the task failed: why" },
+      { "input?", "string", "once the task failed: the field its words named" } }) },
   { "created", "the create was answered: the task exists (on_event only)", fields = TASK },
   { "saved", "the task's video is whole at its out (on_event only)", fields = with(TASK, {
     { "path", "string", "the file (or object URL)" }, { "sha256", "string", "its SHA-256" } }) },
   { "failed", "a job following a task to its end ended with an error (on_event only)", fields = with(TASK, {
-    { "error", "starvideos.Error", "why: its message, kind, reason" } }) },
+    { "error", "starvideos.Error", "why: its message, kind, reason" }, { "message", "string", "the error's words" },
+    { "reason?", "starvideos.FailureReason", "why, where known" },
+    { "input?", "string", "the field the words named" } }) },
   { "taken", "a keeper took the job's task while this process's lease had lapsed",
     fields = with(TASK, { { "by", "string", "the keeper's id" } }) },
   { "late", "the task runs longer than 99% of the learned tasks of its kind",

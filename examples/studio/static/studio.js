@@ -164,6 +164,7 @@ function rows(c) {
   if (c.bytes != null) r.push(['bytes', bytesText(c.bytes, c.total)]);
   if (c.cost != null) r.push(['cost', c.cost.toFixed(2)]);
   if (c.id) r.push(['task', c.id]);
+  if (c.reason) r.push(['why', c.advice ? `${c.reason}: ${c.advice}` : c.reason]);
   for (const w of c.warnings || []) r.push(['warning', w]);
   if (c.request_id) r.push(['request id', c.request_id]);
   if (c.server_request_id && c.server_request_id !== c.request_id) r.push(['server request id', c.server_request_id]);

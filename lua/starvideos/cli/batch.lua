@@ -128,10 +128,12 @@ local function duplicates(opts, entries)
   return leave and skip or {}
 end
 
--- An entry's error for a person: a key refused names the batch's way to create anew.
+-- An entry's error for a person: a key refused names the batch's way to create anew; a failure's reason (and the
+-- input its words named) after it.
 local function describe(err)
+  local why = err.reason and " [" .. err.reason .. (err.input and ": " .. err.input or "") .. "]" or ""
   return (output.describe(err):gsub("give another %-%-out, or %-%-fresh$",
-    "give the line its params back, another --out-dir, or --fresh"))
+    "give the line its params back, another --out-dir, or --fresh")) .. why
 end
 
 -- The results for a person: each entry not saved (a pending create with the

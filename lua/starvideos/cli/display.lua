@@ -137,8 +137,11 @@ local STATES = { "pending", "created", "completed", "downloaded", "failed", "aba
 -- The ledger's tasks (client:tasks) as a table, one line each (clipped to the
 -- terminal on one), a failed one's error under it, then the count by state.
 function M.print_tasks(list, tty)
-  local head, tenants, costs = { "ID", "STATE", "CREATED (UTC)", "MODEL" }, false, false
-  for _, t in ipairs(list) do tenants, costs = tenants or t.tenant ~= nil, costs or t.cost ~= nil end
+  local head, tenants, costs, reasons = { "ID", "STATE", "CREATED (UTC)", "MODEL" }, false, false, false
+  for _, t in ipairs(list) do
+    tenants, costs, reasons = tenants or t.tenant ~= nil, costs or t.cost ~= nil, reasons or t.reason ~= nil
+  end
+  if reasons then head[#head + 1] = "REASON" end -- (a failed task's: failure.lua's)
   if tenants then head[#head + 1] = "TENANT" end -- (columns of their own only when a task has one)
   if costs then head[#head + 1] = "COST" end
   head[#head + 1], head[#head + 2] = "FILE", "PROMPT"
@@ -149,6 +152,7 @@ function M.print_tasks(list, tty)
     local r = { t.id or t["local"], up and string_format("uploading, %d part%s", up, up == 1 and "" or "s") or t.state,
       t.created_at and os_date("!%Y-%m-%d %H:%M:%S", t.created_at)
       or "-", t.model or "-", error = (t.error or t.superseded_by) and tostring(t.error or "-") .. later }
+    if reasons then r[#r + 1] = t.reason and t.reason .. (t.input and " (" .. t.input .. ")" or "") or "-" end
     if tenants then r[#r + 1] = t.tenant and t.tenant:gsub("%c", " ") or "-" end
     if costs then r[#r + 1] = t.cost and string_format("%.14g", t.cost) or "unknown" end
     r[#r + 1], r[#r + 2] = t.path or t.out or "-", ((t.prompt or ""):gsub("%c", " "))

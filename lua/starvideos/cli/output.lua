@@ -232,7 +232,7 @@ end
 function M.error_object(err)
   return { kind = err.kind, message = err.message, field = err.field, status = err.status,
     retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created,
-    request_id = err.request_id, server_request_id = err.server_request_id,
+    request_id = err.request_id, server_request_id = err.server_request_id, reason = err.reason, input = err.input,
     limit = err.limit, spent = err.spent, amount = err.amount, tenant = err.tenant, model = err.model } -- (spend's)
 end
 
@@ -367,6 +367,9 @@ function M.report(ctx, err)
     write(io_stderr, M.next_step(ctx, err.id), "\n")
   elseif err.maybe_created and not err.created then
     write(io_stderr, M.maybe_made(ctx, err), "\n")
+  elseif err.reason then -- (a failed task, a refused create: what to do, its input named by its flag)
+    local named = err.input and (args.FIELD_FLAG[err.input] or err.input)
+    write(io_stderr, "why: ", err.reason, ": ", require("starvideos.failure").advice(err.reason, named), "\n")
   end
   return code
 end

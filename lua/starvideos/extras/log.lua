@@ -6,7 +6,7 @@ local Log = {}
 
 local MARK = "[redacted]"
 
-local DEBUG_ONLY = { request = true, response = true, created = true, saved = true, failed = true }
+local DEBUG_ONLY = { request = true, response = true, created = true, saved = true }
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
 -- A secret this long or longer is hidden wherever it is; a shorter one only where it stands whole (docs/logs-and-
@@ -94,13 +94,14 @@ local FORMAT = {
   status = function(ev)
     return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,
+  failed = function(ev) -- a job's end in error (job.lua): why, where failure.lua knows it
+    return fill("failed {id}: ", ev) .. (ev.reason and fill("{reason}", ev) .. (ev.input and fill(" ({input})", ev)
+      or "") .. ": " or "") .. fill("{message}", ev)
+  end,
   warning = "warning: {message}",
-  -- a job's create answered, its video saved, its end in error (job.lua; at info, the status lines say as much)
+  -- a job's create answered, its video saved (job.lua; debug only: at info the status lines say as much)
   created = "created {id} {status}",
   saved = "saved {id} at {path}",
-  failed = function(ev)
-    return fill("failed {id}: ", ev) .. tostring(type(ev.error) == "table" and ev.error.message or ev.error)
-  end,
   store_reset = "error: {message}", -- (fleet/ledger.lua)
   journal_error = "error: journal {path}: {message}",
   -- a task past the 99th percentile of its kind (job.lua)

@@ -74,7 +74,7 @@ function N.job_done(job, err)
     or task.status == "failed" and err and err.kind == "task_failed" and "task.failed"
   if not kind then return end
   local body = cjson.encode { type = kind, task = task, path = job.path, bytes = job.path and job.bytes or nil,
-    sha256 = job.path and job.sha256 or nil }
+    sha256 = job.path and job.sha256 or nil, reason = err and err.reason, input = err and err.input } -- (failure.lua)
   if not body then return end
   local wid = N.id(job.id, kind)
   job.ledger:owe(wid, job.id, body) -- a ledger that cannot be written: sent all the same

@@ -172,7 +172,7 @@ end
 
 function BY_TASK.status(t, rec)
   if type(rec.status) ~= "string" then return end
-  t.status, t.error = rec.status, rec.error
+  t.status, t.error, t.reason, t.input = rec.status, rec.error, rec.reason, rec.input -- (reason: failure.lua's)
   if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
 end
 
@@ -351,7 +351,7 @@ local function entry(t)
   local row = { id = t.id, key = t.key, out = t.out, state = state, status = t.status, error = t.error,
     created_at = whole(t.created), path = t.path, bytes = whole(t.bytes), sha256 = t.sha256, model = t.model,
     prompt = prompt_head(t.prompt), tenant = t.tenant, cost = tonumber(t.cost), parent = t.parent,
-    relation = t.relation, duration = whole(tonumber(t.duration)), body = t.body,
+    relation = t.relation, duration = whole(tonumber(t.duration)), body = t.body, reason = t.reason, input = t.input,
     refs = described(t.refs, "references"), uploading = described(t.upload, "sink", X.scheme(t.out) or false) }
   for _, k in ipairs(t.path and Sink.noted(t.path) or {}) do if row[k] == nil then row[k] = t[k] end end
   return row

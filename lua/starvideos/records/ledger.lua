@@ -277,9 +277,10 @@ end
 -- (the rules' settler: the task recorded when the answer named one, abandoned when it surely made nothing)
 L.create_failed = Rules.settler(record_created, abandoned)
 
-function L:status(id, status, took, within, why)
+function L:status(id, status, took, within, why, reason, input) -- (reason, input: a failed task's, failure.lua's)
   if status == "failed" then self.fences:let_go(id) end
-  append(self, { event = "status", id = id, status = status, took = took, within = within, error = why })
+  append(self, { event = "status", id = id, status = status, took = took, within = within, error = why,
+    reason = reason, input = input })
 end
 
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).

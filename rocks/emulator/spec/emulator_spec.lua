@@ -963,6 +963,28 @@ describe("the emulator's command line", function()
     assert.are_not.same(runs[1], runs[3])
   end)
 
+  it("--failures JSON: its rules from the start (a create refused, another's task failed), kept by a reset; a "
+    .. "malformed one refused naming it (exit 2)", function()
+    local e = start("--key k --queued 0 --processing 0 " .. helper.shell_quote('--failures=[{"kind":"policy",'
+      .. '"at":"create","prompt":"forbidden"},{"kind":"service","prompt":"boom"}]'))
+    finally(function() stop(e) end)
+    e.key = "k"
+    local res = create(e, { model = "videos", prompt = "a forbidden cat", duration = 5 })
+    assert.are.equal(400, res.status)
+    assert.are.same({ "The prompt was rejected by content moderation.", "prompt", "content_policy_violation" },
+      { res.json.error.message, res.json.error.param, res.json.error.type })
+    assert.are.equal(200, request(e, "POST", "/_emulator/reset").status)
+    res = create(e, { model = "videos", prompt = "boom", duration = 5 })
+    local _, task = follow(e, res.json.id)
+    assert.are.same({ "failed", "Generation failed due to an internal error, please retry." }, { task.status,
+      task.error })
+    local out, ok, code = helper.capture(bin .. " emulator --port 0 --max-lifetime 5 "
+      .. helper.shell_quote('--failures=[{"kind":"policy","rate":2}]') .. " 2>&1")
+    assert.is_nil(ok)
+    assert.are.equal(2, code)
+    assert.matches("option --failures: expected a list of rules; rule 1.rate: a number from 0 to 1", out, 1, true)
+  end)
+
   it("refuses a bad --fail-rate, --outcome or --seed with a usage error naming it (exit 2)", function()
     for _, c in ipairs {
       { "--fail-rate", "1.5", "a number from 0 to 1" }, { "--fail-rate", "-0.1", "a number from 0 to 1" },

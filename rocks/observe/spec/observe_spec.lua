@@ -210,6 +210,25 @@ describe("metrics in Prometheus's text format", function()
     assert.falsy(text:find("bogus", 1, true))
   end)
 
+  it("counts failed tasks and refused creates by model and reason (failure.lua's), on the emulator", function()
+    local emu = helper.emulator()
+    finally(function() emu:stop() end)
+    emu:config { queued = 0, processing = 0, failures = { { kind = "policy", at = "create", prompt = "forbidden" },
+      { kind = "policy", references = "/flagged/" }, { kind = "service", prompt = "boom" } } }
+    local client = starvideos.new { api_key = emu.key, base_url = emu.url, metrics = true }
+    local function run(p)
+      p.model, p.duration = "videos_fast", 4
+      return select(2, client:generate(p, { interval = 0.05, timeout = 20 }))
+    end
+    assert.equal("policy", run({ prompt = "a forbidden cat" }).reason)
+    assert.equal("policy", run({ prompt = "a cat", referenceImages = { "http://127.0.0.1:9/flagged/a.png" } }).reason)
+    assert.equal("service", run({ prompt = "boom" }).reason)
+    local text = client:metrics()
+    client:close()
+    assert.are.equal(2, value(text, 'starvideos_failures_total{model="videos_fast",reason="policy"}'))
+    assert.are.equal(1, value(text, 'starvideos_failures_total{model="videos_fast",reason="service"}'))
+  end)
+
   it("moves the tasks gauge with the job's states", function()
     local fake = Fake.new { status = function() return "processing" end }
     local client = starvideos.new { api_key = "k", base_url = "http://fake", transport = fake, metrics = true }
@@ -223,6 +242,23 @@ describe("metrics in Prometheus's text format", function()
 end)
 
 describe("traces in OTLP/HTTP JSON", function()
+  it("a failed task's span carries its reason and the input its words named", function()
+    local got
+    local tracer = { attr = otlp.attr, encode = function(_, _, _, _, _, _, _, _, attrs) return attrs end,
+      finish = function(_, text) got = text end }
+    local o = Observe.new(nil, tracer)
+    local job = { id = "t1", model = "videos", status = "failed", state = "done", err = { kind = "task_failed",
+      reason = "policy", input = "referenceImages", message = "A reference image was flagged" } }
+    o.spans[job] = { trace = "x", id = "y", t0 = 0 }
+    o:close(job, 1)
+    local attrs = cjson.decode("[" .. got .. "]")
+    local by = {}
+    for _, kv in ipairs(attrs) do by[kv.key] = kv.value.stringValue end
+    assert.are.equal("policy", by["starvideos.failure.reason"])
+    assert.are.equal("referenceImages", by["starvideos.failure.input"])
+    assert.are.equal("task_failed", by["error.type"])
+  end)
+
   it("a generate: a task span under the traceparent, a CLIENT span per exchange (polls, webhook included) under it",
     function()
     local fake = collecting { status = function(_, n) return n < 2 and "processing" or "completed" end }

@@ -21,7 +21,7 @@ local M = {}
 -- the rest of a task is never sent to the browser.
 M.FIELDS = { "key", "id", "model", "prompt", "duration", "ratio", "state", "status", "eta", "bytes", "total",
   "cost", "error", "kind", "video", "created", "parent", "parent_id", "relation", "warnings", "request_id",
-  "server_request_id" }
+  "server_request_id", "reason", "input", "advice" }
 
 local function dict() return ngx.shared.studio end
 

@@ -121,6 +121,13 @@ function M.for_browser(message, tenant, journal)
   return message
 end
 
+-- A failure's reason on a card (failure.lua's: err.reason, a journal entry's reason), the input its words named
+-- and what to do; nil without one.
+function M.why(reason, input)
+  if not reason then return nil end
+  return { reason = reason, input = input or false, advice = require("starvideos.failure").advice(reason, input) }
+end
+
 -- The card of key (tenant's) once its task ended: the saved video, or the error.
 local function finish(key, tenant, task, err, path)
   if task then
@@ -132,6 +139,7 @@ local function finish(key, tenant, task, err, path)
     request_id = err.request_id or false, server_request_id = err.server_request_id or false }
   if err.kind == "spend_limited" then fields.error = M.for_browser(err.message, tenant, conf.journal) end
   if err.kind == "spend_limited" or err.kind == "invalid_request" then fields.cost = false end
+  for k, v in pairs(M.why(err.reason, err.input) or {}) do fields[k] = v end
   cards.update(key, fields)
 end
 
@@ -196,6 +204,7 @@ local function card_of(e)
   elseif e.state == "failed" or e.state == "abandoned" then
     card.state = "failed"
     card.error = type(e.error) == "table" and (e.error.message or e.error.code) or e.error or e.state
+    for k, v in pairs(M.why(e.reason, e.input) or {}) do card[k] = v end
   elseif e.state == "pending" then
     card.state, card.error = "failed", "its create was sent and never answered: starvideos pending names it"
   end

@@ -53,6 +53,13 @@ local FLAGS = {
   { "video-colours", "X", "prompt (the default): each video in the colours its prompt picks;\nfixed: every video in "
     .. "the same ones (a spec's byte-for-byte check)",
     function(v) return (v == "prompt" or v == "fixed") and v, "prompt or fixed" end },
+  { "failures", "JSON", "the config's failures: rules of creates that fail as the service's\ndo (policy, input, "
+    .. 'service), e.g. \'[{"kind":"policy","prompt":"forbidden"}]\'', function(v)
+    local rules = require("cjson.safe").decode(v)
+    local ok, expected = require("starvideos.emulator.fail").check(rules, require("cjson.safe").null)
+    if rules == nil then ok, expected = false, "JSON: " .. expected end
+    return ok and rules, expected
+  end },
   { "max-lifetime", "S", "exit on its own after S seconds", function(v)
     local n = tonumber(v)
     return n and n > 0 and n, "seconds > 0"

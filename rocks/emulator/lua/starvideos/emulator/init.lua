@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local shell_word = require("starvideos.shell").word
 local files = require "starvideos.emulator.files"
 local ratelimit = require "starvideos.emulator.ratelimit"
+local failures = require "starvideos.emulator.fail"
 
 local error, ipairs, pairs, pcall, xpcall, next, select = error, ipairs, pairs, pcall, xpcall, next, select
 local setmetatable, tonumber, tostring, type = setmetatable, tonumber, tostring, type
@@ -96,6 +97,7 @@ M.DEFAULTS = {
   fetch_refs = false,       -- a create GETs its reference URLs first, as the service does (its specs' check)
   rate_limit = nil,         -- {count =, per =}: API requests allowed in each window (emulator/ratelimit.lua)
   rate_limit_headers = "ietf", -- the headers that tell it: ietf, ietf07, x, x-requests, none
+  failures = nil,           -- rules: how creates fail as the service's do (emulator/fail.lua)
 }
 
 -- Which endpoint serves which model.
@@ -494,7 +496,8 @@ function M.new(opts)
   for k, v in pairs(M.DEFAULTS) do config[k] = v end
   -- what the command line chose, kept by /_emulator/reset
   local defaults = {}
-  for _, k in ipairs { "queued", "processing", "video_size", "video_colours", "outcome", "fail_rate", "seed" } do
+  for _, k in ipairs { "queued", "processing", "video_size", "video_colours", "outcome", "fail_rate", "seed",
+    "failures" } do
     if opts[k] ~= nil then config[k], defaults[k] = opts[k], opts[k] end
   end
   local key, key_from = opts.key, "option"
@@ -657,6 +660,8 @@ function Server:create(req)
   end
 
   local cfg = self.config
+  local failed = failures.decide(cfg.failures, clean, function() return self:uniform() end) -- (the service's words)
+  if failed and failed.at == "create" then return api_error(failed.status, failed.text, failed.field, failed.type) end
   local width, height = files.dimensions(clean.ratio or core.models[model].default_ratio, clean.resolution)
   local fetched, why = self:fetch_refs(clean)
   self.seq = self.seq + 1
@@ -675,6 +680,7 @@ function Server:create(req)
     prompt = type(clean.prompt) == "string" and clean.prompt or nil, -- (its video's colours)
     fetched = fetched,
   }
+  if failed then task.outcome, task.error = "failed", failed.text end
   if why then task.outcome, task.error = "failed", why end
   self.tasks[task.id] = task
   self.task_list[#self.task_list + 1] = task
@@ -814,6 +820,15 @@ local CONFIG_FIELDS = {
     function(v) return ratelimit.check_limit(v, NULL) end },
   { "rate_limit_headers", '"ietf" (default), "ietf07", "x", "x-requests" or "none": how rate_limit is told',
     ratelimit.check_family },
+  { "failures", "a list of rules, the first that applies wins; each {kind, at, prompt, references, rate}:\n"
+    .. '                     kind "policy" (content refused), "input" (a parameter or reference it cannot use) or\n'
+    .. '                     "service" (its own failure); at "create" (an HTTP 400, 500 for service; no task) or\n'
+    .. '                     "processing" (the default: the task ends failed); prompt: a Lua pattern of the prompt\n'
+    .. "                     lower-cased, references: one of a reference's URL (it applies when either given\n"
+    .. "                     matches; neither: to every create); rate 0 to 1 (default 1, drawn from seed). Its error\n"
+    .. "                     names the prompt or the reference matched, in the service's kind of words; null (the\n"
+    .. "                     default): none (--failures JSON)",
+    function(v) return failures.check(v, NULL) end },
 }
 
 local FAULT_FIELDS = {

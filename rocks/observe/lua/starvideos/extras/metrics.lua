@@ -26,6 +26,8 @@ M.FAMILIES = {
   { "starvideos_creates_total", "counter", { "model", "outcome" },
     "Creates sent, by model and outcome (created, refused, unknown: the answer never came)." },
   { "starvideos_tasks", "gauge", { "state" }, "Tasks followed now, by the state of their job." },
+  { "starvideos_failures_total", "counter", { "model", "reason" },
+    "Tasks failed and creates the service refused, by model and why (policy, input, service, unknown)." },
   { "starvideos_videos_total", "counter", { "model" }, "Videos saved whole." },
   { "starvideos_video_seconds_total", "counter", { "model" }, "Seconds of video saved." },
   { "starvideos_downloaded_bytes_total", "counter", {}, "Bytes of video received." },

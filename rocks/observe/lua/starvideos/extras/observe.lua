@@ -165,7 +165,8 @@ function O:close(job, t)
   for _, kv in ipairs { { "starvideos.task.id", job.id }, { "starvideos.model", job.model },
     { "starvideos.polls", self.polls[job] or 0 }, { "starvideos.task.status", job.status },
     { "starvideos.job.state", job.state }, { "starvideos.path", job.path },
-    { "error.type", job.err and job.err.kind } } do
+    { "error.type", job.err and job.err.kind }, { "starvideos.failure.reason", job.err and job.err.reason },
+    { "starvideos.failure.input", job.err and job.err.input } } do
     if kv[2] ~= nil then a[#a + 1] = tr.attr(kv[1], kv[2]) end
   end
   tr:finish(tr:encode(sp.trace, sp.id, sp.parent, sp.name, 1, sp.t0, t, table.concat(a, ","),
@@ -183,6 +184,8 @@ function O:state(job, t)
   if self.m then
     if was then self.m:add("starvideos_tasks", -1, was) end
     if is then self.m:add("starvideos_tasks", 1, is) end
+    local why = not is and job.err and job.err.reason -- (a failed task's, a refused create's: failure.lua's)
+    if why then self.m:add("starvideos_failures_total", 1, model(job.model), why) end
   end
   if not is and self.tr then self:close(job, t) end
 end

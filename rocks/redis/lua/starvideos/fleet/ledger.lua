@@ -255,11 +255,11 @@ function R:settle_pending(lid, id)
   return Rules.settle_pending(self, lid, id, settle, "the store " .. self.where, "--store " .. self.where)
 end
 
-function R:status(id, status, took, within, why)
+function R:status(id, status, took, within, why, reason, input) -- (reason, input: a failed task's, failure.lua's)
   if status == "failed" then self:let_go(id, true) end
   self:_record("status", Again.status_keys(self, id, status == "failed"), { id, status,
     took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
-    config.DEFAULTS.samples, config.DEFAULTS.retain, why or "" })
+    config.DEFAULTS.samples, config.DEFAULTS.retain, why or "", reason or "", input or "" })
 end
 
 -- (note: what the sink keeps with the record, sink.lua's noted: the bucket's etag, the one the task's hash holds)
