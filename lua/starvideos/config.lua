@@ -236,6 +236,16 @@ local function copy(v)
 end
 M.copy = copy
 
+-- fallback: a list of the models tried in turn after a final service or unknown failure (fallback.lua).
+function C.models(v)
+  if type(v) ~= "table" or #v == 0 then return "a list of model names" end
+  for i, m in pairs(v) do
+    if type(i) ~= "number" or type(m) ~= "string" or not require("starvideos.core").models[m] then
+      return string.format("a list of model names (fallback[%s]: %s is no model)", tostring(i), show(m)), true
+    end
+  end
+end
+
 function C.store(v)
   local why = require("starvideos.store_option").check(v)
   if why then return why, true end
@@ -269,22 +279,23 @@ M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
   download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
-  create = { key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
+    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool,
+    fallback = C.models },
+  create = { key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool },
   generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent },
+    tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent, resend = C.bool },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn, dry_run = C.bool },
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn,
-    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
+    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
   tasks = { state = C.state, journal = C.path, check = C.bool, tenant = C.tenant, parent = C.key },
   spend = { tenant = C.tenant },
   film = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant, dry_run = C.bool },
+    tenant = C.tenant, dry_run = C.bool, resend = C.bool, fallback = C.models },
 }
 
 -- The options of starvideos.new.

@@ -72,7 +72,10 @@ function C.build(job, goal, spec)
     local _, xerr = X.find("references", nil, "local files as references", local_field(refs))
     if xerr then return nil, xerr end
   end
-  local made = { create_path = path, create_body = body, files = files > 0, model = params.model,
+  local addr, aerr = require("starvideos.refusal").address(path, body, refs) -- (what a refusal is kept by)
+  if not addr then return nil, aerr end
+  local made = { create_path = path, create_body = body, files = files > 0, model = params.model, addr = addr,
+    resend = spec.resend,
     warnings = warnings, -- what the service will ignore (the core's, from the models' table): told before paying
     preflight = goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil,
     local_id = (job.ledger.records or cfg.spend) and core.random_id() or nil, -- (a reservation's, spend.lua)
@@ -153,6 +156,9 @@ C.peek = unsent_past(function(job, t)
   local known = job:known()
   if known == false then return job.loop:wait_for(job, t) end
   if known then return job:follow(known, t) end
+  local refused = require("starvideos.refusal").ask(job) -- (the same content failed for policy or input before)
+  if refused == false then return job.loop:wait_for(job, t) end
+  if refused then return job:finish(refused) end
   return job:go("checking", t)
 end)
 

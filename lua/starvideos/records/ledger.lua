@@ -23,7 +23,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
-    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
+    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop, refusals = {} }, L)
   self.leases = leases.new(self) -- (the object it owns: its keepers, their claims, the holds it asks)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)
@@ -376,6 +376,20 @@ function L:spend(tenant)
   return Spend.report(self.cfg, journal.spent(st).get, t, tenant, Spend.moved(st.open, function(p)
     return p.owner ~= me and not self.leases:alive(p.owner, p.lease)
   end))
+end
+
+-- The refusal kept of a create's content address (refusal.lua): {id, reason, input, error}, or nil; without a
+-- journal, the key's bucket's (this process's, or nginx's dict).  refused: a task's policy or input failure kept.
+function L:refusal(addr)
+  if not self.path then return self.key.bucket:refusal(self.key.hash .. ":" .. addr) end
+  local st = not self.refusals[addr] and self:follow()
+  return self.refusals[addr] or st and st.refused[addr] or nil
+end
+function L:refused(id, addr, reason, input, words)
+  local e = { event = "status", id = id, status = "failed", addr = addr, reason = reason, input = input, error = words }
+  if not self.path then return self.key.bucket:refuse(self.key.hash .. ":" .. addr, e) end
+  self.refusals[addr] = e -- (this process's, at once: its record may still be queued)
+  return append(self, e, true)
 end
 
 function L:pending()
