@@ -100,6 +100,7 @@ build = {
     ["starvideos.download"] = "lua/starvideos/download.lua",
     ["starvideos.errors"] = "lua/starvideos/errors.lua",
     ["starvideos.failure"] = "lua/starvideos/failure.lua",
+    ["starvideos.fallback"] = "lua/starvideos/fallback.lua",
     ["starvideos.refusal"] = "lua/starvideos/refusal.lua",
     ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
     ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",

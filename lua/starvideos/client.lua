@@ -212,7 +212,13 @@ end
 -- Create, wait and (with `out`) download, in one call.
 function Client:generate(params, opts)
   if type(params) ~= "table" then argerror(1, "generate", "table", type(params)) end
-  return run(self, nil, nil, begin(self, "generate", opts), { params = params })
+  opts = begin(self, "generate", opts)
+  if opts.fallback then -- (each attempt a generate of its own: fallback.lua)
+    return require("starvideos.fallback").generate(self, params, opts, function(_, o, spec)
+      return run(self, nil, nil, o, spec)
+    end)
+  end
+  return run(self, nil, nil, opts, { params = params })
 end
 
 -- A create from a task of the ledger (lineage.lua's how: again, remix, continue), run as generate runs.

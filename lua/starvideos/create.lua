@@ -80,7 +80,7 @@ function C.build(job, goal, spec)
     preflight = goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil,
     local_id = (job.ledger.records or cfg.spend) and core.random_id() or nil, -- (a reservation's, spend.lua)
     kind = require("starvideos.schedule").kind_of(params.model, params.duration, params.resolution) }
-  local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
+  local key = spec.attempt or spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
   if key and job.ledger.records then
     made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh,
       parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
