@@ -66,6 +66,31 @@ describe("fallback", function()
     c:close()
   end)
 
+  it("generate_all: the lines failed for service run again on the next model, each into its own file", function()
+    local dir = helper.tmpdir()
+    local c = client_of(emu, { journal = dir .. "/j.jsonl" })
+    emu:config { queued = 0, processing = 0, outcome = "failed", error = "The service is overloaded" }
+    local list = { { model = "videos", prompt = "cat one", duration = 5 },
+      { model = "videos", prompt = "cat two", duration = 5 } }
+    local done = 0
+    local res = c:generate_all(list, { out = dir .. "/%d.mp4", interval = 0.05, timeout = 20,
+      fallback = { "videos_fast" }, on_progress = function(ev)
+        if ev.type == "status" and ev.status == "failed" then
+          done = done + 1
+          if done == 2 then emu:config { outcome = "completed" } end
+        end
+      end })
+    assert.same({ "videos", "videos", "videos_fast", "videos_fast" }, created_models(emu))
+    for i = 1, 2 do
+      assert.equal(dir .. "/" .. i .. ".mp4", res[i].path)
+      assert.equal("fallback", res[i].task.relation)
+    end
+    local parents = {}
+    for _, t in ipairs(assert(c:tasks())) do if t.relation == "fallback" then parents[#parents + 1] = t.parent end end
+    assert.equal(2, #parents)
+    c:close()
+  end)
+
   it("never after policy: 1 create, the refusal returned", function()
     local c = client_of(emu)
     emu:config { queued = 0, processing = 0, outcome = "failed", error = "Prompt flagged by the moderation model" }
@@ -137,8 +162,10 @@ describe("fallback", function()
     assert.is_not.equal(0, r.code)
     assert.same({ "videos" }, created_models(emu))
     emu:config { outcome = "completed" }
-    local r2 = C.script(helper.tmpdir(), src, emu):stop() -- (its own folder for its output; the same journal)
-    assert.equal(0, r2.code, r2.err)
+    local dir2 = helper.tmpdir() -- (its own folder for its output; the same journal)
+    C.script(dir2, src, emu)
+    C.until_true(function() return (helper.read_file(dir2 .. "/rc") or ""):match("%d") end)
+    assert.equal("0\n", helper.read_file(dir2 .. "/rc"), helper.read_file(dir2 .. "/err"))
     assert.same({ "videos", "videos_fast" }, created_models(emu), "the failed attempt is not paid again")
     assert.truthy(helper.exists(dir .. "/v.mp4"))
   end)

@@ -20,6 +20,23 @@ local function failing(emu, text)
   emu:config { queued = 0, processing = 0, outcome = "failed", error = text }
 end
 
+describe("a create's content address", function()
+  it("takes a local file's bytes: the same path with other bytes is other content", function()
+    local refusal, Create = require "starvideos.refusal", require "starvideos.create"
+    local core = require "starvideos.core"
+    local file = helper.tmpdir() .. "/cat.png"
+    local params = { model = "videos", prompt = "a cat", duration = 5, referenceImages = { { file = file } } }
+    local path, body = core.build_create(params)
+    local function addr() return refusal.address(path, body, (Create.references(params))) end
+    helper.write_file(file, "one")
+    local a = addr()
+    assert.equal(a, addr(), "the same bytes: the same content")
+    helper.write_file(file, "two")
+    assert.are_not.equal(a, addr())
+    helper.cleanup()
+  end)
+end)
+
 describe("refused before", function()
   local emu
   before_each(function() emu = helper.emulator() end)
@@ -106,6 +123,32 @@ describe("refused before", function()
         assert.equal("refused_before\t" .. err.task.id .. "\n", out)
       end
       assert.equal(1, emu:creates())
+    end)
+
+  it("a batch rerun after a policy refusal creates nothing for that line, its plan and result saying why",
+    function()
+      local dir = helper.tmpdir()
+      local c = client_of(emu, { journal = dir .. "/j.jsonl" })
+      local list = { PARAMS, { model = "videos_fast", prompt = "a calm cat", duration = 4 } }
+      emu:config { queued = 0, processing = 0, outcome = "failed", error = "Prompt flagged by the moderation model" }
+      local first = c:generate_all(list, { out = dir .. "/%d.mp4", interval = 0.05, timeout = 10 })
+      assert.same({ "policy", "policy" }, { first[1].err.reason, first[2].err.reason })
+      assert.equal(2, emu:creates())
+      emu:config { outcome = "completed" }
+      local list2 = { PARAMS, { model = "videos_fast", prompt = "a calmer cat", duration = 4 } } -- (line 2 changed)
+      local plan = c:plan(list2, { out = dir .. "/%d.mp4" })
+      assert.same({ "none", "refused_before", first[1].err.task.id }, { plan.entries[1].action,
+        plan.entries[1].reason, plan.entries[1].id })
+      assert.same({ "create", 1 }, { plan.entries[2].action, plan.creates })
+      local again = c:generate_all(list2, { out = dir .. "/%d.mp4", interval = 0.05, timeout = 10 })
+      assert.same({ "refused_before", first[1].err.task.id }, { again[1].err.kind, again[1].err.task.id })
+      assert.truthy(again[2].path)
+      assert.equal(3, emu:creates(), "the changed line alone")
+      local resent = c:generate_all({ PARAMS }, { out = dir .. "/%d.mp4", interval = 0.05, timeout = 10,
+        resend = true })
+      assert.truthy(resent[1].path)
+      assert.equal(4, emu:creates(), "resend = true: sent")
+      c:close()
     end)
 
   it("survives the journal's compaction", function()

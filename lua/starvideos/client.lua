@@ -214,9 +214,8 @@ function Client:generate(params, opts)
   if type(params) ~= "table" then argerror(1, "generate", "table", type(params)) end
   opts = begin(self, "generate", opts)
   if opts.fallback then -- (each attempt a generate of its own: fallback.lua)
-    return require("starvideos.fallback").generate(self, params, opts, function(_, o, spec)
-      return run(self, nil, nil, o, spec)
-    end)
+    local function one(o, s) return run(self, nil, nil, o, s) end
+    return require("starvideos.fallback").generate(self, params, opts, one)
   end
   return run(self, nil, nil, opts, { params = params })
 end
@@ -263,7 +262,9 @@ end
 -- Many generates at once, each keyed by its file (batch.lua).
 function Client:generate_all(list, opts)
   if type(list) ~= "table" then argerror(1, "generate_all", "list of params tables", type(list)) end
-  return (require("starvideos.batch").run(self.ctx, list, begin(self, "generate_all", opts))) -- (as in wait_all)
+  opts = begin(self, "generate_all", opts)
+  if opts.fallback then return (require("starvideos.fallback").generate_all(self, list, opts)) end -- (a batch a model)
+  return (require("starvideos.batch").run(self.ctx, list, opts)) -- (as in wait_all)
 end
 
 -- What generate_all(list, opts) would create, download or leave, sending nothing (batch.lua).

@@ -72,9 +72,8 @@ function C.build(job, goal, spec)
     local _, xerr = X.find("references", nil, "local files as references", local_field(refs))
     if xerr then return nil, xerr end
   end
-  local addr, aerr = require("starvideos.refusal").address(path, body, refs) -- (what a refusal is kept by)
-  if not addr then return nil, aerr end
-  local made = { create_path = path, create_body = body, files = files > 0, model = params.model, addr = addr,
+  local made = { create_path = path, create_body = body, files = files > 0, model = params.model,
+    addr = require("starvideos.refusal").address(path, body, refs), -- (what a refusal is kept by)
     resend = spec.resend,
     warnings = warnings, -- what the service will ignore (the core's, from the models' table): told before paying
     preflight = goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil,

@@ -47,20 +47,28 @@ function M.attempts(params, fallback)
   return list
 end
 
--- The key of attempt i (nil: none, nothing keyed) from the call's: its out's or its key.
-local function key_of(opts, i, model)
-  local base = opts.out and require("starvideos.sink").key(opts.out) or opts.key
-  if not base or i == 1 then return nil end
+-- The key of a line's attempt i (base: its out's key, or its key; nil: none, nothing keyed): the base's, then
+-- BASE#fallback:MODEL.
+local function key_of(base, i, model)
+  if not base or i == 1 then return base end
   return base .. "#fallback:" .. model
 end
 
--- What the ledger holds of each attempt's key (a rerun's): key -> the latest task of it, by its rows
--- (client:tasks; none without a ledger).
+-- What the ledger holds of each key (a rerun's): key -> the latest task of it (client:tasks' rows; none without a
+-- ledger).
 local function held(client)
   local by = {}
   if not client.ledger.records then return by end
   for _, t in ipairs(client:tasks() or {}) do if t.key and t.id then by[t.key] = t end end
   return by
+end
+
+-- The failure of an attempt whose task, of the same body, failed in an earlier run (t: the ledger's row of its
+-- key): not paid for again; nil when it is to be run.
+local function failed_before(t, body, fresh)
+  if not (t and t.state == "failed" and t.body == body) or fresh then return nil end
+  return new_error("task_failed", string_format("task %s failed: %s", t.id, tostring(t.error)),
+    { task = { id = t.id, status = "failed", error = t.error, model = t.model }, id = t.id })
 end
 
 -- Whether err ends the fallback: anything but a task failed for service or unknown (err explained).
@@ -70,38 +78,96 @@ local function final(err, cfg)
   return not M.AFTER[err.reason]
 end
 
--- client:generate with opts.fallback: run(params, opts, spec) runs one generate (client.lua's).  Its task (with
+-- After attempt i (of list) failed with err: true when the next is to be tried (told: an event `fallback`), else
+-- false; err.attempts set.
+local function next_one(cfg, list, i, err)
+  err.attempts = i
+  if final(err, cfg) or i == #list then return false end
+  if cfg.on_event then cfg.on_event { type = "fallback", id = err.task and err.task.id, index = err.index,
+    model = list[i + 1].params.model, reason = err.reason, message = string_format("task %s of %s failed (%s): "
+      .. "trying %s", tostring(err.task and err.task.id), list[i].params.model, err.reason,
+      list[i + 1].params.model) } end
+  return true
+end
+
+local function without_fallback(opts)
+  local o = copy(opts)
+  o.fallback = nil
+  return o
+end
+
+-- client:generate with opts.fallback: run(opts, spec) runs one generate (client.lua's).  Its task (with
 -- parent and relation when a fallback made it), or nil, err (the last attempt's; err.attempts: how many were
 -- tried, this call or a rerun).
 function M.generate(client, params, opts, run)
   local list, err = M.attempts(params, opts.fallback)
   if not list then return nil, err end
-  local by, parent = held(client), nil
+  local by, parent, o = held(client), nil, without_fallback(opts)
+  local base = opts.out and require("starvideos.sink").key(opts.out) or opts.key
   for i, a in ipairs(list) do
-    local o = copy(opts)
-    o.fallback = nil
-    local key = key_of(opts, i, a.params.model)
-    local t = by[key or (opts.out and require("starvideos.sink").key(opts.out)) or opts.key or false]
-    if t and t.state == "failed" and t.body == a.body and not opts.fresh then -- (a rerun: failed before, not again)
-      err = new_error("task_failed", string_format("task %s failed: %s", t.id, tostring(t.error)),
-        { task = { id = t.id, status = "failed", error = t.error, model = t.model }, id = t.id })
-    else
-      local spec = { params = a.params, attempt = key, parent = i > 1 and parent or nil,
-        relation = i > 1 and "fallback" or nil }
+    local key = key_of(base, i, a.params.model)
+    err = failed_before(by[key or false], a.body, opts.fresh)
+    if not err then
       local task
-      task, err = run(a.params, o, spec)
+      task, err = run(o, { params = a.params, attempt = key, parent = parent,
+        relation = parent and "fallback" or nil })
       if task then
-        if i > 1 then task.parent, task.relation = parent, "fallback" end
+        if parent then task.parent, task.relation = parent, "fallback" end
         return task
       end
     end
-    err.attempts = i
-    if final(err, client.cfg) or i == #list then return nil, err end
+    if not next_one(client.cfg, list, i, err) then return nil, err end
     parent = err.task and err.task.id
-    if client.cfg.on_event then client.cfg.on_event { type = "fallback", id = parent, model = list[i + 1].params.model,
-      reason = err.reason, message = string_format("task %s of %s failed (%s): trying %s", tostring(parent),
-        a.params.model, err.reason, list[i + 1].params.model) } end
   end
+end
+
+-- Each line's file and key as generate_all names them (out: a pattern with one %d, or fn(i, params); key: fn).
+local function names(list, opts)
+  local paths, bases, Sink = {}, {}, require "starvideos.sink"
+  for i, p in ipairs(list) do
+    local out = opts.out
+    paths[i] = out and (type(out) == "string" and string_format(out, i) or out(i, p)) or nil
+    bases[i] = paths[i] and Sink.key(paths[i]) or opts.key and opts.key(i, p) or nil
+  end
+  return paths, bases
+end
+
+-- client:generate_all with opts.fallback: the lines run as a batch (batch.lua's run), then
+-- those whose task failed for service or unknown run again as a batch of the next model, each line into its own
+-- file, keyed KEY#fallback:MODEL, with parent and relation.  The results, in the order of list (a line whose
+-- fallback could never take its params: its err, nothing sent for it).
+function M.generate_all(client, list, opts)
+  local results, todo, tries, parents = {}, {}, {}, {}
+  local paths, bases = names(list, opts)
+  for i, p in ipairs(list) do
+    local a, err = M.attempts(p, opts.fallback)
+    if a then tries[i], todo[#todo + 1] = a, i else err.index = i; results[i] = { err = err } end
+  end
+  local by = held(client)
+  for r = 1, #opts.fallback + 1 do
+    local sub, idx, o = {}, {}, without_fallback(opts)
+    for _, i in ipairs(todo) do
+      local a, key = tries[i][r], key_of(bases[i], r, tries[i][r].params.model)
+      local err = failed_before(by[key or false], a.body, opts.fresh)
+      if err then results[i] = { err = err } else sub[#sub + 1], idx[#idx + 1] = a.params, i end
+    end
+    o.out = opts.out and function(j) return paths[idx[j]] end
+    o.key = opts.key and function(j) return bases[idx[j]] end
+    o.attempt = function(j) return key_of(bases[idx[j]], r, sub[j].model) end
+    o.parent = function(j) return parents[idx[j]] end
+    for j, res in ipairs(sub[1] and require("starvideos.batch").run(client.ctx, sub, o) or {}) do
+      results[idx[j]] = res
+      if res.task and parents[idx[j]] then res.task.parent, res.task.relation = parents[idx[j]], "fallback" end
+    end
+    local left = {}
+    for _, i in ipairs(todo) do
+      local err = results[i].err
+      if err then err.index = i end
+      if err and next_one(client.cfg, tries[i], r, err) then left[#left + 1], parents[i] = i, err.task.id end
+    end
+    todo = left
+  end
+  return results
 end
 
 return M

@@ -14,17 +14,13 @@ local M = {}
 M.KEPT = { policy = true, input = true } -- the reasons kept: the same content would fail the same way
 
 -- The content address of a create (path, body: as built; refs: create.lua's references, local files hashed by
--- their bytes, wherever they are put), or nil, err when a local file cannot be read.
+-- their bytes, wherever they are put; one that cannot be read by its path: the create is refused naming it later,
+-- by the references' own check).
 function M.address(path, body, refs)
   local sign = require "starvideos.sign"
   local parts = { path, body }
   for _, r in ipairs(refs) do
-    if r.file then
-      local sum, err = sign.sha256_file(r.file)
-      if not sum then return nil, errors.new_error("invalid_request", string_format("%s: cannot read %s: %s",
-        r.field, tostring(r.file), tostring(err)), { field = r.name }) end
-      parts[#parts + 1] = r.field .. " sha256:" .. sum
-    end
+    if r.file then parts[#parts + 1] = r.field .. " " .. (sign.sha256_file(r.file) or "unread " .. r.file) end
   end
   return sign.sha256(table_concat(parts, "\n"))
 end
