@@ -91,6 +91,21 @@ describe("fallback", function()
     c:close()
   end)
 
+  it("film: a new shot falls back (a remix does not); its dry run prices the worst case", function()
+    local dir = helper.tmpdir()
+    local c = client_of(emu, { journal = dir .. "/j.jsonl", prices = { videos = 0.4, videos_fast = 0.1 } })
+    local shots = { { model = "videos", prompt = "shot one", duration = 4 },
+      { model = "videos", prompt = "shot two", duration = 4, remix = 1 } }
+    local plan = assert(c:film(shots, { out = dir .. "/film.mp4", dry_run = true, fallback = { "videos_fast" } }))
+    assert.same({ 2, 0.8 }, { plan.creates, plan.cost })
+    assert.same({ creates = 3, cost = 0.9 }, plan.worst, "shot 1 may fall back, the remix not")
+    local made = assert(c:film({ shots[1] }, { out = dir .. "/one.mp4", interval = 0.05, timeout = 20,
+      fallback = { "videos_fast" }, on_progress = fail_first(emu, "The service is overloaded") }))
+    assert.same({ "videos", "videos_fast" }, created_models(emu))
+    assert.equal("fallback", made.shots[1].relation)
+    c:close()
+  end)
+
   it("never after policy: 1 create, the refusal returned", function()
     local c = client_of(emu)
     emu:config { queued = 0, processing = 0, outcome = "failed", error = "Prompt flagged by the moderation model" }

@@ -36,6 +36,23 @@ describe("the command line's --resend and --fallback", function()
     assert.equals(before + 2, #posts(), "--resend: sent")
   end)
 
+  it("batch: a rerun after an input refusal creates nothing for that line, its summary says why", function()
+    emu:config { queued = 0, processing = 0, outcome = "failed", error = "Reference image resolution is too low." }
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/p.txt", "a cat at a low resolution\n")
+    local before = #posts()
+    local function batch()
+      return C.run({ "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",
+        "--duration", "5", "--interval", "0.05" }, env())
+    end
+    assert.equals(1, batch().code)
+    assert.equals(before + 1, #posts())
+    local r = batch()
+    assert.equals(1, r.code)
+    assert.matches("0001.mp4 (line 1)  refused_before: the same create", r.out, 1, true)
+    assert.equals(before + 1, #posts(), "nothing sent for the line")
+  end)
+
   it("generate --fallback: after an unknown failure the next model, 2 creates in all, the task's parent shown",
     function()
       emu:config { queued = 1, processing = 0, outcome = "failed", error = "a failure nobody wrote down" }

@@ -284,13 +284,28 @@ local function after_made(err, n)
   return nil, err
 end
 
+-- A film plan's worst case with fallback models (fallback.lua's): a new shot's create (a continue's or a remix's
+-- falls back to no other model) may create one of each fallback model after: planned.worst = {creates =, cost =}
+-- (cost nil when a price is unknown).
+local function worst(client, list, planned, fallback)
+  local prices, creates, cost = client.cfg.prices or {}, planned.creates, planned.cost
+  for i, s in ipairs(planned.shots) do
+    if s.action == "create" and not (list[i].continue or list[i].remix) then
+      creates = creates + #fallback
+      for _, m in ipairs(fallback) do cost = cost and prices[m] and cost + prices[m] or nil end
+    end
+  end
+  planned.worst = { creates = creates, cost = cost }
+  return planned
+end
+
 -- client:film's: the shots made (run(params, opts) for a new shot, cont(parent, params, opts) for one that
 -- continues, remix(parent, params, opts) for one that remixes an earlier shot) and joined: {path, shots = {tasks},
 -- copied}, or nil, err (err.shot: the shot that failed); with opts.dry_run, the plan.
 function M.film(client, shots, opts, run, cont, remix)
   local list, planned = checked(client, shots, opts)
   if not list then return nil, planned end
-  if opts.dry_run then return planned end
+  if opts.dry_run then return opts.fallback and worst(client, list, planned, opts.fallback) or planned end
   local tasks, paths = {}, {}
   for i, s in ipairs(list) do
     local o = {}

@@ -331,7 +331,7 @@ local COMMANDS = {
   film = {
     args = { "FILE" }, needs_key = true, ledger = true, required = { "out" },
     flags = flags("out", "tenant", "interval", "timeout", "journal", "store", "create-limit", "tenant-limit", "prices",
-      "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
+      "spend-limit", "dry-run", "preflight", "resend", "fallback", CLIENT, NOTIFY),
     summary = "make each shot of a storyboard (a JSON file), rerun-safe, and join them into one MP4 (ffmpeg)",
     flag_text = { out = "the film's file; each shot's beside it (film.mp4: film.shot01.mp4 and on), its key: a rerun "
       .. "pays for no shot twice",
