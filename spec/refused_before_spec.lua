@@ -67,6 +67,18 @@ describe("refused before", function()
       c:close(); c2:close()
     end)
 
+  it("refuses a started job of refused content before sending: the job ends refused_before", function()
+    failing(emu, "Prompt flagged by the moderation model")
+    local c = client_of(emu)
+    local _, err = c:generate(PARAMS, { interval = 0.05, timeout = 10 })
+    assert.equal("policy", err.reason)
+    local job = assert(c:start(PARAMS, { interval = 0.05 }))
+    assert(helper.wait_until(function() c:step(0.05); return job.done end, 10))
+    assert.same({ "refused_before", err.task.id }, { job.err.kind, job.err.task.id })
+    assert.equal(1, emu:creates())
+    c:close()
+  end)
+
   it("keeps no service or unknown failure: the same create is sent again", function()
     local c = client_of(emu)
     for n, text in ipairs { "The service is overloaded", "something nobody wrote down" } do

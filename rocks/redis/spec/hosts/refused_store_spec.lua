@@ -20,7 +20,7 @@ local SRC = [[
   c:close()
 ]]
 
-describe("refused before on a store", function()
+describe("refused before and fallback on a store", function()
   it("a policy refusal: 4 processes refused before sending, 1 create in all; resend: sent", function()
     local redis = redis_run.start()
     local emu = helper.emulator()
@@ -40,5 +40,27 @@ describe("refused before on a store", function()
     assert.equal(1, emu:creates(), "none of the 4 sent")
     assert.matches("^task_failed\t%S+\tpolicy\n$", run(1, "resend")[1])
     assert.equal(2, emu:creates(), "resend: sent")
+  end)
+
+  it("a fallback on a store: a service failure, then 1 create on the next model, the lineage showing both", function()
+    local redis = redis_run.start()
+    local emu = helper.emulator()
+    finally(function() emu:stop(); redis.stop() end)
+    emu:config { queued = 0, processing = 0, outcome = "failed", error = "The service is overloaded" }
+    local c = require("starvideos").new { api_key = emu.key, base_url = emu.url, store = redis.url,
+      failure_patterns = { { match = "overloaded", reason = "service" } } }
+    local switched = false
+    local task = assert(c:generate({ model = "videos", prompt = "a cat that falls back", duration = 5 },
+      { out = helper.tmpdir() .. "/v.mp4", interval = 0.05, timeout = 20, fallback = { "videos_fast" },
+        on_progress = function(ev)
+          if not switched and ev.type == "status" then switched = true; emu:config { outcome = "completed" } end
+        end }))
+    assert.equal(2, emu:creates())
+    local by = {}
+    for _, t in ipairs(assert(c:tasks())) do by[t.model] = t end
+    assert.same({ "failed", "downloaded" }, { by.videos.state, by.videos_fast.state })
+    assert.same({ by.videos.id, "fallback", by.videos_fast.id }, { by.videos_fast.parent, by.videos_fast.relation,
+      task.id })
+    c:close()
   end)
 end)
