@@ -106,11 +106,15 @@ describe("fallback", function()
     c:close()
   end)
 
-  it("never after policy: 1 create, the refusal returned", function()
-    local c = client_of(emu)
+  it("never after policy: 1 create, the refusal returned; run again: refused before, nothing sent", function()
+    local dir = helper.tmpdir()
+    local c = client_of(emu, { journal = dir .. "/j.jsonl" })
     emu:config { queued = 0, processing = 0, outcome = "failed", error = "Prompt flagged by the moderation model" }
-    local _, err = c:generate(PARAMS, { interval = 0.05, timeout = 20, fallback = { "videos_fast" } })
+    local opts = { out = dir .. "/v.mp4", interval = 0.05, timeout = 20, fallback = { "videos_fast" } }
+    local _, err = c:generate(PARAMS, opts)
     assert.same({ "task_failed", "policy", 1 }, { err.kind, err.reason, err.attempts })
+    local _, again = c:generate(PARAMS, opts)
+    assert.same({ "refused_before", err.task.id, 1 }, { again.kind, again.task.id, again.attempts })
     assert.same({ "videos" }, created_models(emu))
     c:close()
   end)

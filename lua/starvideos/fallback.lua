@@ -64,9 +64,11 @@ local function held(client)
 end
 
 -- The failure of an attempt whose task, of the same body, failed in an earlier run (t: the ledger's row of its
--- key): not paid for again; nil when it is to be run.
-local function failed_before(t, body, fresh)
-  if not (t and t.state == "failed" and t.body == body) or fresh then return nil end
+-- key) for service or unknown: not paid for again; nil when it is to be run (one failed for policy or input: its
+-- create is refused before sending, refusal.lua's).
+local function failed_before(t, body, opts, cfg)
+  if not (t and t.state == "failed" and t.body == body) or opts.fresh then return nil end
+  if not M.AFTER[Failure.classify(t.error, cfg.failure_patterns)] then return nil end
   return new_error("task_failed", string_format("task %s failed: %s", t.id, tostring(t.error)),
     { task = { id = t.id, status = "failed", error = t.error, model = t.model }, id = t.id })
 end
@@ -106,7 +108,7 @@ function M.generate(client, params, opts, run)
   local base = opts.out and require("starvideos.sink").key(opts.out) or opts.key
   for i, a in ipairs(list) do
     local key = key_of(base, i, a.params.model)
-    err = failed_before(by[key or false], a.body, opts.fresh)
+    err = failed_before(by[key or false], a.body, opts, client.cfg)
     if not err then
       local task
       task, err = run(o, { params = a.params, attempt = key, parent = parent,
@@ -148,7 +150,7 @@ function M.generate_all(client, list, opts)
     local sub, idx, o = {}, {}, without_fallback(opts)
     for _, i in ipairs(todo) do
       local a, key = tries[i][r], key_of(bases[i], r, tries[i][r].params.model)
-      local err = failed_before(by[key or false], a.body, opts.fresh)
+      local err = failed_before(by[key or false], a.body, opts, client.cfg)
       if err then results[i] = { err = err } else sub[#sub + 1], idx[#idx + 1] = a.params, i end
     end
     o.out = opts.out and function(j) return paths[idx[j]] end
