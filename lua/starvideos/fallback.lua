@@ -1,5 +1,5 @@
 -- A fallback that cannot pay twice (docs/failures.md#a-fallback-that-cannot-pay-twice): `fallback = {MODEL, ...}`
--- on generate (and a film's shots, through it).  After a task of one model failed for `service` or `unknown`, the
+-- on generate (a film's new shots through it) and generate_all.  After a task of one model failed for `service` or `unknown`, the
 -- next model is tried with the same parameters; never after a create whose answer was not seen (its task may
 -- exist: it is followed, never replaced), never after `policy` or `input`, never after any other error.  Every
 -- model is checked against its rules before the first create.  Each attempt is a generate of its own: keyed (its
