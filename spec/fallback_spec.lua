@@ -66,6 +66,15 @@ describe("fallback", function()
     c:close()
   end)
 
+  it("without a ledger: a service failure, then the next model (nothing keyed), 2 creates", function()
+    local c = client_of(emu)
+    local task = assert(c:generate(PARAMS, { interval = 0.05, timeout = 20, fallback = { "videos_fast" },
+      on_progress = fail_first(emu, "The service is overloaded") }))
+    assert.same({ "videos", "videos_fast" }, created_models(emu))
+    assert.same({ "completed", "fallback" }, { task.status, task.relation })
+    c:close()
+  end)
+
   it("generate_all: the lines failed for service run again on the next model, each into its own file", function()
     local dir = helper.tmpdir()
     local c = client_of(emu, { journal = dir .. "/j.jsonl" })
