@@ -108,6 +108,12 @@ describe("fallback", function()
     local plan = assert(c:film(shots, { out = dir .. "/film.mp4", dry_run = true, fallback = { "videos_fast" } }))
     assert.same({ 2, 0.8 }, { plan.creates, plan.cost })
     assert.same({ creates = 3, cost = 0.9 }, plan.worst, "shot 1 may fall back, the remix not")
+    local song = { model = "videos", prompt = "shot three", duration = 4,
+      referenceImages = { "https://example.com/a.png" }, referenceAudios = { "https://example.com/a.mp3" } }
+    local _, err = c:film({ shots[1], shots[2], song }, { out = dir .. "/film.mp4", fallback = { "videos_fast" } })
+    assert.same({ "invalid_request", 3, "fallback" }, { err.kind, err.shot, err.field })
+    assert.matches("film: shot 3: fallback%[1%] videos_fast could never take these parameters", err.message)
+    assert.same({}, created_models(emu), "refused before the first shot's create")
     local made = assert(c:film({ shots[1] }, { out = dir .. "/one.mp4", interval = 0.05, timeout = 20,
       fallback = { "videos_fast" }, on_progress = fail_first(emu, "The service is overloaded") }))
     assert.same({ "videos", "videos_fast" }, created_models(emu))

@@ -267,6 +267,11 @@ local function checked(client, shots, opts)
   end
   local reqs, rerr = requests_of(list)
   if not reqs then return shot_refused(rerr.shot, rerr.field, rerr.message, rerr) end
+  for i, s in ipairs(opts.fallback and list or {}) do -- (a new shot's fallback models: checked before any create)
+    local ferr = not (s.continue or s.remix) and select(2, require("starvideos.fallback").attempts(reqs[i],
+      opts.fallback))
+    if ferr then return shot_refused(i, ferr.field, (ferr.message:gsub(": nothing was sent$", "")), ferr) end
+  end
   local planned = plan(client, reqs, list, opts.out)
   err = tools() or bucket_for(client, list, reqs, planned) or within_limits(client, planned, opts.tenant)
   if err then return nil, err end
