@@ -1,11 +1,11 @@
 -- A fallback that cannot pay twice (docs/failures.md#a-fallback-that-cannot-pay-twice): `fallback = {MODEL, ...}`
--- on generate (a film's new shots through it) and generate_all.  After a task of one model failed for `service` or `unknown`, the
--- next model is tried with the same parameters; never after a create whose answer was not seen (its task may
--- exist: it is followed, never replaced), never after `policy` or `input`, never after any other error.  Every
--- model is checked against its rules before the first create.  Each attempt is a generate of its own: keyed (its
--- key the call's, then KEY#fallback:MODEL), reserving against every spend limit as any create does, recorded with
--- parent (the attempt before) and relation = "fallback"; a rerun reads the ledger's tasks of those keys, so that
--- an attempt whose task failed before is not paid for again and one created is followed.
+-- on generate (a film's new shots through it) and generate_all.  After a task of one model failed for `service`
+-- or `unknown`, the next model is tried with the same parameters; never after a create whose answer was not seen
+-- (its task may exist: it is followed, never replaced), never after `policy` or `input`, never after any other
+-- error.  Every model is checked against its rules before the first create.  Each attempt is a generate of its
+-- own: keyed (its key the call's, then KEY#fallback:MODEL), reserving against every spend limit as any create
+-- does, recorded with parent (the attempt before) and relation = "fallback"; a rerun reads the ledger's tasks of
+-- those keys, so that an attempt whose task failed before is not paid for again and one created is followed.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
