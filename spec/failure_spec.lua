@@ -79,7 +79,7 @@ describe("the emulator's failures, as the service's", function()
   local function generate(params)
     local p = { model = "videos_fast", prompt = "a cat on a meadow", duration = 4 }
     for k, v in pairs(params or {}) do p[k] = v end
-    return client:generate(p, { interval = 0.05, timeout = 20 })
+    return client:generate(p, { interval = 0.05, timeout = 20, resend = true }) -- (the same content, each time sent)
   end
 
   it("refuses a flagged prompt at create: policy, the prompt named, one create and no task", function()

@@ -191,12 +191,12 @@ function helper.spawn(cmd)
   return proc
 end
 
--- A Lua program src, written as dir/name.lua and run by the specs' interpreter with args: its process
--- (stdout and stderr in .pipe).
+-- A Lua program src, written as dir/name.lua and run by the specs' interpreter with args, on this checkout's
+-- modules (CHILD_ENV: whatever VM runs the specs): its process (stdout and stderr in .pipe).
 function helper.run_lua(dir, name, src, args)
   local path = dir .. "/" .. name .. ".lua"
   helper.write_file(path, src)
-  local cmd = { shell_quote(helper.lua), shell_quote(path) }
+  local cmd = { helper.CHILD_ENV .. shell_quote(helper.lua), shell_quote(path) }
   for _, a in ipairs(args or {}) do cmd[#cmd + 1] = shell_quote(a) end
   return helper.spawn(tbl_concat(cmd, " ") .. " 2>&1")
 end

@@ -300,7 +300,7 @@ describe("every name docs/reference.md documents has its annotation", function()
     local values = {}
     for i, v in ipairs(T.aliases["starvideos.ErrorKind"].values) do values[i] = v end
     table.sort(values)
-    assert.equal(11, #kinds)
+    assert.equal(12, #kinds)
     assert.same(kinds, values)
     assert.equal("starvideos.ErrorKind", T.classes["starvideos.Error"].fields.kind.type)
   end)

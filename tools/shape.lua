@@ -112,7 +112,7 @@ end
 -- may load any.  A layer requires its own modules and those of the layers it lists: core ->
 -- records -> fleet; extras and nginx beside each other, above the core (keep, of extras, names
 -- its files as a journal does); none requires an entry module.
-local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true }
+local ENTRY = { ["starvideos"] = true, ["starvideos.client"] = true, ["starvideos.client_ledger"] = true }
 -- The extension points' modules (sink/, ledger/, references/, observe/, command/: docs/architecture.md
 -- "Extension points")
 -- are their rocks' entries into the core: each may load the layers of its rock.

@@ -32,6 +32,7 @@
 ---| "task_failed"
 ---| "protocol"
 ---| "io"
+---| "refused_before"
 ---@alias starvideos.RecordState
 ---| "abandoned"
 ---| "completed"
@@ -68,7 +69,7 @@
 ---@field ca_file? string PEM certificate authorities for https (outside nginx)
 ---@field connect_timeout? number seconds to connect (default 10)
 ---@field create_limit? starvideos.Limit at most count creates in any per seconds
----@field failure_patterns? starvideos.FailurePattern[] your texts of a failure and their reasons, tried first
+---@field failure_patterns? table[] the user's failure texts, tried first: {match = LUA_PATTERN, reason = R, input = FIELD}s (docs/failures.md)
 ---@field interval? number seconds between polls until the schedule has learned (default 30)
 ---@field journal? string the ledger on a JSON-lines file (not with store)
 ---@field keepalive_pool? integer inside nginx: connections kept per host and port, 1 to 1024 (default: max_connections)
@@ -103,6 +104,7 @@
 ---@class starvideos.CreateOpts
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
 ---@field key? string with a ledger, the task's key: a rerun of it never pays twice
+---@field resend? boolean true: send it even when the same create failed for policy or input before
 ---@field tenant? string the tenant the create is for
 ---@field traceparent? string a W3C traceparent: the parent of the task's span
 
@@ -116,21 +118,25 @@
 ---The options of client:film (config.lua's CALLS.film)
 ---@class starvideos.FilmOpts
 ---@field dry_run? boolean true: return its plan (each shot's file and action, creates, cost), sending nothing
+---@field fallback? string[] models tried in turn after a task failed for service or unknown
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
 ---@field job? boolean true: a job at once, moved by client:step (the call's value its job.result)
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field out? string the film's file (each shot's: <out>.shotNN.mp4)
+---@field resend? boolean true: send it even when the same create failed for policy or input before
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field tenant? string the tenant the create is for
 ---@field timeout? number seconds for each shot (default 1800)
 
 ---The options of client:generate (config.lua's CALLS.generate)
 ---@class starvideos.GenerateOpts
+---@field fallback? string[] models tried in turn after a task failed for service or unknown
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
 ---@field key? string with a ledger, the task's key: a rerun of it never pays twice
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field out? string the file for the video
+---@field resend? boolean true: send it even when the same create failed for policy or input before
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field tenant? string the tenant the create is for
 ---@field timeout? number seconds for the whole call (default 1800)
@@ -138,11 +144,13 @@
 
 ---The options of client:generate_all and client:plan (config.lua's CALLS.generate_all)
 ---@class starvideos.GenerateAllOpts
+---@field fallback? string[] models tried in turn after a task failed for service or unknown
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
 ---@field key? fun(i: integer, params: starvideos.Params): string the key of an entry without a file
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field out? string|fun(i: integer, params: starvideos.Params): string the files: a pattern with one %d ("videos/%04d.mp4"), or a function
+---@field resend? boolean true: send it even when the same create failed for policy or input before
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field tenant? string the tenant the create is for
 ---@field timeout? number seconds for each entry, from its start (default 1800)
@@ -156,6 +164,7 @@
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field on_status? fun(job: starvideos.Job) called at each change of the task's status and at the end
 ---@field out? string the file for the video
+---@field resend? boolean true: send it even when the same create failed for policy or input before
 ---@field tenant? string the tenant the create is for
 ---@field timeout? number seconds for the whole job (default 1800)
 ---@field traceparent? string a W3C traceparent: the parent of the task's span
@@ -175,12 +184,14 @@
 
 ---The options of client:again, client:continue and client:remix (config.lua's CALLS.lineage)
 ---@class starvideos.LineageOpts
+---@field fallback? string[] models tried in turn after a task failed for service or unknown
 ---@field fresh? boolean true: create even when the ledger knows a task of the key
 ---@field interval? number seconds between polls, fixed (default: the learned schedule)
 ---@field job? boolean true: a job at once, moved by client:step (the call's value its job.result)
 ---@field key? string with a ledger, the task's key: a rerun of it never pays twice
 ---@field on_progress? fun(event: starvideos.Event) called with the call's status and progress events
 ---@field out? string the file for the video
+---@field resend? boolean true: send it even when the same create failed for policy or input before
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
 ---@field tenant? string the tenant the create is for
 ---@field timeout? number seconds for the whole call (default 1800)

@@ -7,7 +7,7 @@
 
 static const char *const kind_names[] = {
   "ok", "invalid_request", "auth", "not_found", "rate_limited", "spend_limited", "server",
-  "network", "timeout", "task_failed", "protocol", "io"
+  "network", "timeout", "task_failed", "protocol", "io", "refused_before"
 };
 
 const char *sv_kind_name(sv_kind k) {

@@ -61,8 +61,10 @@ typedef enum sv_kind {
   SV_E_TIMEOUT,
   SV_E_TASK_FAILED,
   SV_E_PROTOCOL,
-  SV_E_IO
+  SV_E_IO,
+  SV_E_REFUSED_BEFORE /* a create whose content failed for policy or input before (made above the core: refusal.lua) */
 } sv_kind;
+#define SV_E_LAST SV_E_REFUSED_BEFORE
 
 typedef struct sv_error {
   sv_kind kind;

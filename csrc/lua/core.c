@@ -24,7 +24,7 @@ static void to_error(lua_State *L, int idx, sv_error *e) {
   sv_error_clear(e);
   lua_getfield(L, idx, "kind");
   kind = lua_tostring(L, -1);
-  for (k = 0; kind && k <= SV_E_IO; k++)
+  for (k = 0; kind && k <= SV_E_LAST; k++)
     if (strcmp(sv_kind_name((sv_kind)k), kind) == 0) { e->kind = (sv_kind)k; break; }
   lua_getfield(L, idx, "status");
   e->status = lua_isnumber(L, -1) ? (long)lua_tointeger(L, -1) : 0;
@@ -614,7 +614,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lua_setfield(L, -2, "models");
   lua_newtable(L); /* the kinds of error made above the core that are transient (errors.lua) */
   lua_newtable(L); /* every kind, in order (types/starvideos.lua's ErrorKind: tools/types.lua) */
-  for (k = SV_E_INVALID; k <= SV_E_IO; k++) {
+  for (k = SV_E_INVALID; k <= SV_E_LAST; k++) {
     lua_pushstring(L, sv_kind_name((sv_kind)k));
     lua_rawseti(L, -2, k - SV_E_INVALID + 1);
     if (sv_transient((sv_kind)k, SV_WIRE_NONE, 0)) {

@@ -8,6 +8,7 @@ local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 -- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
 local function Spend() return require "starvideos.spend" end
+local Refusal = require "starvideos.refusal"
 
 local now, argerror = core.now, errors.argerror
 
@@ -93,11 +94,14 @@ local function counter(total, on_progress)
   return c
 end
 
--- A job's spec: its events counted (a task it made or found; its end, which finish reports once).
+-- A job's spec: its events counted (a task it made or found; its end, which finish reports once).  (opts.attempt,
+-- opts.parent: fallback.lua's, a line's key and the task it falls back from.)
 local function spec_of(i, params, path, key, opts, c)
   local has_task, user = false, opts.on_progress
+  local parent = opts.parent and opts.parent(i)
   return { params = params, out = path, key = key, fresh = opts.fresh, index = i, interval = opts.interval,
-    timeout = opts.timeout, tenant = opts.tenant, traceparent = opts.traceparent,
+    timeout = opts.timeout, tenant = opts.tenant, traceparent = opts.traceparent, resend = opts.resend,
+    attempt = opts.attempt and opts.attempt(i), parent = parent, relation = parent and "fallback" or nil,
     on_progress = function(ev)
       if user then user(ev) end
       if not has_task and ev.id and (ev.type == "status" or ev.type == "attached") then
@@ -213,9 +217,10 @@ local function capped(ctx, plan, tenant)
 end
 B.capped = capped -- (a film's creates are counted so too: film.lua)
 
--- Entry i's plan (job: its job, else err: why it was refused): its action (create, download, none), why, and
--- its model, key, file and task id, a create's price (nil: unknown).
-local function planned(ctx, i, job, err)
+-- Entry i's plan (job: its job, else err: why it was refused; refused: the refusal its content met before,
+-- refusal.lua's): its action (create, download, none), why, and its model, key, file and task id, a create's price
+-- (nil: unknown).
+local function planned(ctx, i, job, err, refused)
   local e = { index = i, action = "none", reason = "refused", err = err }
   if not job then return e end
   local task, why = job.seen_key, job.seen_why
@@ -223,6 +228,8 @@ local function planned(ctx, i, job, err)
   if task then
     e.id, e.model, e.err = task.id, task.model or job.model, nil
     e.action, e.reason = task.whole and "none" or "download", task.whole and "saved" or "created before"
+  elseif refused then -- (the same content failed for policy or input: nothing sent, but with resend)
+    e.reason, e.id, e.err = "refused_before", refused.task.id, refused
   elseif type(why) ~= "table" then
     e.action, e.id, e.err = "create", job.seen_id, nil
     e.reason = why or (ctx.ledger.records and "no key" or "no ledger")
@@ -231,6 +238,24 @@ local function planned(ctx, i, job, err)
     e.err = why
   end
   return e
+end
+
+-- A plan's worst case with fallback models (fallback.lua's): an entry that creates may create one of each fallback
+-- model after (e.fallback: the models; e.worst: their prices added to its own, nil when one is unknown);
+-- plan.worst = {creates =, cost =} (cost nil when a price is unknown).  The plan.
+local function worst(plan, fallback, prices)
+  prices = prices or {}
+  local creates, cost = 0, 0
+  for _, e in ipairs(plan.entries) do
+    if e.action == "create" then
+      local w = e.price
+      for _, m in ipairs(fallback) do w = w and prices[m] and w + prices[m] or nil end
+      e.fallback, e.worst = fallback, w
+      creates, cost = creates + 1 + #fallback, cost and w and cost + w or nil
+    end
+  end
+  plan.worst = { creates = creates, cost = cost }
+  return plan
 end
 
 -- What generate_all(list, opts) would do now, sending nothing: each entry's job made as the run makes it, the
@@ -245,16 +270,22 @@ function B.plan(ctx, list, opts)
     jobs[i], errs[i] = Job.new(ctx, nil, nil, spec_of(i, list[i], paths[i], keys[i], opts, c))
     left[#left + 1] = jobs[i]
   end
-  local function known() -- every peek sent at once, then those not answered asked again
+  local refused = {} -- (job -> the refusal of its content, or false)
+  local function known() -- every peek sent at once, then those not answered asked again; then each refusal
     local still = {}
-    for _, job in ipairs(left) do if job:known() == false then still[#still + 1] = job end end
+    for _, job in ipairs(left) do
+      local task = job:known()
+      if task == nil then refused[job] = Refusal.ask(job) end
+      if task == false or refused[job] == false then still[#still + 1] = job end
+    end
     left = still
     return still[1] == nil
   end
   ctx.loop:drive(known, nil, nil, opts.sleep or ctx.cfg.sleep)
   local plan = { entries = {} }
-  for i = 1, n do plan.entries[i] = planned(ctx, i, jobs[i], errs[i]) end
-  return B.totals(capped(ctx, plan, opts.tenant))
+  for i = 1, n do plan.entries[i] = planned(ctx, i, jobs[i], errs[i], jobs[i] and refused[jobs[i]]) end
+  B.totals(capped(ctx, plan, opts.tenant))
+  return opts.fallback and worst(plan, opts.fallback, ctx.cfg.prices) or plan
 end
 
 return B

@@ -319,6 +319,19 @@ function B:end_spend(lid, paid, t)
   return true
 end
 
+-- A refusal kept by a create's content address with no ledger (refusal.lua; records/ledger.lua's refusal and
+-- refused; name: the key's hash and the address): in the remote when it keeps them (nginx's dict: every worker),
+-- else in this process (past its clients: a key's next client makes a new bucket).
+local REFUSED = {}
+function B:refusal(name)
+  if self.remote and self.remote.refusal then return self.remote:refusal(name) end
+  return REFUSED[name]
+end
+function B:refuse(name, e)
+  if self.remote and self.remote.refuse then return self.remote:refuse(name, e) end
+  REFUSED[name] = e
+end
+
 function B:spend_get(t)
   if self.remote and self.remote.spend_get then return self.remote:spend_get(t) end
   self.spend.now = t

@@ -244,6 +244,8 @@ local function copy(v)
 end
 M.copy = copy
 
+function C.models(v) return require("starvideos.failure").check_fallback(v, show) end -- (fallback)
+
 function C.store(v)
   local why = require("starvideos.store_option").check(v)
   if why then return why, true end
@@ -277,15 +279,16 @@ M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
   download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
-  create = { key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
+    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool,
+    fallback = C.models },
+  create = { key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool },
   generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent },
+    tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent, resend = C.bool, fallback = C.models },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn, dry_run = C.bool },
   job = { interval = C.interval, timeout = C.seconds, out = C.path, on_status = C.fn, on_progress = C.fn,
-    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent },
+    key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool },
   pending = { journal = C.path },
   keep = { dir = C.path, lease = C.seconds, interval = C.interval, timeout = C.seconds, on_progress = C.fn,
     journal = C.path, sleep = C.fn, notify = C.notify, once = C.bool, dry_run = C.bool },
@@ -293,7 +296,7 @@ M.CALLS = {
   spend = { tenant = C.tenant },
   sse = { tenant = C.tenant, task = C.key, heartbeat = C.seconds, write = C.fn, last_event_id = C.event_id },
   film = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
-    tenant = C.tenant, dry_run = C.bool, job = C.bool },
+    tenant = C.tenant, dry_run = C.bool, job = C.bool, resend = C.bool, fallback = C.models },
 }
 M.CALLS.lineage = { job = C.bool } -- again, remix and continue: generate's, and job
 for k, v in pairs(M.CALLS.generate) do M.CALLS.lineage[k] = v end

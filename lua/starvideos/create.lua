@@ -75,11 +75,13 @@ function C.build(job, goal, spec)
     if xerr then return nil, xerr end
   end
   local made = { create_path = path, create_body = body, files = files > 0, model = params.model,
+    addr = require("starvideos.refusal").address(path, body, refs), -- (what a refusal is kept by)
+    resend = spec.resend,
     warnings = warnings, -- what the service will ignore (the core's, from the models' table): told before paying
     preflight = goal == "checked" or files > 0 or cfg.preflight and refs[1] ~= nil,
     local_id = (job.ledger.records or cfg.spend) and core.random_id() or nil, -- (a reservation's, spend.lua)
     kind = require("starvideos.schedule").kind_of(params.model, params.duration, params.resolution) }
-  local key = spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
+  local key = spec.attempt or spec.out and require("starvideos.sink").key(spec.out) or spec.key -- docs/batch.md "Keys"
   if key and job.ledger.records then
     made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh,
       parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
@@ -156,6 +158,9 @@ C.peek = unsent_past(function(job, t)
   local known = job:known()
   if known == false then return job.loop:wait_for(job, t) end
   if known then return job:follow(known, t) end
+  local refused = require("starvideos.refusal").ask(job) -- (the same content failed for policy or input before)
+  if refused == false then return job.loop:wait_for(job, t) end
+  if refused then return job:finish(refused) end
   return job:go("checking", t)
 end)
 

@@ -69,6 +69,17 @@ function M.check(v)
   if n ~= #v then return "failure_patterns: a list expected (keys 1 to n), got other keys", true end
 end
 
+-- check_fallback(v, show) -> nil, or why `fallback` (the models tried in turn after a final service or unknown
+-- failure: fallback.lua) is wrong, as check's (show: how config.lua shows a value).
+function M.check_fallback(v, show)
+  if type(v) ~= "table" or #v == 0 then return "a list of model names" end
+  for i, m in pairs(v) do
+    if type(i) ~= "number" or type(m) ~= "string" or not require("starvideos.core").models[m] then
+      return string.format("a list of model names (fallback[%s]: %s is no model)", tostring(i), show(m)), true
+    end
+  end
+end
+
 local function first(list, text)
   for _, p in ipairs(list or {}) do
     if text:find(p.match) then return p.reason, p.input end

@@ -273,6 +273,11 @@ local function checked(client, shots, opts)
   end
   local reqs, rerr = requests_of(list)
   if not reqs then return shot_refused(rerr.shot, rerr.field, rerr.message, rerr) end
+  for i, s in ipairs(opts.fallback and list or {}) do -- (a new shot's fallback models: checked before any create)
+    local ferr = not (s.continue or s.remix) and select(2, require("starvideos.fallback").attempts(reqs[i],
+      opts.fallback))
+    if ferr then return shot_refused(i, ferr.field, (ferr.message:gsub(": nothing was sent$", "")), ferr) end
+  end
   local planned = plan(client, reqs, list, opts.out)
   err = tools() or bucket_for(client, list, reqs, planned) or within_limits(client, planned, opts.tenant)
   if err then return nil, err end
@@ -310,13 +315,28 @@ local function into_object(client, tasks, out, opts)
   return ok or nil, same
 end
 
+-- A film plan's worst case with fallback models (fallback.lua's): a new shot's create (a continue's or a remix's
+-- falls back to no other model) may create one of each fallback model after: planned.worst = {creates =, cost =}
+-- (cost nil when a price is unknown).
+local function worst(client, list, planned, fallback)
+  local prices, creates, cost = client.cfg.prices or {}, planned.creates, planned.cost
+  for i, s in ipairs(planned.shots) do
+    if s.action == "create" and not (list[i].continue or list[i].remix) then
+      creates = creates + #fallback
+      for _, m in ipairs(fallback) do cost = cost and prices[m] and cost + prices[m] or nil end
+    end
+  end
+  planned.worst = { creates = creates, cost = cost }
+  return planned
+end
+
 -- client:film's: the shots made (client:generate for a new shot, client:continue for one that continues,
 -- client:remix for one that remixes an earlier shot) and joined: {path, shots = {tasks}, copied}, or nil, err
 -- (err.shot: the shot that failed); with opts.dry_run, the plan.
 function M.film(client, shots, opts)
   local list, planned = checked(client, shots, opts)
   if not list then return nil, planned end
-  if opts.dry_run then return planned end
+  if opts.dry_run then return opts.fallback and worst(client, list, planned, opts.fallback) or planned end
   local tasks, paths, doing = {}, {}, require("starvideos.verb_job").doing -- (a job's fields: opts.job)
   for i, s in ipairs(list) do
     doing("preparing", i)

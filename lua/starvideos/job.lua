@@ -237,7 +237,7 @@ local function polled(self, req, t)
     local failed = new_error("task_failed", string.format("task %s failed: %s", tostring(self.id), errors.reason(task)),
       { task = task, request_id = req.request_id, server_request_id = req.server_request_id, reason = self.reason,
         input = self.input })
-    return self:finish(failed)
+    return self:finish(require("starvideos.refusal").failed(self, failed)) -- (policy, input: kept)
   end
   return self.loop:at(math.min(self:next_poll(t), self.deadline), self)
 end

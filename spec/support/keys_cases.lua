@@ -157,7 +157,7 @@ return function(on, store_url, b)
 
     it("opts.key keys a job without out; a failed task's key creates anew", function()
       local key = "cat-1 " .. dir
-      emu:config { outcome = "failed" }
+      emu:config { outcome = "failed", error = "a failure nobody wrote down" } -- (unknown: not kept, created again)
       local _, err = client():generate(PARAMS, { key = key, interval = 0.1 })
       assert.equal("task_failed", err.kind)
       emu:config { outcome = "completed" }

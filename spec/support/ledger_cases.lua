@@ -74,6 +74,19 @@ M.cases = {
       assert.equal("failed", by.t2.state)
     end },
 
+  { name = "refused: a policy or input failure kept by its create's content, seen by another client of the ledger",
+    covers = { "refusal", "refused" },
+    run = function(env, assert)
+      local l, addr = env.open(), "addr-" .. core.random_id()
+      assert.is_nil(env.answer(l.refusal, l, addr), "none kept yet")
+      l:refused("t9", addr, "policy", "prompt", "Prompt flagged")
+      env.settle()
+      local other = env.open() -- another client's view of the same ledger
+      local e = env.answer(other.refusal, other, addr)
+      assert.same({ "t9", "policy", "prompt", "Prompt flagged" }, { e.id, e.reason, e.input, e.error })
+      assert.is_nil(env.answer(other.refusal, other, addr .. "-other"), "other content: none")
+    end },
+
   { name = "flush: what it recorded is there for another client once it returns, its loop not stepped (Ctrl-C's)",
     covers = { "flush" },
     records = true,

@@ -193,7 +193,7 @@ describe("starvideos batch and --key", function()
   it("a rerun announces the failed entries it creates again; --skip-failed leaves them; list tells the superseded",
   function()
     helper.write_file(dir .. "/p.txt", "a cat\na dog\n")
-    emu:config { outcome = "failed" }
+    emu:config { outcome = "failed", error = "a failure nobody wrote down" } -- (unknown: not kept, created again)
     assert.equal(1, batch(dir .. "/p.txt", dir .. "/v").code)
     emu:config { outcome = "completed" }
     local r = batch(dir .. "/p.txt", dir .. "/v", { "--skip-failed" })
@@ -224,7 +224,7 @@ describe("starvideos batch and --key", function()
     helper.write_file(dir .. "/first.jsonl", '{"prompt": "a cat"}\n{"prompt": "a dog", "model": "videos_fast"}\n')
     local prices = { "--prices", '{"videos": 0.4, "videos_fast": 0.25}' }
     assert.equal(0, batch(dir .. "/first.jsonl", dir .. "/v").code)
-    emu:config { outcome = "failed" }
+    emu:config { outcome = "failed", error = "a failure nobody wrote down" } -- (unknown: not kept, created again)
     os.remove(dir .. "/v/0002.mp4")
     local r = run { "generate", "--model", "videos", "--prompt", "a fox", "--duration", "5", "--out",
       dir .. "/v/0003.mp4", "--interval", "0.1", "--journal", dir .. "/v/starvideos.jsonl" }

@@ -47,6 +47,8 @@ A.CLIENT = {
   metrics = { "boolean", "count requests, creates, tasks, videos, bytes for client:metrics" },
   trace = { "starvideos.Trace|false", "a span per task, exported as OTLP/HTTP JSON; false: off" },
   transport = { "table", "a transport object (docs/architecture.md)" },
+  failure_patterns = { "table[]", "the user's failure texts, tried first: {match = LUA_PATTERN, reason = R, input = "
+    .. "FIELD}s (docs/failures.md)" },
   keepalive_timeout = { "number", "inside nginx: seconds a kept-alive connection may idle (lua-resty-http's name)" },
   keepalive_pool = { "integer", "inside nginx: connections kept per host and port, 1 to 1024 (default: "
     .. "max_connections)" },
@@ -61,6 +63,8 @@ A.CALLS = {
   out = { "string", "the file for the video" },
   key = { "string", "with a ledger, the task's key: a rerun of it never pays twice" },
   fresh = { "boolean", "true: create even when the ledger knows a task of the key" },
+  resend = { "boolean", "true: send it even when the same create failed for policy or input before" },
+  fallback = { "string[]", "models tried in turn after a task failed for service or unknown" },
   tenant = { "string", "the tenant the create is for" },
   traceparent = { "string", "a W3C traceparent: the parent of the task's span" },
   journal = { "string", "another journal than the client's" },

@@ -52,6 +52,18 @@ function M.is_usage(e) return type(e) == "table" and getmetatable(e) == Usage en
 
 function M.quote(s) return string_format("%q", s) end
 
+-- --fallback MODEL[,MODEL]: the list of models (nil without it); a word that is no model refused (usage).
+function M.models(text)
+  if not text then return nil end
+  local list, known = {}, require("starvideos.core").models
+  for m in text:gmatch("[^,%s]+") do
+    if not known[m] then M.usage_error("--fallback: %s is no model (`starvideos models` lists them)", M.quote(m)) end
+    list[#list + 1] = m
+  end
+  if not list[1] then M.usage_error("--fallback: a model name expected, got %s", M.quote(text)) end
+  return list
+end
+
 -- Whether a word typed where a name goes (a command, a file's path) looks like a secret, and a refusal must not echo
 -- it: an API key or a webhook secret (sk-..., whsec_...), or a long token of letters and digits, no path, no dot.
 function M.secret_like(w)
@@ -144,6 +156,13 @@ local FLAG = {
   fresh = { kind = "bool",
     text = "create anew even when the ledger holds this job's task, or a create of it never answered: a new paid "
       .. "create, which the ledger's key then names (the option fresh = true)" },
+  resend = { kind = "bool",
+    text = "send it even when the same create (model, params, references) failed before for policy or input (else "
+      .. "refused before anything is sent: it would be paid for and fail the same way)" },
+  fallback = { kind = "str", meta = "MODEL[,MODEL]",
+    text = "after a task failed for service or unknown (never policy or input, never a create whose answer was not "
+      .. "seen), MODEL with the same params, then the next: each a paid create of its own (--dry-run: the worst "
+      .. "case)" },
   ["skip-failed"] = { kind = "bool",
     text = "leave out the entries whose task failed in an earlier run (else each is created again: a new paid "
       .. "create)" },
@@ -221,8 +240,8 @@ end
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "key", "fresh", "tenant", "journal", "store", "create-limit", "tenant-limit", "prices",
-      "spend-limit", "preflight", CLIENT),
+    flags = flags(REQUEST, "key", "fresh", "resend", "tenant", "journal", "store", "create-limit", "tenant-limit",
+      "prices", "spend-limit", "preflight", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -244,8 +263,8 @@ local COMMANDS = {
   },
   generate = {
     args = {}, needs_key = true,
-    flags = flags(REQUEST, "out", "key", "fresh", "tenant", "interval", "timeout", "journal", "store", "create-limit",
-      "tenant-limit", "prices", "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
+    flags = flags(REQUEST, "out", "key", "fresh", "resend", "fallback", "tenant", "interval", "timeout", "journal",
+      "store", "create-limit", "tenant-limit", "prices", "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
       .. "a rerun with the same KEY follows its task instead of paying again" },
@@ -253,8 +272,8 @@ local COMMANDS = {
   batch = {
     args = {}, needs_key = true,
     flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
-      "fresh", "interval", "timeout", "create-limit", "tenant-limit", "prices", "spend-limit", "dry-run", "preflight",
-      CLIENT, NOTIFY),
+      "fresh", "resend", "fallback", "interval", "timeout", "create-limit", "tenant-limit", "prices", "spend-limit",
+      "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -313,7 +332,7 @@ local COMMANDS = {
   film = {
     args = { "FILE" }, needs_key = true, ledger = true, required = { "out" },
     flags = flags("out", "tenant", "interval", "timeout", "journal", "store", "create-limit", "tenant-limit", "prices",
-      "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
+      "spend-limit", "dry-run", "preflight", "resend", "fallback", CLIENT, NOTIFY),
     summary = "make each shot of a storyboard (a JSON file), rerun-safe, and join them into one MP4 (ffmpeg)",
     flag_text = { out = "the film's file; each shot's beside it (film.mp4: film.shot01.mp4 and on), its key: a rerun "
       .. "pays for no shot twice",

@@ -244,10 +244,11 @@ function M.run(ctx, opts)
   local client = client_for.new(ctx, opts, { journal = journal, store = store })
   local paths, all, list, index = {}, {}, {}, {}
   for i = 1, #entries do paths[i], all[i] = string_format("%s/%04d.mp4", dir, i), entries[i].params end
+  local fallback = args.models(opts.fallback)
   local how = { interval = opts.interval, timeout = opts.timeout, tenant = opts.tenant, fresh = opts.fresh,
-    out = function(i) return paths[index[i]] end }
-  local plan = client:plan(all, planned(dir, core, { tenant = opts.tenant, fresh = opts.fresh,
-    out = function(i) return paths[i] end }))
+    resend = opts.resend, fallback = fallback, out = function(i) return paths[index[i]] end }
+  local plan = client:plan(all, planned(dir, core, { tenant = opts.tenant, fresh = opts.fresh, resend = opts.resend,
+    fallback = fallback, out = function(i) return paths[i] end }))
   local skip, repeated = failed_before(opts, plan, entries), duplicates(opts, entries)
   for i in pairs(repeated) do skip[i] = true end
   for i, e in ipairs(entries) do

@@ -183,7 +183,8 @@ function M.create(ctx, opts)
   local params, ok, verr = validated(opts)
   if not ok then return fail(ctx, verr) end
   local client = client_for.new(ctx, opts, { journal = opts.journal, store = client_for.store(opts) })
-  local task, err = client:create(params, { key = opts.key, fresh = opts.fresh, tenant = opts.tenant })
+  local task, err = client:create(params, { key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
+    resend = opts.resend })
   if not task then return fail(ctx, err) end
   task.warnings = json.array(task.warnings)
   if ctx.json then print_json(with_ids(ctx, task)) else display.print_task(task) end
@@ -280,7 +281,7 @@ function M.generated(ctx, opts, core, call)
   d.started = core.now()
   d:live("creating the task...")
   local task, err = call { out = opts.out, key = opts.key, fresh = opts.fresh, tenant = opts.tenant,
-    interval = opts.interval, timeout = opts.timeout,
+    interval = opts.interval, timeout = opts.timeout, resend = opts.resend, fallback = args.models(opts.fallback),
     on_progress = function(ev)
       if type(ev) == "table" and ev.type == "status" and ev.id then
         local completed = ev.status == "completed"
@@ -317,7 +318,8 @@ function M.generate(ctx, opts)
   if opts["dry-run"] then
     local function given(v) return v and function() return v end end
     return print_plan(ctx, client:plan({ params }, { out = given(opts.out), key = given(opts.key),
-      fresh = opts.fresh, tenant = opts.tenant }), nil, function(e) return e.out or e.key or "the task" end)
+      fresh = opts.fresh, tenant = opts.tenant, resend = opts.resend, fallback = args.models(opts.fallback) }), nil,
+      function(e) return e.out or e.key or "the task" end)
   end
   return M.generated(ctx, opts, core, function(o) return client:generate(params, o) end)
 end

@@ -124,7 +124,8 @@ end
 local function print_plan(plan, prices, as_json)
   for _, s in ipairs(plan.shots) do s.price = s.action == "create" and prices[s.model] or nil end
   if as_json then
-    output.print_json { shots = json.array(plan.shots), creates = plan.creates, cost = plan.cost, dry_run = true }
+    output.print_json { shots = json.array(plan.shots), creates = plan.creates, cost = plan.cost, worst = plan.worst,
+      dry_run = true }
     return 0
   end
   local rows, width = { { "SHOT", "ACTION", "MODEL", "PRICE", "FILE" } }, { 4, 6, 5, 5 }
@@ -150,6 +151,10 @@ local function print_plan(plan, prices, as_json)
     #plan.shots == 1 and "" or "s", plan.creates, plan.creates == 1 and "" or "s",
     plan.cost and string_format("%.14g", plan.cost) or "unknown (a model without a price: --prices)", made,
     followed > 0 and string_format(", %d created before (followed, nothing paid)", followed) or ""))
+  local w = plan.worst -- (--fallback: every model tried)
+  if w then out(string_format("worst case with --fallback (every model tried): %d create%s, cost %s\n", w.creates,
+    w.creates == 1 and "" or "s", w.cost and string_format("%.14g", w.cost) or "unknown (a model without a price: "
+    .. "--prices)")) end
   return 0
 end
 
@@ -174,7 +179,8 @@ function M.film(ctx, opts, pos)
   local shots = storyboard(file)
   local client, core = ledger_client(ctx, opts)
   if opts["dry-run"] then
-    local plan, err = client:film(shots, { out = opts.out, tenant = opts.tenant, dry_run = true })
+    local plan, err = client:film(shots, { out = opts.out, tenant = opts.tenant, dry_run = true,
+      fallback = args.models(opts.fallback) })
     if not plan then return film_failed(ctx, file, err) end
     return print_plan(plan, client.cfg.prices or {}, ctx.json)
   end
@@ -186,7 +192,8 @@ function M.film(ctx, opts, pos)
   d.started = core.now()
   d:live("making the film's shots...")
   local made, err = client:film(shots, { out = opts.out, tenant = opts.tenant, interval = opts.interval,
-    timeout = opts.timeout, on_progress = function(ev) d:event(ev, core.now()) end })
+    timeout = opts.timeout, resend = opts.resend, fallback = args.models(opts.fallback),
+    on_progress = function(ev) d:event(ev, core.now()) end })
   if not made then
     d:finish(false)
     return film_failed(ctx, file, err)

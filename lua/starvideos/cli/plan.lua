@@ -65,7 +65,7 @@ function M.print(plan, name, as_json)
         error = e.err and output.error_object(e.err), warnings = e.warnings and json.array(e.warnings) }
     end
     output.print_json { entries = list, creates = plan.creates, downloads = plan.downloads, refused = plan.refused,
-      by_model = plan.by_model, cost = plan.cost, dry_run = true }
+      by_model = plan.by_model, cost = plan.cost, worst = plan.worst, dry_run = true }
     return 0
   end
   if plan.spend_error then -- (each create then counted from nothing spent)
@@ -90,6 +90,9 @@ function M.print(plan, name, as_json)
     for _, w in ipairs(r.warnings or {}) do out("  warning: ", w.message, "\n") end -- (what the service will ignore)
   end
   out(totals(plan), "\n")
+  local w = plan.worst -- (--fallback: every model tried)
+  if w then out(string_format("worst case with --fallback (every model tried): %d create%s, cost %s\n", w.creates,
+    w.creates == 1 and "" or "s", w.cost and amount(w.cost) or "unknown (a model without a price: --prices)")) end
   return 0
 end
 

@@ -11,6 +11,7 @@ local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 -- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
 local function Spend() return require "starvideos.spend" end
+local cjson = require("cjson.safe").new()
 
 local D = {}
 D.__index = D
@@ -171,6 +172,18 @@ function D:end_spend(lid, paid)
 end
 
 -- The dict's reservations as client:spend() reads them (get).
+-- A refusal kept by a create's content address (bucket.lua's refusal and refuse), in the dict for every worker:
+-- JSON text, kept until the dict must make room (safe_set: a full dict keeps what it holds and refuses it, told).
+function D:refusal(name)
+  local text = self.dict:get("refused:" .. name)
+  return text and cjson.decode(text) or nil
+end
+function D:refuse(name, e)
+  local ok, err = self.dict:safe_set("refused:" .. name, cjson.encode(e))
+  if not ok then return nil, err end
+  return true
+end
+
 function D:spend_get()
   self.kv = self.kv or store(self)
   return self.kv.get

@@ -80,11 +80,12 @@ local function rewrite(path, tmp, lines, st, stats)
       out[#out + 1] = line
     elseif count then
       out[#out + 1], stats.counted = count, stats.counted + 1
-    elseif t and t.at == i and (t.sample or (t.key and t.path)) then -- a keyed file stays known: never made twice
+    elseif t and t.at == i and (t.sample or (t.key and t.path) or t.addr) then -- a keyed file, a refusal: kept
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
         status = t.status, path = t.path, bytes = t.bytes, sha256 = t.sha256, key = t.key, fp = t.fp, body = t.body,
-        tenant = t.tenant, cost = t.cost, parent = t.parent, relation = t.relation }
+        tenant = t.tenant, cost = t.cost, parent = t.parent, relation = t.relation, addr = t.addr, reason = t.reason,
+        input = t.input, error = t.addr and t.error }
       stats.samples = stats.samples + 1
     end
   end

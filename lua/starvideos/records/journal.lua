@@ -101,7 +101,7 @@ end
 -- counts; nil: as recorded).
 function J.new_state(head, spec_of)
   return { list = {}, by_id = {}, bad = 0, bad_at = {}, line = 0, pending = {}, by_local = {}, settled = {},
-    owed = {}, keys = {}, abandoned = {}, told = {}, head = head, pos = 0, spec_of = spec_of }
+    owed = {}, keys = {}, abandoned = {}, told = {}, head = head, pos = 0, spec_of = spec_of, refused = {} }
 end
 
 local function keyed(st, rec, entry)
@@ -170,10 +170,11 @@ function BY_TASK.claim(t, rec, _, owner, lease) -- a keeper carries it from here
   t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or rule.claimed(t.fence)
 end
 
-function BY_TASK.status(t, rec)
+function BY_TASK.status(t, rec, st) -- (addr: a policy or input failure kept by its create's content, refusal.lua)
   if type(rec.status) ~= "string" then return end
   t.status, t.error, t.reason, t.input = rec.status, rec.error, rec.reason, rec.input -- (reason: failure.lua's)
   if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
+  if type(rec.addr) == "string" then t.addr, st.refused[rec.addr] = rec.addr, t end
 end
 
 function BY_TASK.part(t, rec) if type(rec.path) == "string" then t.part = rec.path end end
@@ -196,7 +197,7 @@ end
 
 function BY_TASK.sample(t, rec, st) -- a settled task, compacted: its created, status and downloaded in one
   born(t, rec, st)
-  BY_TASK.status(t, rec)
+  BY_TASK.status(t, rec, st)
   BY_TASK.downloaded(t, rec)
 end
 
@@ -279,8 +280,7 @@ function J.follow(path, st, max, existing)
     st.pos = st.pos + at - 1
   end
   if f then f:close() end
-  st.behind, st.open, st.size = upto < size, {}, size
-  st.unreadable = unreadable(st, path)
+  st.behind, st.open, st.size, st.unreadable = upto < size, {}, size, unreadable(st, path)
   for _, p in ipairs(st.pending) do
     if not st.settled[p["local"]] then st.open[#st.open + 1] = p end
   end

@@ -24,7 +24,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
-    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
+    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop, refusals = {} }, L)
   self.leases = leases.new(self) -- (the object it owns: its keepers, their claims, the holds it asks)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)
@@ -384,6 +384,8 @@ function L:spend(tenant)
     return p.owner ~= me and not self.leases:alive(p.owner, p.lease)
   end))
 end
+
+require("starvideos.records.refusals")(L, append) -- (refusal, refused: a policy or input failure kept)
 
 function L:pending()
   local st, err = self:read_all()

@@ -64,6 +64,7 @@ function R.new(store, cfg, loop, key)
   -- the objects it owns: the numbers it holds, its keepers and holds, its peeks, what it sends again after a reset
   self.fences, self.leases, self.peeks, self.again = rule.fences(self.lease_ms), leases.new(self), Ask.peeks(self),
     Again.new(self)
+  self.refusals = require("starvideos.fleet.refusals").new(self)
   store:watch(prefix, self, true)
   if key and Schedule.first_read(key, where .. " " .. prefix) then
     self.schedule = Schedule.of(key, cfg)
@@ -242,6 +243,8 @@ end
 
 R.create_failed = Rules.settler(record_created, abandoned)
 function R:peek(want) return self.peeks:peek(want) end
+function R:refusal(addr) return self.refusals:get(addr) end -- (refusal.lua's: fleet/refusals.lua)
+function R:refused(id, addr, reason, input, words) return self.refusals:put(id, addr, reason, input, words) end
 
 -- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
 local function settle(self, p, id)

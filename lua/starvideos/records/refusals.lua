@@ -1,0 +1,22 @@
+-- The journal ledger's refusals (records/ledger.lua's methods, refusal.lua's rule): a task that failed for policy or
+-- input kept by its create's content address, in the journal (else the key's bucket: this process's, or nginx's
+-- dict), so that the same create is refused before it is sent.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+
+return function(L, append)
+  -- The refusal kept of a create's content address (refusal.lua): {id, reason, input, error}, or nil; without a
+  -- journal, the key's bucket's (this process's, or nginx's dict).  refused: a task's policy or input failure kept.
+  function L:refusal(addr)
+    if not self.path then return self.key.bucket:refusal(self.key.hash .. ":" .. addr) end
+    local st = not self.refusals[addr] and self:follow()
+    return self.refusals[addr] or st and st.refused[addr] or nil
+  end
+  function L:refused(id, addr, reason, input, words)
+    local e = { event = "status", id = id, status = "failed", addr = addr, reason = reason, input = input,
+      error = words }
+    if not self.path then return self.key.bucket:refuse(self.key.hash .. ":" .. addr, e) end
+    self.refusals[addr] = e -- (this process's, at once: its record may still be queued)
+    return append(self, e, true)
+  end
+end

@@ -1,0 +1,45 @@
+-- The refusals a store keeps (refusal.lua; records/ledger.lua's refusal and refused, on Redis): a hash of the key,
+-- "refused", a create's content address -> the JSON of the task that failed for policy or input ({id, reason,
+-- input, error}), read in a round trip of its own before a create (with a loop: false until Redis answered).
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local Store = require "starvideos.fleet.store"
+local cjson = require("cjson.safe").new()
+
+local type, setmetatable = type, setmetatable
+
+Store.define("refusal_get", "return redis.call('HGET', declared('refused'), ARGV[1])")
+Store.define("ledger_refused", "redis.call('HSET', declared('refused'), ARGV[1], ARGV[2]) return 1")
+
+local M = {}
+M.__index = M
+
+function M.new(l) return setmetatable({ ledger = l, sent = {} }, M) end
+
+-- The refusal kept of addr: {id, reason, input, error}, nil, or false (not yet: asked again on a later turn).
+function M:get(addr)
+  local l = self.ledger
+  local st = l.store
+  local n = self.sent[addr]
+  if not n then
+    local err
+    n, err = st:send_script("refusal_get", { l.prefix .. "refused" }, { addr })
+    if not n then return nil, err end
+    self.sent[addr] = n
+  end
+  st:step(0)
+  if l.loop and not st:ready(n) then return false end
+  self.sent[addr] = nil
+  local v, werr = st:wait(n)
+  if type(v) ~= "string" then return nil, werr end
+  return cjson.decode(v)
+end
+
+-- A task's policy or input failure kept by its create's content address, queued as the ledger's records are.
+function M:put(id, addr, reason, input, words)
+  local l = self.ledger
+  return l:_record("refused", { l.prefix .. "refused" }, { addr, cjson.encode { id = id, reason = reason,
+    input = input, error = words } })
+end
+
+return M
