@@ -1,13 +1,12 @@
--- The release: `make release` packs it (its source rock, a binary rock for each Lua: docs/install.md, "Releases"),
--- and `luarocks make rockspec/starvideos-0.4.0-1.rockspec` at the top of a checkout of that release builds and
--- installs it (Lua 5.1 to 5.4, LuaJIT).
+-- Made by `make release` (tools/versioned.lua) from starvideos-scm-1.rockspec: change that one, not this one.
+-- The development version: `luarocks make` at the top of a checkout (with no
+-- argument it picks this file, "scm" being newer than any numbered version)
+-- builds and installs the working tree as it is (Lua 5.1 to 5.4, LuaJIT).
 rockspec_format = "3.0"
 package = "starvideos"
 version = "0.4.0-1"
--- Where the source lives: the archive `make release` writes (the files the rocks build from, under
--- starvideos-0.4.0/), which each source rock of the release carries beside its rockspec.  `luarocks make` builds
--- the checkout it runs in and fetches nothing, so url is not used there.  The project has no public address yet:
--- publishing means setting url to where that archive is served ("https://<host>/starvideos-0.4.0.tar.gz").
+-- Where the source lives: the archive `make release` writes beside this rockspec (starvideos-0.4.0.tar.gz, the files
+-- the rocks build from, under starvideos-0.4.0/), which each source rock of the release carries.
 source = {
   url = "starvideos-0.4.0.tar.gz",
   dir = "starvideos-0.4.0",
@@ -24,7 +23,7 @@ starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1, < 5.5",
+  "lua >= 5.1, < 5.6",
   "lua-cjson >= 2.1",
   "argparse >= 0.7", -- (the command line: cli/parser.lua)
 }
@@ -98,6 +97,7 @@ build = {
     ["starvideos.batch"] = "lua/starvideos/batch.lua",
     ["starvideos.download"] = "lua/starvideos/download.lua",
     ["starvideos.errors"] = "lua/starvideos/errors.lua",
+    ["starvideos.failure"] = "lua/starvideos/failure.lua",
     ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
     ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",
     ["starvideos.extras.notify"] = "lua/starvideos/extras/notify.lua",

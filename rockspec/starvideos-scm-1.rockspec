@@ -25,7 +25,7 @@ starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1, < 5.5",
+  "lua >= 5.1, < 5.6",
   "lua-cjson >= 2.1",
   "argparse >= 0.7", -- (the command line: cli/parser.lua)
 }

@@ -24,7 +24,7 @@ observer; pure Lua.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1, < 5.5",
+  "lua >= 5.1, < 5.6",
   -- the core it is written against: its modules listed in docs/architecture.md ("What a rock may require of the
   -- core"); no upper bound while both are scm, which LuaRocks orders above every numbered version
   "starvideos >= 0.4",
