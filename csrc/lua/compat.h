@@ -33,8 +33,8 @@
 #pragma GCC diagnostic error "-Wimplicit-function-declaration"
 #endif
 
-#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504
-#error "starvideos: compat.h knows Lua 5.1 to 5.4 and LuaJIT 2.1"
+#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 505
+#error "starvideos: compat.h knows Lua 5.1 to 5.5 and LuaJIT 2.1"
 #endif
 
 /* ------------------------------------------------------ 5.3 and older */
