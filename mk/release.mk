@@ -6,7 +6,8 @@
 # docs/install.md, "Releases"; spec/hosts/release_spec.lua).  Every dependency is the system's: luarocks is asked
 # nothing of a server.  It installs what it needs first where apt-get is (RELEASE_DEPS).
 # `make rockspecs`: the versioned rockspecs beside the scm ones in the checkout (rockspec/, rocks/<rock>/), made as
-# the release makes them (tools/versioned.lua); `make lint` fails when one differs (tools/shape_rocks.lua).
+# the release makes them (tools/versioned.lua), those of another version removed; `make lint` fails when one differs
+# (tools/shape_rocks.lua).
 RELEASE_VERSION ?= $(shell sed -n 's/^M\.VERSION = "\([^"]*\)"$$/\1/p' lua/starvideos/config.lua)
 RELEASE_DIR     ?= build/release
 RELEASE_LUAS    ?= 5.1 5.2 5.3 5.4 5.5
@@ -28,7 +29,7 @@ build/sysroot-%/PACKAGES: tools/sysroot.sh | release-deps
 	@sh tools/sysroot.sh build/sysroot-$*
 rockspecs:
 	@for scm in $(wildcard rockspec/*-scm-1.rockspec rocks/*/*-scm-1.rockspec); do \
-	  out=$${scm%-scm-1.rockspec}-$(RELEASE_VERSION)-1.rockspec; \
+	  out=$${scm%-scm-1.rockspec}-$(RELEASE_VERSION)-1.rockspec; rm -f $${scm%-scm-1.rockspec}-[0-9]*-1.rockspec; \
 	  $(LUA) tools/versioned.lua $$scm $(RELEASE_VERSION) > $$out.tmp && mv $$out.tmp $$out || exit 1; \
 	done
 
