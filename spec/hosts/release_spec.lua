@@ -1,13 +1,19 @@
--- The release (issue 58; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
+-- The release (issues 58 and 68; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
 -- (RELEASE_DIR), then from that folder alone:
---   * the folder: the source archive, a source rock and the versioned rockspec of each rock, a binary rock of each
---     rock for each Lua (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s
---     glibc and the newest glibc symbol version the modules take (none newer, objdump -T), and SHA256SUMS that
---     `sha256sum -c` accepts;
---   * under Lua 5.4, Lua 5.1 and LuaJIT (5.1's rocks): every rock installed by `luarocks install --only-server`
---     into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, a video generated
---     against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each naming only
---     the C library, libm, libpthread/libdl, libcurl, libcrypto/libssl and (the Redis rock's) hiredis;
+--   * the folder: the source archive, a source rock and the versioned rockspec of each rock (what tools/versioned.lua
+--     makes of its scm one), a binary rock of each rock for each Lua (5.1 to 5.5) and platform (linux-x86_64 and
+--     linux-aarch64; the pure-Lua rocks "all") in <folder>/<lua>/, LuaRocks manifests for every Lua (5.5's too) in
+--     each, BUILD naming `ldd --version`'s glibc (and the arm64 sysroot's) and the newest glibc symbol version the
+--     modules take (none newer, objdump -T), and SHA256SUMS that `sha256sum -c` accepts; `readelf -h` of each
+--     module says the machine of its rock's platform;
+--   * under Lua 5.4, Lua 5.1, LuaJIT (5.1's rocks) and Lua 5.5: every rock installed by `luarocks install
+--     --only-server` into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, no line
+--     naming luarocks.org; but on 5.5 (whose C modules a Lua 5.5 built from ../shared/vendor loads), a video
+--     generated against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each
+--     naming only the C library, libm, libpthread/libdl, libcurl, libcrypto/libssl and (the Redis rock's) hiredis;
+--   * on arm64, under qemu-aarch64 with the sysroot `make release` unpacked (Debian's arm64 Lua 5.4 and 5.1): the
+--     linux-aarch64 and all rocks unpacked as LuaRocks lays a tree out, a video generated against the (native)
+--     emulator, every module loaded, and spec/core/ passing on that Lua with the tree's C modules;
 --   * `luarocks lint` passes every rockspec (scm and versioned), and fails a broken one; each versioned rockspec
 --     is its scm one but for version, source and (a product rock) the core's range;
 --   * a product rock against a core outside its range (0.5.0, the only one a second server folder offers) is
