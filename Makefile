@@ -70,7 +70,8 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 # prometheus (promtool, the server); strace: the nginx specs that look at the files a worker touches; ffmpeg:
 # rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos, spec/lineage_spec.lua and
 # spec/film_spec.lua take frames and join shots; spec/hosts/studio_spec.lua: chromium; zsh, fish:
-# spec/tools/completion_spec.lua runs `starvideos completion`'s scripts in each shell).
+# spec/tools/completion_spec.lua runs `starvideos completion`'s scripts in each shell; spec/hosts/release_spec.lua:
+# zip, the arm64 cross compiler and its binutils, and qemu-user to run the arm64 rocks: mk/release.mk).
 # `make demo` installs DEMO_DEPS only; `make deps`, the test tiers and the bench install DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket lua-argparse
@@ -78,7 +79,7 @@ TEST_DEPS  := lua-busted lua-check \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
              redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium \
-             zsh fish
+             zsh fish zip gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-user
 DEPS       := $(DEMO_DEPS) $(TEST_DEPS)
 # The goals that install what is missing first (when apt-get exists): the tiers and the bench all of DEPS
 # (deps-checked), the demo its own (demo-deps-checked); no other goal depends on either, so a plain `make`

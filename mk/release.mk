@@ -1,15 +1,36 @@
-# `make release`: the release of the version the core's versioned rockspec names (rockspec/starvideos-<v>-1.rockspec,
-# the one beside the scm one) into RELEASE_DIR: the source archive and each rock's source rock, a binary rock of each
-# rock for each Lua of RELEASE_LUAS (LuaJIT takes 5.1's) in RELEASE_DIR/<lua>/, a LuaRocks manifest in each folder,
-# BUILD (the glibc and libraries they were built on) and SHA256SUMS (tools/release.sh; docs/install.md, "Releases";
-# spec/hosts/release_spec.lua).  Every dependency is the system's: luarocks is asked nothing of a server.
-RELEASE_VERSION ?= $(patsubst rockspec/starvideos-%-1.rockspec,%,$(filter-out %-scm-1.rockspec,$(wildcard \
-                   rockspec/starvideos-*-1.rockspec)))
+# `make release`: the release of the version lua/starvideos/config.lua names (its VERSION) into RELEASE_DIR: the
+# source archive and each rock's source rock and versioned rockspec (made from its scm one), a binary rock of each
+# rock for each Lua of RELEASE_LUAS (LuaJIT takes 5.1's) in RELEASE_DIR/<lua>/, for this machine and, cross-built, for
+# each arch of RELEASE_CROSS (aarch64 on x86_64, against build/sysroot-aarch64: tools/sysroot.sh), a LuaRocks
+# manifest in each folder, BUILD (the glibc and libraries they were built on) and SHA256SUMS (tools/release.sh;
+# docs/install.md, "Releases"; spec/hosts/release_spec.lua).  Every dependency is the system's: luarocks is asked
+# nothing of a server.  It installs what it needs first where apt-get is (RELEASE_DEPS).
+# `make rockspecs`: the versioned rockspecs beside the scm ones in the checkout (rockspec/, rocks/<rock>/), made as
+# the release makes them (tools/versioned.lua), those of another version removed; `make lint` fails when one differs
+# (tools/shape_rocks.lua).
+RELEASE_VERSION ?= $(shell sed -n 's/^M\.VERSION = "\([^"]*\)"$$/\1/p' lua/starvideos/config.lua)
 RELEASE_DIR     ?= build/release
-RELEASE_LUAS    ?= 5.1 5.2 5.3 5.4
-release:
-	@[ $(words $(RELEASE_VERSION)) = 1 ] || { echo "release: one versioned rockspec in rockspec/, not" \
+RELEASE_LUAS    ?= 5.1 5.2 5.3 5.4 5.5
+RELEASE_CROSS   ?= $(if $(filter x86_64,$(shell uname -m)),aarch64)
+# the sources Debian does not package (Lua 5.5's headers): ../shared/vendor beside the main checkout
+VENDOR          ?= $(firstword $(wildcard ../shared/vendor ../../shared/vendor) ../shared/vendor)
+RELEASE_DEPS    := luarocks zip binutils $(foreach a,$(RELEASE_CROSS),gcc-$(a)-linux-gnu binutils-$(a)-linux-gnu) \
+                   qemu-user
+release: $(foreach a,$(RELEASE_CROSS),build/sysroot-$(a)/PACKAGES) | release-deps
+	@[ $(words $(RELEASE_VERSION)) = 1 ] || { echo "release: no VERSION in lua/starvideos/config.lua," \
 	  "'$(RELEASE_VERSION)' (RELEASE_VERSION=)" >&2; exit 2; }
-	@LUAROCKS=$(LUAROCKS) sh tools/release.sh $(RELEASE_DIR) $(RELEASE_VERSION) $(RELEASE_LUAS)
+	@LUAROCKS=$(LUAROCKS) CROSS="$(RELEASE_CROSS)" VENDOR=$(VENDOR) sh tools/release.sh $(RELEASE_DIR) \
+	  $(RELEASE_VERSION) $(RELEASE_LUAS)
+release-deps:
+	@sh tools/deps.sh --if-possible $(RELEASE_DEPS)
+# the sysroot of an arch: Debian's packages of that arch, unpacked (remade when the script changes)
+build/sysroot-%/PACKAGES: tools/sysroot.sh | release-deps
+	@[ $* = aarch64 ] || { echo "release: a sysroot for aarch64 only, not $*" >&2; exit 2; }
+	@sh tools/sysroot.sh build/sysroot-$*
+rockspecs:
+	@for scm in $(wildcard rockspec/*-scm-1.rockspec rocks/*/*-scm-1.rockspec); do \
+	  out=$${scm%-scm-1.rockspec}-$(RELEASE_VERSION)-1.rockspec; rm -f $${scm%-scm-1.rockspec}-[0-9]*-1.rockspec; \
+	  $(LUA) tools/versioned.lua $$scm $(RELEASE_VERSION) > $$out.tmp && mv $$out.tmp $$out || exit 1; \
+	done
 
-.PHONY: release
+.PHONY: release release-deps rockspecs

@@ -50,7 +50,7 @@ local version = ok and type(config) == "table" and config.VERSION or nil
 if version ~= nil and not within(version) then
   error(string.format("%s needs starvideos %s, and the starvideos loaded is %s (%s): install a core in that "
     .. "range beside it (luarocks make --deps-mode=none rockspec/starvideos-%s.0-1.rockspec at the top of its "
-    .. "checkout, or luarocks install --server=DIR --deps-mode=none starvideos from its release folder: "
+    .. "checkout, or luarocks install --only-server=DIR/5.x --deps-mode=none starvideos from its release folder: "
     .. "docs/install.md, \"The other rocks\"), or the %s of that core's release", rock, range, tostring(version),
     searchpath and searchpath("starvideos.config", package.path) or "starvideos.config",
     RANGE[2], rock), 0)

@@ -1,13 +1,12 @@
--- The release: `make release` packs it (its source rock, a binary rock for each Lua: docs/install.md, "Releases"),
--- and `luarocks make rockspec/starvideos-0.4.0-1.rockspec` at the top of a checkout of that release builds and
--- installs it (Lua 5.1 to 5.4, LuaJIT).
+-- Made by `make release` (tools/versioned.lua) from starvideos-scm-1.rockspec: change that one, not this one.
+-- The development version: `luarocks make` at the top of a checkout (with no
+-- argument it picks this file, "scm" being newer than any numbered version)
+-- builds and installs the working tree as it is (Lua 5.1 to 5.4, LuaJIT).
 rockspec_format = "3.0"
 package = "starvideos"
 version = "0.4.0-1"
--- Where the source lives: the archive `make release` writes (the files the rocks build from, under
--- starvideos-0.4.0/), which each source rock of the release carries beside its rockspec.  `luarocks make` builds
--- the checkout it runs in and fetches nothing, so url is not used there.  The project has no public address yet:
--- publishing means setting url to where that archive is served ("https://<host>/starvideos-0.4.0.tar.gz").
+-- Where the source lives: the archive `make release` writes beside this rockspec (starvideos-0.4.0.tar.gz, the files
+-- the rocks build from, under starvideos-0.4.0/), which each source rock of the release carries.
 source = {
   url = "starvideos-0.4.0.tar.gz",
   dir = "starvideos-0.4.0",
@@ -26,7 +25,8 @@ starvideos-s3, starvideos-observe, starvideos-emulator: rocks/<name>/).
 dependencies = {
   "lua >= 5.1, < 5.6",
   "lua-cjson >= 2.1",
-  "argparse >= 0.7", -- (the command line: cli/parser.lua)
+  -- (no argparse: the command line reads its line, writes its help and its completion itself, cli/parser.lua and
+  -- cli/complete.lua, so a tree of this rock holds nothing the library does not need: docs/install.md)
 }
 -- libcurl's library only: the compiler finds curl/curl.h where the system keeps
 -- it (Debian and Ubuntu: /usr/include/<multiarch>/curl, which a `header` check
@@ -79,9 +79,11 @@ build = {
     ["starvideos.bucket"] = "lua/starvideos/bucket.lua",
     ["starvideos.key"] = "lua/starvideos/key.lua",
     ["starvideos.lineage"] = "lua/starvideos/lineage.lua",
+    ["starvideos.verb_job"] = "lua/starvideos/verb_job.lua",
     ["starvideos.cli"] = "lua/starvideos/cli/init.lua",
     ["starvideos.cli.args"] = "lua/starvideos/cli/args.lua",
     ["starvideos.cli.parser"] = "lua/starvideos/cli/parser.lua",
+    ["starvideos.cli.complete"] = "lua/starvideos/cli/complete.lua",
     ["starvideos.cli.client"] = "lua/starvideos/cli/client.lua",
     ["starvideos.cli.commands"] = "lua/starvideos/cli/commands.lua",
     ["starvideos.cli.batch"] = "lua/starvideos/cli/batch.lua",
@@ -93,11 +95,15 @@ build = {
     ["starvideos.cli.plan"] = "lua/starvideos/cli/plan.lua",
     ["starvideos.cli.spend"] = "lua/starvideos/cli/spend.lua",
     ["starvideos.client"] = "lua/starvideos/client.lua",
+    ["starvideos.client_ledger"] = "lua/starvideos/client_ledger.lua",
     ["starvideos.config"] = "lua/starvideos/config.lua",
     ["starvideos.create"] = "lua/starvideos/create.lua",
     ["starvideos.batch"] = "lua/starvideos/batch.lua",
     ["starvideos.download"] = "lua/starvideos/download.lua",
     ["starvideos.errors"] = "lua/starvideos/errors.lua",
+    ["starvideos.failure"] = "lua/starvideos/failure.lua",
+    ["starvideos.fallback"] = "lua/starvideos/fallback.lua",
+    ["starvideos.refusal"] = "lua/starvideos/refusal.lua",
     ["starvideos.extras.keep"] = "lua/starvideos/extras/keep.lua",
     ["starvideos.extras.log"] = "lua/starvideos/extras/log.lua",
     ["starvideos.extras.notify"] = "lua/starvideos/extras/notify.lua",
@@ -116,6 +122,7 @@ build = {
     ["starvideos.records.journal"] = "lua/starvideos/records/journal.lua",
     ["starvideos.records.leases"] = "lua/starvideos/records/leases.lua",
     ["starvideos.records.ledger"] = "lua/starvideos/records/ledger.lua",
+    ["starvideos.records.refusals"] = "lua/starvideos/records/refusals.lua",
     ["starvideos.records.samples"] = "lua/starvideos/records/samples.lua",
     ["starvideos.records.said"] = "lua/starvideos/records/said.lua",
     ["starvideos.request"] = "lua/starvideos/request.lua",

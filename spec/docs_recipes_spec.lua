@@ -336,7 +336,7 @@ describe("tools/dashboard-picture.lua", function()
     local png = dir .. "/mine.png"
     local out, ok = picture("--prometheus " .. q(url .. "/") .. " --seconds 600 --job video-app --out " .. q(png))
     assert(ok, out)
-    assert.matches("starvideos: the dashboard's 24 panels from the Prometheus at " .. url .. ", ", out, 1, true)
+    assert.matches("starvideos: the dashboard's 25 panels from the Prometheus at " .. url .. ", ", out, 1, true)
     assert.matches("\npicture: " .. png .. "\n", out, 1, true)
     assert.equal("\137PNG", (assert(helper.read_file(png))):sub(1, 4))
     local dash = cjson.decode(page("dashboards/starvideos.json"))

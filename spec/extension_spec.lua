@@ -146,4 +146,32 @@ describe("extension points", function()
     assert.truthy(top:find("\n  store +%(needs the starvideos%-redis rock%)\n"), top)
     assert.truthy(top:find("\n  emulator +%(needs the starvideos%-emulator rock%)\n"), top)
   end)
+
+  it("installed from a release into a LuaRocks tree: the hint is the release's own install line, --only-server, no "
+    .. "checkout and no server named", function()
+    -- a tree as `luarocks install --only-server=<release>/5.4 starvideos` leaves it: the module in share/lua/5.4, the
+    -- rock's record under lib/luarocks/rocks-5.4/starvideos/<VERSION>-1; then the same tree with an scm core
+    local v = require("starvideos.config").VERSION
+    for _, case in ipairs { { v .. "-1", true }, { "scm-1", false } } do
+      local tree = helper.tmpdir()
+      assert(os.execute("mkdir -p " .. helper.shell_quote(tree .. "/share/lua/5.4/starvideos") .. " "
+        .. helper.shell_quote(tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. case[1])))
+      local file = tree .. "/share/lua/5.4/starvideos/extension.lua"
+      helper.write_file(file, helper.read_file("lua/starvideos/extension.lua"))
+      helper.write_file(tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. case[1] .. "/rock_manifest", "")
+      local copy = dofile(file)
+      local message, rock = copy.why("sink", "s3", "s3:// outs")
+      assert.are.equal("starvideos-s3", rock)
+      local line = "luarocks --lua-version=5.4 --tree=" .. tree .. " install --only-server=<that folder>/5.4 "
+        .. "--deps-mode=none starvideos-s3"
+      if case[2] then
+        assert.are.equal("s3:// outs needs the starvideos-s3 rock (from the starvideos-" .. v .. " release folder it "
+          .. "came from, with no server asked: " .. line .. ")", message)
+      else
+        assert.is_nil(message:find("only-server", 1, true), message)
+        assert.truthy(message:find("luarocks make --deps-mode=none rocks/s3/starvideos-s3-scm-1.rockspec at the top",
+          1, true), message)
+      end
+    end
+  end)
 end)

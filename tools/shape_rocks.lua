@@ -32,6 +32,28 @@ local function read(path)
   return s
 end
 
+-- (tools/versioned.lua, beside this file: a versioned rockspec made from its scm one)
+local versioned = dofile(((debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$")) or ".") .. "/versioned.lua")
+
+-- Each versioned rockspec of the checkout (rockspec/, rocks/<rock>/) is what tools/versioned.lua makes of its scm
+-- one (`make rockspecs` writes them; `make release` makes its own the same way): none kept by hand.
+local function check_versioned(root, listing, bad)
+  local range = versioned.needs_range(root .. "/rocks/needs.lua")
+  for _, path in ipairs(listing("ls rockspec/*.rockspec rocks/*/*.rockspec")) do
+    local v = path:match("%-(%d+%.%d+%.%d+)%-1%.rockspec$")
+    if v then
+      local scm = path:sub(1, -#v - #"-1.rockspec" - 1) .. "scm-1.rockspec"
+      local text = read(root .. "/" .. scm)
+      local want, err
+      if text then want, err = versioned.make(text, scm, v, range) else err = "no " .. scm end
+      if want ~= read(root .. "/" .. path) then
+        bad[#bad + 1] = string.format("%s: not what tools/versioned.lua makes of %s (%s)", path, scm,
+          err or "make rockspecs writes it")
+      end
+    end
+  end
+end
+
 -- The range of the core rocks/needs.lua checks as a product rock loads (its RANGE, the one place of it) against
 -- each product rock's rockspecs: the release ones' dependency is "starvideos" and that range, the scm ones' its
 -- lower bound; and each product rock installs rocks/needs.lua as starvideos.needs.<rock>.
@@ -279,6 +301,7 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
   end
   check_range(root, rocks, listing, bad)
   check_core_depends(root, core.path, bad)
+  check_versioned(root, listing, bad)
   local allowed = allowed_of(root)
   if not allowed then
     bad[#bad + 1] = "docs/architecture.md: no section \"What a rock may require of the core\" (tools/shape_rocks.lua)"

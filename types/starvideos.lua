@@ -69,7 +69,7 @@
 ---@field ca_file? string PEM certificate authorities for https (outside nginx)
 ---@field connect_timeout? number seconds to connect (default 10)
 ---@field create_limit? starvideos.Limit at most count creates in any per seconds
----@field failure_patterns? table[] the user's failure texts, tried first: {match = LUA_PATTERN, reason = R, input = FIELD}s (docs/failures.md)
+---@field failure_patterns? starvideos.FailurePattern[] your texts of a failure and their reasons, tried first
 ---@field interval? number seconds between polls until the schedule has learned (default 30)
 ---@field journal? string the ledger on a JSON-lines file (not with store)
 ---@field keepalive_pool? integer inside nginx: connections kept per host and port, 1 to 1024 (default: max_connections)

@@ -1,7 +1,7 @@
+-- Made by `make release` (tools/versioned.lua) from starvideos-emulator-scm-1.rockspec: change that one, not this one.
 -- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
 -- at the top of a checkout, after the starvideos rock:
 --   luarocks make rocks/emulator/starvideos-emulator-0.4.0-1.rockspec
--- (the release's: `make release` packs it, its source rock and a binary rock for each Lua, docs/install.md)
 -- Its modules live in rocks/emulator/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
 -- copies a top-level lua/ folder into every rock it builds, so this rock is built by build.install alone (no C),
 -- and build.install names each of its files (tools/shape.lua checks the list against the folder).
@@ -10,7 +10,8 @@
 rockspec_format = "3.0"
 package = "starvideos-emulator"
 version = "0.4.0-1"
--- the same source as rockspec/starvideos-0.4.0-1.rockspec (see there)
+-- Where the source lives: the archive `make release` writes beside this rockspec (starvideos-0.4.0.tar.gz, the files
+-- the rocks build from, under starvideos-0.4.0/), which each source rock of the release carries.
 source = {
   url = "starvideos-0.4.0.tar.gz",
   dir = "starvideos-0.4.0",
@@ -39,6 +40,7 @@ build = {
       ["starvideos.command.emulator"] = "rocks/emulator/lua/starvideos/command/emulator.lua",
       ["starvideos.emulator.args"] = "rocks/emulator/lua/starvideos/emulator/args.lua",
       ["starvideos.emulator.bytes"] = "rocks/emulator/lua/starvideos/emulator/bytes.lua",
+      ["starvideos.emulator.fail"] = "rocks/emulator/lua/starvideos/emulator/fail.lua",
       ["starvideos.emulator.files"] = "rocks/emulator/lua/starvideos/emulator/files.lua",
       ["starvideos.emulator.h264"] = "rocks/emulator/lua/starvideos/emulator/h264.lua",
       ["starvideos.emulator"] = "rocks/emulator/lua/starvideos/emulator/init.lua",

@@ -1,7 +1,7 @@
+-- Made by `make release` (tools/versioned.lua) from starvideos-observe-scm-1.rockspec: change that one, not this one.
 -- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
 -- at the top of a checkout, after the starvideos rock:
 --   luarocks make rocks/observe/starvideos-observe-0.4.0-1.rockspec
--- (the release's: `make release` packs it, its source rock and a binary rock for each Lua, docs/install.md)
 -- Its modules live in rocks/observe/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
 -- copies a top-level lua/ folder into every rock it builds, so this rock is built by build.install alone (no C),
 -- and build.install names each of its files (tools/shape.lua checks the list against the folder).
@@ -10,7 +10,8 @@
 rockspec_format = "3.0"
 package = "starvideos-observe"
 version = "0.4.0-1"
--- the same source as rockspec/starvideos-0.4.0-1.rockspec (see there)
+-- Where the source lives: the archive `make release` writes beside this rockspec (starvideos-0.4.0.tar.gz, the files
+-- the rocks build from, under starvideos-0.4.0/), which each source rock of the release carries.
 source = {
   url = "starvideos-0.4.0.tar.gz",
   dir = "starvideos-0.4.0",

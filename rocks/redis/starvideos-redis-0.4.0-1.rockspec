@@ -1,7 +1,7 @@
+-- Made by `make release` (tools/versioned.lua) from starvideos-redis-scm-1.rockspec: change that one, not this one.
 -- One repository, several rocks (CONTRACT.md "Rocks"; docs/architecture.md "Extension points"): this one
 -- at the top of a checkout, after the starvideos rock:
 --   luarocks make rocks/redis/starvideos-redis-0.4.0-1.rockspec
--- (the release's: `make release` packs it, its source rock and a binary rock for each Lua, docs/install.md)
 -- Its modules live in rocks/redis/lua/, never in lua/ (the starvideos rock's): LuaRocks' builtin backend
 -- copies a top-level lua/ folder into every rock it builds, so this rock is built by a command (its C module) and build.install,
 -- and build.install names each of its files (tools/shape.lua checks the list against the folder).
@@ -10,7 +10,8 @@
 rockspec_format = "3.0"
 package = "starvideos-redis"
 version = "0.4.0-1"
--- the same source as rockspec/starvideos-0.4.0-1.rockspec (see there)
+-- Where the source lives: the archive `make release` writes beside this rockspec (starvideos-0.4.0.tar.gz, the files
+-- the rocks build from, under starvideos-0.4.0/), which each source rock of the release carries.
 source = {
   url = "starvideos-0.4.0.tar.gz",
   dir = "starvideos-0.4.0",
@@ -72,6 +73,7 @@ build = {
       ["starvideos.fleet.scripts"] = "rocks/redis/lua/starvideos/fleet/scripts.lua",
       ["starvideos.fleet.sentinel"] = "rocks/redis/lua/starvideos/fleet/sentinel.lua",
       ["starvideos.fleet.spent"] = "rocks/redis/lua/starvideos/fleet/spent.lua",
+      ["starvideos.fleet.refusals"] = "rocks/redis/lua/starvideos/fleet/refusals.lua",
       ["starvideos.fleet.store"] = "rocks/redis/lua/starvideos/fleet/store.lua",
       ["starvideos.fleet.url"] = "rocks/redis/lua/starvideos/fleet/url.lua",
       ["starvideos.ledger.redis"] = "rocks/redis/lua/starvideos/ledger/redis.lua",

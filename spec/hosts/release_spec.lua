@@ -1,13 +1,19 @@
--- The release (issue 58; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
+-- The release (issues 58 and 68; docs/install.md, "Releases"): `make release` once, into a folder of the spec's own
 -- (RELEASE_DIR), then from that folder alone:
---   * the folder: the source archive, a source rock and the versioned rockspec of each rock, a binary rock of each
---     rock for each Lua (5.1 to 5.4) in <folder>/<lua>/, a LuaRocks manifest in each, BUILD naming `ldd --version`'s
---     glibc and the newest glibc symbol version the modules take (none newer, objdump -T), and SHA256SUMS that
---     `sha256sum -c` accepts;
---   * under Lua 5.4, Lua 5.1 and LuaJIT (5.1's rocks): every rock installed by `luarocks install --only-server`
---     into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, a video generated
---     against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each naming only
---     the C library, libm, libpthread/libdl, libcurl, libcrypto/libssl and (the Redis rock's) hiredis;
+--   * the folder: the source archive, a source rock and the versioned rockspec of each rock (what tools/versioned.lua
+--     makes of its scm one), a binary rock of each rock for each Lua (5.1 to 5.5) and platform (linux-x86_64 and
+--     linux-aarch64; the pure-Lua rocks "all") in <folder>/<lua>/, LuaRocks manifests for every Lua (5.5's too) in
+--     each, BUILD naming `ldd --version`'s glibc (and the arm64 sysroot's) and the newest glibc symbol version the
+--     modules take (none newer, objdump -T), and SHA256SUMS that `sha256sum -c` accepts; `readelf -h` of each
+--     module says the machine of its rock's platform;
+--   * under Lua 5.4, Lua 5.1, LuaJIT (5.1's rocks) and Lua 5.5: every rock installed by `luarocks install
+--     --only-server` into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, no line
+--     naming luarocks.org; but on 5.5 (whose C modules a Lua 5.5 built from ../shared/vendor loads), a video
+--     generated against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each
+--     naming only the C library, libm, libpthread/libdl, libcurl, libcrypto/libssl and (the Redis rock's) hiredis;
+--   * on arm64, under qemu-aarch64 with the sysroot `make release` unpacked (Debian's arm64 Lua 5.4 and 5.1): the
+--     linux-aarch64 and all rocks unpacked as LuaRocks lays a tree out, a video generated against the (native)
+--     emulator, every module loaded, and spec/core/ passing on that Lua with the tree's C modules;
 --   * `luarocks lint` passes every rockspec (scm and versioned), and fails a broken one; each versioned rockspec
 --     is its scm one but for version, source and (a product rock) the core's range;
 --   * a product rock against a core outside its range (0.5.0, the only one a second server folder offers) is
@@ -19,7 +25,11 @@ local trees = require "spec.hosts.support.trees"
 
 local q = helper.shell_quote
 local ROCKS = { "starvideos", "starvideos-redis", "starvideos-s3", "starvideos-observe", "starvideos-emulator" }
-local LUAS = { "5.1", "5.2", "5.3", "5.4" }
+local LUAS = { "5.1", "5.2", "5.3", "5.4", "5.5" }
+-- each rock's binary rocks in a Lua's folder, by arch: the C rocks' for both platforms, the pure-Lua rocks' "all"
+local C_ROCKS = { starvideos = true, ["starvideos-redis"] = true, ["starvideos-s3"] = true }
+local function arches(rock) return C_ROCKS[rock] and { "linux-aarch64", "linux-x86_64" } or { "all" } end
+local versioned = dofile(helper.root .. "/tools/versioned.lua")
 local SAMPLE = assert(require("starvideos.emulator.files").video(5))
 -- the shared libraries an installed C module may need, by name (the loader and the vDSO besides)
 local ALLOWED = { "libc", "libm", "libpthread", "libdl", "libcurl", "libcrypto", "libssl", "libhiredis" }
@@ -153,27 +163,39 @@ describe("make release", function()
       local mine = rock == "starvideos" and "rockspec/" or "rocks/" .. rock:gsub("^starvideos%-", "") .. "/"
       assert.equal(helper.read_file(helper.root .. "/" .. mine .. rockspec), helper.read_file(rel .. "/" .. rockspec),
         rockspec)
-      local arch = (rock == "starvideos-observe" or rock == "starvideos-emulator") and "all" or "linux-x86_64"
+      -- made from the scm one (tools/versioned.lua), not a copy kept by hand: every module the scm one installs
+      local scm = mine .. rock .. "-scm-1.rockspec"
+      assert.equal(versioned.make(helper.read_file(helper.root .. "/" .. scm), scm, v,
+        versioned.needs_range(helper.root .. "/rocks/needs.lua")), helper.read_file(rel .. "/" .. rockspec))
       for _, lua in ipairs(LUAS) do
-        assert.is_true(has(lua .. "/" .. rock .. "-" .. v .. "-1." .. arch .. ".rock"), lua .. " " .. rock)
+        for _, arch in ipairs(arches(rock)) do
+          assert.is_true(has(lua .. "/" .. rock .. "-" .. v .. "-1." .. arch .. ".rock"), lua .. " " .. rock)
+        end
       end
     end
-    for _, dir in ipairs { "", "5.1/", "5.2/", "5.3/", "5.4/" } do
-      local manifest = {}
-      assert(load(assert(helper.read_file(rel .. "/" .. dir .. "manifest")), "manifest", "t", manifest))()
-      for _, rock in ipairs(ROCKS) do
-        local entry = manifest.repository[rock] and manifest.repository[rock][v .. "-1"]
-        assert.is_table(entry, dir .. "manifest: " .. rock)
-        local arches = {}
-        for _, e in ipairs(entry) do
-          arches[#arches + 1] = (e.arch == "src" or e.arch == "rockspec") and e.arch or "binary"
+    -- a manifest for every Lua in every folder, 5.5's too (LuaRocks 3.8's make-manifest writes 5.1-5.4's only)
+    for _, dir in ipairs { "", "5.1/", "5.2/", "5.3/", "5.4/", "5.5/" } do
+      for _, name in ipairs { "manifest", "manifest-5.1", "manifest-5.4", "manifest-5.5" } do
+        local manifest = {}
+        assert(load(assert(helper.read_file(rel .. "/" .. dir .. name), dir .. name), name, "t", manifest))()
+        for _, rock in ipairs(ROCKS) do
+          local entry = manifest.repository[rock] and manifest.repository[rock][v .. "-1"]
+          assert.is_table(entry, dir .. name .. ": " .. rock)
+          local got = {}
+          for _, e in ipairs(entry) do got[#got + 1] = e.arch end
+          table.sort(got)
+          assert.same(dir == "" and { "rockspec", "src" } or arches(rock), got, dir .. name .. " " .. rock)
         end
-        table.sort(arches)
-        assert.same(dir == "" and { "rockspec", "src" } or { "binary" }, arches, dir .. rock)
       end
     end
     local glibc = helper.capture("ldd --version"):match("^[^\n]* (%d+%.%d+)\n")
     local build = "\n" .. helper.read_file(rel .. "/BUILD")
+    -- the arm64 rocks' platform: Debian 12's glibc, and no symbol newer
+    assert.matches("\nplatform: linux%-aarch64, cross%-built by aarch64%-linux%-gnu%-gcc ", build)
+    local arm_glibc = build:match("\naarch64 glibc: (%d+%.%d+)\n")
+    local arm_symbols = build:match("\naarch64 glibc symbols: (%d+%.%d+) at most\n")
+    assert.is_string(arm_symbols, build)
+    assert.is_true(not_newer(arm_symbols, arm_glibc), arm_symbols .. " is newer than the glibc " .. arm_glibc)
     assert.matches("\nglibc: " .. glibc:gsub("%.", "%%.") .. "\n", build)
     local symbols = build:match("\nglibc symbols: (%d+%.%d+) at most\n")
     assert.is_string(symbols, build)
@@ -214,6 +236,7 @@ describe("make release", function()
           assert.is_true(ok, out)
           assert.matches("Installing " .. rel .. "/" .. t.luav .. "/" .. rock .. "-" .. v .. "-1.", out, 1, true)
           assert.matches(rock .. " " .. v .. "-1 is now installed", out, 1, true)
+          assert.is_nil(out:find("luarocks.org", 1, true), out)
         end
       end)
 
@@ -254,6 +277,132 @@ describe("make release", function()
     end)
   end
 
+  it("has linux-aarch64 modules that readelf -h calls AArch64, and linux-x86_64 ones X86-64", function()
+    local seen = {}
+    for _, lua in ipairs(LUAS) do
+      for rock in pairs(C_ROCKS) do
+        for _, arch in ipairs(arches(rock)) do
+          local dir = tmp .. "/elf/" .. lua .. "-" .. rock .. "-" .. arch
+          assert(helper.execute("mkdir -p " .. q(dir) .. " && cd " .. q(dir) .. " && unzip -q "
+            .. q(rel .. "/" .. lua .. "/" .. rock .. "-" .. v .. "-1." .. arch .. ".rock") .. " 'lib/*'"))
+          local sos = trees.files(dir)
+          assert.is_true(#sos > 0, dir)
+          for _, so in ipairs(sos) do
+            local machine = helper.capture("readelf -h " .. q(dir .. "/" .. so)):match("\n%s*Machine:%s*([^\n]-)%s*\n")
+            assert.equal(arch == "linux-aarch64" and "AArch64" or "Advanced Micro Devices X86-64", machine,
+              lua .. " " .. arch .. " " .. so)
+            seen[arch] = (seen[arch] or 0) + 1
+          end
+        end
+      end
+    end
+    -- core.so, curl.so, sign.so, redis.so, fleet/native.so, sigv4.so for each Lua
+    assert.same({ ["linux-aarch64"] = 6 * #LUAS, ["linux-x86_64"] = 6 * #LUAS }, seen)
+  end)
+
+  it("installs every rock for Lua 5.5 from its folder with no compiler, asking no server; a Lua 5.5 loads its C "
+    .. "modules", function()
+    local tree = tmp .. "/tree-5.5"
+    for _, rock in ipairs(ROCKS) do
+      local out, ok = sh("PATH=" .. q(nocc) .. " luarocks --lua-version=5.5 install --only-server="
+        .. q(rel .. "/5.5") .. " --tree=" .. q(tree) .. " --deps-mode=none " .. rock)
+      assert.is_true(ok, out)
+      assert.matches("Installing " .. rel .. "/5.5/" .. rock .. "-" .. v .. "-1.", out, 1, true)
+      assert.matches(rock .. " " .. v .. "-1 is now installed", out, 1, true)
+      assert.is_nil(out:find("luarocks.org", 1, true), out)
+    end
+    assert.same({ "starvideos/core.so", "starvideos/curl.so", "starvideos/fleet/native.so",
+      "starvideos/redis.so", "starvideos/sign.so", "starvideos/sigv4.so" }, trees.files(tree .. "/lib/lua/5.5"))
+    -- then on a Lua 5.5 (the vendored sources' interpreter, built here as ../shared/vendor's README says), every C
+    -- module of that tree loaded, and the core reading an answer.  (A video on 5.5 waits for the library's Lua to
+    -- load there: bucket.lua's rule text assigns to a for-loop variable, which 5.5 refuses; issue 68's part 1.)
+    local vendor
+    for _, d in ipairs { os.getenv("VENDOR") or "", helper.root .. "/../shared/vendor",
+      helper.root .. "/../../shared/vendor" } do
+      if not vendor and d ~= "" and helper.exists(d .. "/lua-5.5.0.tar.gz") then
+        vendor = helper.capture("cd " .. q(d) .. " && pwd"):match("^(.-)\n")
+      end
+    end
+    assert.is_string(vendor, "no ../shared/vendor/lua-5.5.0.tar.gz (VENDOR=)")
+    local l55 = tmp .. "/lua5.5"
+    local out, ok = sh("mkdir -p " .. q(l55) .. " && cd " .. q(l55) .. " && tar xzf " .. q(vendor
+      .. "/lua-5.5.0.tar.gz") .. " && cc -O2 -DLUA_USE_LINUX -Wl,-E -o lua lua-5.5.0/onelua.c -lm -ldl")
+    assert.is_true(ok, out)
+    helper.write_file(l55 .. "/run.lua", [[
+for _, m in ipairs { "starvideos.core", "starvideos.curl", "starvideos.sign", "starvideos.redis",
+  "starvideos.fleet.native", "starvideos.sigv4" } do
+  print("loaded", m, type(require(m)))
+end
+local t = assert(require("starvideos.core").verdict("query", 200, '{"id":"t","status":"queued"}'))
+print(_VERSION, t.id, t.status)
+]])
+    out, ok = sh("cd " .. q(l55) .. " && " .. trees.env_paths(tree .. "/share/lua/5.5/?.lua",
+      tree .. "/lib/lua/5.5/?.so") .. "./lua run.lua")
+    assert.is_true(ok, out)
+    assert.equal(6, select(2, out:gsub("loaded\t[%w.]+\ttable\n", "")), out)
+    assert.matches("\nLua 5.5\tt\tqueued\n", out, 1, true)
+  end)
+
+  -- The arm64 rocks on an arm64 Lua (Debian's lua5.4 and lua5.1 of the sysroot `make release` unpacked) under
+  -- qemu-aarch64: each rock of the Lua's folder (linux-aarch64 and all) unpacked as LuaRocks lays a tree out
+  -- (lib/ into lib/lua/5.x, lua/ into share/lua/5.x), then a video generated against the emulator (native) and every
+  -- module loaded, and the core's specs (spec/core/) run by busted on that Lua with the tree's C modules.
+  local ROOT = helper.capture("cd " .. q(helper.root) .. " && pwd"):match("^(.-)\n")
+  local SYSROOT = ROOT .. "/build/sysroot-aarch64"
+  for _, luav in ipairs { "5.4", "5.1" } do
+    describe("on arm64 (qemu-aarch64, Lua " .. luav .. ")", function()
+      if not helper.execute("command -v qemu-aarch64 >/dev/null 2>&1") then
+        pending("qemu-aarch64 is not installed (Debian: qemu-user; make deps)")
+        return
+      end
+      local tree, arm
+
+      lazy_setup(function()
+        tree = helper.tmpdir() .. "/tree"
+        for _, rock in ipairs(ROCKS) do
+          local arch = arches(rock)[1]
+          local file = rel .. "/" .. luav .. "/" .. rock .. "-" .. v .. "-1." .. arch .. ".rock"
+          assert(helper.execute("mkdir -p " .. q(tree .. "/x") .. " && cd " .. q(tree .. "/x") .. " && unzip -q -o "
+            .. q(file) .. " && mkdir -p ../lib/lua/" .. luav .. " ../share/lua/" .. luav
+            .. " && { [ ! -d lib ] || cp -r lib/. ../lib/lua/" .. luav .. "/; } && { [ ! -d lua ] || cp -r lua/. "
+            .. "../share/lua/" .. luav .. "/; } && cd .. && rm -rf x"))
+        end
+        -- the arm64 interpreter, its files (/usr/..., /lib/...) looked for in the sysroot first
+        arm = "qemu-aarch64 -L " .. q(SYSROOT) .. " " .. q(SYSROOT .. "/usr/bin/lua" .. luav)
+      end)
+
+      it("loads the arm64 core and every module of its tree, and saves a video from the emulator", function()
+        local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+        finally(function() emu:stop() end)
+        local dir = helper.tmpdir()
+        helper.write_file(dir .. "/run.lua", RUN .. "print(_VERSION, jit and 'jit' or 'no jit')\n")
+        local share, lib = tree .. "/share/lua/" .. luav, tree .. "/lib/lua/" .. luav
+        local out, ok = sh("cd " .. q(dir) .. " && " .. trees.env_paths(share .. "/?.lua;" .. share .. "/?/init.lua;;",
+          lib .. "/?.so;;") .. arm .. " run.lua " .. q(emu.url) .. " " .. q(emu.key) .. " " .. q(dir .. "/cat.mp4"))
+        assert.is_true(ok, out)
+        assert.matches("generated\tcompleted\t" .. dir .. "/cat.mp4", out, 1, true)
+        assert.matches("\nLua " .. luav .. "\tno jit\n", out, 1, true)
+        assert.is_true(helper.read_file(dir .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+        assert.equal(1, emu:creates())
+        assert.equal(10, select(2, out:gsub("\nloaded\t[%w.]+\ttable", "")), out)
+      end)
+
+      it("passes the core's specs (spec/core/) on that Lua, the emulator native", function()
+        -- busted on the arm64 Lua (the sysroot's lua-busted), the checkout's Lua beside the tree's C modules
+        -- (STARVIDEOS_CPATH, .busted's cpath); the emulator a native lua5.4 (STARVIDEOS_LUA).  The one case that
+        -- runs a child Lua on those modules (the locale's) is left out: the child would be native.
+        local out, ok = sh("cd " .. q(helper.root) .. " && STARVIDEOS_LUA=lua5.4 STARVIDEOS_CPATH=" .. q(tree
+          .. "/lib/lua/" .. luav .. "/?.so") .. " " .. trees.env_paths(";;", ";;") .. arm
+          .. " /usr/bin/busted --exclude-tags=hosts --filter-out='locale' -o TAP spec/core/answer_spec.lua "
+          .. "spec/core/validate_spec.lua spec/core/media_spec.lua")
+        assert.is_true(ok, out)
+        local passed = select(2, out:gsub("\nok %d+ ", ""))
+        assert.is_true(passed > 100, out)
+        assert.is_nil(out:find("\nnot ok ", 1, true), out)
+      end)
+    end)
+  end
+
   it("has every rockspec pass luarocks lint (a broken one fails it), each versioned one its scm one but for version, "
     .. "source and the core's range", function()
     local specs = rockspecs()
@@ -270,20 +419,20 @@ describe("make release", function()
       if not f:find("-scm-1", 1, true) then
         local scm_name = f:gsub("%-" .. v:gsub("%.", "%%.") .. "%-1%.", "-scm-1.")
         local scm = assert(helper.read_file(helper.root .. "/" .. scm_name), scm_name)
-        local versioned = assert(helper.read_file(helper.root .. "/" .. f))
+        local made = assert(helper.read_file(helper.root .. "/" .. f))
         -- from the description on, the dependencies without their comments and without the core's range
         local function body(text)
           local deps = text:match("\ndependencies = (%b{})"):gsub("\n%s*%-%-[^\n]*", "")
             :gsub('\n  "starvideos >= [^"\n]*",', "")
           return text:match("\ndescription = .*$"):gsub("\ndependencies = %b{}", function() return deps end)
         end
-        assert.equal(body(scm), body(versioned), f)
-        assert.matches('\nversion = "' .. v:gsub("%.", "%%.") .. '%-1"\n', versioned, nil, f)
-        assert.matches('\nsource = {\n  url = "starvideos%-' .. v:gsub("%.", "%%.") .. '%.tar%.gz",', versioned, nil, f)
+        assert.equal(body(scm), body(made), f)
+        assert.matches('\nversion = "' .. v:gsub("%.", "%%.") .. '%-1"\n', made, nil, f)
+        assert.matches('\nsource = {\n  url = "starvideos%-' .. v:gsub("%.", "%%.") .. '%.tar%.gz",', made, nil, f)
         if f:find("^rocks/") then
           local major, minor = v:match("^(%d+)%.(%d+)")
           assert.matches('\n  "starvideos >= ' .. major .. "%." .. minor .. ", < " .. major .. "%." .. (minor + 1)
-            .. '",\n', versioned, nil, f)
+            .. '",\n', made, nil, f)
         end
       end
     end

@@ -47,8 +47,6 @@ A.CLIENT = {
   metrics = { "boolean", "count requests, creates, tasks, videos, bytes for client:metrics" },
   trace = { "starvideos.Trace|false", "a span per task, exported as OTLP/HTTP JSON; false: off" },
   transport = { "table", "a transport object (docs/architecture.md)" },
-  failure_patterns = { "table[]", "the user's failure texts, tried first: {match = LUA_PATTERN, reason = R, input = "
-    .. "FIELD}s (docs/failures.md)" },
   keepalive_timeout = { "number", "inside nginx: seconds a kept-alive connection may idle (lua-resty-http's name)" },
   keepalive_pool = { "integer", "inside nginx: connections kept per host and port, 1 to 1024 (default: "
     .. "max_connections)" },
