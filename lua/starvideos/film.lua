@@ -338,7 +338,8 @@ function M.film(client, shots, opts)
   if Sink.object(opts.out) then ok, same = into_object(client, tasks, opts.out, opts)
   else ok, same = M.join(paths, opts.out) end
   if not ok then return after_made(same, #list) end
-  return { path = opts.out, shots = tasks, copied = same }
+  local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks) -- (its shots')
+  return { path = opts.out, shots = tasks, copied = same, provenance_error = not recorded and rerr or nil }
 end
 
 return M

@@ -1,0 +1,183 @@
+-- Where each video came from (docs/lineage.md, "Where each video came from"): a saved video's provenance record, the
+-- JSON beside it (a file's PATH.json, an object's s3://B/K.json: its sink's record), written after the video by the
+-- sink point (video.lua) for every caller, and a film's by film.lua.  It holds the model, the task and request ids,
+-- the create's params (a reference by its SHA-256 and size when the library read it, else its URL without its query
+-- and user info: a presigned URL's signature never), the file's SHA-256 and size, its parents' records' SHA-256,
+-- the time, the library's version and the IPTC digital source type.  Its record_sha256 is the SHA-256 of its other
+-- fields encoded as here (keys sorted): a changed field shows.  It is not a signature: anyone can write one.
+
+local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local Sink = require "starvideos.sink"
+local cjson = require("cjson.safe").new()
+
+local type, pairs, ipairs, tostring, next, string_format, table_concat, table_sort, math_floor = type, pairs, ipairs,
+  tostring, next, string.format, table.concat, table.sort, math.floor
+
+local P = {}
+
+P.FORMAT = "starvideos-provenance/1"
+P.SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia" -- IPTC's digital source type
+P.SUFFIX = ".json"
+
+local function sign() return require "starvideos.sign" end
+
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return (c == '"' or c == "\\") and "\\" .. c or string_format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+-- v as JSON, its keys sorted, two spaces a level: the same bytes for the same table on every Lua (its own encoder:
+-- cjson's escapes and number forms differ between builds).
+local function encode(v, ind)
+  local kind = type(v)
+  if kind == "string" then return quote(v) end
+  if kind == "number" then
+    if v == math_floor(v) and v > -2^53 and v < 2^53 then return string_format("%d", v) end
+    return string_format("%.17g", v)
+  end
+  if kind ~= "table" then return (v == nil or v == cjson.null) and "null" or tostring(v) end
+  if next(v) == nil then return "{}" end
+  local inner, parts = ind .. "  ", {}
+  if v[1] ~= nil then
+    for i, x in ipairs(v) do parts[i] = inner .. encode(x, inner) end
+    return "[\n" .. table_concat(parts, ",\n") .. "\n" .. ind .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table_sort(keys)
+  for i, k in ipairs(keys) do parts[i] = inner .. quote(k) .. ": " .. encode(v[k], inner) end
+  return "{\n" .. table_concat(parts, ",\n") .. "\n" .. ind .. "}"
+end
+P.encode = encode
+
+-- The SHA-256 of rec's fields but record_sha256 (rec: a decoded record).
+function P.seal(rec)
+  local was = rec.record_sha256
+  rec.record_sha256 = nil
+  local sum = sign().sha256(encode(rec, ""))
+  rec.record_sha256 = was
+  return sum
+end
+
+-- rec sealed, as the bytes of its file.
+function P.text(rec)
+  rec.record_sha256 = P.seal(rec)
+  return encode(rec, "") .. "\n"
+end
+
+-- The last part of a path or URL.
+local function base(path) return (tostring(path):gsub("[?#].*", ""):match("([^/]*)$")) end
+
+-- A URL as a record keeps it: without its user info, query and fragment (a presigned URL's signature and
+-- credential are its query).
+local function bare(url)
+  local s, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  rest = rest:gsub("[?#].*$", "")
+  local host, path = rest:match("^([^/]*)(.*)$")
+  return s .. host:gsub("^.*@", "") .. path, url:find("[?#@]") ~= nil
+end
+
+-- A value of the create's params as a record keeps it: a local file {file = path} by its name, SHA-256 and size; a
+-- URL bare (and dropped = true when something was cut); a long data: URI by its SHA-256 and size; tables walked.
+local function kept(v)
+  if type(v) == "string" then
+    if v:find("^%a[%w+.-]*://") then
+      local url, cut = bare(v)
+      return cut and { url = url, dropped = "its query and user info (a presigned URL's signature)" } or v
+    end
+    if v:find("^data:") and #v > 256 then return { data = v:match("^data:([^;,]*)"), sha256 = sign().sha256(v),
+      bytes = #v } end
+    return v
+  end
+  if type(v) ~= "table" then return v end
+  if type(v.file) == "string" then
+    local sum = sign().sha256_file(v.file)
+    return { file = base(v.file), sha256 = sum, bytes = require("starvideos.download").size(v.file) }
+  end
+  local c = {}
+  for k, x in pairs(v) do c[k] = kept(x) end
+  return c
+end
+P.kept = kept
+
+-- A parent's entry (t: its task as the ledger lists it; relation: how the child builds on it): its task, video
+-- and its record's SHA-256, read where its sink keeps it (ctx: a client's; nil when it has none).
+function P.parent(ctx, t, relation, index)
+  local text = t.path and Sink.of(ctx.cfg, t.path).record_of(t.path, ctx)
+  return { relation = relation, index = index, task = t.id, video = t.path and { path = t.path, sha256 = t.sha256,
+    bytes = t.bytes } or nil, record_sha256 = text and sign().sha256(text) or nil }
+end
+
+-- The parents of a job of spec (spec.parent: a task of the ledger; spec.relation), read before anything is sent:
+-- a list, or nil (none, provenance off, no ledger).
+function P.parents(ctx, spec)
+  if not spec.parent or ctx.cfg.provenance == false or not ctx.ledger.records then return nil end
+  for _, t in ipairs(ctx.ledger:tasks() or {}) do
+    if t.id == spec.parent then return { P.parent(ctx, t, spec.relation) } end
+  end
+  return { { relation = spec.relation, task = spec.parent } }
+end
+
+local function now_text() return os.date("!%Y-%m-%dT%H:%M:%SZ") end
+
+-- The record of a video saved at out (its sha256 and bytes) from what made it.
+function P.record(out, sha256, bytes, from)
+  local rec = { format = P.FORMAT, digital_source_type = P.SOURCE, saved_at = now_text(),
+    library = "starvideos " .. require("starvideos.config").VERSION,
+    video = { name = base(out), sha256 = sha256, bytes = bytes } }
+  for k, v in pairs(from) do rec[k] = v end
+  return rec
+end
+
+-- The record of job's video, saved whole (r: its commit: sha256, bytes) at job.out.
+function P.of_job(job, r)
+  local task, ids = job.task or {}, job.ids or {}
+  return P.record(job.out, r.sha256, r.bytes, { model = job.model or task.model or job.params and job.params.model,
+    task_id = job.id, request_id = ids.request_id, server_request_id = ids.server_request_id,
+    params = job.params and kept(job.params), parents = job.parents, tenant = job.tenant })
+end
+
+-- The sink point's step after a video is saved (video.lua): its record written beside it by its sink (a file's now;
+-- an object's by a PUT: the job awaits it), or nil when none is (provenance = false).  The awaited: done, err,
+-- provenance = true, sha256 (the video's).
+function P.save(job, r, t)
+  if job.cfg.provenance == false or not job.sink.record then return nil end
+  local ok, text = pcall(P.text, P.of_job(job, r))
+  local w = ok and job.sink.record(job, t, text) or { done = true, err = { message = tostring(text) } }
+  w.provenance, w.sha256 = true, r.sha256
+  return w
+end
+
+-- The text of the record beside the file path, or nil.
+function P.read_file(path) return require("starvideos.download").record_of(path) end
+
+-- A film joined at out from its shots (paths; tasks: each shot's): its record written beside it, naming each shot's
+-- record by its SHA-256: true, or nil, why (provenance = false: nothing, true).
+function P.joined(client, out, paths, tasks)
+  if client.cfg.provenance == false then return true end
+  local sum, err = sign().sha256_file(out)
+  if not sum then return nil, err end
+  local parents = {}
+  for i, path in ipairs(paths) do
+    local tk = tasks[i] or {}
+    local p = Sink.recorded(path)
+    local text = P.read_file(path)
+    parents[i] = { relation = "shot", index = i, task = tk.id, video = { path = p, sha256 = sign().sha256_file(path),
+      bytes = require("starvideos.download").size(path) }, record_sha256 = text and sign().sha256(text) or nil }
+  end
+  local rec = P.record(out, sum, require("starvideos.download").size(out), { joined = "ffmpeg's concat of its shots",
+    parents = parents })
+  local w = require("starvideos.download").record({ out = out }, nil, P.text(rec))
+  if w.err then return nil, w.err.message end
+  return true
+end
+
+-- The record's JSON decoded: a table, or nil, why.
+function P.decode(text)
+  local rec = cjson.decode(text)
+  if type(rec) ~= "table" then return nil, "it is not a JSON object" end
+  return rec
+end
+
+return P
