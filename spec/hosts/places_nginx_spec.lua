@@ -2,10 +2,12 @@
 -- sockets), against the emulator counting creates: a handler's create of params the service will ignore is told
 -- validate's warnings (warning events before the create, the task's warnings), the request sent as asked; a
 -- handler's film of 2 shots (a journal its ledger) is 2 creates and one film, ffmpeg run in nginx's thread pool
--- (a /ping of the one worker answered while the join waits), and run again pays nothing.
+-- (a /ping of the one worker answered while the join waits), and run again pays nothing; the film's provenance record
+-- and a remix's (each video's, beside it) verify.
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
+local cli = require "spec.support.cli_run"
 
 local KEY = "k-places-nginx"
 local q = helper.shell_quote
@@ -37,6 +39,17 @@ local FILM = [[
   ngx.say(r and require("cjson").encode { path = r.path, ids = { r.shots[1].id, r.shots[2].id } } or tostring(err))
 ]]
 
+-- A generate at ?out= and its remix at ?out=.remix.mp4 (the journal ?journal=): their paths, or the error.
+local REMIX = [[
+  local a = ngx.req.get_uri_args()
+  local c = require("starvideos").new { api_key = %q, base_url = %q, journal = a.journal, interval = 0.1,
+    min_interval = 0.1 }
+  local p, err = c:generate({ model = "videos", prompt = "the sea", duration = 5 }, { out = a.out })
+  local r, rerr = p and c:remix(p.id, { prompt = "the sea at night" }, { out = a.out .. ".remix.mp4" })
+  c:close()
+  ngx.say(r and require("cjson").encode { parent = p.path, path = r.path } or tostring(err or rerr))
+]]
+
 describe("a handler inside nginx", function()
   local emu, dir, ngx
 
@@ -60,7 +73,7 @@ exec %s "$@"
       table.insert(lines, 3, "env PATH=" .. dir .. "/bin:/usr/local/bin:/usr/bin:/bin;")
       lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
       for _, l in ipairs { { "/warned", WARNED:format(KEY, emu.url) }, { "/film", FILM:format(KEY, emu.url) },
-        { "/ping", 'ngx.say("pong")' } } do
+        { "/remix", REMIX:format(KEY, emu.url) }, { "/ping", 'ngx.say("pong")' } } do
         lines[#lines + 1] = string.format("      location = %s { content_by_lua_block { %s } }", l[1], l[2])
       end
       lines[#lines + 1] = "    }\n}\n"
@@ -110,5 +123,19 @@ exec %s "$@"
     local again = get(query)
     assert.same(got, cjson.decode(again), again)
     assert.equal(before + 2, emu:creates(), "nothing paid again")
+    local verified = cli.run { "verify", out } -- (the film's record names its shots' records: docs/lineage.md)
+    assert.equal(0, verified.code, verified.err)
+    assert.equal(3, select(2, verified.out:gsub("matches: ", "")), verified.out)
+  end)
+
+  it("a generate and its remix: each video's provenance record beside it, the remix's naming its parent's by its "
+    .. "SHA-256; verify exits 0", function()
+    local got = assert(cjson.decode(get("/remix?journal=" .. dir .. "/r.jsonl&out=" .. dir .. "/sea.mp4")))
+    local rec = assert(cjson.decode((assert(helper.read_file(got.path .. ".json")))))
+    assert.same({ "remix", require("starvideos.sign").sha256(assert(helper.read_file(got.parent .. ".json"))) },
+      { rec.parents[1].relation, rec.parents[1].record_sha256 })
+    local verified = cli.run { "verify", got.path }
+    assert.equal(0, verified.code, verified.err)
+    assert.matches("matches: " .. got.parent, verified.out, 1, true)
   end)
 end)
