@@ -84,7 +84,7 @@ function C.build(job, goal, spec)
     made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh,
       parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
   end
-  made.parents = require("starvideos.provenance").parents(job, spec) -- (its record's: read now)
+  made.parents, made.kept = require("starvideos.provenance").start(job, spec) -- (what its record says, read now)
   return made
 end
 

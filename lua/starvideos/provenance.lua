@@ -78,9 +78,10 @@ local function bare(url)
   return s .. host:gsub("^.*@", "") .. path, url:find("[?#@]") ~= nil
 end
 
--- A value of the create's params as a record keeps it: a local file {file = path} by its name, SHA-256 and size; a
--- URL bare (and dropped = true when something was cut); a long data: URI by its SHA-256 and size; tables walked.
-local function kept(v)
+-- A value of the create's params as a record keeps it: a local file {file = path} by its name, SHA-256 and size (as
+-- known[path] says, when it is there: a parent's video, hashed and verified already); a URL bare (and dropped says
+-- what was cut); a long data: URI by its SHA-256 and size; tables walked.
+local function kept(v, known)
   if type(v) == "string" then
     if v:find("^%a[%w+.-]*://") then
       local url, cut = bare(v)
@@ -92,11 +93,15 @@ local function kept(v)
   end
   if type(v) ~= "table" then return v end
   if type(v.file) == "string" then
-    local sum = sign().sha256_file(v.file)
-    return { file = base(v.file), sha256 = sum, bytes = require("starvideos.download").size(v.file) }
+    local k = known and known[v.file]
+    if k then return { file = base(v.file), sha256 = k.sha256, bytes = k.bytes } end
+    if require("starvideos.core").file_kind(v.file, true) ~= "file" then return { file = base(v.file) } end -- (a FIFO
+    -- would hold the open forever: the references' check refuses it, naming it)
+    local bytes = require("starvideos.download").size(v.file)
+    return { file = base(v.file), sha256 = sign().sha256_file(v.file), bytes = bytes }
   end
   local c = {}
-  for k, x in pairs(v) do c[k] = kept(x) end
+  for k, x in pairs(v) do c[k] = kept(x, known) end
   return c
 end
 P.kept = kept
@@ -109,14 +114,29 @@ function P.parent(ctx, t, relation, index)
     bytes = t.bytes } or nil, record_sha256 = text and sign().sha256(text) or nil }
 end
 
--- The parents of a job of spec (spec.parent: a task of the ledger; spec.relation), read before anything is sent:
--- a list, or nil (none, provenance off, no ledger).
-function P.parents(ctx, spec)
-  if not spec.parent or ctx.cfg.provenance == false or not ctx.ledger.records then return nil end
+-- The parents of a job of spec (spec.parent: a task of the ledger; spec.relation): a list, or nil.
+local function parents_of(ctx, spec)
+  if not spec.parent or not ctx.ledger.records then return nil end
   for _, t in ipairs(ctx.ledger:tasks() or {}) do
     if t.id == spec.parent then return { P.parent(ctx, t, spec.relation) } end
   end
   return { { relation = spec.relation, task = spec.parent } }
+end
+
+-- What a job of spec's record will say that is read when it is made, before anything is sent (Job.new): its parents
+-- (their records' SHA-256) and its params as kept (a local file hashed while it is there: a remix's copy of its
+-- parent is removed once the create is sent); nothing with provenance = false.
+function P.start(ctx, spec)
+  if ctx.cfg.provenance == false then return nil end
+  local list = spec.parents or parents_of(ctx, spec)
+  local known = {}
+  for _, p in ipairs(list or {}) do
+    if p.video and p.video.sha256 then
+      known[p.video.path] = p.video
+      if spec.scratch then known[spec.scratch] = p.video end -- (read back whole: its bytes the parent's)
+    end
+  end
+  return list, spec.params and kept(spec.params, known)
 end
 
 local function now_text() return os.date("!%Y-%m-%dT%H:%M:%SZ") end
@@ -135,7 +155,7 @@ function P.of_job(job, r)
   local task, ids = job.task or {}, job.ids or {}
   return P.record(job.out, r.sha256, r.bytes, { model = job.model or task.model or job.params and job.params.model,
     task_id = job.id, request_id = ids.request_id, server_request_id = ids.server_request_id,
-    params = job.params and kept(job.params), parents = job.parents, tenant = job.tenant })
+    params = job.kept or job.params and kept(job.params), parents = job.parents, tenant = job.tenant })
 end
 
 -- The sink point's step after a video is saved (video.lua): its record written beside it by its sink (a file's now;
@@ -156,15 +176,17 @@ function P.read_file(path) return require("starvideos.download").record_of(path)
 -- record by its SHA-256: true, or nil, why (provenance = false: nothing, true).
 function P.joined(client, out, paths, tasks)
   if client.cfg.provenance == false then return true end
-  local sum, err = sign().sha256_file(out)
+  local tr = client.loop.transport -- (nginx's thread pool hashes the film: its worker serves meanwhile)
+  local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
+    or sign().sha256_file
+  local sum, err = hash(out)
   if not sum then return nil, err end
   local parents = {}
   for i, path in ipairs(paths) do
-    local tk = tasks[i] or {}
-    local p = Sink.recorded(path)
-    local text = P.read_file(path)
-    parents[i] = { relation = "shot", index = i, task = tk.id, video = { path = p, sha256 = sign().sha256_file(path),
-      bytes = require("starvideos.download").size(path) }, record_sha256 = text and sign().sha256(text) or nil }
+    local tk, text = tasks[i] or {}, P.read_file(path)
+    parents[i] = { relation = "shot", index = i, task = tk.id, video = { path = Sink.recorded(path),
+      sha256 = tk.sha256 or hash(path), bytes = require("starvideos.download").size(path) },
+      record_sha256 = text and sign().sha256(text) or nil }
   end
   local rec = P.record(out, sum, require("starvideos.download").size(out), { joined = "ffmpeg's concat of its shots",
     parents = parents })
