@@ -172,25 +172,37 @@ end
 -- The text of the record beside the file path, or nil.
 function P.read_file(path) return require("starvideos.download").record_of(path) end
 
--- A film joined at out from its shots (paths; tasks: each shot's): its record written beside it, naming each shot's
--- record by its SHA-256: true, or nil, why (provenance = false: nothing, true).
-function P.joined(client, out, paths, tasks)
+-- A film's shot i at path (task: its task) as its record names it: its task, video and record's SHA-256 (an object
+-- shot's size: its record's).
+local function shot(client, i, path, task, hash)
+  local text = Sink.of(client.cfg, path).record_of(path, client.ctx)
+  local rec = text and cjson.decode(text)
+  local object = Sink.object(path)
+  local bytes = object and type(rec) == "table" and type(rec.video) == "table" and rec.video.bytes or nil
+  return { relation = "shot", index = i, task = task.id, video = { path = Sink.recorded(path),
+    sha256 = task.sha256 or not object and hash(path) or nil,
+    bytes = object and bytes or require("starvideos.download").size(path) },
+    record_sha256 = text and sign().sha256(text) or nil }
+end
+
+-- A film joined at out from its shots (paths; tasks: each shot's; made: an object film's SHA-256 and size, film.lua's):
+-- its record written beside it by out's sink, naming each shot's record by its SHA-256: true, or nil, why
+-- (provenance = false: nothing, true).
+function P.joined(client, out, paths, tasks, made)
   if client.cfg.provenance == false then return true end
   local tr = client.loop.transport -- (nginx's thread pool hashes the film: its worker serves meanwhile)
   local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
     or sign().sha256_file
-  local sum, err = hash(out)
+  local sum, err = made and made.sha256, nil
+  if not made then sum, err = hash(out) end
   if not sum then return nil, err end
   local parents = {}
-  for i, path in ipairs(paths) do
-    local tk, text = tasks[i] or {}, P.read_file(path)
-    parents[i] = { relation = "shot", index = i, task = tk.id, video = { path = Sink.recorded(path),
-      sha256 = tk.sha256 or hash(path), bytes = require("starvideos.download").size(path) },
-      record_sha256 = text and sign().sha256(text) or nil }
-  end
-  local rec = P.record(out, sum, require("starvideos.download").size(out), { joined = "ffmpeg's concat of its shots",
-    parents = parents })
-  local w = require("starvideos.download").record({ out = out }, nil, P.text(rec))
+  for i, path in ipairs(paths) do parents[i] = shot(client, i, path, tasks[i] or {}, hash) end
+  local rec = P.record(out, sum, made and made.bytes or require("starvideos.download").size(out),
+    { joined = "ffmpeg's concat of its shots", parents = parents })
+  local owner = { out = out, loop = client.loop, key = client.ctx.key, cfg = client.cfg, advance = function() end }
+  local w = Sink.of(client.cfg, out).record(owner, require("starvideos.core").now(), P.text(rec))
+  client.loop:drive(function() return w.done end) -- (a bucket's PUT; a file's: written)
   if w.err then return nil, w.err.message end
   return true
 end

@@ -48,6 +48,7 @@ describe("remix and continue with an s3:// parent or out", function()
       made.fetched[1].hash })
     assert.same({ parent.id, "remix" }, { t.parent, t.relation })
     assert.is_false(helper.exists(dir .. "/r.mp4.parent.mp4"), "the read-back copy is removed")
+    assert.is_false(helper.exists(dir .. "/r.mp4.parent.mp4.json"), "and the record of its download")
     -- its provenance record: the reference by the parent's SHA-256 and size (not the refs' presigned URL), and the
     -- parent's record, the object s3://vids/lineage/parent.mp4.json, by its SHA-256
     local rec = require("cjson").decode((assert(helper.read_file(dir .. "/r.mp4.json"))))
@@ -131,6 +132,15 @@ describe("remix and continue with an s3:// parent or out", function()
     assert.near(15, object_seconds("films/kite.mp4"), 0.5)
     local left = helper.capture("ls " .. q(os.getenv("TMPDIR") or "/tmp") .. " | grep -c '^starvideos-.*shot' || true")
     assert.equal("0", left:match("%d+"), "no shot read back is left")
+    -- the film's provenance record, the object beside it: its SHA-256 and size, each shot's record by its SHA-256
+    local rec = require("cjson").decode((object_bytes("films/kite.mp4.json")))
+    assert.same({ got.sha256, got.bytes, 3 }, { rec.video.sha256, rec.video.bytes, #rec.parents })
+    assert.is_nil(film.provenance_error)
+    for i, p in ipairs(rec.parents) do
+      local key = string.format("films/kite.shot%02d.mp4", i)
+      assert.same({ "shot", film.shots[i].id, require("starvideos.sign").sha256((object_bytes(key .. ".json"))),
+        st.read(key).sha256 }, { p.relation, p.task, p.record_sha256, p.video.sha256 })
+    end
     local again = assert(client:film(shots, { out = "s3://vids/films/kite.mp4" }))
     assert.equal(before + 3, emu:creates(), "a rerun creates nothing")
     assert.equal(film.shots[3].id, again.shots[3].id)
