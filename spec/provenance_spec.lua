@@ -130,6 +130,15 @@ describe("provenance records and starvideos verify", function()
       helper.write_file(shot2, kept)
     end)
 
+  it("a Ctrl-C while a record is made goes through (a film's SIGINT right after a shot was saved went on)", function()
+    local was = sign.sha256
+    sign.sha256 = function() error("interrupted!", 0) end -- (where lua.c's SIGINT hook raises: anywhere)
+    local job = { cfg = {}, out = dir .. "/x.mp4", sink = { record = function() return { done = true } end } }
+    local ok, err = pcall(P.save, job, { sha256 = string.rep("0", 64), bytes = 1 }, 0)
+    sign.sha256 = was
+    assert.same({ false, "interrupted!" }, { ok, err })
+  end)
+
   it("verify: no such file, a folder, an object's URL: exit 2 naming it; a file without a record: exit 1", function()
     local cases = { { dir .. "/none.mp4", "is not there" }, { dir, "is a folder" },
       { "s3://vids/a.mp4", "is an object's URL" } }

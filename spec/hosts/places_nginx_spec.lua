@@ -3,7 +3,7 @@
 -- validate's warnings (warning events before the create, the task's warnings), the request sent as asked; a
 -- handler's film of 2 shots (a journal its ledger) is 2 creates and one film, ffmpeg run in nginx's thread pool
 -- (a /ping of the one worker answered while the join waits), and run again pays nothing; the film's provenance record
--- and a remix's (each video's, beside it) verify.
+-- and a remix's (each video's, beside it) verify, and a generate's without a journal (the dict's counts).
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
@@ -50,6 +50,14 @@ local REMIX = [[
   ngx.say(r and require("cjson").encode { parent = p.path, path = r.path } or tostring(err or rerr))
 ]]
 
+-- A generate at ?out= without a journal (the worker's dict its counts): its path, or the error.
+local PLAIN = [[
+  local c = require("starvideos").new { api_key = %q, base_url = %q, interval = 0.1, min_interval = 0.1 }
+  local t, err = c:generate({ model = "videos", prompt = "the hill", duration = 5 }, { out = ngx.var.arg_out })
+  c:close()
+  ngx.say(t and t.path or tostring(err))
+]]
+
 describe("a handler inside nginx", function()
   local emu, dir, ngx
 
@@ -71,9 +79,11 @@ exec %s "$@"
     ngx = nginx_run.serve(dir, function(port)
       local lines = nginx_run.conf_head(dir, 1)
       table.insert(lines, 3, "env PATH=" .. dir .. "/bin:/usr/local/bin:/usr/bin:/bin;")
+      lines[#lines + 1] = "    lua_shared_dict starvideos 1m;" -- (a handler without a journal: the dict's counts)
       lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
       for _, l in ipairs { { "/warned", WARNED:format(KEY, emu.url) }, { "/film", FILM:format(KEY, emu.url) },
-        { "/remix", REMIX:format(KEY, emu.url) }, { "/ping", 'ngx.say("pong")' } } do
+        { "/remix", REMIX:format(KEY, emu.url) }, { "/plain", PLAIN:format(KEY, emu.url) },
+        { "/ping", 'ngx.say("pong")' } } do
         lines[#lines + 1] = string.format("      location = %s { content_by_lua_block { %s } }", l[1], l[2])
       end
       lines[#lines + 1] = "    }\n}\n"
@@ -126,6 +136,15 @@ exec %s "$@"
     local verified = cli.run { "verify", out } -- (the film's record names its shots' records: docs/lineage.md)
     assert.equal(0, verified.code, verified.err)
     assert.equal(3, select(2, verified.out:gsub("matches: ", "")), verified.out)
+  end)
+
+  it("a generate without a journal: its provenance record beside it, verify exits 0", function()
+    local out = dir .. "/hill.mp4"
+    assert.equal(out, get("/plain?out=" .. out))
+    local rec = assert(cjson.decode((assert(helper.read_file(out .. ".json")))))
+    assert.same({ "videos", require("starvideos.sign").sha256_file(out) }, { rec.model, rec.video.sha256 })
+    local verified = cli.run { "verify", out }
+    assert.equal(0, verified.code, verified.err)
   end)
 
   it("a generate and its remix: each video's provenance record beside it, the remix's naming its parent's by its "
