@@ -127,7 +127,7 @@ end
 -- (their records' SHA-256) and its params as kept (a local file hashed while it is there: a remix's copy of its
 -- parent is removed once the create is sent); nothing with provenance = false.
 function P.start(ctx, spec)
-  if ctx.cfg.provenance == false then return nil end
+  if ctx.cfg.provenance == false or not spec.out then return nil end -- (a job that saves no video: no record)
   local list = spec.parents or parents_of(ctx, spec)
   local known = {}
   for _, p in ipairs(list or {}) do

@@ -166,6 +166,17 @@ M.cases = {
       assert.is_nil(env.sink.record_of(off, c.ctx), "no record with provenance = false")
     end },
 
+  { name = "place (the sink may lack it: a file's): a local file put as an out is saved whole, its SHA-256 the file's",
+    covers = { "place" },
+    run = function(env, assert)
+      if not env.sink.place then return assert.is_nil(env.sink.place) end
+      local file, out = helper.tmpdir() .. "/placed.mp4", env.out("placed.mp4")
+      helper.write_file(file, require("starvideos.emulator.files").video(5))
+      local sum = require("starvideos.sign").sha256_file(file)
+      assert.is_true(env.sink.place(file, out, env.client().ctx, sum))
+      assert.same({ sha256 = sum, bytes = #helper.read_file(file) }, env.saved(out))
+    end },
+
   { name = "keeps and left: an API request is not kept by a close; a transfer that holds nothing leaves nothing",
     covers = { "keeps", "left" },
     run = function(env, assert)
