@@ -2,8 +2,9 @@
 -- (PATH.json) for each caller (the command line, a blocking call, a job driven by step, a film's shots and its join),
 -- and `starvideos verify PATH` (lua/starvideos/cli/verify.lua): 0 for a video and a film that match their records, 1
 -- for a file changed by one byte, a record changed by one field, a parent's record changed, a film whose shot was
--- replaced; 2 for bad input.  The records hold no key.  (Both sinks and a remix's parent: spec/support/sink_cases.lua;
--- nginx and Redis: spec/hosts/places_nginx_spec.lua, rocks/redis/spec/hosts/places_redis_spec.lua.)
+-- replaced; 2 for bad input.  The records hold no key; one that cannot be written is a warning, the video saved.
+-- (Both sinks and a remix's parent: spec/support/sink_cases.lua; nginx and Redis: spec/hosts/places_nginx_spec.lua,
+-- rocks/redis/spec/hosts/places_redis_spec.lua.)
 local helper = require "spec.helper"
 local cli = require "spec.support.cli_run"
 local starvideos = require "starvideos"
@@ -128,6 +129,26 @@ describe("provenance records and starvideos verify", function()
       assert.matches("parent 2 (shot, task " .. made.shots[2].id .. "): its record " .. shot2 .. ".json has SHA-256",
         bad.err, 1, true)
       helper.write_file(shot2, kept)
+    end)
+
+  it("a record that cannot be written (PATH.json a folder) is a warning event; the video is saved, the call ok",
+    function()
+      local out = dir .. "/blocked.mp4"
+      assert(helper.execute("mkdir " .. helper.shell_quote(out .. ".json")))
+      local said = {}
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, interval = 0.05, on_event = function(ev)
+        if ev.type == "warning" then said[#said + 1] = ev end
+      end }
+      local t, err = c:generate({ model = "videos", prompt = "a blocked record", duration = 5 }, { out = out })
+      c:close()
+      assert.is_nil(err)
+      assert.same({ out, sign.sha256_file(out) }, { t.path, t.sha256 })
+      assert.same({ 1, "provenance" }, { #said, said[1] and said[1].field })
+      assert.matches("the provenance record of " .. out .. " was not written: " .. out .. ".json", said[1].message, 1,
+        true)
+      local left = {}
+      for _, n in ipairs(helper.listing(dir)) do if n:find("^blocked") then left[#left + 1] = n end end
+      assert.same({ "blocked.mp4", "blocked.mp4.json" }, left, "no temporary file left")
     end)
 
   it("a Ctrl-C while a record is made goes through (a film's SIGINT right after a shot was saved went on)", function()
