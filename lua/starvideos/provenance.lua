@@ -75,8 +75,13 @@ local function bare(url)
   local s, rest = url:match("^(%a[%w+.-]*://)(.*)$")
   rest = rest:gsub("[?#].*$", "")
   local host, path = rest:match("^([^/]*)(.*)$")
-  return s .. host:gsub("^.*@", "") .. path, url:find("[?#@]") ~= nil
+  local kept_url = s .. host:gsub("^.*@", "") .. path
+  return kept_url, kept_url ~= url
 end
+
+-- What a {file = path} table was found to be, by the table (weak): a batch's entries that share one list of
+-- references hash each file once.
+local hashed = setmetatable({}, { __mode = "k" })
 
 -- A value of the create's params as a record keeps it: a local file {file = path} by its name, SHA-256 and size (as
 -- known[path] says, when it is there: a parent's video, hashed and verified already); a URL bare (and dropped says
@@ -97,8 +102,9 @@ local function kept(v, known)
     if k then return { file = base(v.file), sha256 = k.sha256, bytes = k.bytes } end
     if require("starvideos.core").file_kind(v.file, true) ~= "file" then return { file = base(v.file) } end -- (a FIFO
     -- would hold the open forever: the references' check refuses it, naming it)
-    local bytes = require("starvideos.download").size(v.file)
-    return { file = base(v.file), sha256 = sign().sha256_file(v.file), bytes = bytes }
+    hashed[v] = hashed[v] or { file = base(v.file), sha256 = sign().sha256_file(v.file),
+      bytes = require("starvideos.download").size(v.file) }
+    return hashed[v]
   end
   local c = {}
   for k, x in pairs(v) do c[k] = kept(x, known) end
