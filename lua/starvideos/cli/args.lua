@@ -354,7 +354,8 @@ local COMMANDS = {
   },
   verify = {
     args = { "PATH" }, flags = flags(),
-    summary = "check a video against its provenance record PATH.json, and its parents' records where present",
+    summary = "check a video against its provenance record PATH.json and its parents' records where present (exit 1: "
+      .. "one differs, said on stderr)",
     arg_text = { PATH = "the video file (its record: PATH.json beside it)" },
   },
   completion = {
