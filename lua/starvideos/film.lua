@@ -340,7 +340,8 @@ function M.film(client, shots, opts)
   if Sink.object(opts.out) then ok, same, made = into_object(client, tasks, opts.out, opts)
   else ok, same = M.join(paths, opts.out) end
   if not ok then return after_made(same, #list) end
-  local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made) -- (its shots')
+  local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
+    function(path) return lineage.hash_file(client, path) end) -- (its shots' records named)
   return { path = opts.out, shots = tasks, copied = same, provenance_error = not recorded and rerr or nil }
 end
 

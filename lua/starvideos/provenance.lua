@@ -191,14 +191,13 @@ local function shot(client, i, path, task, hash)
     record_sha256 = text and sign().sha256(text) or nil }
 end
 
--- A film joined at out from its shots (paths; tasks: each shot's; made: an object film's SHA-256 and size, film.lua's):
--- its record written beside it by out's sink, naming each shot's record by its SHA-256: true, or nil, why
--- (provenance = false: nothing, true).
-function P.joined(client, out, paths, tasks, made)
+-- A film joined at out from its shots (paths; tasks: each shot's; made: an object film's SHA-256 and size, film.lua's;
+-- hash: where a file's SHA-256 is taken, lineage.lua's hash_file: nginx's thread pool, a job's helper thread): its
+-- record written beside it by out's sink, naming each shot's record by its SHA-256: true, or nil, why (provenance =
+-- false: nothing, true).
+function P.joined(client, out, paths, tasks, made, hash)
   if client.cfg.provenance == false then return true end
-  local tr = client.loop.transport -- (nginx's thread pool hashes the film: its worker serves meanwhile)
-  local hash = tr.offload and function(path) return tr:offload("starvideos.sign", "sha256_file", path) end
-    or sign().sha256_file
+  hash = hash or sign().sha256_file
   local sum, err = made and made.sha256, nil
   if not made then sum, err = hash(out) end
   if not sum then return nil, err end
