@@ -160,7 +160,7 @@ describe("an out that cannot be written", function()
       client:close()
       assert.equal(dir .. "/cat.mp4", task.path)
       assert.equal(SAMPLE, helper.read_file(task.path))
-      assert.same({ "cat.mp4" }, listing(dir))
+      assert.same({ "cat.mp4", "cat.mp4.json" }, listing(dir))
       assert.equal(1, creates(emu))
     end)
 

@@ -282,7 +282,7 @@ describe("jobs stepped in a frame loop", function()
     assert.is_nil(job.err)
     assert.equal(helper.read_file(dir .. "/whole.mp4"), helper.read_file(out))
     assert.same({ "none", "bytes=5000-", "bytes=10000-" }, emu:video_ranges())
-    assert.same({ "cut.mp4", "whole.mp4" }, helper.listing(dir))
+    assert.same({ "cut.mp4", "cut.mp4.json", "whole.mp4", "whole.mp4.json" }, helper.listing(dir))
   end)
 
   it("metrics: the jobs' exchanges, creates, videos and bytes counted as the emulator saw them", function()

@@ -125,6 +125,9 @@ describe("again, remix and film as jobs", function()
     local seconds = tonumber((helper.capture("ffprobe -v error -show_entries format=duration -of csv=p=0 "
       .. helper.shell_quote(dir .. "/film.mp4"))))
     assert.equal(13, seconds)
+    local rec = assert(require("starvideos.provenance").decode((assert(helper.read_file(dir .. "/film.mp4.json")))))
+    assert.same({ 3, require("starvideos.sign").sha256_file(dir .. "/film.mp4") }, { #rec.parents, rec.video.sha256 },
+      "the film's provenance record, its shots' named")
     local rerun = client:film(shots, { out = dir .. "/film2.mp4", job = true })
     drive(client, rerun)
     assert.is_nil(rerun.err, rerun.err and rerun.err.message)

@@ -86,6 +86,7 @@
 ---@field on_event? fun(event: starvideos.Event) called with every event of the client
 ---@field preflight? boolean|"strict" check reference media before a create (default true)
 ---@field prices? table<starvideos.Model, number> the price of one create of each model
+---@field provenance? boolean each saved video's provenance record beside it, PATH.json (default true)
 ---@field proxy? string an HTTP proxy, http://[user:password@]host:port
 ---@field requests_per_second? number the key's budget: creates, polls and retries together (default 10)
 ---@field retry_backoff? number seconds before the first retry, doubled at each next one (default 0.5)
@@ -526,6 +527,7 @@ function Job:cancel() end
 ---@field path string the film's file
 ---@field shots starvideos.Task[] each shot's task, in order
 ---@field copied boolean true: joined by a stream copy; false: re-encoded
+---@field provenance_error? string why the film's provenance record was not written (the film is made)
 
 ---what client:film would make (dry_run)
 ---@class starvideos.FilmPlan

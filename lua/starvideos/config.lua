@@ -62,8 +62,8 @@ M.DEFAULTS = {
   replica_timeout = 1,       -- store = {replica_timeout = s}: the longest one WAIT waits
   prompt_head = 80,          -- characters of a prompt that records and task lists keep (docs/batch.md)
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
+  provenance = true,         -- each saved video's record beside it, PATH.json (docs/lineage.md)
   image_side_note = 64,      -- px: a reference image's shorter side under it is a preflight note
-  -- allow_private_media: none; reference URLs on non-public addresses pass only when base_url's host is one
   metrics_dict = "starvideos_metrics", -- inside nginx: the lua_shared_dict of the host's metrics
   trace_queue = 2048,        -- spans waiting for export at most (more are dropped, counted)
   trace_batch = 512,         -- spans in one export
@@ -315,7 +315,7 @@ M.CLIENT = {
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
   keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
-  failure_patterns = function(v) return require("starvideos.failure").check(v) end,
+  failure_patterns = function(v) return require("starvideos.failure").check(v) end, provenance = C.bool,
 }
 
 -- $name, or nil when it is unset or empty.

@@ -86,6 +86,7 @@ function C.build(job, goal, spec)
     made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh,
       parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
   end
+  made.parents, made.kept = require("starvideos.provenance").start(job, spec) -- (what its record says, read now)
   return made
 end
 

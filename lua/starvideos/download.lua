@@ -231,4 +231,30 @@ end
 -- Where a saved video (t: its path as recorded) is read in place by another create or a local tool: its path.
 function D.source(t) return t.path end
 
+-- A saved video's provenance record (provenance.lua's text) written beside it, PATH.json, now: a temporary file
+-- renamed (whole, or not at all): done, err when it could not be.
+function D.record(job, _, text)
+  local path = job.out .. ".json"
+  local tmp = path .. ".tmp-" .. core.random_id()
+  local f, err = io.open(tmp, "wb")
+  local ok = f ~= nil
+  if f then
+    local wrote, werr = f:write(text)
+    local closed, cerr = f:close()
+    ok, err = wrote and closed, werr or cerr
+    if ok then ok, err = os.rename(tmp, path) end
+  end
+  if not ok then os.remove(tmp) end
+  return { done = true, err = not ok and { message = string.format("%s: %s", path, tostring(err)) } or nil }
+end
+
+-- The text of the provenance record beside the saved video at path, or nil.
+function D.record_of(path)
+  local f = io.open(path .. ".json", "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
 return D

@@ -304,15 +304,17 @@ local function into_object(client, tasks, out, opts)
     if not files[i] then ok = false break end
   end
   if ok then ok, same = M.join(files, base .. ".mp4") end
+  local made -- (the film's SHA-256 and size, for its provenance record)
   if ok then
     local sum, err = lineage.hash_file(client, base .. ".mp4")
+    made = sum and { sha256 = sum, bytes = require("starvideos.download").size(base .. ".mp4") }
     if not sum then err = new_error("io", "film: " .. tostring(err), { field = "out" })
     else sum, err = Sink.of(client.cfg, out).place(base .. ".mp4", out, client.ctx, sum) end
     if not sum then ok, same = nil, err end
   end
   for _, f in ipairs(files) do os.remove(f) end
   os.remove(base .. ".mp4")
-  return ok or nil, same
+  return ok or nil, same, made
 end
 
 -- A film plan's worst case with fallback models (fallback.lua's): a new shot's create (a continue's or a remix's
@@ -354,11 +356,13 @@ function M.film(client, shots, opts)
     tasks[i], paths[i] = t, o.out
   end
   doing("joining")
-  local ok, same
-  if Sink.object(opts.out) then ok, same = into_object(client, tasks, opts.out, opts)
+  local ok, same, made
+  if Sink.object(opts.out) then ok, same, made = into_object(client, tasks, opts.out, opts)
   else ok, same = M.join(paths, opts.out) end
   if not ok then return after_made(same, #list) end
-  return { path = opts.out, shots = tasks, copied = same }
+  local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
+    function(path) return lineage.hash_file(client, path) end) -- (its shots' records named)
+  return { path = opts.out, shots = tasks, copied = same, provenance_error = not recorded and rerr or nil }
 end
 
 return M

@@ -266,6 +266,7 @@ function read_back(client, how, t, opts, file)
   local src, err = source_of(client, how, t, opts)
   if not src then return nil, err end
   local _, derr = client:download(src, file)
+  os.remove(file .. ".json") -- (a copy's provenance record: the parent's own is beside the parent)
   local state, why
   if derr then
     state, why = "missing", tostring(derr.message):gsub(src:gsub("%p", "%%%0"), function() return t.path end)

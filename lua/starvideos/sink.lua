@@ -39,7 +39,7 @@ end
 local function missing(err)
   local function refuse() return nil, err end
   local function none() return nil end
-  return { check_out = refuse, check_dir = refuse, left = none, keeps = none, source = refuse,
+  return { check_out = refuse, check_dir = refuse, left = none, keeps = none, source = refuse, record_of = none,
     check = function() return "missing", err.message end }
 end
 

@@ -92,6 +92,7 @@ end
 
 -- downloading (answered): the download ended (whole: committed now, or confirming first), or its commit.
 function V.answered(job, r, t)
+  if r.provenance then return V.recorded(job, r) end
   job:progress(r.bytes, r.total)
   local err, v, l = r.err, job.video, job.ledger
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
@@ -104,6 +105,8 @@ function V.answered(job, r, t)
   if not err then
     if job.id then l:downloaded(job.id, Sink.recorded(job.out), r.sha256, r.bytes, r.note) end
     if job.cfg.observe then job.cfg.observe:saved(job) end -- (a video's metrics: extras/observe.lua)
+    local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
+    if w then return job:await(w, t) end
     return job:saved(job.out, r.sha256)
   end
   -- not a whole video, or not a video's answer (a body longer than it can be), or a sink that must be given the
@@ -122,6 +125,16 @@ function V.answered(job, r, t)
       .. "video", err.message, job.id, job.id, shell_word(job.out)))
   end
   return job:finish(err)
+end
+
+-- downloading (its video saved, its provenance record written: r): the job ends, the video saved; a record that
+-- could not be written is a warning (the video is there, paid for).
+function V.recorded(job, r)
+  if r.err then
+    job:emit("warning", { field = "provenance", message = "the provenance record of " .. tostring(job.out)
+      .. " was not written: " .. tostring(r.err.message) })
+  end
+  return job:saved(job.out, r.sha256)
 end
 
 -- The job cancelled: its question dropped; a whole download awaiting the store let go of, its .part kept

@@ -700,6 +700,12 @@ local BLOCKS = {
     function() check_sh("docs/studio.md#1") end },
   ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "
     .. "refusal)", function() check_lua("docs/lineage.md#1") end },
+  ["docs/lineage.md#2"] = { "json", "check: it decodes, and provenance.lua writes each field (spec/provenance_spec.lua "
+    .. "writes and verifies records)", function()
+    local rec = require("cjson").decode(block("docs/lineage.md#2").body)
+    local source = assert(helper.read_file(CLONE .. "/lua/starvideos/provenance.lua"))
+    for k in pairs(rec) do assert(source:find("%f[%w_]" .. k .. " = "), "provenance.lua writes no " .. k) end
+  end },
   ["docs/storage.md#1"] = { "lua", "check: compiles (rocks/s3/spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
   ["docs/storage.md#2"] = { "lua", "check: compiles (rocks/s3/spec/hosts/refs_s3_spec.lua runs local files as "

@@ -2,10 +2,12 @@
 -- sockets), against the emulator counting creates: a handler's create of params the service will ignore is told
 -- validate's warnings (warning events before the create, the task's warnings), the request sent as asked; a
 -- handler's film of 2 shots (a journal its ledger) is 2 creates and one film, ffmpeg run in nginx's thread pool
--- (a /ping of the one worker answered while the join waits), and run again pays nothing.
+-- (a /ping of the one worker answered while the join waits), and run again pays nothing; the film's provenance record
+-- and a remix's (each video's, beside it) verify, and a generate's without a journal (the dict's counts).
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
+local cli = require "spec.support.cli_run"
 
 local KEY = "k-places-nginx"
 local q = helper.shell_quote
@@ -37,6 +39,25 @@ local FILM = [[
   ngx.say(r and require("cjson").encode { path = r.path, ids = { r.shots[1].id, r.shots[2].id } } or tostring(err))
 ]]
 
+-- A generate at ?out= and its remix at ?out=.remix.mp4 (the journal ?journal=): their paths, or the error.
+local REMIX = [[
+  local a = ngx.req.get_uri_args()
+  local c = require("starvideos").new { api_key = %q, base_url = %q, journal = a.journal, interval = 0.1,
+    min_interval = 0.1 }
+  local p, err = c:generate({ model = "videos", prompt = "the sea", duration = 5 }, { out = a.out })
+  local r, rerr = p and c:remix(p.id, { prompt = "the sea at night" }, { out = a.out .. ".remix.mp4" })
+  c:close()
+  ngx.say(r and require("cjson").encode { parent = p.path, path = r.path } or tostring(err or rerr))
+]]
+
+-- A generate at ?out= without a journal (the worker's dict its counts): its path, or the error.
+local PLAIN = [[
+  local c = require("starvideos").new { api_key = %q, base_url = %q, interval = 0.1, min_interval = 0.1 }
+  local t, err = c:generate({ model = "videos", prompt = "the hill", duration = 5 }, { out = ngx.var.arg_out })
+  c:close()
+  ngx.say(t and t.path or tostring(err))
+]]
+
 describe("a handler inside nginx", function()
   local emu, dir, ngx
 
@@ -58,8 +79,10 @@ exec %s "$@"
     ngx = nginx_run.serve(dir, function(port)
       local lines = nginx_run.conf_head(dir, 1)
       table.insert(lines, 3, "env PATH=" .. dir .. "/bin:/usr/local/bin:/usr/bin:/bin;")
+      lines[#lines + 1] = "    lua_shared_dict starvideos 1m;" -- (a handler without a journal: the dict's counts)
       lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
       for _, l in ipairs { { "/warned", WARNED:format(KEY, emu.url) }, { "/film", FILM:format(KEY, emu.url) },
+        { "/remix", REMIX:format(KEY, emu.url) }, { "/plain", PLAIN:format(KEY, emu.url) },
         { "/ping", 'ngx.say("pong")' } } do
         lines[#lines + 1] = string.format("      location = %s { content_by_lua_block { %s } }", l[1], l[2])
       end
@@ -110,5 +133,28 @@ exec %s "$@"
     local again = get(query)
     assert.same(got, cjson.decode(again), again)
     assert.equal(before + 2, emu:creates(), "nothing paid again")
+    local verified = cli.run { "verify", out } -- (the film's record names its shots' records: docs/lineage.md)
+    assert.equal(0, verified.code, verified.err)
+    assert.equal(3, select(2, verified.out:gsub("matches: ", "")), verified.out)
+  end)
+
+  it("a generate without a journal: its provenance record beside it, verify exits 0", function()
+    local out = dir .. "/hill.mp4"
+    assert.equal(out, get("/plain?out=" .. out))
+    local rec = assert(cjson.decode((assert(helper.read_file(out .. ".json")))))
+    assert.same({ "videos", require("starvideos.sign").sha256_file(out) }, { rec.model, rec.video.sha256 })
+    local verified = cli.run { "verify", out }
+    assert.equal(0, verified.code, verified.err)
+  end)
+
+  it("a generate and its remix: each video's provenance record beside it, the remix's naming its parent's by its "
+    .. "SHA-256; verify exits 0", function()
+    local got = assert(cjson.decode(get("/remix?journal=" .. dir .. "/r.jsonl&out=" .. dir .. "/sea.mp4")))
+    local rec = assert(cjson.decode((assert(helper.read_file(got.path .. ".json")))))
+    assert.same({ "remix", require("starvideos.sign").sha256(assert(helper.read_file(got.parent .. ".json"))) },
+      { rec.parents[1].relation, rec.parents[1].record_sha256 })
+    local verified = cli.run { "verify", got.path }
+    assert.equal(0, verified.code, verified.err)
+    assert.matches("matches: " .. got.parent, verified.out, 1, true)
   end)
 end)

@@ -134,6 +134,49 @@ M.cases = {
       assert.equal(before + 1, env.emu:creates(), "nothing sent")
     end },
 
+  { name = "record and record_of: a saved video's provenance record is beside it (its SHA-256, size, model, task, "
+      .. "params); a remix's names its parent's record by its SHA-256; neither holds the key, the bucket's secret "
+      .. "or a presigned URL's signature; provenance = false writes none",
+    covers = { "record", "record_of" },
+    run = function(env, assert)
+      local P, sign = require "starvideos.provenance", require "starvideos.sign"
+      local c = env.client { preflight = false }
+      local signed = "http://127.0.0.1:9/ref.png?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=f00dfeed"
+      local out = env.out("recorded.mp4")
+      local task = assert(c:generate({ model = "videos", prompt = "a cat", duration = 5, referenceImages = { signed } },
+        { out = out, interval = 0.05 }))
+      local text = assert(env.sink.record_of(out, c.ctx), "no record beside " .. out)
+      local rec = assert(P.decode(text))
+      assert.same({ task.sha256, env.saved(out).bytes, task.id, "videos", P.SOURCE, P.seal(rec) },
+        { rec.video.sha256, rec.video.bytes, rec.task_id, rec.model, rec.digital_source_type, rec.record_sha256 })
+      assert.equal("http://127.0.0.1:9/ref.png", rec.params.referenceImages[1].url)
+      local child = assert(c:remix(task.id, { prompt = "as a cartoon", duration = 5 },
+        { out = env.out("recorded-remix.mp4"), interval = 0.05 }))
+      local kid = assert(env.sink.record_of(child.path, c.ctx), "no record beside the remix")
+      local parent = assert(P.decode(kid)).parents[1]
+      assert.same({ "remix", task.id, sign.sha256(text), task.sha256 },
+        { parent.relation, parent.task, parent.record_sha256, parent.video.sha256 })
+      local opts = env.options()
+      for _, secret in ipairs { opts.api_key, opts.storage and opts.storage.secret_key, "f00dfeed", "AKIDEXAMPLE" } do
+        for _, t in ipairs { text, kid } do assert.is_nil(t:find(secret, 1, true), "the record holds " .. secret) end
+      end
+      local off = env.out("unrecorded.mp4")
+      assert(env.client({ provenance = false }):generate(PARAMS, { out = off, interval = 0.05 }))
+      assert.truthy(env.saved(off), "saved")
+      assert.is_nil(env.sink.record_of(off, c.ctx), "no record with provenance = false")
+    end },
+
+  { name = "place (the sink may lack it: a file's): a local file put as an out is saved whole, its SHA-256 the file's",
+    covers = { "place" },
+    run = function(env, assert)
+      if not env.sink.place then return assert.is_nil(env.sink.place) end
+      local file, out = helper.tmpdir() .. "/placed.mp4", env.out("placed.mp4")
+      helper.write_file(file, require("starvideos.emulator.files").video(5))
+      local sum = require("starvideos.sign").sha256_file(file)
+      assert.is_true(env.sink.place(file, out, env.client().ctx, sum))
+      assert.same({ sha256 = sum, bytes = #helper.read_file(file) }, env.saved(out))
+    end },
+
   { name = "keeps and left: an API request is not kept by a close; a transfer that holds nothing leaves nothing",
     covers = { "keeps", "left" },
     run = function(env, assert)

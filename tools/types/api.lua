@@ -42,6 +42,7 @@ A.CLIENT = {
   lease = { "number", "seconds a process's lease on its tasks in a store lasts" },
   storage = { "starvideos.Storage", "the S3-compatible store of s3:// outs and local references" },
   preflight = { 'boolean|"strict"', "check reference media before a create" },
+  provenance = { "boolean", "each saved video's provenance record beside it, PATH.json" },
   allow_private_media = { "boolean", "allow reference URLs on non-public addresses" },
   min_image_side = { "number", "px: a reference image with a shorter side under it is refused" },
   metrics = { "boolean", "count requests, creates, tasks, videos, bytes for client:metrics" },

@@ -147,7 +147,8 @@ C.CLASSES = {
     { "window_start?", "number", "Unix seconds of the window's start" } } },
   { "Film", "a film made (client:film)", fields = {
     { "path", "string", "the film's file" }, { "shots", "starvideos.Task[]", "each shot's task, in order" },
-    { "copied", "boolean", "true: joined by a stream copy; false: re-encoded" } } },
+    { "copied", "boolean", "true: joined by a stream copy; false: re-encoded" },
+    { "provenance_error?", "string", "why the film's provenance record was not written (the film is made)" } } },
   { "FilmPlan", "what client:film would make (dry_run)", fields = {
     { "shots", "starvideos.FilmShot[]", "each shot" }, { "creates", "integer", "the creates it would send" },
     { "cost?", "number", "their price, when every price is known" } } },

@@ -371,6 +371,12 @@ local COMMANDS = {
     required = { "journal" },
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
+  verify = {
+    args = { "PATH" }, flags = flags(),
+    summary = "check a video against its provenance record PATH.json and its parents' records where present (exit 1: "
+      .. "one differs, said on stderr)",
+    arg_text = { PATH = "the video file (its record: PATH.json beside it)" },
+  },
   completion = {
     args = { "SHELL" }, flags = flags(), choices = { SHELL = { "bash", "zsh", "fish" } },
     summary = "print the shell's completion script of the commands and their flags: bash, zsh or fish",
@@ -378,7 +384,7 @@ local COMMANDS = {
 }
 M.COMMANDS = COMMANDS
 M.ORDER = { "create", "status", "wait", "download", "generate", "batch", "again", "remix", "continue", "film",
-  "models", "validate", "check", "resume", "keep", "pending", "list", "spend", "compact", "completion" }
+  "models", "validate", "check", "resume", "keep", "pending", "list", "spend", "compact", "verify", "completion" }
 
 -- What each argument of the core's commands is, as their help lists it.
 M.ARG_TEXT = { ID = "the task's id (video_...), as create printed it", PATH = "the file (a directory gets <id>.mp4)",
@@ -439,6 +445,7 @@ M.EXAMPLES = {
   spend = "starvideos spend --journal tasks.jsonl --prices '{\"videos\": 0.4}' --spend-limit "
     .. "'{\"amount\": 5, \"per\": \"day\", \"scope\": \"model\", \"model\": \"videos\"}'",
   compact = "starvideos compact --journal tasks.jsonl",
+  verify = "starvideos verify film.mp4",
   completion = "starvideos completion bash > ~/.local/share/bash-completion/completions/starvideos",
 }
 

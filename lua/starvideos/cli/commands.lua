@@ -329,6 +329,8 @@ for _, name in ipairs { "again", "remix", "continue", "film" } do
   M[name] = function(ctx, opts, pos) return require("starvideos.cli.lineage")[name](ctx, opts, pos) end
 end
 
+function M.verify(ctx, opts, pos) return require("starvideos.cli.verify").run(ctx, opts, pos) end
+
 -- The list resume and keep return, printed (`--json`: one array); the exit
 -- code: 1 when an entry failed.
 local function report(ctx, results, none)

@@ -4,7 +4,7 @@
 -- continue from a file parent writes to an s3:// out; the command line's remix, with a bucket given by the
 -- environment, puts the parent's file there rather than sending the service's video_url.  s3rver behind the specs'
 -- SigV4-checking proxy (spec/support/s3_run.lua), the emulator fetching each reference as the service does; creates
--- counted at the emulator.
+-- counted at the emulator.  A remix's provenance record names its object parent's record (s3://B/K.json).
 local helper = require "spec.helper"
 local core = require "starvideos.core"
 local media = require "starvideos.emulator.media"
@@ -48,6 +48,13 @@ describe("remix and continue with an s3:// parent or out", function()
       made.fetched[1].hash })
     assert.same({ parent.id, "remix" }, { t.parent, t.relation })
     assert.is_false(helper.exists(dir .. "/r.mp4.parent.mp4"), "the read-back copy is removed")
+    assert.is_false(helper.exists(dir .. "/r.mp4.parent.mp4.json"), "and the record of its download")
+    -- its provenance record: the reference by the parent's SHA-256 and size (not the refs' presigned URL), and the
+    -- parent's record, the object s3://vids/lineage/parent.mp4.json, by its SHA-256
+    local rec = require("cjson").decode((assert(helper.read_file(dir .. "/r.mp4.json"))))
+    assert.same({ file = "r.mp4.parent.mp4", sha256 = parent.sha256, bytes = #video }, rec.params.referenceVideos[1])
+    assert.same({ "remix", parent_out(), require("starvideos.sign").sha256(object_bytes("lineage/parent.mp4.json")) },
+      { rec.parents[1].relation, rec.parents[1].video.path, rec.parents[1].record_sha256 })
     local again = assert(client:remix(parent.id, { prompt = "as a cartoon", duration = 5 }, { out = dir .. "/r.mp4" }))
     assert.equal(t.id, again.id)
     assert.equal(before + 1, emu:creates(), "a rerun creates nothing")
@@ -125,6 +132,15 @@ describe("remix and continue with an s3:// parent or out", function()
     assert.near(15, object_seconds("films/kite.mp4"), 0.5)
     local left = helper.capture("ls " .. q(os.getenv("TMPDIR") or "/tmp") .. " | grep -c '^starvideos-.*shot' || true")
     assert.equal("0", left:match("%d+"), "no shot read back is left")
+    -- the film's provenance record, the object beside it: its SHA-256 and size, each shot's record by its SHA-256
+    local rec = require("cjson").decode((object_bytes("films/kite.mp4.json")))
+    assert.same({ got.sha256, got.bytes, 3 }, { rec.video.sha256, rec.video.bytes, #rec.parents })
+    assert.is_nil(film.provenance_error)
+    for i, p in ipairs(rec.parents) do
+      local key = string.format("films/kite.shot%02d.mp4", i)
+      assert.same({ "shot", film.shots[i].id, require("starvideos.sign").sha256((object_bytes(key .. ".json"))),
+        st.read(key).sha256 }, { p.relation, p.task, p.record_sha256, p.video.sha256 })
+    end
     local again = assert(client:film(shots, { out = "s3://vids/films/kite.mp4" }))
     assert.equal(before + 3, emu:creates(), "a rerun creates nothing")
     assert.equal(film.shots[3].id, again.shots[3].id)

@@ -35,6 +35,7 @@ local ARGS = {
   uploads = { { prefix = "videos/ü ñ/" } },
   put = { { type = "image/png", sha256 = string.rep("01", 32), body = "\137PNG\r\n\26\n" } },
   delete = { {} },
+  get = { {} },
 }
 
 local KEYS = { "video.mp4", "folder/sub dir/my video (1).mp4", "ünïcødé/视频 🎬.mp4",

@@ -3,7 +3,8 @@
 -- parent from the store, where another process recorded it, pay one create each, record the child's parent and
 -- relation there, and pay nothing run again; a script's generate_all with a store, interrupted (Ctrl-C), says what
 -- was paid and the `resume --store` that fetches every task, which pays nothing, pasted; a generate killed -9
--- mid-download is gone on with by `resume --store` from its .part, with Range, whole.
+-- mid-download is gone on with by `resume --store` from its .part, with Range, whole.  A child's provenance record
+-- names its parent's (found in the store) and verifies.
 local helper = require "spec.helper"
 local media = require "starvideos.emulator.media"
 local redis_run = require "spec.support.redis_run"
@@ -67,10 +68,21 @@ describe_redis("the lineage verbs on a store", function()
     return t
   end
 
+  -- The provenance record beside child names the one beside parent_path (relation, by its SHA-256: its parent's
+  -- found in the store), and verify exits 0 (docs/lineage.md, "Where each video came from").
+  local function named(child, parent_path, relation)
+    local rec = assert(helper.json(assert(helper.read_file(child .. ".json"))))
+    assert.same({ relation, require("starvideos.sign").sha256(assert(helper.read_file(parent_path .. ".json"))) },
+      { rec.parents[1].relation, rec.parents[1].record_sha256 })
+    local v = C.run { "verify", child }
+    assert.equal(0, v.code, v.err)
+  end
+
   it("again of a parent another process recorded in the store: one create, the rerun none", function()
     if why then pending(why) return end
     once(function(c) return c:again(parent, { prompt = "a blue fox" }, { out = dir .. "/again.mp4" }) end, "again")
     assert.equal("a blue fox", emu:tasks()[#emu:tasks()].params.prompt)
+    named(dir .. "/again.mp4", dir .. "/parent.mp4", "again")
   end)
 
   it("remix of a parent from the store, without a bucket (its video_url): one create, the rerun none", function()
@@ -109,6 +121,8 @@ describe_redis("the lineage verbs on a store", function()
       local kids = assert(reader:tasks { parent = r.shots[1].id })
       reader:close()
       assert.same({ { r.shots[2].id, "continue" } }, { { kids[1].id, kids[1].relation } })
+      named(dir .. "/film.shot02.mp4", dir .. "/film.shot01.mp4", "continue")
+      named(dir .. "/film.mp4", dir .. "/film.shot01.mp4", "shot")
       c = client(true)
       assert(c:film(shots, { out = dir .. "/film.mp4" }))
       c:close()

@@ -3,7 +3,8 @@
 -- presign (spec/support/s3_run.lua), and the emulator fetching each reference URL as the service does (its
 -- fetch_refs).  One upload for one file's bytes, whoever names it; the object gone once the last live task naming
 -- it ended (this process's jobs counted, another process's tasks read in the shared journal); keep_refs; a refused
--- file sends nothing; what a killed process left, deleted by resume; the same inside nginx (its cosockets).
+-- file sends nothing; what a killed process left, deleted by resume; the same inside nginx (its cosockets).  A video's
+-- provenance record names a local reference by its SHA-256 and size, never by its presigned URL.
 local helper = require "spec.helper"
 local cjson = require "cjson"
 local core = require "starvideos.core"
@@ -126,6 +127,16 @@ describe("local files as references, put into a bucket (s3rver behind a SigV4-ch
     assert.are.same({ "DELETE", "/vids/" .. key, 204 }, { last.method, last.path, last.status })
     assert.is_true(st.read(key).missing)
     for id, refs in pairs(refs_records(journal)) do assert.are.equal(false, refs, id) end
+    -- each video's provenance record names the file by its SHA-256 and size, not by the presigned URL the service
+    -- was given, and holds neither the key nor the bucket's (docs/lineage.md, "Where each video came from")
+    for _, out in ipairs { dir .. "/a1.mp4", dir .. "/b1.mp4" } do
+      local text = assert(helper.read_file(out .. ".json"))
+      assert.are.same({ file = "cat.png", sha256 = require("starvideos.sign").sha256(png), bytes = #png },
+        cjson.decode(text).params.referenceImages[1])
+      for _, secret in ipairs { emu.key, "S3RVER", "X-Amz-", "/refs/" } do
+        assert.is_nil(text:find(secret, 1, true), out .. ".json holds " .. secret)
+      end
+    end
   end)
 
   it("a file that is not there, or cannot be read: refused naming its field, nothing created, nothing sent to the "

@@ -134,6 +134,9 @@ describe("a video streamed into a bucket inside nginx", function()
     assert.equal(o.res.sha256, back.sha256)
     assert.equal(back.sha256, back.meta, "x-amz-meta-sha256")
     assert.equal("video/mp4", back.type)
+    local rec = assert(helper.read_file(st.dir .. "/vids/ngx/cat.mp4.json._S3rver_object"), "no provenance record")
+    assert.same({ back.sha256, 200 * MB }, { cjson.decode(rec).video.sha256, cjson.decode(rec).video.bytes })
+    for _, secret in ipairs { KEY, "S3RVER" } do assert.is_nil(rec:find(secret, 1, true), "the record holds it") end
     for _, e in ipairs(st.log()) do assert.equal("ok", e.signature, cjson.encode(e)) end
     assert.equal(math.ceil(200 * MB / (5 * 1024 * 1024)), s3_run.parts(st.log()))
     assert.equal(0, st.uploads_left())

@@ -158,6 +158,43 @@ function M.place(file, out, ctx, sum)
   return true
 end
 
+------------------------------------------------------------------ the provenance record beside an object
+
+-- The PUT of a saved object's provenance record (provenance.lua's text) at its key + ".json", for the job: an object
+-- with done, err (the job advances once it is answered).
+local R = {}
+R.__index = R
+function R:advance(t)
+  local req = self.req
+  if self.done or not req.done then return end
+  self.done, self.err = true, req.err or S3.error_in(req.task.body)
+  self.job:advance(t)
+end
+function R:cancel() self.done = true end
+
+function M.record(job, t, text)
+  local bucket, key_name = S3.parse(job.out, "out")
+  local st, err = S3.store_of(job.cfg.storage)
+  if not (bucket and st) then return { done = true, err = err or key_name } end
+  local name = key_name .. ".json"
+  local o = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
+    key_name = name, out = job.out .. ".json", path = "/" .. bucket .. "/" .. name, deadline = job.deadline,
+    done = false }, R)
+  o.req = M.call(o, "put", { type = "application/json", body = text }, t)
+  if o.req.done then o.done, o.err = true, o.req.err end
+  return o
+end
+
+-- The text of the provenance record beside the saved object path (ctx: a client's), or nil.
+function M.record_of(path, ctx)
+  local bucket, key_name = S3.parse(path, "path")
+  local st = bucket and S3.store_of(ctx.cfg.storage)
+  if not st then return nil end
+  local req = M.ask(ctx, st, bucket, key_name .. ".json", "get")
+  if req.err or S3.error_in(req.task.body) then return nil end
+  return req.task.body
+end
+
 -- A saved object (t: its path as the ledger recorded it) where another create or a local tool reads it in place: a
 -- presigned GET that lives past `left` seconds from now (s3.lua's lifetime), or nil, err.  (Checked whole first:
 -- M.check.)

@@ -65,6 +65,7 @@ function O.left() return nil end -- (each part is recorded as the store takes it
 local call = Commit.call
 O.call, O.commit, O.ask, O.check, O.source, O.place = Commit.call, Commit.commit, Commit.ask, Commit.check,
   Commit.source, Commit.place
+O.record, O.record_of = Commit.record, Commit.record_of -- (a saved object's provenance record: provenance.lua)
 
 ------------------------------------------------------------------ the upload (the transfer)
 

@@ -232,6 +232,7 @@ S.OPS = {
     return "PUT", nil, { ["Content-Type"] = a.type, ["x-amz-meta-sha256"] = a.sha256 }, a.body, a.payload
   end,
   delete = function() return "DELETE", nil, {} end,
+  get = function() return "GET", nil, {} end, -- GetObject (a small one: a video's provenance record)
 }
 
 -- Request op of S.OPS on bucket's key (a: its values), signed now (time: seconds, else os.time()): {method =,

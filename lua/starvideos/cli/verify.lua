@@ -1,0 +1,124 @@
+-- starvideos.cli.verify: `starvideos verify PATH` (docs/lineage.md, "Where each video came from"): the file against
+-- its provenance record PATH.json (its SHA-256 and size; the record's own fields against its record_sha256), then
+-- each parent's record where it is present beside the parent's file (by its SHA-256, as the child's record names
+-- it), and that parent's file against it, down the tree.  Exit 0: all match; 1: something differs (said); 2: bad
+-- input (no such file, not a file, an object's URL).
+
+local P = require "starvideos.provenance"
+local args = require "starvideos.cli.args"
+local output = require "starvideos.cli.output"
+local json = require "starvideos.cli.json"
+
+local type, ipairs, tostring, string_format = type, ipairs, tostring, string.format
+local out, number_text = output.out, json.number_text
+
+local M = {}
+
+local function sign() return require "starvideos.sign" end
+local function size(path) return require("starvideos.download").size(path) end
+
+local function visible(s) return require("starvideos.shell").visible(tostring(s), true) end
+
+-- The record beside path decoded, or nil, what is wrong with it.
+local function record_of(path)
+  local text = P.read_file(path)
+  if not text then return nil, "has no provenance record (" .. visible(path) .. P.SUFFIX .. " is not there)" end
+  local rec, why = P.decode(text)
+  if not rec then return nil, string_format("%s%s is not a record: %s", visible(path), P.SUFFIX, why) end
+  if rec.format ~= P.FORMAT or type(rec.video) ~= "table" then
+    return nil, string_format("%s%s is not a starvideos provenance record (format %s)", visible(path), P.SUFFIX,
+      visible(rec.format))
+  end
+  return rec
+end
+
+-- The file at path against rec: its problems appended to r.problems; true when it matched.
+local function against(path, rec, r)
+  local bad = #r.problems
+  local function differs(fmt, ...) r.problems[#r.problems + 1] = visible(path) .. ": " .. string_format(fmt, ...) end
+  local sealed = P.seal(rec)
+  if rec.record_sha256 ~= sealed then
+    differs("its record was changed after it was written: its fields hash to %s, its record_sha256 says %s", sealed,
+      visible(rec.record_sha256))
+  end
+  local bytes, sum = size(path), sign().sha256_file(path)
+  if bytes ~= rec.video.bytes then differs("the file holds %s bytes; its record says %s", tostring(bytes),
+    visible(rec.video.bytes)) end
+  if sum ~= rec.video.sha256 then differs("the file's SHA-256 is %s; its record says %s", tostring(sum),
+    visible(rec.video.sha256)) end
+  return #r.problems == bad
+end
+
+local check
+
+-- The parent p (the i-th of path's record) checked where its record is present.
+local function parent(path, i, p, r, seen)
+  local video = type(p) == "table" and type(p.video) == "table" and p.video or {}
+  local what = string_format("%s's parent %d (%s, task %s)", visible(path), i, visible(p.relation), visible(p.task))
+  local pp = video.path
+  local function note(s) r.notes[#r.notes + 1] = what .. ": " .. s end
+  if type(pp) ~= "string" then return note("no file recorded: not checked") end
+  if pp:find("^%a[%w+.-]*://") then return note(visible(pp) .. " is an object: not checked here") end
+  if not p.record_sha256 then return note("it had no record when this one was written: not checked") end
+  local text = P.read_file(pp)
+  if not text then return note(visible(pp) .. P.SUFFIX .. " is not present: not checked") end
+  local sum = sign().sha256(text)
+  if sum ~= p.record_sha256 then
+    r.problems[#r.problems + 1] = string_format("%s: its record %s%s has SHA-256 %s; this record names %s", what,
+      visible(pp), P.SUFFIX, sum, visible(p.record_sha256))
+    return
+  end
+  if seen[pp] then return end
+  seen[pp] = true
+  if not size(pp) then return note(visible(pp) .. " is not present: its record checked only") end
+  return check(pp, r, seen)
+end
+
+-- path and its parents down the tree checked: r.checked, r.problems, r.notes filled.
+function check(path, r, seen)
+  local rec, why = record_of(path)
+  if not rec then
+    r.problems[#r.problems + 1] = visible(path) .. " " .. why
+    return
+  end
+  if against(path, rec, r) then
+    r.checked[#r.checked + 1] = { path = path, sha256 = rec.video.sha256, bytes = rec.video.bytes, model = rec.model,
+      task = rec.task_id, parents = type(rec.parents) == "table" and #rec.parents or 0 }
+  end
+  for i, p in ipairs(type(rec.parents) == "table" and rec.parents or {}) do parent(path, i, p, r, seen) end
+end
+
+-- The file at path verified: {checked =, problems =, notes =}.  (Bad input: a usage error, exit 2.)
+function M.verify(path)
+  if path:find("^%a[%w+.-]*://") then
+    args.usage_error("%s is an object's URL: verify reads a file (download the object and its .json beside it first)",
+      visible(path))
+  end
+  local kind = require("starvideos.core").file_kind(path, true)
+  if kind ~= "file" then
+    args.usage_error("%s is %s", visible(path), require("starvideos.download").NOT_A_FILE[kind] or "not there")
+  end
+  local r = { checked = {}, problems = {}, notes = {} }
+  check(path, r, { [path] = true })
+  return r
+end
+
+function M.run(ctx, _, pos)
+  local path = pos[1]
+  local r = M.verify(path)
+  local ok = #r.problems == 0
+  if ctx.json then
+    output.print_json({ path = path, ok = ok, checked = json.array(r.checked), problems = json.array(r.problems),
+      notes = json.array(r.notes) })
+  else
+    for _, c in ipairs(r.checked) do
+      out(string_format("matches: %s (SHA-256 %s, %s bytes%s%s)\n", visible(c.path), c.sha256, number_text(c.bytes),
+        c.task and ", task " .. visible(c.task) or "", c.parents > 0 and ", " .. c.parents .. " parent(s)" or ""))
+    end
+    for _, n in ipairs(r.notes) do out("note: ", n, "\n") end
+    for _, p in ipairs(r.problems) do io.stderr:write("differs: ", p, "\n") end
+  end
+  return ok and 0 or 1
+end
+
+return M
