@@ -14,13 +14,15 @@ local M = {}
 M.KEPT = { policy = true, input = true } -- the reasons kept: the same content would fail the same way
 
 -- The content address of a create (path, body: as built; refs: create.lua's references, local files hashed by
--- their bytes, wherever they are put; one that cannot be read by its path: the create is refused naming it later,
--- by the references' own check).
+-- their bytes, wherever they are put; one that is not a regular file or cannot be read: the create is refused naming
+-- it later, by the references' own check).
 function M.address(path, body, refs)
   local sign = require "starvideos.sign"
   local parts = { path, body }
-  for _, r in ipairs(refs) do
-    if r.file then parts[#parts + 1] = r.field .. " " .. (sign.sha256_file(r.file) or "unread " .. r.file) end
+  local file_kind = require("starvideos.core").file_kind
+  for _, r in ipairs(refs) do -- (a regular file's bytes only: opening a FIFO would wait for a writer forever)
+    local sum = r.file and file_kind(r.file, true) == "file" and sign.sha256_file(r.file)
+    if r.file then parts[#parts + 1] = r.field .. " " .. (sum or "unread " .. r.file) end
   end
   return sign.sha256(table_concat(parts, "\n"))
 end
