@@ -281,7 +281,8 @@ describe("the starvideos command line, how to go on and the operator's commands"
     -- every command: { ok = false, error = {...}, task = {...} (when there is one) }.
     local DOC_KEYS = { ok = true, error = true, task = true }
     local ERROR_KEYS = { kind = true, message = true, field = true, status = true, retry_after = true,
-      id = true, maybe_created = true, created = true, request_id = true, server_request_id = true }
+      id = true, maybe_created = true, created = true, request_id = true, server_request_id = true, reason = true,
+      input = true }
 
     local function error_fields(e, what)
       assert.is_table(e, what)

@@ -31,8 +31,9 @@ function M:get(addr)
   if l.loop and not st:ready(n) then return false end
   self.sent[addr] = nil
   local v, werr = st:wait(n)
-  if type(v) ~= "string" then return nil, werr end
-  return cjson.decode(v)
+  local e = type(v) == "string" and cjson.decode(v) -- (HGET's nil: false, or its text, by the backend)
+  if type(e) ~= "table" then return nil, werr end
+  return e
 end
 
 -- A task's policy or input failure kept by its create's content address, queued as the ledger's records are.
