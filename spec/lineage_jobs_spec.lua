@@ -237,8 +237,13 @@ describe("again, remix and film as jobs", function()
     assert.same({ "done", dir .. "/fallen.mp4", 1 }, { job.state, job.path, #job.shots })
     local shot = job.shots[1]
     assert.same({ "videos_fast", "fallback", tasks[1].id }, { shot.model, shot.relation, shot.parent })
-    local first = assert(client:tasks { parent = tasks[1].id })
-    assert.same({ { shot.id, "fallback" } }, { { first[1].id, first[1].relation } })
+    local kids = assert(client:tasks { parent = tasks[1].id })
+    assert.same({ { shot.id, "fallback" } }, { { kids[1].id, kids[1].relation } })
+    local failed = {}
+    for _, t in ipairs(assert(client:tasks {})) do
+      if t.id == tasks[1].id then failed = { t.state, t.reason } end
+    end
+    assert.same({ "failed", "service" }, failed, "the first create's task, in the journal")
   end)
 
   it("cancelled before its create is sent: nothing created, the job ends cancelled", function()
