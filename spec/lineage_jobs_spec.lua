@@ -2,7 +2,8 @@
 -- the emulator, the ledger a journal: each call returns a job at once, nothing sent yet; client:step(0) in a loop
 -- drives it to the same creates as the blocking form (one each, a film of 3 shots 3), a rerun pays nothing, the child
 -- records its parent and relation; the parent's SHA-256 is taken and every command (ffmpeg, ffprobe) run on a
--- helper thread, none in the stepping thread; bad input ends the job with the blocking form's error, nothing sent.
+-- helper thread, none in the stepping thread; a film's shot failed for service falls back (opts.fallback) as the
+-- blocking form's does; bad input ends the job with the blocking form's error, nothing sent.
 -- (continue needs a bucket for its frame: s3rver, spec/support/s3_run.lua.)
 local helper = require "spec.helper"
 local socket = require "socket"
@@ -208,6 +209,41 @@ describe("again, remix and film as jobs", function()
     local made = assert(client:film({ { model = "videos", prompt = "alone", duration = 4 } },
       { out = dir .. "/alone.mp4", job = false }))
     assert.same({ dir .. "/alone.mp4", 1, 1 }, { made.path, #made.shots, emu:creates() })
+  end)
+
+  it("a film as a job whose first shot fails for service falls back: 2 creates in all, the shot made by the "
+    .. "fallback model, recorded with relation fallback", function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    -- (the emulator's rule fails every create of the prompt: it is taken away once the first create is answered,
+    -- the failure decided then, so that the fallback's create is made)
+    emu:config { failures = { { kind = "service", prompt = "a falling shot" } } }
+    local job = client:film({ { model = "videos", prompt = "a falling shot", duration = 5 } },
+      { out = dir .. "/fallen.mp4", job = true, fallback = { "videos_fast" } })
+    assert.same({ false, 0 }, { job.done, emu:creates() }, "nothing done before a step")
+    local cleared = false
+    assert.is_true(helper.wait_until(function()
+      client:step(0)
+      if not cleared and emu:creates() >= 1 then
+        emu:config { failures = require("cjson").null }
+        cleared = true
+      end
+      return job.done
+    end, 60), "the job did not end: " .. tostring(job.state))
+    assert.is_nil(job.err, job.err and job.err.message)
+    local all = emu:tasks()
+    local tasks = { all[#all - 1], all[#all] } -- (the film's two creates, the last the emulator made)
+    assert.same({ 2, "videos", "videos_fast" }, { emu:creates(), tasks[1].params.model, tasks[2].params.model })
+    assert.same({ "done", dir .. "/fallen.mp4", 1 }, { job.state, job.path, #job.shots })
+    local shot = job.shots[1]
+    assert.same({ "videos_fast", "fallback", tasks[1].id }, { shot.model, shot.relation, shot.parent })
+    local kids = assert(client:tasks { parent = tasks[1].id })
+    assert.same({ { shot.id, "fallback" } }, { { kids[1].id, kids[1].relation } })
+    local failed = {}
+    for _, t in ipairs(assert(client:tasks {})) do
+      if t.id == tasks[1].id then failed = { t.state, t.reason } end
+    end
+    assert.same({ "failed", "service" }, failed, "the first create's task, in the journal")
   end)
 
   it("cancelled before its create is sent: nothing created, the job ends cancelled", function()

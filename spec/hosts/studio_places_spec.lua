@@ -6,6 +6,8 @@
 --   * a field the service ignores (image beside the same first_image) is on the card as the library's warning;
 --   * a create the service refused fails its card naming the request ids of the create the emulator saw;
 --   * a task the service failed says on its card why (its reason, the input named) and what to do;
+--   * the same content made again after a policy refusal is refused before paying, naming the earlier task (0 creates);
+--   * a saved video has its provenance record beside it, which `starvideos verify` takes; the card names no key;
 --   * a download cut mid-way leaves a .part in the studio's folder, goes on from it (Range) and ends whole;
 --   * a 429 with Retry-After holds the studio's requests of the key (a running card's polls, the next card's create):
 --     each card goes on once the hold ends, one task each;
@@ -178,6 +180,57 @@ describe("the studio's places", function()
     assert.equal(require("starvideos.failure").advice("policy", "prompt"), card.advice)
     assert.equal(before + 1, emu:creates())
     assert.equal("policy: " .. card.advice, (drawn(url, cookie, key)).why)
+  end)
+
+  it("refuses before paying a create whose content failed for policy before: its card names the earlier task and "
+    .. "the reason, no cost; the card's Again is refused too, 0 creates", function()
+    emu:config { failures = { { kind = "policy", prompt = "twice refused heron" } } }
+    local params = { model = "videos", prompt = "a twice refused heron", duration = 5 }
+    local first = settled(url, cookie, ask(url, cookie, params), ENDED)
+    emu:config { failures = cjson.null } -- (the same content is not sent again: the library's ledger refuses it)
+    assert.same({ "failed", "policy" }, { first.state, first.reason })
+    local before = emu:creates()
+    local key = ask(url, cookie, params)
+    local card = settled(url, cookie, key, ENDED)
+    assert.same({ "failed", "refused_before", "policy", "prompt" }, { card.state, card.kind, card.reason, card.input })
+    assert.matches("failed before as task " .. first.id .. ", for policy (prompt)", card.error, 1, true)
+    assert.matches("nothing was sent, nothing paid", card.error, 1, true)
+    assert.is_nil(card.cost, "a create not sent shows no cost")
+    assert.is_nil(card.id, "no task of its own")
+    local rows, shown = drawn(url, cookie, key)
+    assert.equal(card.error, shown)
+    assert.equal("policy: " .. card.advice, rows.why)
+    -- (the studio offers no way to send it anyway: its Again is the same create, refused the same way)
+    local status, answer = studio_run.post(url, cookie, cjson.encode { from = first.key, relation = "again" })
+    assert.equal(202, status, answer)
+    local again = settled(url, cookie, (assert(cjson.decode(answer))).key, ENDED)
+    assert.same({ "failed", "refused_before", first.id }, { again.state, again.kind, again.parent_id })
+    assert.is_nil(again.cost)
+    assert.equal(before, emu:creates())
+  end)
+
+  it("keeps beside a video it saved its provenance record, which starvideos verify takes (exit 0); its card and "
+    .. "the record name no key, the card no path of the server's", function()
+    local key = ask(url, cookie, { model = "videos", prompt = "a heron with a record", duration = 5 })
+    local card = settled(url, cookie, key, ENDED)
+    assert.equal("saved", card.state, card.error)
+    local video = dir .. "/studio/videos/" .. key .. ".mp4"
+    local text = assert(helper.read_file(video .. ".json"), "no record beside " .. video)
+    local rec = assert(require("starvideos.provenance").decode(text))
+    assert.same({ card.id, "videos", "a heron with a record", require("starvideos.sign").sha256_file(video) },
+      { rec.task_id, rec.model, rec.params.prompt, rec.video.sha256 })
+    local verified = require("spec.support.cli_run").run({ "verify", video }, {})
+    assert.equal(0, verified.code, verified.err)
+    assert.matches("matches: " .. video, verified.out, 1, true)
+    local answer = helper.capture(str_format("curl -s -H %s %s", q("Cookie: studio_tenant=" .. cookie),
+      q(url .. "tasks")))
+    for what, said in pairs { ["the cards"] = answer, ["the record"] = text } do
+      assert.is_nil(said:find(emu.key, 1, true), what .. " name the API key")
+    end
+    assert.is_nil(answer:find(dir, 1, true), "the cards name no path of the server's")
+    local served = helper.capture(str_format("curl -s -o /dev/null -w '%%{http_code}' -H %s %s",
+      q("Cookie: studio_tenant=" .. cookie), q(url .. "videos/" .. key .. ".mp4.json")))
+    assert.equal("404", served, "the record is not served to the page")
   end)
 
   it("resumes a video download cut mid-way from its .part in the studio's folder, and ends whole", function()

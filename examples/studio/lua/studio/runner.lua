@@ -128,17 +128,21 @@ function M.why(reason, input)
   return { reason = reason, input = input or false, advice = require("starvideos.failure").advice(reason, input) }
 end
 
+-- The errors of a create that was not sent: its card shows no cost.
+local UNPAID = { spend_limited = true, invalid_request = true, refused_before = true }
+
 -- The card of key (tenant's) once its task ended: the saved video, or the error.
 local function finish(key, tenant, task, err, path)
   if task then
     return cards.update(key, { state = "saved", status = "completed", id = task.id, eta = false,
       video = "/videos/" .. basename(path or task.path) })
   end
-  -- (a create a spend limit refused, or one the library or the service found invalid, cost nothing)
+  -- (a create a spend limit refused, one the library or the service found invalid, or one whose content the service
+  -- refused before, cost nothing)
   local fields = { state = "failed", id = err.id or false, eta = false, error = err.message, kind = err.kind,
     request_id = err.request_id or false, server_request_id = err.server_request_id or false }
   if err.kind == "spend_limited" then fields.error = M.for_browser(err.message, tenant, conf.journal) end
-  if err.kind == "spend_limited" or err.kind == "invalid_request" then fields.cost = false end
+  if UNPAID[err.kind] then fields.cost = false end
   for k, v in pairs(M.why(err.reason, err.input) or {}) do fields[k] = v end
   cards.update(key, fields)
 end
