@@ -253,3 +253,78 @@ describe("continue as a job", function()
     assert.same({ before + 1, job.id }, { emu:creates(), rerun.id })
   end)
 end)
+
+-- The helper threads a job's long work runs on (core.run_start, sign.sha256_start): a handle let go of never waits
+-- for its thread (a frame's collection, LÖVE quitting), a command's is killed; a command's status is its shell's own
+-- words, whatever the host does with its children.
+describe("a job's helper threads", function()
+  local dir
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.cleanup() end)
+
+  local function alive(pid) return helper.execute("kill -0 " .. pid .. " 2>/dev/null") end
+
+  -- A command that says its shell's pid, sleeps, then leaves a file: started, and its pid once it runs.
+  local function sleeper(name)
+    local pidfile, late = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".late"
+    local h = assert(core.run_start("echo $$ > " .. pidfile .. "; sleep 30; touch " .. late))
+    assert.is_true(helper.wait_until(function() return (helper.read_file(pidfile) or ""):find("%d\n") ~= nil end))
+    return h, tonumber(helper.read_file(pidfile)), late
+  end
+
+  it("a command's handle closed or collected while it runs: its command killed (its process group), the caller "
+    .. "never waits for it", function()
+    local h, pid, late = sleeper("closed")
+    h:close()
+    assert.is_nil(helper.read_file(late), "close returned before the command's end")
+    assert.is_true(helper.wait_until(function() return not alive(pid) end, 10), "the command was killed")
+    assert.is_nil(helper.read_file(late))
+    assert.has_error(function() h:poll() end, "the run handle was closed")
+    local dropped, pid2, late2 = sleeper("dropped")
+    dropped = nil -- luacheck: ignore dropped
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(helper.read_file(late2), "the collection returned before the command's end")
+    assert.is_true(helper.wait_until(function() return not alive(pid2) end, 10), "the command was killed")
+  end)
+
+  it("a command whose host ignores SIGCHLD (trap '' CHLD, nginx's handler): its output and exit status as its shell "
+    .. "said them; over 1 MiB of output, its end (the status) kept", function()
+    helper.write_file(dir .. "/chld.lua", [[
+        local core, shell = require "starvideos.core", require "starvideos.shell"
+        local function run(c)
+          local h = assert(core.run_start(shell.saying(c)))
+          while true do
+            local o, why = h:poll()
+            if o then local words, ok = shell.said(o) return #words .. " " .. words:sub(-6) .. " " .. tostring(ok) end
+            if why then return "failed: " .. why end
+            core.sleep(0.005)
+          end
+        end
+        print(run("echo made"))
+        print(run("echo broke; exit 3"))
+        print(run("head -c 1500000 /dev/zero | tr '\\0' x; echo end"))
+      ]])
+    local out, ok = helper.capture("trap '' CHLD; " .. helper.CHILD_ENV .. helper.shell_quote(helper.lua) .. " "
+      .. helper.shell_quote(dir .. "/chld.lua"))
+    assert.is_true(ok, out)
+    assert.equal("5 made\n true\n6 broke\n false\n1048574 xxend\n true\n", out)
+  end)
+
+  it("a hash's handle collected while its thread waits on the file: the caller never waits for it", function()
+    local fifo, safety = dir .. "/slow.fifo", dir .. "/safety"
+    assert.is_true(helper.execute("mkfifo " .. helper.shell_quote(fifo)))
+    -- (were the collection to wait for the thread, a writer 20 s later lets it end: that writer's mark then says so)
+    assert.is_true(helper.execute("( sleep 20; [ -e " .. helper.shell_quote(dir .. "/fed") .. " ] || { touch "
+      .. helper.shell_quote(safety) .. "; echo late > " .. helper.shell_quote(fifo) .. "; } ) >/dev/null 2>&1 &"))
+    local h = assert(sign.sha256_start(fifo))
+    assert.is_nil(h:poll())
+    h = nil -- luacheck: ignore h
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(helper.read_file(safety), "the collection waited for the hash's thread")
+    helper.write_file(dir .. "/fed", "")
+    local w = assert(io.open(fifo, "w")) -- (the thread's open returns: it hashes nothing and ends)
+    w:close()
+  end)
+end)
