@@ -210,6 +210,42 @@ describe("again, remix and film as jobs", function()
     assert.same({ dir .. "/alone.mp4", 1, 1 }, { made.path, #made.shots, emu:creates() })
   end)
 
+  it("a film as a job cancelled after its last create: not joined, it ends cancelled with an io error saying its "
+    .. "shots are paid for; nothing of the join left", function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    local out = dir .. "/cut.mp4"
+    local job = client:film({ { model = "videos", prompt = "cut one", duration = 4 },
+      { model = "videos", prompt = "cut two", duration = 4 } }, { out = out, job = true })
+    assert.is_true(helper.wait_until(function() client:step(0) return job.done or job.phase == "joining" end, 60))
+    job:cancel()
+    drive(client, job)
+    local err = job.err or {}
+    assert.same({ "cancelled", "io", 2, 2 }, { job.state, err.kind, emu:creates(), err.made })
+    assert.matches("^the job was cancelled", job.err.message)
+    assert.matches("shots 1 to 2 are made and paid for", job.err.message, 1, true)
+    assert.same({}, { helper.read_file(out), helper.read_file(out .. ".film-list"),
+      helper.read_file(out .. ".film-part.mp4") })
+  end)
+
+  it("a film as a job whose client closes while it joins: its command killed, its scratch files removed",
+    function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    local c = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/closes.jsonl", interval = 0.1,
+      min_interval = 0.1 }
+    local out = dir .. "/closes.mp4"
+    local job = c:film({ { model = "videos", prompt = "closes", duration = 4 } }, { out = out, job = true })
+    assert.is_true(helper.wait_until(function()
+      c:step(0)
+      return job.done or job.phase == "joining" and helper.read_file(out .. ".film-list") ~= nil
+    end, 60), "the job joins")
+    c:close()
+    assert.same({ true, "io" }, { job.done, job.err and job.err.kind })
+    assert.same({}, { helper.read_file(out), helper.read_file(out .. ".film-list"),
+      helper.read_file(out .. ".film-part.mp4") }, "nothing of the join left")
+  end)
+
   it("cancelled before its create is sent: nothing created, the job ends cancelled", function()
     emu:clear()
     local job = client:again(parent.id, { prompt = "never" }, { out = dir .. "/never.mp4", job = true })
@@ -280,8 +316,7 @@ describe("a job's helper threads", function()
     assert.is_true(helper.wait_until(function() return not alive(pid) end, 10), "the command was killed")
     assert.is_nil(helper.read_file(late))
     assert.has_error(function() h:poll() end, "the run handle was closed")
-    local dropped, pid2, late2 = sleeper("dropped")
-    dropped = nil -- luacheck: ignore dropped
+    local pid2, late2 = (function() local _, p, l = sleeper("dropped") return p, l end)() -- (its handle dropped)
     collectgarbage()
     collectgarbage()
     assert.is_nil(helper.read_file(late2), "the collection returned before the command's end")
