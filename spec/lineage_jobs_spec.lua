@@ -298,12 +298,18 @@ describe("a job's helper threads", function()
   setup(function() dir = helper.tmpdir() end)
   teardown(function() helper.cleanup() end)
 
-  local function alive(pid) return helper.execute("kill -0 " .. pid .. " 2>/dev/null") end
+  local function alive(pid) -- (a zombie is dead: a process whose parent was killed may stay one here)
+    local status = helper.read_file("/proc/" .. pid .. "/status")
+    if not status then return helper.execute("kill -0 " .. pid .. " 2>/dev/null") end
+    return not status:find("\nState:%s*Z")
+  end
 
-  -- A command that says its shell's pid, sleeps, then leaves a file: started, and its pid once it runs.
-  local function sleeper(name)
+  -- A command that says its shell's pid, sleeps, then leaves a file (wrap: its command line made from that one's):
+  -- started, and its pid once it runs.
+  local function sleeper(name, wrap)
     local pidfile, late = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".late"
-    local h = assert(core.run_start("echo $$ > " .. pidfile .. "; sleep 30; touch " .. late))
+    local command = "echo $$ > " .. pidfile .. "; sleep 30; touch " .. late
+    local h = assert(core.run_start(wrap and wrap(command) or command))
     assert.is_true(helper.wait_until(function() return (helper.read_file(pidfile) or ""):find("%d\n") ~= nil end))
     return h, tonumber(helper.read_file(pidfile)), late
   end
@@ -321,6 +327,17 @@ describe("a job's helper threads", function()
     collectgarbage()
     assert.is_nil(helper.read_file(late2), "the collection returned before the command's end")
     assert.is_true(helper.wait_until(function() return not alive(pid2) end, 10), "the command was killed")
+  end)
+
+  it("a command under the call's timeout (lineage.timed: coreutils' timeout) closed while it runs: killed too",
+    function()
+    if not helper.execute("command -v timeout >/dev/null 2>&1") then pending("coreutils' timeout") return end
+    local h, pid, late = sleeper("timed", function(c)
+      return require("starvideos.lineage").timed("sh -c " .. helper.shell_quote(c), 60)
+    end)
+    h:close()
+    assert.is_true(helper.wait_until(function() return not alive(pid) end, 10), "the command was killed")
+    assert.is_nil(helper.read_file(late))
   end)
 
   it("a command whose host ignores SIGCHLD (trap '' CHLD, nginx's handler): its output and exit status as its shell "

@@ -225,8 +225,8 @@ function M.last_frame(path, frame, timeout)
   local command = string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s",
     shell.word(path), shell.word(frame))
   if timeout and shell.has("timeout") then -- (124: it ran past the call's timeout, then had 5 s to end)
-    command = string_format("{ timeout -k 5 %.3f %s || { [ $? -ne 124 ] || echo \"ffmpeg ran past the call's "
-      .. "timeout (%g s)\"; }; }", timeout, command, timeout)
+    command = string_format("{ timeout --foreground -k 5 %.3f %s || { [ $? -ne 124 ] || echo \"ffmpeg ran past the "
+      .. "call's timeout (%g s)\"; }; }", timeout, command, timeout)
   end
   local said = shell.run(command) -- (in nginx in its thread pool: its worker serves other requests while it runs)
   local f = io.open(frame, "rb")
@@ -237,11 +237,12 @@ function M.last_frame(path, frame, timeout)
 end
 
 -- The shell command killed after timeout seconds (the call's: by coreutils' timeout, nil: none), its status kept
--- (124: it ran past the timeout, then had 5 s to end).
+-- (124: it ran past the timeout, then had 5 s to end).  --foreground: timeout stays in the shell's process group, which
+-- a job's close kills (core.run_start).
 function M.timed(command, timeout)
   if not timeout then return command end
-  return string_format("( timeout -k 5 %.3f %s || { s=$?; [ $s -ne 124 ] || echo \"ran past the call's timeout (%g "
-    .. "s)\"; exit $s; } )", timeout, command, timeout)
+  return string_format("( timeout --foreground -k 5 %.3f %s || { s=$?; [ $s -ne 124 ] || echo \"ran past the call's "
+    .. "timeout (%g s)\"; exit $s; } )", timeout, command, timeout)
 end
 
 -- The call's timeout for a film's commands (last_frame's): seconds, or nil (none, or no timeout on PATH).
