@@ -146,12 +146,18 @@ describe("remix and continue with an s3:// parent or out", function()
     assert.equal(film.shots[3].id, again.shots[3].id)
   end)
 
-  it("film into an s3:// out as a job: its PUT and HEAD yield to the frame loop (a step never waits for them); its "
-    .. "shots read back into a folder of its own (mktemp -d), none left", function()
+  it("film into an s3:// out as a job: its PUT and HEAD yield to the frame loop (a step never waits for them), by the "
+    .. "call's timeout; its shots read back into a folder of its own (mktemp -d), none left", function()
     if why then pending(why) return end
     local lineage, socket = require "starvideos.lineage", require "socket"
     local read_copy, copies = lineage.read_copy, {}
     lineage.read_copy = function(c, how, t, file, o) copies[#copies + 1] = file return read_copy(c, how, t, file, o) end
+    local Commit = require "starvideos.storage.commit"
+    local ask, deadlines = Commit.ask, {} -- (the film's PUT's and HEAD's: by the call's timeout)
+    Commit.ask = function(ctx, s3, bucket, key_name, op, a, deadline)
+      if key_name == "films/jobkite.mp4" then deadlines[op] = deadline or false end
+      return ask(ctx, s3, bucket, key_name, op, a, deadline)
+    end
     local shots = { { model = "videos", prompt = "a job's kite", duration = 4 },
       { model = "videos", prompt = "it turns", duration = 4 } }
     local job = client:film(shots, { out = "s3://vids/films/jobkite.mp4", job = true })
@@ -166,10 +172,11 @@ describe("remix and continue with an s3:// parent or out", function()
         return job.done
       end, 120))
     end)
-    lineage.read_copy = read_copy
+    lineage.read_copy, Commit.ask = read_copy, ask
     assert(ok, err)
     assert.is_nil(job.err, job.err and job.err.message)
     assert.is_true(st.exists("films/jobkite.mp4"))
+    assert.same({ "number", "number" }, { type(deadlines.put), type(deadlines.head) }, "a deadline each")
     assert.is_true(put_between, "a step returned while the film's PUT or HEAD was under way")
     assert.equal(2, #copies)
     local folder = copies[1]:match("^(.*)/[^/]+$")
