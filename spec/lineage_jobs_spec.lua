@@ -246,6 +246,42 @@ describe("again, remix and film as jobs", function()
     assert.same({ "failed", "service" }, failed, "the first create's task, in the journal")
   end)
 
+  it("a film as a job cancelled after its last create: not joined, it ends cancelled with an io error saying its "
+    .. "shots are paid for; nothing of the join left", function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    local out = dir .. "/cut.mp4"
+    local job = client:film({ { model = "videos", prompt = "cut one", duration = 4 },
+      { model = "videos", prompt = "cut two", duration = 4 } }, { out = out, job = true })
+    assert.is_true(helper.wait_until(function() client:step(0) return job.done or job.phase == "joining" end, 60))
+    job:cancel()
+    drive(client, job)
+    local err = job.err or {}
+    assert.same({ "cancelled", "io", 2, 2 }, { job.state, err.kind, emu:creates(), err.made })
+    assert.matches("^the job was cancelled", job.err.message)
+    assert.matches("shots 1 to 2 are made and paid for", job.err.message, 1, true)
+    assert.same({}, { helper.read_file(out), helper.read_file(out .. ".film-list"),
+      helper.read_file(out .. ".film-part.mp4") })
+  end)
+
+  it("a film as a job whose client closes while it joins: its command killed, its scratch files removed",
+    function()
+    if not FFMPEG then pending("ffmpeg and ffprobe") return end
+    emu:clear()
+    local c = starvideos.new { api_key = KEY, base_url = emu.url, journal = dir .. "/closes.jsonl", interval = 0.1,
+      min_interval = 0.1 }
+    local out = dir .. "/closes.mp4"
+    local job = c:film({ { model = "videos", prompt = "closes", duration = 4 } }, { out = out, job = true })
+    assert.is_true(helper.wait_until(function()
+      c:step(0)
+      return job.done or job.phase == "joining" and helper.read_file(out .. ".film-list") ~= nil
+    end, 60), "the job joins")
+    c:close()
+    assert.same({ true, "io" }, { job.done, job.err and job.err.kind })
+    assert.same({}, { helper.read_file(out), helper.read_file(out .. ".film-list"),
+      helper.read_file(out .. ".film-part.mp4") }, "nothing of the join left")
+  end)
+
   it("cancelled before its create is sent: nothing created, the job ends cancelled", function()
     emu:clear()
     local job = client:again(parent.id, { prompt = "never" }, { out = dir .. "/never.mp4", job = true })
@@ -287,5 +323,96 @@ describe("continue as a job", function()
     local rerun = client:continue(parent.id, params, { out = dir .. "/c.mp4", job = true })
     drive(client, rerun)
     assert.same({ before + 1, job.id }, { emu:creates(), rerun.id })
+  end)
+end)
+
+-- The helper threads a job's long work runs on (core.run_start, sign.sha256_start): a handle let go of never waits
+-- for its thread (a frame's collection, LÖVE quitting), a command's is killed; a command's status is its shell's own
+-- words, whatever the host does with its children.
+describe("a job's helper threads", function()
+  local dir
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.cleanup() end)
+
+  local function alive(pid) -- (a zombie is dead: a process whose parent was killed may stay one here)
+    local status = helper.read_file("/proc/" .. pid .. "/status")
+    if not status then return helper.execute("kill -0 " .. pid .. " 2>/dev/null") end
+    return not status:find("\nState:%s*Z")
+  end
+
+  -- A command that says its shell's pid, sleeps, then leaves a file (wrap: its command line made from that one's):
+  -- started, and its pid once it runs.
+  local function sleeper(name, wrap)
+    local pidfile, late = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".late"
+    local command = "echo $$ > " .. pidfile .. "; sleep 30; touch " .. late
+    local h = assert(core.run_start(wrap and wrap(command) or command))
+    assert.is_true(helper.wait_until(function() return (helper.read_file(pidfile) or ""):find("%d\n") ~= nil end))
+    return h, tonumber(helper.read_file(pidfile)), late
+  end
+
+  it("a command's handle closed or collected while it runs: its command killed (its process group), the caller "
+    .. "never waits for it", function()
+    local h, pid, late = sleeper("closed")
+    h:close()
+    assert.is_nil(helper.read_file(late), "close returned before the command's end")
+    assert.is_true(helper.wait_until(function() return not alive(pid) end, 10), "the command was killed")
+    assert.is_nil(helper.read_file(late))
+    assert.has_error(function() h:poll() end, "the run handle was closed")
+    local pid2, late2 = (function() local _, p, l = sleeper("dropped") return p, l end)() -- (its handle dropped)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(helper.read_file(late2), "the collection returned before the command's end")
+    assert.is_true(helper.wait_until(function() return not alive(pid2) end, 10), "the command was killed")
+  end)
+
+  it("a command under the call's timeout (lineage.timed: coreutils' timeout) closed while it runs: killed too",
+    function()
+    if not helper.execute("command -v timeout >/dev/null 2>&1") then pending("coreutils' timeout") return end
+    local h, pid, late = sleeper("timed", function(c)
+      return require("starvideos.lineage").timed("sh -c " .. helper.shell_quote(c), 60)
+    end)
+    h:close()
+    assert.is_true(helper.wait_until(function() return not alive(pid) end, 10), "the command was killed")
+    assert.is_nil(helper.read_file(late))
+  end)
+
+  it("a command whose host ignores SIGCHLD (trap '' CHLD, nginx's handler): its output and exit status as its shell "
+    .. "said them; over 1 MiB of output, its end (the status) kept", function()
+    helper.write_file(dir .. "/chld.lua", [[
+        local core, shell = require "starvideos.core", require "starvideos.shell"
+        local function run(c)
+          local h = assert(core.run_start(shell.saying(c)))
+          while true do
+            local o, why = h:poll()
+            if o then local words, ok = shell.said(o) return #words .. " " .. words:sub(-6) .. " " .. tostring(ok) end
+            if why then return "failed: " .. why end
+            core.sleep(0.005)
+          end
+        end
+        print(run("echo made"))
+        print(run("echo broke; exit 3"))
+        print(run("head -c 1500000 /dev/zero | tr '\\0' x; echo end"))
+      ]])
+    local out, ok = helper.capture("trap '' CHLD; " .. helper.CHILD_ENV .. helper.shell_quote(helper.lua) .. " "
+      .. helper.shell_quote(dir .. "/chld.lua"))
+    assert.is_true(ok, out)
+    assert.equal("5 made\n true\n6 broke\n false\n1048574 xxend\n true\n", out)
+  end)
+
+  it("a hash's handle collected while its thread waits on the file: the caller never waits for it", function()
+    local fifo, safety = dir .. "/slow.fifo", dir .. "/safety"
+    assert.is_true(helper.execute("mkfifo " .. helper.shell_quote(fifo)))
+    -- (were the collection to wait for the thread, a writer 20 s later lets it end: that writer's mark then says so)
+    assert.is_true(helper.execute("( sleep 20; [ -e " .. helper.shell_quote(dir .. "/fed") .. " ] || { touch "
+      .. helper.shell_quote(safety) .. "; echo late > " .. helper.shell_quote(fifo) .. "; } ) >/dev/null 2>&1 &"))
+    local h = assert(sign.sha256_start(fifo))
+    assert.is_nil(h:poll())
+    h = nil -- luacheck: ignore h
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(helper.read_file(safety), "the collection waited for the hash's thread")
+    helper.write_file(dir .. "/fed", "")
+    local w = assert(io.open(fifo, "w")) -- (the thread's open returns: it hashes nothing and ends)
+    w:close()
   end)
 end)

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The id, timestamp and body of a webhook at 2..4: strings (a timestamp may be
@@ -62,20 +63,36 @@ static int sha256(lua_State *L, int file) {
 static int l_sha256(lua_State *L) { return sha256(L, 0); }
 static int l_sha256_file(lua_State *L) { return sha256(L, 1); }
 
-/* A file's SHA-256 taken on a helper thread (a job's parent checked while a frame loop goes on). */
+/* A file's SHA-256 taken on a helper thread (a job's parent checked while a frame loop goes on).  The state the
+   thread and the handle share is malloc'd, freed by whichever of the two lets go of it last (refs): a handle dropped
+   while the thread hashes costs its caller nothing (the thread ends on its own; this module stays loaded). */
 #define HASHING_MT "starvideos.hashing"
 
-typedef struct lhashing {
+typedef struct hashing_state {
   pthread_mutex_t lock;
-  pthread_t thread;
-  int threaded, joined, done, rc; /* done, rc: under lock, set once by the thread */
+  int refs;       /* under lock: the thread's and the handle's */
+  int done, rc;   /* under lock, set once by the thread */
+  int threaded;   /* set before the thread starts */
   char hex[SV_SHA256_HEX + 1];
   char why[512];
-  char path[1]; /* (its whole name: the object is made as long as it needs) */
-} lhashing;
+  char path[1]; /* (its whole name: the state is made as long as it needs) */
+} hashing_state;
+
+typedef struct lhashing { hashing_state *s; } lhashing; /* s: NULL once closed */
+
+/* One reference let go of (under no lock): the last frees the state. */
+static void hashing_release(hashing_state *s) {
+  int last;
+  pthread_mutex_lock(&s->lock);
+  last = --s->refs == 0;
+  pthread_mutex_unlock(&s->lock);
+  if (!last) return;
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
 
 static void *hashing_thread(void *arg) {
-  lhashing *h = arg;
+  hashing_state *h = arg;
   char hex[SV_SHA256_HEX + 1];
   sv_buf why = { 0 };
   int rc;
@@ -88,6 +105,7 @@ static void *hashing_thread(void *arg) {
   h->done = 1;
   pthread_mutex_unlock(&h->lock);
   sv_buf_free(&why);
+  hashing_release(h);
   return NULL;
 }
 
@@ -96,31 +114,37 @@ static void *hashing_thread(void *arg) {
 static int l_sha256_start(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
-  lhashing *h = lsv_new_object(L, sizeof *h + len, 0, HASHING_MT);
-  memcpy(h->path, path, len + 1);
-  if (pthread_mutex_init(&h->lock, NULL) != 0) {
-    h->joined = -1; /* (no lock to destroy) */
+  lhashing *lh = lsv_new_object(L, sizeof *lh, 0, HASHING_MT);
+  hashing_state *h = calloc(1, sizeof *h + len);
+  pthread_t thread;
+  if (!h || pthread_mutex_init(&h->lock, NULL) != 0) {
+    free(h);
     lua_pushnil(L);
     lua_pushstring(L, "out of memory");
     return 2;
   }
+  memcpy(h->path, path, len + 1);
+  h->refs = 2;
+  lh->s = h;
   h->threaded = 1; /* set before the thread starts: it reads it */
-  if (sv_helper_start(&h->thread, hashing_thread, h) != 0) {
+  if (sv_helper_start(&thread, hashing_thread, h) != 0) {
     h->threaded = 0;
     hashing_thread(h); /* no thread to be had: done here */
+  } else {
+    pthread_detach(thread);
   }
   return 1;
 }
 
 static int h_poll(lua_State *L) {
-  lhashing *h = luaL_checkudata(L, 1, HASHING_MT);
+  lhashing *lh = luaL_checkudata(L, 1, HASHING_MT);
+  hashing_state *h = lh->s;
   int done;
-  if (h->joined < 0) return luaL_error(L, "the hashing handle was closed");
+  if (!h) return luaL_error(L, "the hashing handle was closed");
   if (pthread_mutex_trylock(&h->lock) != 0) return 0; /* the thread is finishing: look again later */
   done = h->done;
   pthread_mutex_unlock(&h->lock);
   if (!done) return 0;
-  if (h->threaded && !h->joined) { pthread_join(h->thread, NULL); h->joined = 1; }
   if (h->rc == 0) {
     lua_pushstring(L, h->hex);
     return 1;
@@ -130,13 +154,11 @@ static int h_poll(lua_State *L) {
   return 2;
 }
 
-/* collected or closed: waits for the thread when it still runs */
+/* collected or closed: the thread is never waited for (it lets go of the state when it ends) */
 static int h_gc(lua_State *L) {
-  lhashing *h = luaL_checkudata(L, 1, HASHING_MT);
-  if (h->joined < 0) return 0;
-  if (h->threaded && !h->joined) pthread_join(h->thread, NULL);
-  pthread_mutex_destroy(&h->lock);
-  h->joined = -1;
+  lhashing *lh = luaL_checkudata(L, 1, HASHING_MT);
+  if (lh->s) hashing_release(lh->s);
+  lh->s = NULL;
   return 0;
 }
 

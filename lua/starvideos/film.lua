@@ -86,25 +86,33 @@ local function tools()
 end
 
 -- A shot's stream as ffprobe says it: "codec WxH rate", or nil.
-local function stream_of(path)
-  local ok, out = run_cmd("ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height,"
-    .. "r_frame_rate,pix_fmt -of csv=p=0 " .. shell.word(path))
+local function stream_of(path, timeout)
+  local ok, out = run_cmd(lineage.timed("ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,"
+    .. "height,r_frame_rate,pix_fmt -of csv=p=0 " .. shell.word(path), timeout))
   return ok and out:gsub("%s+$", "") or nil
 end
 
--- The shots' files joined into out (atomically): true and whether it was a stream copy, or nil, err.
-function M.join(paths, out)
+-- The shots' files joined into out (atomically), each command killed after timeout seconds (nil: none): true and
+-- whether it was a stream copy, or nil, err.  Its list and partial file are a job's scratch (verb_job.lua).
+function M.join(paths, out, timeout)
   local list, first, same = out .. ".film-list", nil, true
+  local tmp, job = out .. ".film-part.mp4", require "starvideos.verb_job"
+  job.scratch(list)
+  job.scratch(tmp)
   local f = assert(io.open(list, "wb"))
   for i, p in ipairs(paths) do -- (by its name: concat reads a path against the list's folder, the shots' own)
     f:write("file ", shell.word((p:match("[^/]+$"))), "\n")
-    local s = stream_of(p)
+    local s = stream_of(p, timeout)
     if i == 1 then first = s elseif s ~= first then same = false end
   end
   f:close()
-  local tmp = out .. ".film-part.mp4"
-  local ok, said = run_cmd(string_format("ffmpeg -v error -nostdin -y -f concat -safe 0 -i %s %s -movflags +faststart "
-    .. "%s", shell.word(list), same and "-c copy" or "-c:v libx264 -pix_fmt yuv420p -c:a aac", shell.word(tmp)))
+  if job.cancelled() then
+    os.remove(list)
+    return nil, new_error("io", "the job was cancelled before the film was joined", { field = "out" })
+  end
+  local ok, said = run_cmd(lineage.timed(string_format("ffmpeg -v error -nostdin -y -f concat -safe 0 -i %s %s "
+    .. "-movflags +faststart %s", shell.word(list), same and "-c copy" or "-c:v libx264 -pix_fmt yuv420p -c:a aac",
+    shell.word(tmp)), timeout))
   os.remove(list)
   if not ok then
     os.remove(tmp)
@@ -295,25 +303,39 @@ local function after_made(err, n)
   return nil, err
 end
 
--- The shots (objects: tasks) read back into local files and verified, joined there and the film put as out by its
--- sink (place): true and whether it was a stream copy, or nil, err.  Nothing read back is left.
-local function into_object(client, tasks, out, opts)
-  local base, files, ok, same = lineage.local_base(out), {}, true, nil
+-- A cancelled job's error at what (verb_job.lua: the job ends with it).
+local function cancelled_at(what) return new_error("io", "the job was cancelled before " .. what, { field = "out" }) end
+
+-- The shots (objects: tasks) read back into local files of a folder of its own and verified, joined there (each
+-- command under timeout) and the film put as out by its sink (place, by the call's deadline): true and whether it was
+-- a stream copy, or nil, err.  Nothing read back is left (in a job, however it ends: its scratch).
+local function into_object(client, tasks, out, opts, timeout)
+  local job = require "starvideos.verb_job"
+  local dir, derr = lineage.private_dir()
+  if not dir then return nil, derr end
+  job.scratch(dir)
+  local base, files, ok, same = dir .. "/film", {}, true, nil
+  job.scratch(base .. ".mp4")
   for i, t in ipairs(tasks) do
+    if job.cancelled() then ok, same = nil, cancelled_at("shot " .. i .. " was read back") break end
     files[i], same = lineage.read_copy(client, "film", t, string_format("%s.shot%02d.mp4", base, i), opts)
-    if not files[i] then ok = false break end
+    if not files[i] then ok, same.shot = false, i break end
   end
-  if ok then ok, same = M.join(files, base .. ".mp4") end
+  if ok then ok, same = M.join(files, base .. ".mp4", timeout) end
   local made -- (the film's SHA-256 and size, for its provenance record)
   if ok then
     local sum, err = lineage.hash_file(client, base .. ".mp4")
     made = sum and { sha256 = sum, bytes = require("starvideos.download").size(base .. ".mp4") }
+    local limit = opts.timeout or client.cfg.wait_timeout
+    local ctx = setmetatable({ deadline = limit and core.now() + limit }, { __index = client.ctx })
     if not sum then err = new_error("io", "film: " .. tostring(err), { field = "out" })
-    else sum, err = Sink.of(client.cfg, out).place(base .. ".mp4", out, client.ctx, sum) end
+    elseif job.cancelled() then sum, err = nil, cancelled_at("the film was put")
+    else sum, err = Sink.of(client.cfg, out).place(base .. ".mp4", out, ctx, sum) end
     if not sum then ok, same = nil, err end
   end
   for _, f in ipairs(files) do os.remove(f) end
   os.remove(base .. ".mp4")
+  os.remove(dir)
   return ok or nil, same, made
 end
 
@@ -339,8 +361,10 @@ function M.film(client, shots, opts)
   local list, planned = checked(client, shots, opts)
   if not list then return nil, planned end
   if opts.dry_run then return opts.fallback and worst(client, list, planned, opts.fallback) or planned end
-  local tasks, paths, doing = {}, {}, require("starvideos.verb_job").doing -- (a job's fields: opts.job)
+  local job = require "starvideos.verb_job" -- (a job's fields, its cancel: opts.job)
+  local tasks, paths, doing = {}, {}, job.doing
   for i, s in ipairs(list) do
+    if job.cancelled() then return after_made(cancelled_at("shot " .. i .. " was made"), i - 1) end
     doing("preparing", i)
     local o = {}
     for k, v in pairs(opts) do if k ~= "dry_run" and k ~= "job" then o[k] = v end end
@@ -357,8 +381,10 @@ function M.film(client, shots, opts)
   end
   doing("joining")
   local ok, same, made
-  if Sink.object(opts.out) then ok, same, made = into_object(client, tasks, opts.out, opts)
-  else ok, same = M.join(paths, opts.out) end
+  if job.cancelled() then ok, same = nil, cancelled_at("the film was joined")
+  elseif Sink.object(opts.out) then
+    ok, same, made = into_object(client, tasks, opts.out, opts, lineage.timeout_of(client, opts))
+  else ok, same = M.join(paths, opts.out, lineage.timeout_of(client, opts)) end
   if not ok then return after_made(same, #list) end
   local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
     function(path) return lineage.hash_file(client, path) end) -- (its shots' records named)

@@ -225,8 +225,8 @@ function M.last_frame(path, frame, timeout)
   local command = string_format("ffmpeg -v error -nostdin -y -sseof -1 -i %s -update 1 -frames:v 30 %s",
     shell.word(path), shell.word(frame))
   if timeout and shell.has("timeout") then -- (124: it ran past the call's timeout, then had 5 s to end)
-    command = string_format("{ timeout -k 5 %.3f %s || { [ $? -ne 124 ] || echo \"ffmpeg ran past the call's "
-      .. "timeout (%g s)\"; }; }", timeout, command, timeout)
+    command = string_format("{ timeout --foreground -k 5 %.3f %s || { [ $? -ne 124 ] || echo \"ffmpeg ran past the "
+      .. "call's timeout (%g s)\"; }; }", timeout, command, timeout)
   end
   local said = shell.run(command) -- (in nginx in its thread pool: its worker serves other requests while it runs)
   local f = io.open(frame, "rb")
@@ -234,6 +234,31 @@ function M.last_frame(path, frame, timeout)
   if f then f:close() end
   if size == 0 then return nil, "ffmpeg could not take the last frame of " .. path .. ": " .. said end
   return true
+end
+
+-- The shell command killed after timeout seconds (the call's: by coreutils' timeout, nil: none), its status kept
+-- (124: it ran past the timeout, then had 5 s to end).  --foreground: timeout stays in the shell's process group, which
+-- a job's close kills (core.run_start).
+function M.timed(command, timeout)
+  if not timeout then return command end
+  return string_format("( timeout --foreground -k 5 %.3f %s || { s=$?; [ $s -ne 124 ] || echo \"ran past the call's "
+    .. "timeout (%g s)\"; exit $s; } )", timeout, command, timeout)
+end
+
+-- The call's timeout for a film's commands (last_frame's): seconds, or nil (none, or no timeout on PATH).
+function M.timeout_of(client, opts)
+  local t = opts.timeout or client.cfg.wait_timeout
+  return t and shell.has("timeout") and t or nil
+end
+
+-- A folder of this call's own (mktemp -d: no other user nor process names it), for the shots read back and joined
+-- into an object out: its path, or nil, err.
+function M.private_dir()
+  local said, ok = shell.run_ok('mktemp -d "${TMPDIR:-/tmp}/starvideos-film.XXXXXX"')
+  local dir = ok and said:match("^(/[^\n]+)\n?$")
+  if dir then return dir end
+  return nil, new_error("io", "film: no folder of its own for the shots read back (mktemp -d): " .. said,
+    { field = "out" })
 end
 
 -- p (a continue's or a remix's params) given the shot's shape of was (its parent's params) where it gives none: the
@@ -263,6 +288,7 @@ end
 -- The parent's object read back into the local file `file`, and verified as its record says (its bytes and SHA-256):
 -- file; or nil, err (nothing left at file).  A message never names the presigned URL (it grants the object).
 function read_back(client, how, t, opts, file)
+  require("starvideos.verb_job").scratch(file) -- (a job's: removed however it ends)
   local src, err = source_of(client, how, t, opts)
   if not src then return nil, err end
   local _, derr = client:download(src, file)
@@ -278,12 +304,15 @@ function read_back(client, how, t, opts, file)
   return refused(how, "task", "task %s's video at %s could not be read back whole: %s", t.id, t.path, why)
 end
 
--- A task's saved video (an object: a film's shot) read back into the local file `file` and verified: file, or nil,
--- err (film.lua joins such copies).
+-- A task's saved video (an object: a film's shot, paid for) read back into the local file `file` and verified: file,
+-- or nil, err (an io error of field out: something was sent; film.lua joins such copies).
 function M.read_copy(client, how, task, file, opts)
   local t, err = parent_of(client, how, task)
-  if not t then return nil, err end
-  return read_back(client, how, t, opts, file)
+  local made
+  if t then made, err = read_back(client, how, t, opts, file) end
+  if made then return made end
+  err.kind, err.field, err.message = "io", "out", (tostring(err.message):gsub(" %(nothing was sent%)$", ""))
+  return nil, err
 end
 
 -- The SHA-256 of a local file, taken where the client's transport does its disk work: hex, or nil, why.

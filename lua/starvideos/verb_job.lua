@@ -37,12 +37,29 @@ local function pause(s)
 end
 
 -- A job made while the coroutine runs: a create's (a query's, a check's, a read-back's are not shown) is the one the
--- job's fields show, and a cancel cancels it.
+-- job's fields show, and a cancel cancels it (at once when the job is cancelled already).
 local function adopt(job)
   local me = running
   if me and job.goal == nil and job.params then
     me.children[#me.children + 1], me.current = job, job
+    if me.cancelled then job:cancel() end
   end
+end
+
+-- Whether the job whose coroutine runs now was cancelled (film.lua looks before each shot, read-back and join).
+function M.cancelled() return running ~= nil and running.cancelled == true end
+
+-- A scratch file (or folder, removed after the files registered since) of the job whose coroutine runs now: removed
+-- when the job ends, however it ends (its call's own cleanup skipped by an error, or never resumed once its client
+-- closed).  Outside a job, nothing.
+function M.scratch(path)
+  local me = running
+  if me then me.scratch[#me.scratch + 1] = path end
+end
+
+local function clean(self)
+  for i = #self.scratch, 1, -1 do os.remove(self.scratch[i]) end
+  self.scratch = {}
 end
 
 -- The SHA-256 of the file at path on a helper thread, the job's coroutine yielding until it is taken: hex, or nil,
@@ -66,10 +83,13 @@ function M.hasher() return running and sha256_file or nil end
 -- coroutine, run here.
 function M.run_ok(command)
   if not running then return shell.popen_ok(command) end
+  local me = running
   local h, err = core.run_start(shell.saying(command))
   if not h then return tostring(err), false end
+  me.command = h -- (its client's close kills it: V:cancel)
   while true do
     local out, why = h:poll()
+    if out or why then me.command = nil end
     if out then return shell.said(out) end
     if why then return why, false end
     coroutine.yield(POLL)
@@ -105,10 +125,15 @@ local function mirror(self)
   end
 end
 
--- The job ends with what the call returned (result: its first value; err: its error).
+-- The job ends with what the call returned (result: its first value; err: its error; a cancelled job's an io error,
+-- its call's result kept), its scratch files removed.
 local function finish(self, result, err)
   self.done, self.state = true, self.cancelled and "cancelled" or "done"
   self.result = result
+  clean(self)
+  if self.cancelled and not err then
+    err = errors.new_error("io", "the job was cancelled: its call had ended (job.result holds what it returned)")
+  end
   if err then
     local said = tostring(err.message)
     if self.cancelled then -- (as a cancelled job's: an io error, saying what the call had come to)
@@ -144,12 +169,15 @@ end
 
 -- Cancelled: its create under way is cancelled (one already sent is awaited: the job ends once its answer is in, the
 -- task recorded); work off the frame ends first (a hash, ffmpeg under its timeout).  With keep (its client closes:
--- it is never resumed again) it ends now, its create's .part kept as a job's is.
+-- it is never resumed again) it ends now, its create's .part kept as a job's is, its command killed, its scratch
+-- files removed.
 function V:cancel(keep)
   if self.done then return end
   self.cancelled = true
   for _, j in ipairs(self.children) do j:cancel(keep) end
-  if keep then finish(self, nil, errors.new_error("io", "the job was cancelled (its client was closed)")) end
+  if not keep then return end
+  if self.command then self.command:close() end -- (its process group killed: it is never waited for)
+  finish(self, nil, errors.new_error("io", "the job was cancelled (its client was closed)"))
 end
 
 -- The job of fn(...) (the blocking call, with its options' job and sleep left out) for client: its first turn
@@ -157,7 +185,7 @@ end
 function M.start(client, fn, ...)
   local args, n = { ... }, select("#", ...)
   local self = setmetatable({ cfg = client.cfg, loop = client.loop, fin = client.finished, children = {},
-    done = false, state = "preparing", phase = "preparing" }, V)
+    scratch = {}, done = false, state = "preparing", phase = "preparing" }, V)
   self.co = coroutine.create(function() return fn(unpack(args, 1, n)) end)
   client.loop:at(now(), self)
   return self

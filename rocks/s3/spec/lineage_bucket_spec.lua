@@ -146,6 +146,66 @@ describe("remix and continue with an s3:// parent or out", function()
     assert.equal(film.shots[3].id, again.shots[3].id)
   end)
 
+  it("film into an s3:// out as a job: its PUT and HEAD yield to the frame loop (a step never waits for them), by the "
+    .. "call's timeout; its shots read back into a folder of its own (mktemp -d), none left", function()
+    if why then pending(why) return end
+    local lineage, socket = require "starvideos.lineage", require "socket"
+    local read_copy, copies = lineage.read_copy, {}
+    lineage.read_copy = function(c, how, t, file, o) copies[#copies + 1] = file return read_copy(c, how, t, file, o) end
+    local Commit = require "starvideos.storage.commit"
+    local ask, deadlines = Commit.ask, {} -- (the film's PUT's and HEAD's: by the call's timeout)
+    Commit.ask = function(ctx, s3, bucket, key_name, op, a, deadline)
+      if key_name == "films/jobkite.mp4" then deadlines[op] = deadline or false end
+      return ask(ctx, s3, bucket, key_name, op, a, deadline)
+    end
+    local shots = { { model = "videos", prompt = "a job's kite", duration = 4 },
+      { model = "videos", prompt = "it turns", duration = 4 } }
+    local job = client:film(shots, { out = "s3://vids/films/jobkite.mp4", job = true })
+    local put_between = false -- (the film's PUT or HEAD in flight when a step returned)
+    local ok, err = pcall(function()
+      assert.is_true(helper.wait_until(function()
+        client:step(0)
+        for _, req in pairs(client.loop.inflight) do
+          put_between = put_between or (req.owner and req.owner.key_name == "films/jobkite.mp4") or false
+        end
+        socket.sleep(0.002)
+        return job.done
+      end, 120))
+    end)
+    lineage.read_copy, Commit.ask = read_copy, ask
+    assert(ok, err)
+    assert.is_nil(job.err, job.err and job.err.message)
+    assert.is_true(st.exists("films/jobkite.mp4"))
+    assert.same({ "number", "number" }, { type(deadlines.put), type(deadlines.head) }, "a deadline each")
+    assert.is_true(put_between, "a step returned while the film's PUT or HEAD was under way")
+    assert.equal(2, #copies)
+    local folder = copies[1]:match("^(.*)/[^/]+$")
+    assert.matches("/starvideos%-film%.%w+$", folder)
+    assert.equal(folder, copies[2]:match("^(.*)/[^/]+$"))
+    assert.falsy(helper.execute("test -e " .. q(folder)), "its folder removed")
+  end)
+
+  it("film into an s3:// out whose shot cannot be read back whole: an io error of field out naming the shot, its "
+    .. "shots made and paid for, nothing said of nothing sent", function()
+    if why then pending(why) return end
+    local download = client.download
+    client.download = function(c, src, file) -- (the copy spoilt: one byte more than was saved)
+      local r, e = download(c, src, file)
+      local f = io.open(file, "ab")
+      if f then f:write("x") f:close() end
+      return r, e
+    end
+    local before = emu:creates()
+    local film, err = client:film({ { model = "videos", prompt = "a spoilt kite", duration = 4 } },
+      { out = "s3://vids/films/spoilt.mp4" })
+    client.download = nil
+    assert.is_nil(film)
+    assert.same({ "io", "out", 1, 1, before + 1 }, { err.kind, err.field, err.shot, err.made, emu:creates() })
+    assert.is_nil(err.message:find("nothing was sent", 1, true), err.message)
+    assert.matches("shot 1 is made and paid for", err.message, 1, true)
+    assert.is_false(st.exists("films/spoilt.mp4"))
+  end)
+
   it("film into an s3:// out without the store's keys: refused before the first create", function()
     if why then pending(why) return end
     if os.getenv("AWS_ACCESS_KEY_ID") then pending("AWS_ACCESS_KEY_ID is set: the store's keys are given") return end

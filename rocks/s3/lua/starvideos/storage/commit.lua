@@ -106,23 +106,24 @@ Ask.__index = Ask
 function Ask:advance() self.done = true end
 Ask.cancel = Ask.advance
 
--- One request of shape op on bucket's key on the store st (deadline: nil, none), driven on ctx's loop to its end:
--- the request (req.task: its answer, else req.err).  storage/sweep.lua's too.
+-- One request of shape op on bucket's key on the store st (deadline: nil, none), driven on ctx's loop to its end,
+-- its waits the client's sleep (in a job's coroutine, verb_job.lua: it yields): the request (req.task: its answer,
+-- else req.err).  storage/sweep.lua's too.
 function M.ask(ctx, st, bucket, key_name, op, a, deadline)
   local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket,
     key_name = key_name, out = "s3://" .. bucket .. "/" .. key_name, path = "/" .. bucket .. "/" .. key_name,
     deadline = deadline, done = false }, Ask)
   o.req = M.call(o, op, a, now())
-  ctx.loop:drive(function() return o.done or o.req.done end)
+  ctx.loop:drive(function() return o.done or o.req.done end, nil, nil, ctx.cfg and ctx.cfg.sleep)
   return o.req
 end
 
--- A saved object against what was recorded (t: path, bytes, sha256), by HEAD: "ok", or "missing" or "changed"
--- and why.
+-- A saved object against what was recorded (t: path, bytes, sha256), by HEAD (by ctx.deadline, when it has one):
+-- "ok", or "missing" or "changed" and why.
 function M.check(t, ctx)
   local bucket, key_name = S3.parse(t.path, "path")
   local st, err = S3.store_of(ctx.cfg.storage)
-  local req = bucket and st and M.ask(ctx, st, bucket, key_name, "head") or { err = err or key_name }
+  local req = bucket and st and M.ask(ctx, st, bucket, key_name, "head", nil, ctx.deadline) or { err = err or key_name }
   err = req.err
   if err then
     return "missing", string_format("%s: %s", t.path, err.status == 404 and "no object" or tostring(err.message))
