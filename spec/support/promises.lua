@@ -719,8 +719,10 @@ P.list = {
   { id = "refused_before", title = "the same refusal never paid twice: a create whose content failed for policy or "
       .. "input is refused before it is sent",
     doc = "docs/failures.md#the-same-refusal-never-paid-twice", na = { file = NO_SINK, bucket = NO_SINK },
-    open = { studio = "no case yet shows a studio card of a refused prompt made again" },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "refuses before paying a create whose content failed for policy before",
+        { "studio", "journal", "nginx" } },
       { "spec/refused_before_spec.lua",
         "refuses a policy-refused create run again in the process",
         { "process", "lua" } },
@@ -753,8 +755,10 @@ P.list = {
       .. "failure, each attempt a keyed job",
     doc = "docs/failures.md#a-fallback-that-cannot-pay-twice", na = { file = NO_SINK, bucket = NO_SINK,
       studio = "the studio sends one generate per card and has no fallback setting" },
-    open = { job = "no case yet makes a film as a job with a fallback" },
     cases = {
+      { "spec/lineage_jobs_spec.lua",
+        "a film as a job whose first shot fails for service falls back",
+        { "job", "journal", "file" } },
       { "spec/fallback_spec.lua",
         "without a ledger: a service failure, then the next model",
         { "process", "lua" } },
@@ -811,8 +815,10 @@ P.list = {
     } },
   { id = "provenance", title = "each saved video's provenance record beside it; verify checks it and its parents'",
     doc = "docs/lineage.md#where-each-video-came-from", na = {},
-    open = { studio = "no studio case reads a saved video's record yet" },
     cases = {
+      { "spec/hosts/studio_places_spec.lua",
+        "keeps beside a video it saved its provenance record",
+        { "studio", "journal", "nginx", "file" } },
       { "spec/provenance_spec.lua",
         "generate --out PATH (the command line)",
         { "process", "file", "cli" } },
