@@ -75,6 +75,7 @@ M.cases = {
     end },
 
   { name = "refused: a policy or input failure kept by its create's content, seen by another client of the ledger",
+    promise = "refused_before",
     covers = { "refusal", "refused" },
     run = function(env, assert)
       local l, addr = env.open(), "addr-" .. core.random_id()
@@ -186,6 +187,7 @@ M.cases = {
     end },
 
   { name = "records a failed task's words, its reason and the input they named: tasks lists them, to another client",
+    promise = "failure_reason",
     covers = { "status" },
     records = true,
     run = function(env, assert)

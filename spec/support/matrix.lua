@@ -23,7 +23,7 @@ M.AXES = {
     places = { "process", "journal", "dict", "redis" } },
   { id = "sink", title = "where a video goes", places = { "file", "bucket" } },
   { id = "caller", title = "how a user calls", places = { "lua", "cli", "nginx", "job", "studio" } },
-  { id = "vm", title = "the Lua VM", places = { "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" } },
+  { id = "vm", title = "the Lua VM", places = { "lua5.1", "lua5.2", "lua5.3", "lua5.4", "lua5.5", "luajit" } },
 }
 
 M.PLACES = {
@@ -39,6 +39,7 @@ M.PLACES = {
   job = "a job stepped in a frame loop (`client:start`, `job:step`)",
   studio = "the studio: a page in a browser over the command line's server",
   ["lua5.1"] = "Lua 5.1", ["lua5.2"] = "Lua 5.2", ["lua5.3"] = "Lua 5.3", ["lua5.4"] = "Lua 5.4",
+  ["lua5.5"] = "Lua 5.5 (built from the vendored sources, build/vm5.5)",
   luajit = "LuaJIT (OpenResty's)",
 }
 

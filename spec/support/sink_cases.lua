@@ -137,6 +137,7 @@ M.cases = {
   { name = "record and record_of: a saved video's provenance record is beside it (its SHA-256, size, model, task, "
       .. "params); a remix's names its parent's record by its SHA-256; neither holds the key, the bucket's secret "
       .. "or a presigned URL's signature; provenance = false writes none",
+    promise = "provenance",
     covers = { "record", "record_of" },
     run = function(env, assert)
       local P, sign = require "starvideos.provenance", require "starvideos.sign"

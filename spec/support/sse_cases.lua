@@ -58,6 +58,7 @@ end
 
 M.cases = {
   { name = "tells every event of a run once, in order, each with its id, type and data",
+    promise = "sse",
     run = function(p, assert)
       local t = tenant()
       local s = p.open { tenant = t }
@@ -82,6 +83,7 @@ M.cases = {
     end },
 
   { name = "a stream given the last id it saw gets the rest and nothing twice",
+    promise = "sse",
     run = function(p, assert)
       local t = tenant()
       local a = p.open { tenant = t }
@@ -102,6 +104,7 @@ M.cases = {
     end },
 
   { name = "a stream of a tenant tells that tenant's tasks only",
+    promise = "sse",
     run = function(p, assert)
       local t1, t2 = tenant(), tenant()
       local s1, s2 = p.open { tenant = t1 }, p.open { tenant = t2 }
@@ -120,6 +123,7 @@ M.cases = {
     end },
 
   { name = "a stream of a task tells that task's events only",
+    promise = "sse",
     run = function(p, assert)
       local t = tenant()
       local all = p.open { tenant = t }
@@ -138,6 +142,7 @@ M.cases = {
     end },
 
   { name = "a failed task's event carries the failure's words",
+    promise = "sse",
     run = function(p, assert)
       local t = tenant()
       p.emu:config { outcome = "failed" }
@@ -156,6 +161,7 @@ M.cases = {
     end },
 
   { name = "a stream with nothing to tell writes a heartbeat comment every heartbeat seconds",
+    promise = "sse",
     run = function(p, assert)
       local s = p.open { tenant = tenant(), heartbeat = 0.2 }
       assert.is_true(p.until_(function()
