@@ -439,6 +439,9 @@ int lsv_curl_register(lua_State *L) {
 }
 
 LUAOPEN_API int luaopen_starvideos_curl(lua_State *L) {
+  /* libcurl's own threads (its resolver's, a download's commit) may outlive the state that loaded this module:
+     it stays loaded for good, and libcurl with it (a lua_close that unloaded them crashed LuaJIT at exit) */
+  sv_helper_pin_module();
   lua_createtable(L, 0, 1);
   lsv_curl_register(L);
   lua_setfield(L, -2, "new");
