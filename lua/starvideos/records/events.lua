@@ -52,10 +52,9 @@ end
 -- The window of the key named hash in the journal at path (ledger: the client's, records/ledger.lua: its writer's
 -- kind and loop), size lines kept at least.
 function M.new(path, hash, ledger, size)
-  local self = setmetatable({ path = path .. ".events", hash = hash, size = size, puts = 0 }, M)
+  local self = setmetatable({ path = path .. ".events", hash = hash, size = size, puts = 0,
+    inline = ledger.writer and ledger.writer.inline }, M)
   self.by = { loop = ledger.loop, lost = function(_, why) self.lost = why end } -- (the writer's: a line not written)
-  self.made, self.err = made(self.path)
-  self.writer = journal.writer(self.path, ledger.writer and ledger.writer.inline)
   return self
 end
 
@@ -66,7 +65,11 @@ end
 
 -- An entry queued for the file (written by the writer's thread): true, or nil and why.
 function M:put(text)
-  if not self.made then return nil, self.err end
+  if not self.writer then -- (the file made at the first event: a journal whose client tells none has none)
+    local ok, err = made(self.path)
+    if not ok then return nil, err end
+    self.writer = journal.writer(self.path, self.inline)
+  end
   self.writer:put(self.hash .. "\31" .. text .. "\n", false, nil, self.by)
   self.puts = self.puts + 1
   if self.puts % M.CHECK_EVERY == 0 then self:bound() end
@@ -74,7 +77,7 @@ function M:put(text)
 end
 
 -- What was queued, written (seconds at most).
-function M:flush(seconds) self.writer:flush(seconds) end
+function M:flush(seconds) if self.writer then self.writer:flush(seconds) end end
 
 -- The file's last size lines kept, once it is past its bound (under its lock: what the writer queued meanwhile is
 -- appended to the new file).
