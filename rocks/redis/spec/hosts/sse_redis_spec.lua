@@ -47,3 +47,27 @@ describe("client:sse's window on a Redis store two processes share", function()
     s:close()
   end)
 end)
+
+describe("client:sse's window on a Redis Cluster", function()
+  local set, emu, dir, p
+  setup(function()
+    set = redis_run.start_cluster()
+    emu, dir = helper.emulator { queued = 0.3, processing = 0.3 }, helper.tmpdir()
+    p = two.place(emu, dir, { store = set.url })
+  end)
+  teardown(function()
+    if p then p.stop() end
+    if emu then emu:stop() end
+    if set then set.stop() end
+    helper.cleanup()
+  end)
+
+  it("keeps the key's events on the node of its slot: a run of another process told, resumed from a middle id",
+    function()
+    cases.cases[2].run(p, assert) -- (the case list's "a stream given the last id it saw gets the rest")
+    local key = "starvideos:{" .. redis_run.key_hash(emu.url, emu.key) .. "}:events"
+    local slot = tonumber(redis_run.cli(set.nodes[1].port, "CLUSTER", "KEYSLOT", key)[1])
+    local node = set.nodes[redis_run.slot_node(set, slot)]
+    assert.is_true(tonumber(redis_run.cli(node.port, "XLEN", key)[1]) >= 3)
+  end)
+end)
