@@ -177,7 +177,6 @@ local function numbered(w, seen, t, who)
   end
   return out, id - 1
 end
-E.numbered = numbered
 Memory.since, Dict.since = numbered, numbered
 
 -- The events past the last one seen, kept by the filters, as one chunk ("" for none).  A window's since(seen, t,

@@ -50,7 +50,7 @@ function M.place(emu, dir, ledger, out)
   -- What each child said (its last line: "saved" or its error's words), all of them ended.
   function p.stop()
     local said = {}
-    for i, proc in ipairs(procs) do said[i] = proc.pipe:read("a"); proc:close() end
+    for i, proc in ipairs(procs) do said[i] = proc.pipe:read("*a"); proc:close() end
     client:close()
     return said
   end

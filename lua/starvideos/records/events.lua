@@ -90,7 +90,7 @@ function M:bound()
     local g, base = opened(self.path)
     if not (g and base) then if g then g:close() end; return false end
     g:seek("set", HEAD)
-    local text = g:read("a")
+    local text = g:read("*a")
     g:close()
     local starts = {} -- (each whole line's start)
     for b in text:gmatch("()[^\n]*\n") do starts[#starts + 1] = b end
@@ -113,7 +113,7 @@ function M:since(seen)
   if from > bytes then f:close(); return {}, seen end -- (an id not given yet: nothing past it until then)
   if from < HEAD then from = HEAD end
   f:seek("set", from - 1)
-  local text = f:read("a") or ""
+  local text = f:read("*a") or ""
   f:close()
   local skip = text:find("\n", 1, true) or #text -- (an id that is no line's end: from the next line on)
   text, from = text:sub(skip + 1), from - 1 + skip

@@ -2,8 +2,9 @@
 -- "starvideos:{<key's hash>}:events" (the key's hash tag: its slot's node on a Cluster), every host of the store
 -- adding its events (XADD MAXLEN ~ size: Redis trims it, keeping size at least) and its streams reading past their
 -- last id (XRANGE).  Redis numbers the entries ("<ms>-<seq>", ordered across the hosts); a stream's id is that
--- number as ms * 1000 + seq.  Nothing waits: an add's answer is taken at a later call, a read's at the stream's
--- next turn once there (inside nginx a cosocket's answer is there at once).
+-- number as ms * 1000 + seq (a double's 53 bits hold it; more than 1000 entries in one millisecond of the store's
+-- clock would run into the next one's ids).  Nothing waits: an add's answer is taken at a later call, a read's at
+-- the stream's next turn once there (inside nginx a cosocket's answer is there at once).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local Store = require "starvideos.fleet.store"
