@@ -206,6 +206,11 @@ function Stream:turn(t)
   return self.write(chunk) and true or false
 end
 
+-- The stream ended: what its window holds for it let go (a store's read under way).
+function Stream:gone()
+  if self.window.drop then self.window:drop(self) end
+end
+
 -- A stream of window for opts (tenant, task, heartbeat, last_event_id) written by write(chunk).
 local function stream(window, opts, write)
   local t = now()
@@ -228,6 +233,7 @@ end
 
 function Job:finish(state)
   self.done, self.state = true, state or "done"
+  self.stream:gone()
   if self.fin then self.fin[#self.fin + 1] = self end
 end
 
@@ -252,6 +258,7 @@ local function answer(ngx, window, opts)
     if not st:turn(now()) then break end
     ngx.sleep(DEFAULTS.events_poll)
   end
+  st:gone()
   return true
 end
 

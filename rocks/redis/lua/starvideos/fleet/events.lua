@@ -66,6 +66,11 @@ function M:flush()
   end
 end
 
+-- A stream gone (who): its read under way taken when it comes, as an add's answer is.
+function M:drop(who)
+  if who.rn then self.adds[who.rn], who.rn = true, nil end
+end
+
 -- The entries past seen (sse.lua's since), read for who (the stream): {id, text} pairs and the last id read past;
 -- none while the read is on its way.
 function M:since(seen, _, who)
