@@ -123,6 +123,7 @@ build = {
     ["starvideos.nginx.wire"] = "lua/starvideos/nginx/wire.lua",
     ["starvideos.records.compact"] = "lua/starvideos/records/compact.lua",
     ["starvideos.records.journal"] = "lua/starvideos/records/journal.lua",
+    ["starvideos.records.events"] = "lua/starvideos/records/events.lua",
     ["starvideos.records.leases"] = "lua/starvideos/records/leases.lua",
     ["starvideos.records.ledger"] = "lua/starvideos/records/ledger.lua",
     ["starvideos.records.refusals"] = "lua/starvideos/records/refusals.lua",

@@ -15,26 +15,7 @@ local function place(emu, dir)
     assert(client:start({ model = "videos", prompt = o.prompt, duration = 5 },
       { out = dir .. "/" .. made .. ".mp4", tenant = o.tenant, interval = 0.2 }))
   end
-  function p.until_(pred, seconds)
-    return helper.wait_until(function()
-      client:step(0.02)
-      return pred()
-    end, seconds)
-  end
-  function p.open(o)
-    local chunks, s = {}, {}
-    local opts = { write = function(chunk)
-      if s.closed then return false end
-      chunks[#chunks + 1] = chunk
-      return true
-    end }
-    for k, v in pairs(o) do opts[k] = v end
-    s.job = client:sse(opts)
-    function s.text() client:step(0); return table.concat(chunks) end
-    function s.events() return cases.parse(s.text()) end
-    function s.close() s.closed = true end
-    return s
-  end
+  p.open, p.until_ = cases.opener(client)
   return p
 end
 

@@ -68,7 +68,6 @@ local function hook(cfg, key, loop, observe)
   end
   cfg.on_done = function(job, err) return require("starvideos.extras.notify").job_done(job, err) end
   cfg.on_media = function(job, t) return require("starvideos.extras.preflight").start(job, t) end
-  cfg.on_stream = Sse.recorder(Sse.window(key)) -- (the jobs' events kept for client:sse's streams)
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe
   local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
@@ -106,6 +105,7 @@ function Client.new(opts)
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
     ledger = open_ledger(cfg, loop, key, found.store), finished = {}, tracer = tracer }, Client)
+  cfg.on_stream = Sse.recorder(Sse.window(key, self.ledger)) -- (the jobs' events kept for client:sse's streams)
   key:join(self)
   self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
   return self
@@ -120,6 +120,7 @@ function Client:close(collected)
   self.loop = nil
   for _, job in ipairs(loop:jobs_of(self.cfg)) do job:cancel(true) end
   if self.tracer and collected ~= GC then self.tracer:flush() end -- (their spans ended: cancelled)
+  if collected ~= GC then Sse.flush(self.key, self.ledger) end -- (the events its jobs told: in their window)
   self.ledger:close(collected == GC)
   self.key:leave(self)
   loop:release()

@@ -104,14 +104,26 @@ function Dict:last() return self.dict:get(self.prefix .. "n") or 0 end
 function Dict:get(id) return self.dict:get(self.prefix .. digits(id)) end
 function Dict:first() return math.max((self.dict:get(self.prefix .. "base") or 0) + 1, self:last() - self.size + 1) end
 
--- The window of key k (key.lua): the dict's inside nginx (when declared), else the process's.
-function E.window(k)
+-- The window of key k (key.lua) for a client's ledger (its events method): a store's (the ledger point's rock: a
+-- Redis stream every host of the store writes and reads); inside nginx the dict's (when declared: every worker's);
+-- a journal's (its sibling file <journal>.events, every process of the journal's: records/events.lua); else the
+-- process's.
+function E.window(k, ledger)
+  local ngx = config.nginx()
+  local dict = ngx and ngx.shared and ngx.shared[DEFAULTS.events_dict]
+  local own = ledger and ledger.events and (ledger.field == "store" or not dict) and
+    ledger:events(k, DEFAULTS.events_window)
+  if own then return own end
   return k:part("sse", function()
-    local ngx = config.nginx()
-    local dict = ngx and ngx.shared and ngx.shared[DEFAULTS.events_dict]
     if dict then return Dict.new(dict, k.name, DEFAULTS.events_window) end
     return Memory.new(DEFAULTS.events_window)
   end)
+end
+
+-- What a client's jobs told its window, written (its close: a journal's lines, a store's adds); 5 s at most.
+function E.flush(k, ledger)
+  local w = E.window(k, ledger)
+  if w.flush then w:flush(5) end
 end
 
 -- The recorder a client hands its jobs (cfg.on_stream, job.lua): each of their events of a stream's types kept.
@@ -147,27 +159,40 @@ local function frame(id, kind, data)
   return "id: " .. digits(id) .. "\nevent: " .. kind .. "\ndata: " .. data .. "\n\n"
 end
 
--- The events past the last one seen, kept by the filters, as one chunk ("" for none); a number given but not kept
--- yet (its writer between the counter and the entry) ends the read there for E.GAP_WAIT at most.
-function Stream:read(t)
-  local w, out = self.window, {}
-  local last, first = w:last(), w:first()
-  local id = math.max(self.seen + 1, first)
+-- The entries of a numbered window (the process's, nginx's dict: ids one apart) past seen: {id, text} pairs; a
+-- number given but not kept yet (its writer between the counter and the entry) ends the read there for E.GAP_WAIT at
+-- most (who.gap: when the reader who first met it).
+local function numbered(w, seen, t, who)
+  local out, last = {}, w:last()
+  local id = math.max(seen + 1, w:first())
   while id <= last do
     local text = w:get(id)
     if not text then
-      self.gap = self.gap or t
-      if t - self.gap < E.GAP_WAIT then break end
+      who.gap = who.gap or t
+      if t - who.gap < E.GAP_WAIT then break end
     else
-      local tenant, task, kind, data = parse(text)
-      -- (a tenant's stream: its tasks' events, and the warnings of none, such as a key's spend limit's step)
-      local mine = not self.tenant or tenant == self.tenant or tenant == "" and task == "" and kind == "warning"
-      if mine and (not self.task or task == self.task) then
-        out[#out + 1] = frame(id, kind, data)
-      end
+      out[#out + 1] = { id, text }
     end
-    self.gap, self.seen, id = nil, id, id + 1
+    who.gap, id = nil, id + 1
   end
+  return out, id - 1
+end
+Memory.since, Dict.since = numbered, numbered
+
+-- The events past the last one seen, kept by the filters, as one chunk ("" for none).  A window's since(seen, t,
+-- who) gives its entries past seen in order, and the last id it looked past.
+function Stream:read(t)
+  local out = {}
+  local list, upto = self.window:since(self.seen, t, self)
+  for _, e in ipairs(list) do
+    local tenant, task, kind, data = parse(e[2])
+    -- (a tenant's stream: its tasks' events, and the warnings of none, such as a key's spend limit's step)
+    local mine = not self.tenant or tenant == self.tenant or tenant == "" and task == "" and kind == "warning"
+    if mine and (not self.task or task == self.task) then
+      out[#out + 1] = frame(e[1], kind, data)
+    end
+  end
+  if upto and upto > self.seen then self.seen = upto end
   return table.concat(out)
 end
 
@@ -179,6 +204,11 @@ function Stream:turn(t)
   if chunk == "" then return true end
   self.beat = t + self.heartbeat
   return self.write(chunk) and true or false
+end
+
+-- The stream ended: what its window holds for it let go (a store's read under way).
+function Stream:gone()
+  if self.window.drop then self.window:drop(self) end
 end
 
 -- A stream of window for opts (tenant, task, heartbeat, last_event_id) written by write(chunk).
@@ -203,6 +233,7 @@ end
 
 function Job:finish(state)
   self.done, self.state = true, state or "done"
+  self.stream:gone()
   if self.fin then self.fin[#self.fin + 1] = self end
 end
 
@@ -227,13 +258,14 @@ local function answer(ngx, window, opts)
     if not st:turn(now()) then break end
     ngx.sleep(DEFAULTS.events_poll)
   end
+  st:gone()
   return true
 end
 
 -- client:sse(opts) of the client whose ctx this is (opts checked): inside nginx's content phase without
 -- opts.write the request answered (true once its reader went); else the stream's job, its first turn due now.
 function E.serve(ctx, opts, finished)
-  local window = E.window(ctx.key)
+  local window = E.window(ctx.key, ctx.ledger)
   local ngx = config.nginx()
   if not opts.write and ngx and ngx.get_phase() == "content" then return answer(ngx, window, opts) end
   if not opts.write then

@@ -88,6 +88,32 @@ M.cases = {
       assert.is_nil(env.answer(other.refusal, other, addr .. "-other"), "other content: none")
     end },
 
+  { name = "events: client:sse's window of a key, shared by another client of the ledger, ids that only grow",
+    promise = "sse",
+    covers = { "events" },
+    records = true,
+    run = function(env, assert)
+      local hash, part = "events-" .. core.random_id(), require("starvideos.key").part
+      local function key() return { hash = hash, parts = {}, part = part } end -- (a key object of each client's)
+      local a, b = env.open(), env.open()
+      local wa, wb, who = a:events(key(), 10), b:events(key(), 10), {} -- (who: a stream, its read under way)
+      local function past(seen) -- (the entries past seen, once there are some)
+        local list = wb:since(seen, core.now(), who)
+        return #list > 0 and list or false
+      end
+      assert(wa:put("one"))
+      wa:flush(5)
+      local first = env.answer(past, 0)
+      assert.same({ 1, "one" }, { #first, first[1][2] })
+      assert(wb:put("two"))
+      wb:flush(5)
+      local second = env.answer(past, first[1][1])
+      assert.same({ 1, "two" }, { #second, second[1][2] })
+      assert.is_true(second[1][1] > first[1][1])
+      local other = { hash = hash .. "-other", parts = {}, part = part }
+      assert.same({}, (a:events(other, 10):since(0, core.now(), {})), "another key's window: nothing")
+    end },
+
   { name = "flush: what it recorded is there for another client once it returns, its loop not stepped (Ctrl-C's)",
     covers = { "flush" },
     records = true,

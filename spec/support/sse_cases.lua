@@ -8,6 +8,7 @@
 --   p.emu                         the emulator it runs against
 -- Each case takes a tenant of its own, so that the window, which outlives a case, holds other cases' events too.
 local cjson = require "cjson.safe"
+local helper = require "spec.helper"
 
 local M = {}
 
@@ -50,6 +51,47 @@ local function ended(p, s, kind, count)
   return evs
 end
 
+-- A stream of tenant t opened with the id of the middle one of all (the events a stream of t told, at least 3):
+-- the rest of all, the same ids, types and tasks, and nothing twice.
+function M.resume(p, t, all, assert)
+  assert.is_true(#all >= 3)
+  local k = math.floor(#all / 2)
+  local b = p.open { tenant = t, last_event_id = all[k].id }
+  assert.is_true(p.until_(function() return #b:events() >= #all - k end, 20), b:text())
+  p.until_(function() return false end, 0.5) -- (anything more it would tell, given the time to)
+  local rest = b:events()
+  assert.are.equal(#all - k, #rest)
+  for i, e in ipairs(rest) do
+    assert.are.same({ all[k + i].id, all[k + i].event, all[k + i].data.id }, { e.id, e.event, e.data.id })
+  end
+  b:close()
+end
+
+-- A place's streams on client: p.open (open(o) -> s: s:text(), s:events(), s:close()) and p.until_ (the client
+-- stepped meanwhile).
+function M.opener(client)
+  local function until_(pred, seconds)
+    return helper.wait_until(function()
+      client:step(0.02)
+      return pred()
+    end, seconds)
+  end
+  return function(o)
+    local chunks, s = {}, {}
+    local opts = { write = function(chunk)
+      if s.closed then return false end
+      chunks[#chunks + 1] = chunk
+      return true
+    end }
+    for k, v in pairs(o) do opts[k] = v end
+    s.job = client:sse(opts)
+    function s.text() client:step(0); return table.concat(chunks) end
+    function s.events() return M.parse(s.text()) end
+    function s.close() s.closed = true end
+    return s
+  end, until_
+end
+
 local function ids_in(evs)
   local ids = {}
   for _, e in ipairs(evs) do if e.data and e.data.id then ids[e.data.id] = true end end
@@ -90,17 +132,7 @@ M.cases = {
       p.start { tenant = t, prompt = "a run resumed" }
       local all = ended(p, a, "saved")
       a:close()
-      assert.is_true(#all >= 3)
-      local k = math.floor(#all / 2)
-      local b = p.open { tenant = t, last_event_id = all[k].id }
-      assert.is_true(p.until_(function() return #b:events() >= #all - k end, 20), b:text())
-      p.until_(function() return false end, 0.5) -- (anything more it would tell, given the time to)
-      local rest = b:events()
-      assert.are.equal(#all - k, #rest)
-      for i, e in ipairs(rest) do
-        assert.are.same({ all[k + i].id, all[k + i].event }, { e.id, e.event })
-      end
-      b:close()
+      M.resume(p, t, all, assert)
     end },
 
   { name = "a stream of a tenant tells that tenant's tasks only",

@@ -137,6 +137,9 @@ local function ask_key(self, st, want)
   return Rules.key_answer(e, want, "--journal " .. self.path)
 end
 
+-- client:sse's window of key k in the journal (records/events.lua: <journal>.events), size events kept at least.
+function L:events(k, size) return self.path and require("starvideos.records.events").of(k, self, size) end
+
 -- The task a keyed job follows instead of creating, read without the lock (a create asks again); else nil and
 -- why it creates, or nil and the error a create will be refused with.
 function L:peek(want)

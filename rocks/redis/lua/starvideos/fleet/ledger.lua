@@ -17,6 +17,7 @@ local Download = require "starvideos.download" -- (size)
 local Rules = require "starvideos.rules" -- (what a record holds, a key's answer, settled, cost: both ledgers')
 local Spend = require "starvideos.spend"
 local Spent = require "starvideos.fleet.spent"
+local Events = require "starvideos.fleet.events"
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -245,6 +246,9 @@ R.create_failed = Rules.settler(record_created, abandoned)
 function R:peek(want) return self.peeks:peek(want) end
 function R:refusal(addr) return self.refusals:get(addr) end -- (refusal.lua's: fleet/refusals.lua)
 function R:refused(id, addr, reason, input, words) return self.refusals:put(id, addr, reason, input, words) end
+function R:events(k, size) -- client:sse's window of key k: a Redis stream (fleet/events.lua)
+  return k:part("sse " .. self.where .. self.prefix, function() return Events.new(self.store, self.prefix, size) end)
+end
 
 -- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
 local function settle(self, p, id)
