@@ -698,6 +698,8 @@ local BLOCKS = {
   end },
   ["docs/studio.md#1"] = { "sh", "check: make -n studio (spec/hosts/studio_spec.lua runs tools/studio.sh, its recipe)",
     function() check_sh("docs/studio.md#1") end },
+  ["docs/failures.md#1"] = { "lua", "check: compiles, its names exist (spec/failure_spec.lua honours a user's pattern "
+    .. "on a failed task)", function() check_lua("docs/failures.md#1") end },
   ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "
     .. "refusal)", function() check_lua("docs/lineage.md#1") end },
   ["docs/lineage.md#2"] = { "json", "check: it decodes, and provenance.lua writes each field (spec/provenance_spec.lua "
