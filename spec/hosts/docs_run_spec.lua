@@ -700,6 +700,8 @@ local BLOCKS = {
     function() check_sh("docs/studio.md#1") end },
   ["docs/failures.md#1"] = { "lua", "check: compiles, its names exist (spec/failure_spec.lua honours a user's pattern "
     .. "on a failed task)", function() check_lua("docs/failures.md#1") end },
+  ["docs/failures.md#2"] = { "lua", "check: compiles, its names exist (spec/refused_before_spec.lua refuses the same "
+    .. "content again, resend sends it)", function() check_lua("docs/failures.md#2") end },
   ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "
     .. "refusal)", function() check_lua("docs/lineage.md#1") end },
   ["docs/lineage.md#2"] = { "json", "check: it decodes, and provenance.lua writes each field (spec/provenance_spec.lua "
