@@ -461,12 +461,14 @@ local BLOCKS = {
     video(TOP .. "/game/rain.mp4")
     assert(out:find("\ncompleted\n"), out)
   end },
-  ["docs/game-engines.md#2"] = { "sh", "run: the builds, the emulator, the game on an Xvfb display of ours, "
+  ["docs/game-engines.md#2"] = { "lua", "check: compiles, its names exist (spec/lineage_jobs_spec.lua runs a remix as "
+    .. "a job)", function() check_lua("docs/game-engines.md#2") end },
+  ["docs/game-engines.md#3"] = { "sh", "run: the builds, the emulator, the game on an Xvfb display of ours, "
     .. "ended once its video is saved", function()
-    local lines = D.sh_lines(block("docs/game-engines.md#2").body)
-    local key = "docs/game-engines.md#2"
+    local lines = D.sh_lines(block("docs/game-engines.md#3").body)
+    local key = "docs/game-engines.md#3"
     local out, ok = run(CLONE, { { key, lines[1] }, { key, lines[2] } })
-    assert_ok(out, ok, "docs/game-engines.md#2's builds")
+    assert_ok(out, ok, "docs/game-engines.md#3's builds")
     for _, so in ipairs { "core", "curl", "sign" } do
       assert(helper.exists(CLONE .. "/build/luajit/starvideos/" .. so .. ".so"), "make luajit built no " .. so .. ".so")
     end
@@ -484,11 +486,11 @@ local BLOCKS = {
     out, ok = run(CLONE, { { key, game .. " &" }, until_line("[ -f " .. file .. " ]"),
       { "(the reader quits)", "kill $!" } }, { "export DISPLAY=:" .. display })
     e.stop()
-    assert_ok(out, ok, "docs/game-engines.md#2's game")
+    assert_ok(out, ok, "docs/game-engines.md#3's game")
     video(CLONE .. "/" .. file)
   end },
-  ["docs/game-engines.md#3"] = { "c", "check: compiles in a host's function", function()
-    check_c("docs/game-engines.md#3")
+  ["docs/game-engines.md#4"] = { "c", "check: compiles in a host's function", function()
+    check_c("docs/game-engines.md#4")
   end },
   ["docs/install.md#1"] = { "sh", "check: every package installed here", function() check_sh("docs/install.md#1") end },
   ["docs/install.md#2"] = { "sh", "run, then a script elsewhere finds the library", function()
@@ -704,9 +706,11 @@ local BLOCKS = {
     .. "content again, resend sends it)", function() check_lua("docs/failures.md#2") end },
   ["docs/lineage.md#1"] = { "lua", "check: compiles, its names exist (spec/lineage_spec.lua runs again, and each "
     .. "refusal)", function() check_lua("docs/lineage.md#1") end },
-  ["docs/lineage.md#2"] = { "json", "check: it decodes, and provenance.lua writes each field (spec/provenance_spec.lua "
+  ["docs/lineage.md#2"] = { "lua", "check: compiles, its names exist (spec/lineage_jobs_spec.lua runs again, remix, "
+    .. "continue and film as jobs)", function() check_lua("docs/lineage.md#2") end },
+  ["docs/lineage.md#3"] = { "json", "check: it decodes, and provenance.lua writes each field (spec/provenance_spec.lua "
     .. "writes and verifies records)", function()
-    local rec = require("cjson").decode(block("docs/lineage.md#2").body)
+    local rec = require("cjson").decode(block("docs/lineage.md#3").body)
     local source = assert(helper.read_file(CLONE .. "/lua/starvideos/provenance.lua"))
     for k in pairs(rec) do assert(source:find("%f[%w_]" .. k .. " = "), "provenance.lua writes no " .. k) end
   end },
