@@ -197,6 +197,41 @@ function C.ZREMRANGEBYSCORE(r, k, lo, hi)
   for m, s in pairs(e and e.v or {}) do if within(s, lo, hi) then e.v[m] = nil end end
   return 1
 end
+-- A stream as the window of client:sse uses it (fleet/events.lua): XADD k MAXLEN ~ n * field value, its ids
+-- "<ms>-<seq>" on the sandbox's clock; XRANGE k from + COUNT n.
+function C.XADD(r, k, ...)
+  local a, v = { ... }, of(r, k, "stream")
+  local i, keep = 1, nil
+  if tostring(a[1]):upper() == "MAXLEN" then
+    i = a[2] == "~" and 3 or 2
+    keep, i = tonumber(a[i]), i + 1
+  end
+  local ms = math.floor((r.now() + r.wall) * 1000)
+  local last = v[#v]
+  local lms, lseq = nil, nil
+  if last then lms, lseq = last.id:match("^(%d+)%-(%d+)$") end
+  local seq = lms and tonumber(lms) >= ms and tonumber(lseq) + 1 or 0
+  ms = lms and math.max(ms, tonumber(lms)) or ms
+  local entry = { id = ms .. "-" .. seq, fields = {} }
+  for j = i + 1, #a do entry.fields[#entry.fields + 1] = a[j] end
+  v[#v + 1] = entry
+  while keep and #v > keep do table.remove(v, 1) end
+  return entry.id
+end
+local function stream_id(id)
+  local ms, seq = tostring(id):match("^(%d+)%-?(%d*)$")
+  return ms and { tonumber(ms), tonumber(seq) or 0 }
+end
+local function id_less(a, b) return a[1] < b[1] or a[1] == b[1] and a[2] < b[2] end
+function C.XRANGE(r, k, from, _, _, n)
+  local e, out = at(r, k), {}
+  local lo = from == "-" and { -1, -1 } or stream_id(from)
+  for _, entry in ipairs(e and e.v or {}) do
+    if #out >= (tonumber(n) or math.huge) then break end
+    if not id_less(stream_id(entry.id), lo) then out[#out + 1] = { entry.id, entry.fields } end
+  end
+  return out
+end
 function C.ZRANGEBYSCORE(r, k, lo, hi)
   local e, out = at(r, k), {}
   for _, p in ipairs(sorted_members(e and e.v or {})) do if within(p[2], lo, hi) then out[#out + 1] = p[1] end end

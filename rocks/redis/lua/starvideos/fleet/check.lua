@@ -25,10 +25,10 @@ Store.define("check_write", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 1000) ret
 -- the ones the user may not run (or the server does not know) answered, "NAME: why" each.  (redis.pcall: a
 -- refusal is an answer there, not an error of the script.)
 C.PROBES = {}
-for i, what in ipairs { "s", "n", "h", "l", "t", "z" } do C.PROBES[i] = "starvideos:check:{probe}:" .. what end
+for i, what in ipairs { "s", "n", "h", "l", "t", "z", "x" } do C.PROBES[i] = "starvideos:check:{probe}:" .. what end
 Store.define("check_commands", [=[
 local refused = {}
-local s, n, h, l, t, z = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local s, n, h, l, t, z, x = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local tries = {
   {'TIME'}, {'SET', s, '1', 'PX', 1000}, {'GET', s}, {'EXISTS', s}, {'TYPE', s}, {'EXPIRE', s, 1},
   {'PEXPIRE', s, 1000}, {'PTTL', s}, {'INCR', n}, {'PEXPIRE', n, 1000},
@@ -39,7 +39,8 @@ local tries = {
   {'ZADD', z, 1, 'x'}, {'PEXPIRE', z, 1000}, {'ZCARD', z}, {'ZRANGE', z, 0, 0}, {'ZRANGEBYSCORE', z, 0, 1},
   {'ZSCORE', z, 'x'},
   {'ZREVRANGEBYSCORE', z, '+inf', '-inf'}, {'ZREMRANGEBYSCORE', z, '-inf', '-inf'}, {'ZREM', z, 'x'},
-  {'DEL', s, n, h, l, t, z},
+  {'XADD', x, 'MAXLEN', '~', 10, '*', 'e', '1'}, {'PEXPIRE', x, 1000}, {'XRANGE', x, '-', '+', 'COUNT', 1},
+  {'DEL', s, n, h, l, t, z, x},
 }
 local seen = {}
 for _, c in ipairs(tries) do

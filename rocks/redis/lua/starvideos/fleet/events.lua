@@ -30,9 +30,9 @@ function M.after(id)
   return string_format("%d-%d", math_floor(id / 1000), id % 1000 + 1)
 end
 
--- The window of the key whose store's prefix is prefix ("starvideos:{<hash>}:", fleet/ledger.lua's).
-function M.new(store, prefix, size)
-  return setmetatable({ store = store, key = prefix .. "events", size = size, adds = {} }, M)
+-- The window of the key whose hash is hash (its store's prefix "starvideos:{<hash>}:", fleet/ledger.lua's).
+function M.new(store, hash, size)
+  return setmetatable({ store = store, key = "starvideos:{" .. hash .. "}:events", size = size, adds = {} }, M)
 end
 
 -- The adds Redis answered, their answers taken (an error: the last one kept as self.err).
