@@ -758,7 +758,7 @@ P.list = {
     cases = {
       { "spec/lineage_jobs_spec.lua",
         "a film as a job whose first shot fails for service falls back",
-        { "job", "journal", "file" } },
+        { "job", "journal" } },
       { "spec/fallback_spec.lua",
         "without a ledger: a service failure, then the next model",
         { "process", "lua" } },
