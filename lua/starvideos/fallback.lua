@@ -12,19 +12,14 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Create = require "starvideos.create"
 local Failure = require "starvideos.failure"
+local copy = require("starvideos.config").copy -- (a table's shallow copy)
 
-local ipairs, pairs, tostring, string_format = ipairs, pairs, tostring, string.format
+local ipairs, tostring, string_format = ipairs, tostring, string.format
 local new_error = errors.new_error
 
 local M = {}
 
 M.AFTER = { service = true, unknown = true } -- the reasons another model is tried after
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
 
 -- The attempts of params and the fallback models, each model's params checked against its rules before anything
 -- is sent: {params, body}s, or nil, err naming the fallback that could never take them.
