@@ -53,6 +53,11 @@ INC_luajit   ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/in
 # Lua 5.5, which Debian 12 lacks: the interpreter, its headers and the modules the suite needs on it, built
 # by mk/lua55.mk into LUA55 (a prefix of the project's own: never the system)
 LUA55        := $(CURDIR)/build/vm5.5
+# VENDOR: the sources no registry here carries (../shared/vendor's README.md): shared/vendor beside this checkout,
+# beside a worktree's (one folder deeper), else beside the checkout a clone was made from (git clone . /tmp/fresh)
+VENDOR_NEAR  := ../shared/vendor ../../shared/vendor $(addsuffix /../shared/vendor,$(shell git config --get \
+                remote.origin.url 2>/dev/null | grep '^/'))
+VENDOR       ?= $(firstword $(foreach d,$(VENDOR_NEAR),$(wildcard $(abspath $(d)))) $(abspath ../shared/vendor))
 LUA55_BIN    := $(LUA55)/bin/lua5.5
 INC_lua5.5   ?= -I$(LUA55)/include
 # what a VM's objects need first (lua5.5: its interpreter and headers)

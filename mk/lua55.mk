@@ -2,10 +2,8 @@
 # needs on it into $(LUA55) (build/vm5.5: bin/lua5.5, include/, lib/lua/5.5/, share/lua/5.5/) from the
 # vendored sources (tools/lua55.sh), never into the system.  `make test-all` builds it first (VM_PRE_lua5.5)
 # and runs the fast tier on it beside the other VMs; `eval "$$(make -s env VM=lua5.5)"` puts it on PATH.
-# VENDOR: the folder of the sources no registry here carries (its README.md), shared/vendor beside the
-# checkout (a worktree one folder deeper: ../../shared/vendor); LuaSocket, which it lacks, is Debian's own
-# source of its lua-socket package (tools/lua55.sh).
-VENDOR ?= $(firstword $(wildcard $(abspath ../shared/vendor ../../shared/vendor)) $(abspath ../shared/vendor))
+# VENDOR: the Makefile's (../shared/vendor, found beside this checkout or the one it was cloned from); LuaSocket,
+# which it lacks, is Debian's own source of its lua-socket package (tools/lua55.sh).
 
 # (after deps-checked, where a tier runs it: busted's and the command line's pure-Lua modules are Debian's)
 $(LUA55_BIN): tools/lua55.sh | $(DEPS_FIRST)

@@ -12,8 +12,7 @@ RELEASE_VERSION ?= $(shell sed -n 's/^M\.VERSION = "\([^"]*\)"$$/\1/p' lua/starv
 RELEASE_DIR     ?= build/release
 RELEASE_LUAS    ?= 5.1 5.2 5.3 5.4 5.5
 RELEASE_CROSS   ?= $(if $(filter x86_64,$(shell uname -m)),aarch64)
-# the sources Debian does not package (Lua 5.5's headers): ../shared/vendor beside the main checkout
-VENDOR          ?= $(firstword $(wildcard ../shared/vendor ../../shared/vendor) ../shared/vendor)
+# (VENDOR: the Makefile's, the sources Debian does not package: Lua 5.5's headers)
 RELEASE_DEPS    := luarocks zip binutils $(foreach a,$(RELEASE_CROSS),gcc-$(a)-linux-gnu binutils-$(a)-linux-gnu) \
                    qemu-user
 release: $(foreach a,$(RELEASE_CROSS),build/sysroot-$(a)/PACKAGES) | release-deps
