@@ -36,7 +36,7 @@ local GC = {} -- close's argument when the client is collected
 local function open_ledger(cfg, loop, key, store)
   local ngx = config.nginx()
   local dict = ngx and not cfg.transport and require("starvideos.nginx.budget").new(ngx, key)
-  if store then return store.open(cfg, loop, key, dict) end
+  if store then return store.open(cfg, loop, key, dict, cfg.store_read) end
   if dict then key.bucket:use(dict) end
   return require("starvideos.records.ledger").new(cfg.journal, cfg, loop, key)
 end
@@ -46,8 +46,8 @@ end
 local function extensions(cfg)
   local found = {}
   if cfg.store then
-    local where = require("starvideos.store_option").where(cfg.store) -- (never a password)
-    found.store = X.need("ledger", X.store_scheme(cfg.store), "store = " .. where, "store", 3)
+    local shown = require("starvideos.store_option").hidden(type(cfg.store) == "table" and cfg.store.url or cfg.store)
+    found.store = X.need("ledger", X.store_scheme(cfg.store), "store = " .. shown, "store", 3) -- (never a password)
   end
   local asked = cfg.metrics and "metrics = true" or cfg.trace and "trace = {...}"
   if asked then found.observe = X.need("observe", nil, asked, cfg.metrics and "metrics" or "trace", 3) end

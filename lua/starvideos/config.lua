@@ -246,10 +246,8 @@ M.copy = copy
 
 function C.models(v) return require("starvideos.failure").check_fallback(v, show) end -- (fallback)
 
-function C.store(v)
-  local why = require("starvideos.store_option").check(v)
-  if why then return why, true end
-end
+-- (its form here; its ledger reads the rest once, below: M.client)
+function C.store(v) return require("starvideos.store_option").form(v), true end
 
 -- check(opts, where, schema) -> opts (or {} for nil); raises on a typo or a bad value (at the public call's caller)
 function M.check(opts, where, schema)
@@ -379,6 +377,7 @@ function M.client(opts)
     cfg.tz_seconds = Spend.offset(cfg.tz_offset)
     cfg.spend = Spend.resolve(cfg, 4)
   end
+  if cfg.store ~= nil then require("starvideos.store_option").keep(cfg, opts.store ~= nil, 4) end -- (read once)
   if cfg.store ~= nil and cfg.journal ~= nil then
     error(string.format("bad options to 'new' (journal %q and store (%s) are both given: the ledger is one or the "
       .. "other: journal for one host, store for a fleet)", tostring(cfg.journal),

@@ -1,5 +1,6 @@
 -- The store option (store = a URL or a table {url = ...}, docs/keep-and-fleet.md) as the core reads it: its scheme
--- only (extension.lua's ledger point); the ledger of that scheme parses the rest (its check, its where).
+-- only (extension.lua's ledger point); the ledger of that scheme parses the rest (its parse, its where), once for
+-- a client (read, by config.lua).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension"
@@ -7,29 +8,60 @@ local X = require "starvideos.extension"
 local M = {}
 
 -- A URL without its user and password, for a person.
-local function hidden(url)
+function M.hidden(url)
   return (tostring(url):gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
 end
 
--- nil, or what is wrong with the store option v (never a password).  A scheme no installed ledger serves passes
--- here: the client refuses it, naming the rock (client.lua's extensions).
-function M.check(v)
-  local url = type(v) == "table" and v.url or v
+local function url_of(v) return type(v) == "table" and v.url or v end
+
+-- nil, or what is wrong with the store option's form (a URL of some scheme, alone or as a table's url; never a
+-- password).  The rest is its ledger's to read (M.read).
+function M.form(v)
+  local url = url_of(v)
   if type(url) ~= "string" then return "store: a URL or a table {url = URL, ...} expected, got " .. type(url) end
-  local scheme = X.store_scheme(url)
-  if not scheme then return string.format("store %q: a URL of the form scheme://... expected", hidden(url)) end
-  local point = X.optional("ledger", scheme) -- (the ledger point's module, not a ledger)
-  if point and point.check then return point.check(v) end
+  if not X.store_scheme(url) then
+    return string.format("store %q: a URL of the form scheme://... expected", M.hidden(url))
+  end
+end
+
+-- The store option read by the ledger of its scheme: point, its parse (or nil: a ledger that reads cfg.store
+-- itself); false when no installed ledger serves the scheme (the client refuses it, naming the rock); nil, what
+-- is wrong (never a password).
+function M.read(v)
+  local why = M.form(v)
+  if why then return nil, why end
+  local point = X.optional("ledger", X.store_scheme(url_of(v))) -- (the ledger point's module, not a ledger)
+  if not point then return false end
+  if not point.parse then return point end
+  local ok, read = pcall(point.parse, v)
+  if not ok then return nil, tostring(read) end
+  return point, read
+end
+
+-- A client's store (cfg.store: the option when given, else $STARVIDEOS_STORE) read once, what its ledger read kept
+-- for its ledger to open on (cfg.store_read); raises what is wrong at level, naming the option or the variable.
+function M.keep(cfg, given, level)
+  local point, read = M.read(cfg.store)
+  if point == nil then
+    error(string.format(given and "bad option 'store' to 'new' (%s)" or "bad STARVIDEOS_STORE (%s)", read), level)
+  end
+  cfg.store_read = point and read or nil
+end
+
+-- nil, or what is wrong with the store option v (its ledger's read, when installed).
+function M.check(v)
+  local ok, why = M.read(v)
+  if ok == nil then return why end
 end
 
 -- The store as a person reads it (messages, hints): its ledger's where (never a password), else its URL with the
 -- user and password hidden.
 function M.where(v)
-  local url = type(v) == "table" and v.url or v
+  local url = url_of(v)
   local point = type(url) == "string" and X.optional("ledger", X.store_scheme(url) or "")
   local ok, where = false, nil
   if point and point.where then ok, where = pcall(point.where, v) end
-  return ok and where or hidden(url)
+  return ok and where or M.hidden(url)
 end
 
 return M

@@ -126,3 +126,21 @@ describe("what a store's connection may be shared by", function()
     for _, o in ipairs(others) do assert.not_equal(base.id, store_url(o).id, o.url) end
   end)
 end)
+
+describe("a client's store", function()
+  -- (issue 70: it was parsed 4 times a client, by config's check, the client's where, store.for_key, store.new)
+  it("is parsed once for a client, by its config: the ledger and its store are made from that parse", function()
+    local native = require "starvideos.fleet.native"
+    local parse, n = native.store_url, 0
+    native.store_url = function(...) n = n + 1; return parse(...) end
+    finally(function() native.store_url = parse end)
+    for _, store in ipairs { "redis://127.0.0.1:1/2", { url = "redis://127.0.0.1:1/3", replicas = 1 } } do
+      n = 0
+      local client = require("starvideos").new { api_key = "k", base_url = "http://127.0.0.1:1", store = store }
+      assert.equal(1, n, type(store))
+      assert.equal("redis://127.0.0.1:1/" .. (type(store) == "table" and 3 or 2), client.ledger.where)
+      client:close()
+      assert.equal(1, n, type(store))
+    end
+  end)
+end)

@@ -109,12 +109,12 @@ function M.server(where)
   return s
 end
 
--- The key's store of url (its part, key.lua, named by what a connection may be shared by and the replicas its
--- records wait for), outside nginx.
+-- The key's store of url (a URL, a table, or url.parse's table; its part, key.lua, named by what a connection may
+-- be shared by and the replicas its records wait for), outside nginx.
 function M.for_key(url, key, timeout)
-  local function make() return M.new(url, { timeout = timeout }) end
+  local c = Url.parse(url) -- (a client's: parsed already, passed on)
+  local function make() return M.new(c, { timeout = timeout }) end
   if config.nginx() then return make() end
-  local c = Url.parse(url)
   return key:part(string_format("store %s\0%d\0%.17g\0%s", c.id, c.replicas, c.replica_timeout,
     tostring(c.key_locking)), make)
 end

@@ -83,8 +83,12 @@ end
 -- sentinel_user =, sentinel_password =, replicas =, replica_timeout =} -> native.store_url's table with the
 -- table's fields, user and password unescaped, verify (true unless false), replicas and replica_timeout
 -- (DEFAULTS'), and id: what a connection may be shared by (the endpoints, db, TLS settings, users and
--- passwords: a key, never shown).  A bad one raises, naming `store`, never a password.
+-- passwords: a key, never shown).  A bad one raises, naming `store`, never a password.  A table this returned is
+-- returned as it is (a client's store is parsed once, by its config: store_option.read).
+local PARSED = {} -- (the metatable of a parse's table: parsed once, passed on whole)
+
 function M.parse(v)
+  if getmetatable(v) == PARSED then return v end
   local config = require "starvideos.config"
   local url, field = v, "store"
   if type(v) == "table" then url, field = v.url, "store.url" end
@@ -102,7 +106,7 @@ function M.parse(v)
     id[#id + 1] = cfg[k] or ""
   end
   cfg.id = table.concat(id, "\0")
-  return cfg
+  return setmetatable(cfg, PARSED)
 end
 
 return M

@@ -6,18 +6,16 @@ require "starvideos.needs.redis" -- (a core outside this rock's range refused: r
 
 local R = {}
 
--- The store option's check (config.lua's, the core reading only its scheme): nil, or what is wrong (never a
--- password); its parse (fleet/url.lua); where, for a person: the URL without its user and password.
-function R.check(store)
-  local ok, err = pcall(require("starvideos.fleet.url").parse, store)
-  if not ok then return tostring(err) end
-end
-function R.where(store) return require("starvideos.fleet.url").parse(store).where end
+-- The store option read (fleet/url.lua's parse, once for a client: config.lua through store_option.read, the core
+-- reading only its scheme): its table, or raises what is wrong (never a password); where, for a person: the URL
+-- without its user and password.
+R.parse = require("starvideos.fleet.url").parse
+function R.where(store) return R.parse(store).where end
 
--- The ledger of cfg.store (fleet/ledger.lua on the key's store, fleet/store.lua), the key's tokens taken from
--- Redis first (fleet/budget.lua, over nginx's dict when there is one: dict).
-function R.open(cfg, loop, key, dict)
-  local st = require("starvideos.fleet.store").for_key(cfg.store, key, cfg.connect_timeout)
+-- The ledger of cfg.store (read: R.parse's table of it; fleet/ledger.lua on the key's store, fleet/store.lua), the
+-- key's tokens taken from Redis first (fleet/budget.lua, over nginx's dict when there is one: dict).
+function R.open(cfg, loop, key, dict, read)
+  local st = require("starvideos.fleet.store").for_key(read or cfg.store, key, cfg.connect_timeout)
   st.observe = st.observe or cfg.observe and cfg.observe.m and cfg.observe -- (its commands' metrics)
   loop:source(st) -- (its answers wake the loop's waiters)
   key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
