@@ -57,6 +57,11 @@ const char *const sv_field_names[] = {
   "extra", NULL
 };
 
+const char *const *sv_media_fields(size_t *n) {
+  *n = F_REFAUDIOS + 1 - F_FIRST;
+  return &sv_field_names[F_FIRST];
+}
+
 #define MAX_URL 8192
 #define MAX_PATH 4096 /* bytes of a local file's path (Linux's PATH_MAX) */
 #define QUOTE_MAX 60

@@ -143,6 +143,8 @@ typedef struct sv_model {
 SV_API const sv_model sv_models[];
 SV_API const size_t sv_model_count;
 SV_API const char *const sv_field_names[]; /* NULL-terminated, every field any model takes */
+/* The fields of sv_field_names that name reference media (a URL or a list of URLs), n of them, in a body's order */
+SV_API const char *const *sv_media_fields(size_t *n);
 
 /* Check params against the model's row.  0 when valid (and *model set), -1 with
    err (kind SV_E_INVALID, field naming the culprit) otherwise. */
@@ -526,6 +528,11 @@ SV_API int sv_part_close(sv_part *p, sv_buf *why);
    file and it holds *offset (cut there); with none, an earlier call's .part at path (sv_part_open at *offset);
    else, and for *offset <= 0, byte 0 of a new file, *offset then 0.  NULL, why said, when no file can be opened. */
 SV_API sv_part *sv_part_resume(sv_part *left, const char *path, double *offset, sv_buf *why);
+/* Both transports' (libcurl's, nginx's: core.error_page_max, core.parts_kept): the bytes of a download's error page
+   kept for the message, and how many unfinished downloads' .parts a transport keeps open for the next attempt (more
+   resume unchecked: the Lua side's overlap check). */
+#define SV_ERROR_PAGE_MAX (64 * 1024)
+#define SV_PARTS_KEPT 64
 SV_API void sv_part_free(sv_part *p);
 
 SV_API int sv_sync_folder(const char *path, sv_buf *why);

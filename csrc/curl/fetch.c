@@ -17,8 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ERROR_PAGE_MAX (64 * 1024) /* a download's error page kept for the message */
-
 /* The .part of a download that ended unfinished, by its file's name, so that
    the next attempt at that file goes on through it only while it is still the
    file as written (sv_part_same): one replaced, cut or linked meanwhile
@@ -28,7 +26,6 @@ typedef struct sv_left {
   struct sv_left *next;
   sv_part *part;
 } sv_left;
-#define LEFT_MAX 64 /* the newest kept: older ones resume unchecked (the Lua side's overlap check) */
 
 /* The .part left at file, taken off h->left (now the caller's), or NULL. */
 static sv_part *left_take(sv_http *h, const char *file) {
@@ -49,7 +46,7 @@ void sv_fetch_free_left(sv_http *h) {
 }
 
 /* part, of a download that ended unfinished, kept for the next attempt at its
-   file (in place of one kept there before); the oldest beyond LEFT_MAX go. */
+   file (in place of one kept there before); the oldest beyond SV_PARTS_KEPT go. */
 static void left_put(sv_http *h, sv_part *part) {
   sv_left *l = malloc(sizeof *l), **p;
   int n = 0;
@@ -58,7 +55,7 @@ static void left_put(sv_http *h, sv_part *part) {
   l->part = part;
   l->next = h->left;
   h->left = l;
-  for (p = &h->left; *p && n < LEFT_MAX; p = &(*p)->next) n++;
+  for (p = &h->left; *p && n < SV_PARTS_KEPT; p = &(*p)->next) n++;
   while ((l = *p) != NULL) { *p = l->next; sv_part_free(l->part); free(l); }
 }
 
@@ -137,7 +134,7 @@ static size_t on_video_body(char *buf, size_t size, size_t n, void *ud) {
   sv_buf why = {0};
   if (!x->body_started && start_body(x)) return 0;
   if (!x->body_to_file) {
-    if (x->recv.len < ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
+    if (x->recv.len < SV_ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
     return len;
   }
   /* never past the video's length (a 200's Content-Length, a 206's total), else max_body: refused there */

@@ -626,6 +626,20 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   lua_setfield(L, -2, "transient");
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");
+  {
+    size_t i, n;
+    const char *const *media = sv_media_fields(&n);
+    lua_createtable(L, (int)n, 0); /* those of them that name reference media (create.lua, the emulator) */
+    for (i = 0; i < n; i++) {
+      lua_pushstring(L, media[i]);
+      lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "media_fields");
+  }
+  lua_pushinteger(L, SV_ERROR_PAGE_MAX); /* both transports' (nginx/transport.lua's too) */
+  lua_setfield(L, -2, "error_page_max");
+  lua_pushinteger(L, SV_PARTS_KEPT);
+  lua_setfield(L, -2, "parts_kept");
   lsv_set_cstr(L, "_VERSION", "starvideos.core 0.4.0");
   return 1;
 }

@@ -19,9 +19,9 @@ local new_error, now = errors.new_error, core.now
 
 local C = {}
 
--- The params that name reference media (a URL or a local file {file = path}, or a list of them).
-C.MEDIA_FIELDS = { "referenceImages", "referenceVideos", "referenceAudios", "first_image", "last_image", "image",
-  "lastFrameImage" }
+-- The params that name reference media (a URL or a local file {file = path}, or a list of them): the core's list
+-- (csrc/core/models.c), in a body's order.
+C.MEDIA_FIELDS = core.media_fields
 
 C.MAX_FILE = 200 * 1024 * 1024 -- bytes a local file as a reference may hold (a create's videos: 200 MB at most)
 

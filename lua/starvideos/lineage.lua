@@ -18,10 +18,10 @@ local new_error = errors.new_error
 local M = {}
 local local_base, read_back -- (continue's, below)
 
--- The request fields a create's body holds as params (the rest of it was params.extra).
-local FIELDS = { model = true, prompt = true, duration = true, ratio = true, resolution = true, first_image = true,
-  last_image = true, image = true, lastFrameImage = true, referenceImages = true, referenceVideos = true,
-  referenceAudios = true }
+-- The request fields a create's body holds as params (the core's list, csrc/core/models.c; the rest of it was
+-- params.extra).
+local FIELDS = {}
+for _, name in ipairs(core.fields) do FIELDS[name] = name ~= "extra" or nil end
 
 -- The values given, each string (a task id, a ledger's text) as text: its control characters as \xNN, so that no
 -- ESC or BEL of it reaches a terminal (shell.visible); ffmpeg's own words as they are.

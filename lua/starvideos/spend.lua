@@ -235,8 +235,7 @@ end
 -- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  spend_told: a
 -- step's mark ('told:'), true the first time (S.told: a journal's told record read, records/said.lua).  now: the
 -- wall clock's, as the windows were read (their ttl).
-S.RULES = [[
-local SPEND_STEPS = { 50, 80, 100 }
+S.RULES = "local SPEND_STEPS = { " .. table.concat(S.STEPS, ", ") .. " }\n" .. [[
 local function spend_parse(text)
   local list = {}
   for k, e, a in string.gmatch(text or '', '(%S+)@(%S+)@(%S+)') do

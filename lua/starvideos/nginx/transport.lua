@@ -11,7 +11,8 @@ local A = require "starvideos.nginx.answer"
 local ngx = rawget(_G, "ngx")
 local now, new_error = core.now, errors.new_error
 
-local PAGE_MAX = 64 * 1024 -- a download's error page, kept for the message
+local PAGE_MAX, KEPT = core.error_page_max, core.parts_kept -- (both transports': a download's error page kept for
+-- the message; the unfinished downloads' .parts kept open)
 local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true } -- an exchange's
 local API = { create = true, query = true } -- the service's: the key, an X-Request-Id, their answer's Date and lines
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
@@ -238,7 +239,7 @@ function N:result(x)
   if x.fh then
     if task then
       self.whole[x.r.file] = x.fh
-    elseif self.n_left < 64 and not self.left[x.r.file] then -- the newest 64 kept; older ones resume unchecked
+    elseif self.n_left < KEPT and not self.left[x.r.file] then -- the first KEPT kept; others resume unchecked
       self.left[x.r.file], self.n_left = x.fh, self.n_left + 1
     else
       x.fh:close()

@@ -692,12 +692,10 @@ end
 
 -- With fetch_refs, each reference URL of a create (clean: its fields) fetched as the service would: what came
 -- ({field, url, status, bytes, hash: core.hash of the body; error}) and why the task fails (one that was not 200).
-local REF_FIELDS = { "first_image", "last_image", "image", "lastFrameImage", "referenceImages", "referenceVideos",
-  "referenceAudios" }
 function Server:fetch_refs(clean)
   if not self.config.fetch_refs then return nil end
   local list, why = {}, nil
-  for _, name in ipairs(REF_FIELDS) do
+  for _, name in ipairs(self.core_module.media_fields) do -- (the core's list, csrc/core/models.c; validated by it)
     local v = clean[name]
     for i, url in ipairs(type(v) == "table" and v or { v }) do
       local field = type(v) == "table" and str_format("%s[%d]", name, i) or name

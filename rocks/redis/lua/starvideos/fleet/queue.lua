@@ -75,9 +75,9 @@ function Q:hand_over()
   end
 end
 
--- Redis errors that pass: a record refused for one is sent again later.
-local PASSING = { OOM = true, LOADING = true, BUSY = true, READONLY = true, MASTERDOWN = true, TRYAGAIN = true,
-  CLUSTERDOWN = true, NOREPLICAS = true, MISCONF = true }
+-- Redis errors that pass (Redis' answers, fleet/route.lua's ANSWERS, but a final one): a record refused for one is
+-- sent again later.
+local function passing(word) local a = Route.ANSWERS[word]; return a ~= nil and not a.final end
 
 -- Whether Redis refused entry e for good (its script ran and failed): warned of, and true, so that the
 -- records behind it are written.
@@ -86,7 +86,7 @@ function Q:refused(e, err, on_event)
   if type(reply) ~= "string" then return false end
   if not reply:find("@user_script", 1, true) and not Route.final(reply) then return false end
   for word in reply:gmatch("%u%u+") do -- Redis 6 wraps a script's error: a passing code anywhere passes
-    if PASSING[word] then return false end
+    if passing(word) then return false end
   end
   if on_event then
     on_event { type = "warning", message = string.format("store %s: Redis refused the %s record of %s (%s): it is "

@@ -27,7 +27,8 @@ local R = {}
 
 -- Redis' error answers by their code: what the route does (move: to the node named, ask: there once with
 -- ASKING, find: the way found again then sent again, pause: sent again after a pause, ends: the caller's),
--- and what the caller is told beside Redis' words.
+-- and what the caller is told beside Redis' words; final: a record a script of the store wrote is refused with it
+-- for good (fleet/queue.lua: with any other, the record is written again).
 R.ANSWERS = {
   MOVED = { "move", "the slot is another node's: followed, the slot's node learned (5 in a row, then a pause)" },
   ASK = { "ask", "the slot is moving: followed once with ASKING (5 in a row, then a pause)" },
@@ -40,7 +41,9 @@ R.ANSWERS = {
   CLUSTERDOWN = { "pause", "the cluster is down: sent again until the store's timeout" },
   NOREPLICAS = { "ends", "fewer replicas than min-replicas-to-write are connected: the primary refuses writes" },
   OOM = { "ends", "Redis is full (maxmemory) and refuses writes: give it more memory" },
-  NOSCRIPT = { "ends", "a script Redis does not know (the store sends EVAL, never EVALSHA: not its own)" },
+  MISCONF = { "ends", "Redis cannot save its data (stop-writes-on-bgsave-error) and refuses writes: see its log" },
+  NOSCRIPT = { "ends", "a script Redis does not know (the store sends EVAL, never EVALSHA: not its own)",
+    final = true },
 }
 R.HOPS = 5       -- redirections (MOVED, ASK) of one command at the most
 R.PAUSE = 0.05   -- the first pause before a command is sent again (doubled each time, at most 1 s)
