@@ -15,8 +15,7 @@ local Video = require "starvideos.video"
 local X = require "starvideos.extension"
 
 local new_error, now = errors.new_error, core.now
-local Job = {}
-Job.__index = Job
+local Job = {}; Job.__index = Job
 
 local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
@@ -32,7 +31,7 @@ function Job.new(ctx, goal, id, spec)
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
-    state = "polling", step = "polling", req = false, video = {},
+    state = "polling", step = "polling", req = false, video = {}, file_sums = {}, -- (file_sums: preflight's)
     deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k] == true and k or KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
@@ -337,6 +336,7 @@ function Job:go(step, t)
   self.step, self.state = step, STATES[step].shown or step
   if t then return STATES[step].due(self, t) end
 end
+function Job:take_upload() local v = self.upload; self.upload = nil; return v end -- (a sink's state left: once)
 
 local function advance(self, t)
   if self.done then return end

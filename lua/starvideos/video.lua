@@ -66,8 +66,7 @@ function V.start(job, t)
   end
   local parts, bad = core.check_url(url, "video_url")
   if not parts then return job:finish(bad) end
-  local task, upload = job.task, job.upload -- (an upload a dead process left: gone on from once)
-  job.upload = nil
+  local task, upload = job.task, job:take_upload() -- (an upload a dead process left: gone on from once)
   job.sink.fetch(job, t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
     resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload,
     duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })

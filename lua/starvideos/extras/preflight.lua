@@ -102,7 +102,7 @@ function P.start(job, t)
   for _, ref in ipairs(Create.references(params)) do -- (with preflight false: the local files alone)
     if ref.file or cfg.preflight ~= false or job.goal == "checked" then pf.refs[#pf.refs + 1] = ref end
   end
-  pf.left, job.file_sums = #pf.refs, job.file_sums or {}
+  pf.left = #pf.refs
   if pf.left == 0 then pf:judge(t); return pf end
   for _, ref in ipairs(pf.refs) do
     local parts = ref.url and core.check_url(ref.url, ref.field)
