@@ -247,7 +247,7 @@ lint: | $(DEPS_FIRST)
 # The suite in tiers, over spec/ (the core's) and each rock's rocks/<rock>/spec/.  `make test`: the specs but
 # those under a hosts/ folder (each
 # module through its seam, the transport cases on libcurl, the emulator
-# workflows), on Lua 5.4, each file in a process of its own, three times as many at
+# workflows), on Lua 5.4, each file in a process of its own, five times as many at
 # once as there are cores (they mostly wait on their servers: tools/run-specs.sh),
 # but the cases tagged #hosts.  `make test-hosts`: spec/hosts/, rocks/*/spec/hosts/ and those cases once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
@@ -270,7 +270,7 @@ endif
 # (LuaJIT's modules, where an earlier `make luajit` left them, made again when stale: the fast
 # tier's nginx cases load them when they are there)
 test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(wildcard $(NGX_SO)) lint
-	@JOBS=$${JOBS:-$$(($$(nproc) * 3))} sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
+	@sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
 test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
 	@TIER=hosts sh tools/run-specs.sh $(LUA) $(HOST_SPECS) $(TAGGED_SPECS)

@@ -54,16 +54,15 @@ part() {
 "
 }
 
-# three times as many spec files at once as there are cores (they mostly wait on their servers); the hosts'
-# specs, which time frames and pings, as many as there are cores
-part_jobs=${JOBS:-$(($(nproc) * 3))} part_tier=fast
+# (as many spec files at once as JOBS says, else tools/run-specs.sh's number for the tier)
+part_jobs=${JOBS:-} part_tier=fast
 for vm in "$@"; do
   cpath="build/$vm/?.so"
   [ "$vm" = lua5.4 ] && cpath="build/?.so"
   # shellcheck disable=SC2086
   part "$vm" "$vm" "$cpath" $specs
 done
-part_jobs=${JOBS:-$(nproc)} part_tier=hosts
+part_tier=hosts
 # shellcheck disable=SC2086
 part hosts lua5.4 "build/?.so" $hosts $tagged
 
