@@ -102,6 +102,9 @@ export LUA_PATH  := $(call lua_path,)./?.lua;;
 export LUA_CPATH := build/?.so;;
 
 TEST_BIN  := build/test_core
+# the redis rock's grammar tested from C alone (rocks/redis/csrc/test/url_test.c; rocks/redis/spec/url_c_spec.lua)
+ROCK_TEST := build/redis_url_test
+TEST_BINS := $(TEST_BIN) $(ROCK_TEST)
 
 # starvideos.redis (mk/sources.mk's REDIS_MOD_SRC on hiredis): built where
 # pkg-config finds hiredis (Debian: libhiredis-dev), else skipped with one line;
@@ -115,13 +118,14 @@ REDIS_SO     := $(if $(filter yes,$(HIREDIS)),build/starvideos/redis.so,redis-sk
 SO           += $(REDIS_SO)
 
 .PHONY: all deps test test-hosts test-all check lint demo clean luajit
-all: $(SO) $(TEST_BIN) $(COMPAT_SO)
+all: $(SO) $(TEST_BINS) $(COMPAT_SO)
 luajit: $(LUAJIT_SO)
 
-# The core alone, without Lua: its C tests link only libcurl (and the redis rock's grammar, FLEET_SRC, which
-# they test too).
-$(TEST_BIN): csrc/test/test_core.c $(call objs,$(SV_SRC) $(SV_HTTP_SRC) $(FLEET_SRC))
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
+# The core alone, without Lua: its C tests link only libcurl; the redis rock's, its grammar alone.
+$(TEST_BIN): csrc/test/test_core.c csrc/test/tap.h $(call objs,$(SV_SRC) $(SV_HTTP_SRC))
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $(filter-out %.h,$^) $(CURL_LIBS) -lm -ldl -pthread
+$(ROCK_TEST): rocks/redis/csrc/test/url_test.c csrc/test/tap.h $(FLEET_SRC) rocks/redis/csrc/url.h
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $(filter %.c,$^)
 
 build/obj/%.o: csrc/%.c csrc/core/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
@@ -269,17 +273,17 @@ endif
 
 # (LuaJIT's modules, where an earlier `make luajit` left them, made again when stale: the fast
 # tier's nginx cases load them when they are there)
-test: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(wildcard $(NGX_SO)) lint
+test: deps-checked $(SO) $(TEST_BINS) $(COMPAT_SO) $(wildcard $(NGX_SO)) lint
 	@sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
 
-test-hosts: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(HOST_BUILDS)
+test-hosts: deps-checked $(SO) $(TEST_BINS) $(COMPAT_SO) $(HOST_BUILDS)
 	@TIER=hosts sh tools/run-specs.sh $(LUA) $(HOST_SPECS) $(TAGGED_SPECS)
 
 # Lint once, then `make test`'s specs on every VM, each loading its own
 # build/<vm>/ modules and running the emulator and the CLI under itself, then
 # the hosts' specs; one line per part, then the total.  A failed lint does
 # not stop the suites: it counts as one failure in the total (and the exit status).
-test-all: deps-checked $(SO) $(TEST_BIN) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
+test-all: deps-checked $(SO) $(TEST_BINS) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
 	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 

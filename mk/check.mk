@@ -1,5 +1,6 @@
 # `make check`: look for memory errors, leaks and undefined behaviour.
-#   1. the C tests (csrc/test/test_core.c) built with ASan + UBSan, leaks checked;
+#   1. the C tests (csrc/test/test_core.c, the redis rock's rocks/redis/csrc/test/url_test.c) built with
+#      ASan + UBSan, leaks checked;
 #   2. `make test`'s specs whose code under test runs in busted's own process
 #      (ASAN_SPECS: all but those of nginx, a C host, luarocks, the make
 #      targets and the command line's child processes, whose modules are not
@@ -9,7 +10,7 @@
 #      UBSan handlers come from the same runtime).  Reports go to build/asan/logs/
 #      (subprocesses' too) and any report is a failure.  Leaks are not checked
 #      there: the interpreter and busted keep memory until exit;
-#   3. valgrind memcheck over the plain build/test_core, and over a Lua run of
+#   3. valgrind memcheck over the plain C tests (TEST_BINS), and over a Lua run of
 #      create / wait / download / resumed download / resume / a job against the
 #      emulator, and of a media request past 5 redirects on the transport alone
 #      (spec/fixtures/memcheck.lua); errors and definite leaks fail.
@@ -29,13 +30,16 @@ ASAN_SO    := build/asan/starvideos/core.so
 ASAN_SIGN  := build/asan/starvideos/sign.so
 ASAN_SIGV4 := build/asan/starvideos/sigv4.so
 ASAN_TEST  := build/asan/test_core
+ASAN_ROCK_TEST := build/asan/redis_url_test
 ASAN_LOGS  := build/asan/logs
 VALGRIND   ?= valgrind
 
-$(ASAN_TEST): csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(FLEET_SRC) csrc/core/sv_core.h
+$(ASAN_TEST): csrc/test/test_core.c csrc/test/tap.h $(SV_SRC) $(SV_HTTP_SRC) csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
-	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(FLEET_SRC) \
-	  $(CURL_LIBS) -lm
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(CURL_LIBS) -lm
+$(ASAN_ROCK_TEST): rocks/redis/csrc/test/url_test.c csrc/test/tap.h $(FLEET_SRC) rocks/redis/csrc/url.h
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ rocks/redis/csrc/test/url_test.c $(FLEET_SRC)
 
 # one module with the transport linked in (core.curl, as in the static library);
 # the signatures a module of their own, as sign.so is (loaded on first use)
@@ -54,16 +58,18 @@ $(ASAN_SIGN) $(ASAN_SIGV4): csrc/core/sv_core.h csrc/lua/lsv.h
 	  -o $@ $(MOD_SRC) $(CRYPTO_LIBS) -lm
 
 # the sanitized builds alone, without running anything
-check-build: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4)
+check-build: $(ASAN_TEST) $(ASAN_ROCK_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4)
 
-check: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4) $(SO) $(TEST_BIN) $(COMPAT_SO)
+check: $(ASAN_TEST) $(ASAN_ROCK_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4) $(SO) $(TEST_BINS) $(COMPAT_SO)
 	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
 	@rm -rf $(ASAN_LOGS); mkdir -p $(ASAN_LOGS); \
 	c=0; lua=0; vg=0; \
 	echo "== 1/3 C tests with ASan + UBSan"; \
-	ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(ASAN_TEST) > build/asan/test_core.out 2>&1 || c=1; \
-	grep -v '^ok ' build/asan/test_core.out; \
+	for b in $(ASAN_TEST) $(ASAN_ROCK_TEST); do \
+	  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $$b > $$b.out 2>&1 || c=1; \
+	  grep -v '^ok ' $$b.out; \
+	done; \
 	echo "== 2/3 busted on $(LUA) with $(ASAN_SO)"; \
 	LD_PRELOAD="$(ASAN_RT)" \
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
@@ -80,14 +86,16 @@ check: $(ASAN_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4) $(SO) $(TEST_BIN) $(CO
 	if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
 	  lua=1; echo "sanitizer reports in $(ASAN_LOGS):"; head -n 60 $(ASAN_LOGS)/*; \
 	else echo "no sanitizer report"; fi; \
-	echo "== 3/3 valgrind memcheck over $(TEST_BIN)"; \
-	$(VALGRIND) --tool=memcheck --error-exitcode=1 --leak-check=full \
-	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-	  --log-file=build/valgrind.log $(TEST_BIN) > build/valgrind.out 2>&1 || vg=1; \
-	tail -n 1 build/valgrind.out; \
-	grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|in use at exit|All heap blocks' build/valgrind.log \
-	  | sed 's/^==[0-9]*== */valgrind: /'; \
-	if [ $$vg != 0 ]; then cat build/valgrind.log; fi; \
+	for b in $(TEST_BINS); do \
+	  echo "== 3/3 valgrind memcheck over $$b"; one=0; \
+	  $(VALGRIND) --tool=memcheck --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	    --log-file=$$b.valgrind.log $$b > $$b.valgrind.out 2>&1 || one=1; \
+	  tail -n 1 $$b.valgrind.out; \
+	  grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|in use at exit|All heap blocks' $$b.valgrind.log \
+	    | sed 's/^==[0-9]*== */valgrind: /'; \
+	  if [ $$one != 0 ]; then vg=1; cat $$b.valgrind.log; fi; \
+	done; \
 	echo "== 3/3 valgrind memcheck over a Lua run (spec/fixtures/memcheck.lua)"; \
 	$(VALGRIND) --tool=memcheck --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \

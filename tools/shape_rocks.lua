@@ -14,6 +14,10 @@
 --   * rocks/folders.lua (the other rocks' Lua folders, for a checkout's command line) against the rockspecs;
 --   * a require by another rock of a core module docs/architecture.md does not list under "What a rock may require
 --     of the core" (the core's stated interface to its rocks);
+--   * a C file of the core's tree (csrc/: its tests, fuzz targets and benches too) that includes a rock's C
+--     (rocks/...), or one of its fuzz targets and benches that names another rock's module: each product's C
+--     tests and fuzz targets are its rock's (rocks/<rock>/csrc/test/, rocks/<rock>/csrc/fuzz/).  (csrc/test/'s
+--     static_test.c names the emulator to assert that the static library holds no other rock's module;)
 --   * a Lua file of lua/ that the core rockspec does not install, or a rock's file of rocks/<rock>/lua that its
 --     rockspec does not install (or installs under another module name), or a listed file that is missing:
 --     LuaRocks' builtin backend copies lua/ into every rock built at the top of a checkout, so lua/ is the
@@ -288,6 +292,16 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
         check_names(file, code, others, folders, bad)
         check_words(file, code, bad)
       end
+    end
+  end
+  for _, file in ipairs(listing("find csrc \\( -name '*.c' -o -name '*.h' \\)")) do -- (the whole C tree)
+    local src = not seen[file] and read(root .. "/" .. file)
+    if src then
+      for at in src:gmatch("()#[ \t]*include[ \t]*[\"<][^\">\n]*rocks/") do
+        bad[#bad + 1] = string.format("%s:%d: includes a rock's C (a product's C tests and fuzz targets are its "
+          .. "rock's: rocks/<rock>/csrc/)", file, line_at(src, at))
+      end
+      if not file:find("^csrc/test/") then check_names(file, c_code_of(src, true), others, folders, bad) end
     end
   end
   check_folders_file(root, rocks, bad)
