@@ -74,7 +74,7 @@ describe("docs/observability.md", function()
   end)
 
   it("says how many panels the dashboard has: as many as it ships", function()
-    local dash = cjson.decode(page("dashboards/starvideos.json"))
+    local dash = cjson.decode(page("rocks/observe/dashboards/starvideos.json"))
     local said = tonumber(flat("docs/observability.md"):match("%((%d+) panels:"))
     assert.equal(#P.panels(dash), said)
   end)
@@ -296,7 +296,7 @@ end)
 describe("tools/dashboard-picture.lua", function()
   local function picture(args)
     return helper.capture("cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED .. helper.lua
-      .. " tools/dashboard-picture.lua " .. args .. " 2>&1")
+      .. " rocks/observe/tools/dashboard-picture.lua " .. args .. " 2>&1")
   end
 
   it("writes no tracked file unless told: its default --out is build/'s", function()
@@ -304,8 +304,8 @@ describe("tools/dashboard-picture.lua", function()
     assert(ok, out)
     local default = assert(out:match("%-%-out PATH +the PNG %(default (%S+);"), out)
     assert.equal("build/dashboard.png", default)
-    says("docs/observability.md", "lua5.4 tools/dashboard-picture.lua --out docs/img/dashboard.png",
-      "`lua5.4 tools/dashboard-picture.lua --prometheus http://127.0.0.1:9090 --seconds 3600`")
+    says("docs/observability.md", "lua5.4 rocks/observe/tools/dashboard-picture.lua --out docs/img/dashboard.png",
+      "`lua5.4 rocks/observe/tools/dashboard-picture.lua --prometheus http://127.0.0.1:9090 --seconds 3600`")
     local _, tracked = helper.capture("cd " .. q(helper.root) .. " && git ls-files --error-unmatch " .. q(default)
       .. " 2>&1")
     assert.is_falsy(tracked, default .. " is a tracked file")
@@ -339,7 +339,7 @@ describe("tools/dashboard-picture.lua", function()
     assert.matches("starvideos: the dashboard's 25 panels from the Prometheus at " .. url .. ", ", out, 1, true)
     assert.matches("\npicture: " .. png .. "\n", out, 1, true)
     assert.equal("\137PNG", (assert(helper.read_file(png))):sub(1, 4))
-    local dash = cjson.decode(page("dashboards/starvideos.json"))
+    local dash = cjson.decode(page("rocks/observe/dashboards/starvideos.json"))
     for _, p in ipairs(P.panels(dash)) do
       assert(out:find("\n  " .. p.title .. " ", 1, true), p.title .. ":\n" .. out)
     end

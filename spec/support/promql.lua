@@ -2,7 +2,7 @@
 -- FAMILIES): a scanner of the language's tokens (not a parser; promtool checks the syntax: spec/hosts/
 -- dashboards_spec.lua) that finds every metric name, label name and `le` value of an expression, with
 -- Grafana's variables ($job, ${x}, $__rate_interval) taken as opaque.  Used by rocks/observe/spec/dashboards_spec.lua
--- on dashboards/starvideos.json and dashboards/alerts.yml.
+-- on rocks/observe/dashboards/starvideos.json and rocks/observe/dashboards/alerts.yml.
 --
 --   P.families(list)                 -> by name: {type =, labels = set, le = set of bucket bounds as written}
 --   P.problems(expr, families)       -> list of messages (empty: every name is the library's)
@@ -233,8 +233,8 @@ function P.dashboard(dash, families)
   return out
 end
 
--- The alerting rules of a rules file as this project writes them (dashboards/alerts.yml: `- alert:` then its keys,
--- `expr: |` with its lines below, annotations' values on one line or folded `>-` below): a list of
+-- The alerting rules of a rules file as this project writes them (rocks/observe/dashboards/alerts.yml: `- alert:` then
+-- its keys, `expr: |` with its lines below, annotations' values on one line or folded `>-` below): a list of
 -- {alert =, expr =, ["for"] =, severity =, summary =, description =}.
 function P.rules(text)
   local list, rule, block, indent = {}, nil, nil, nil

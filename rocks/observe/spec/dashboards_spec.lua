@@ -1,4 +1,5 @@
--- dashboards/: the Grafana dashboard and the Prometheus rules against the families the library exports (their
+-- The observe rock's dashboards/: the Grafana dashboard and the Prometheus rules against the families the library
+-- exports (their
 -- table, extras/metrics.lua's FAMILIES, the one client:metrics() writes): every query names only those families
 -- and their labels (and the scrape's job and instance), every family has a panel, the dashboard imports (a
 -- Prometheus input, a unit and a place on the grid for each panel), every alert has a `for:` and its
@@ -11,7 +12,7 @@ local metrics = require "starvideos.extras.metrics"
 local starvideos = require "starvideos"
 
 local function read(path) return (assert(helper.read_file(helper.root .. "/" .. path))) end
-local function dashboard() return cjson.decode(read("dashboards/starvideos.json")) end
+local function dashboard() return cjson.decode(read("rocks/observe/dashboards/starvideos.json")) end
 local families = P.families(metrics.FAMILIES)
 
 -- The messages of list that contain text.
@@ -107,7 +108,7 @@ describe("dashboards/", function()
 
   it("alerts.yml: every rule names only the library's families and labels, waits a `for:`, has a severity, a "
     .. "summary and a description", function()
-    local text = read("dashboards/alerts.yml")
+    local text = read("rocks/observe/dashboards/alerts.yml")
     local rules = P.rules(text)
     local _, n = text:gsub("\n%s*%- alert:", "")
     assert.are.equal(n, #rules)

@@ -1,8 +1,8 @@
--- dashboards/ with Prometheus's own tools: promtool checks the rules and runs their unit tests
+-- The observe rock's dashboards/ with Prometheus's own tools: promtool checks the rules and runs their unit tests
 -- (dashboards/alerts_test.yml), and those tests catch each alert broken (never firing, always firing, firing before
--- its `for:`); every query of the dashboard is PromQL promtool reads; and tools/dashboard-picture.lua draws every
--- panel from a real Prometheus scraping a real client (rocks/observe/spec/dashboards_spec.lua: the names the queries
--- use).
+-- its `for:`); every query of the dashboard is PromQL promtool reads; and tools/dashboard-picture.lua (the rock's:
+-- rocks/observe/) draws every panel from a real Prometheus scraping a real client (spec/dashboards_spec.lua beside
+-- this folder: the names the queries use).
 
 local helper = require "spec.helper"
 local P = require "spec.support.promql"
@@ -21,7 +21,7 @@ local function read(path) return (assert(helper.read_file(ROOT .. "/" .. path)))
 
 -- alerts.yml with alert `name`'s expr or its `for:` (when given) replaced, in dir beside the tests.
 local function broken(dir, name, expr, wait)
-  local text = read("dashboards/alerts.yml")
+  local text = read("rocks/observe/dashboards/alerts.yml")
   local head, rest = text:match("^(.-)(\n      %- alert: " .. name .. "\n.*)$")
   assert(head, "no alert " .. name)
   local this, after = rest:match("^(\n.-)(\n      %- alert:.*)$")
@@ -39,22 +39,22 @@ describe("dashboards/ with promtool", function()
   local dir
   setup(function()
     dir = helper.tmpdir()
-    helper.write_file(dir .. "/alerts_test.yml", read("dashboards/alerts_test.yml"))
+    helper.write_file(dir .. "/alerts_test.yml", read("rocks/observe/dashboards/alerts_test.yml"))
   end)
   teardown(function() helper.cleanup() end)
 
   it("promtool checks the rules and passes their unit tests", function()
-    local rules = P.rules(read("dashboards/alerts.yml"))
-    local out, ok = sh("promtool check rules " .. q(ROOT .. "/dashboards/alerts.yml"))
+    local rules = P.rules(read("rocks/observe/dashboards/alerts.yml"))
+    local out, ok = sh("promtool check rules " .. q(ROOT .. "/rocks/observe/dashboards/alerts.yml"))
     assert(ok, out)
     assert.matches("SUCCESS: " .. #rules .. " rules found", out, 1, true)
-    out, ok = sh("cd " .. q(ROOT) .. " && promtool test rules dashboards/alerts_test.yml")
+    out, ok = sh("cd " .. q(ROOT) .. " && promtool test rules rocks/observe/dashboards/alerts_test.yml")
     assert(ok, out)
     assert.matches("SUCCESS", out, 1, true)
-    local _, cases = read("dashboards/alerts_test.yml"):gsub("\n%s*%- eval_time:", "")
+    local _, cases = read("rocks/observe/dashboards/alerts_test.yml"):gsub("\n%s*%- eval_time:", "")
     local tests = 0
     for _, r in ipairs(rules) do
-      local _, n = read("dashboards/alerts_test.yml"):gsub("alertname: " .. r.alert .. "\n", "")
+      local _, n = read("rocks/observe/dashboards/alerts_test.yml"):gsub("alertname: " .. r.alert .. "\n", "")
       assert(n >= 2, r.alert .. ": fewer than 2 cases")
       tests = tests + n
     end
@@ -63,7 +63,7 @@ describe("dashboards/ with promtool", function()
   end)
 
   it("the unit tests catch each alert that never fires, always fires, or fires before its for:", function()
-    for _, r in ipairs(P.rules(read("dashboards/alerts.yml"))) do
+    for _, r in ipairs(P.rules(read("rocks/observe/dashboards/alerts.yml"))) do
       for _, how in ipairs { { "vector(0) > 1" }, { "vector(1)" }, { nil, "0s" } } do
         broken(dir, r.alert, how[1], how[2])
         local out, ok = sh("promtool test rules " .. q(dir .. "/alerts_test.yml"))
@@ -74,7 +74,7 @@ describe("dashboards/ with promtool", function()
   end)
 
   it("every query of the dashboard is PromQL promtool reads (Grafana's variables filled)", function()
-    local dash = require("cjson").decode(read("dashboards/starvideos.json"))
+    local dash = require("cjson").decode(read("rocks/observe/dashboards/starvideos.json"))
     local lines, n = { "groups:", "  - name: dashboard", "    rules:" }, 0
     for _, p in ipairs(P.panels(dash)) do
       for _, t in ipairs(p.targets) do
@@ -92,12 +92,12 @@ describe("dashboards/ with promtool", function()
 
   it("tools/dashboard-picture.lua draws every panel from a real scrape: no panel without data", function()
     local png = dir .. "/dashboard.png"
-    local out, ok = sh(fmt("cd %s && %s tools/dashboard-picture.lua --seconds 45 --out %s", q(ROOT), q(helper.lua),
-      q(png)))
+    local out, ok = sh(fmt("cd %s && %s rocks/observe/tools/dashboard-picture.lua --seconds 45 --out %s", q(ROOT),
+      q(helper.lua), q(png)))
     assert(ok, out)
     assert.matches("picture: " .. png, out, 1, true)
     assert.are.equal("\137PNG", (assert(helper.read_file(png))):sub(1, 4))
-    local dash = require("cjson").decode(read("dashboards/starvideos.json"))
+    local dash = require("cjson").decode(read("rocks/observe/dashboards/starvideos.json"))
     for _, p in ipairs(P.panels(dash)) do
       assert.is_nil(out:find("  " .. p.title .. " +no data\n"), p.title .. " has no data:\n" .. out)
       assert(out:find("\n  " .. p.title .. " ", 1, true), p.title .. " not drawn:\n" .. out)

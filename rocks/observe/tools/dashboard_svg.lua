@@ -1,7 +1,7 @@
 -- The HTML page (inline SVG, no script, nothing fetched) that draws a Grafana dashboard's panels from the answers
--- Prometheus gave to their queries: tools/dashboard-picture.lua renders it with headless Chromium.  Panels are
--- placed by their gridPos (24 columns, 30 px a row unit, as Grafana does); a time series panel draws each series
--- of each query as a line with its legend (legendFormat, its last value), a stat panel its number.
+-- Prometheus gave to their queries: dashboard-picture.lua (beside this file) renders it with headless Chromium.
+-- Panels are placed by their gridPos (24 columns, 30 px a row unit, as Grafana does); a time series panel draws each
+-- series of each query as a line with its legend (legendFormat, its last value), a stat panel its number.
 --
 --   R.page(dash, results, info) -> html, height (px)
 --     results[panel id] = { { legend =, points = {{t, v}, ...} }, ... } (v nil: no value there)

@@ -1,6 +1,6 @@
--- dashboards/starvideos.json's panels drawn as Grafana lays them out (tools/dashboard_svg.lua), the picture taken
--- by headless Chromium: from a run of its own (the default), or from a Prometheus of yours (--prometheus URL: Debian
--- has no Grafana).
+-- rocks/observe/dashboards/starvideos.json's panels drawn as Grafana lays them out (dashboard_svg.lua, beside this
+-- file), the picture taken by headless Chromium: from a run of its own (the default), or from a Prometheus of
+-- yours (--prometheus URL: Debian has no Grafana).
 --
 -- Its own run (docs/img/dashboard.png is one: `--out docs/img/dashboard.png` draws it again): it starts the
 -- emulator, a Redis (when redis-server is there: the client's store), and a real Prometheus on loopback ports
@@ -13,7 +13,7 @@
 -- With --prometheus URL it starts nothing and runs nothing: the same queries over the last --seconds (3600)
 -- of that Prometheus.  Run from a checkout, after `make`:
 --
---   lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]
+--   lua5.4 rocks/observe/tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]
 --                                      [--prometheus URL [--job REGEX] [--instance REGEX]]
 --
 -- It prints each panel's series and last values and where the picture went, and stops every process it started.
@@ -26,11 +26,11 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local helper = require "spec.helper"
-local R = require "tools.dashboard_svg"
+local R = require "rocks.observe.tools.dashboard_svg"
 
 local q, fmt = helper.shell_quote, string.format
 local USAGE = [==[
-usage: lua5.4 tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]
+usage: lua5.4 rocks/observe/tools/dashboard-picture.lua [--seconds N] [--out PATH] [--html PATH]
                                           [--prometheus URL [--job REGEX] [--instance REGEX]]
   --seconds N        its own run's length (default 150, at least 40); with --prometheus the window
                      drawn, ending now (default 3600)
@@ -235,7 +235,7 @@ local function own_run()
 end
 
 local function main()
-  local dash = cjson.decode((assert(helper.read_file(helper.root .. "/dashboards/starvideos.json"))))
+  local dash = cjson.decode((assert(helper.read_file(helper.root .. "/rocks/observe/dashboards/starvideos.json"))))
   local base, from, to, what
   if opts.prometheus then
     to = socket.gettime()
