@@ -50,7 +50,7 @@ local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.ex
   "starvideos.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
   "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.redis",
   "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact",
-  "starvideos.extras.metrics", "starvideos.extras.trace", "starvideos.extras.observe", "starvideos.spend" }
+  "starvideos.observe.metrics", "starvideos.observe.trace", "starvideos.observe.observer", "starvideos.spend" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)
@@ -74,8 +74,8 @@ c:close()
     for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
     s = assert(st.client, out)
     for _, m in ipairs { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.sign",
-      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.schedule", "starvideos.extras.metrics",
-      "starvideos.extras.trace", "starvideos.extras.observe", "starvideos.otel" } do
+      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.schedule", "starvideos.observe.metrics",
+      "starvideos.observe.trace", "starvideos.observe.observer", "starvideos.otel" } do
       assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
     end
   end)
@@ -91,9 +91,9 @@ c:close()
 c2:close()
 ]], "env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 " .. helper.CHILD_ENV)
     local s = assert(st.metrics, out)
-    assert.is_true(s.loaded["starvideos.extras.metrics"] and s.loaded["starvideos.extras.observe"] or false, out)
-    assert.is_nil(s.loaded["starvideos.extras.trace"], out) -- (trace = false: off whatever $OTEL_* say)
-    assert.is_true(assert(st.traced, out).loaded["starvideos.extras.trace"], out)
+    assert.is_true(s.loaded["starvideos.observe.metrics"] and s.loaded["starvideos.observe.observer"] or false, out)
+    assert.is_nil(s.loaded["starvideos.observe.trace"], out) -- (trace = false: off whatever $OTEL_* say)
+    assert.is_true(assert(st.traced, out).loaded["starvideos.observe.trace"], out)
   end)
 
   it("loads the log with the log option or $STARVIDEOS_LOG, and not before", function()

@@ -121,7 +121,7 @@ local LAYERS = { core = {}, records = { "core" }, fleet = { "core", "records" },
   storage = { "core" }, needs = { "core" },
   nginx = { "core" }, sink = { "core", "storage", "needs" }, references = { "core", "storage", "needs" },
   ledger = { "core", "records", "fleet", "needs" },
-  observe = { "core", "extras", "needs" }, command = { "core", "fleet", "needs" } }
+  observe = { "core", "needs" }, command = { "core", "fleet", "needs" } }
 
 local function layer_of(file, name)
   if ENTRY[name] then return "entry" end

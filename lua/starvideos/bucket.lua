@@ -233,7 +233,7 @@ function B:token(t, create, obj, tenant)
   local left = held_rule(self.kv, t)
   local at, held
   if left then at, held = t + left, true else at, held = token(self, t, create, obj, tenant) end
-  local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: extras/observe.lua)
+  local o = obj and obj.cfg and obj.cfg.observe -- (the time waited, in metrics: observe/observer.lua)
   if o then o:budget(obj, t, at) end
   return at, held == true
 end

@@ -71,6 +71,7 @@ local function hook(cfg, key, loop, observe)
   -- metrics (inside nginx by default with the dict declared) and trace: cfg.observe
   local ngx, metrics = config.nginx(), cfg.metrics
   if metrics == nil then metrics = ngx and ngx.shared and ngx.shared[config.DEFAULTS.metrics_dict] ~= nil end
+  cfg.metrics = metrics -- (whether the client counts: what a store's commands and client:metrics() ask)
   local s = cfg.trace and require("starvideos.otel").settings(cfg.trace) -- (OTEL_* where trace gives none)
   if not (observe and (metrics or s)) then return nil end
   local tracer
@@ -321,7 +322,7 @@ function Client:metrics()
   live(self)
   local spend = self.cfg.spend and self:spend() or nil -- (each limit's gauges: spent and amount)
   local text = X.need("observe", nil, "client:metrics()").text(spend)
-  if self.cfg.observe and self.cfg.observe.m then return text end
+  if self.cfg.observe and self.cfg.metrics then return text end
   return NOT_COUNTING .. text
 end
 

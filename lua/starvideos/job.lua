@@ -114,7 +114,7 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
-  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (a task's metrics and span: extras/observe.lua)
+  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (a task's metrics and span: observe/observer.lua)
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an

@@ -81,7 +81,7 @@ end
 function Request:finish(task, err, t)
   if err and self.api then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  if self.cfg.observe and self.paid then self.cfg.observe:created(self) end -- (extras/observe.lua)
+  if self.cfg.observe and self.paid then self.cfg.observe:created(self) end -- (observe/observer.lua)
   if err then self.into.ended(self) end
   self.owner:advance(t or now())
 end

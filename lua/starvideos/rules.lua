@@ -63,7 +63,7 @@ function R.body_of(params)
 end
 
 -- The price of a create of model (prices), counted in the cost counter of a client that measures (its hook
--- cfg.observe, extras/observe.lua): the cost recorded with its task, or nil (unknown).
+-- cfg.observe, observe/observer.lua): the cost recorded with its task, or nil (unknown).
 function R.cost(cfg, model)
   local price = cfg.prices and cfg.prices[model]
   if price and cfg.observe then cfg.observe:cost(model, price) end

@@ -36,10 +36,10 @@ build = {
   install = {
     lua = {
       ["starvideos.needs.observe"] = "rocks/observe/lua/starvideos/needs/observe.lua", -- (rocks/needs.lua: the core's version checked)
-      ["starvideos.extras.metrics"] = "rocks/observe/lua/starvideos/extras/metrics.lua",
-      ["starvideos.extras.observe"] = "rocks/observe/lua/starvideos/extras/observe.lua",
-      ["starvideos.extras.otlp"] = "rocks/observe/lua/starvideos/extras/otlp.lua",
-      ["starvideos.extras.trace"] = "rocks/observe/lua/starvideos/extras/trace.lua",
+      ["starvideos.observe.metrics"] = "rocks/observe/lua/starvideos/observe/metrics.lua",
+      ["starvideos.observe.observer"] = "rocks/observe/lua/starvideos/observe/observer.lua",
+      ["starvideos.observe.otlp"] = "rocks/observe/lua/starvideos/observe/otlp.lua",
+      ["starvideos.observe.trace"] = "rocks/observe/lua/starvideos/observe/trace.lua",
       ["starvideos.observe"] = "rocks/observe/lua/starvideos/observe/init.lua",
     },
   },

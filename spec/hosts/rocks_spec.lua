@@ -136,7 +136,7 @@ f:close()
 c:close()
 for _, m in ipairs { "starvideos", "starvideos.core", "starvideos.fleet.store", "starvideos.ledger.redis",
   "starvideos.redis", "starvideos.sink.s3", "starvideos.storage.s3", "starvideos.sigv4", "starvideos.observe",
-  "starvideos.extras.metrics" } do
+  "starvideos.observe.metrics" } do
   print("module", m, where(m), package.loaded[m] ~= nil)
 end
 ]]

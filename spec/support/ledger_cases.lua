@@ -340,7 +340,7 @@ M.cases = {
     records = true,
     run = function(env, assert)
       local l = env.open { prices = { videos = 0.4, starvideos_o3 = 0 } }
-      local paid = {} -- (the cost counter's hook, as extras/observe.lua gives it to a client that measures)
+      local paid = {} -- (the cost counter's hook, as observe/observer.lua gives it to a client that measures)
       l.cfg.observe = { cost = function(_, model, amount) paid[#paid + 1] = model .. " " .. amount end }
       local fast = { model = "videos_fast", prompt = "a dog", duration = 5 }
       local o3 = { model = "starvideos_o3", prompt = "a fox", duration = 5 }

@@ -1,9 +1,9 @@
 -- A location of rocks/observe/spec/hosts/observe_nginx_spec.lua: GET /loop?n=N&from=I puts N tasks (numbered from I)
--- through the metrics hook (extras/observe.lua) as a job and its requests call it, each with its own id, URL and
+-- through the metrics hook (observe/observer.lua) as a job and its requests call it, each with its own id, URL and
 -- prompt, into the worker's registry (the shared dict); answers the time it took.
 local ngx = rawget(_G, "ngx")
-local Observe = require "starvideos.extras.observe"
-local Metrics = require "starvideos.extras.metrics"
+local Observe = require "starvideos.observe.observer"
+local Metrics = require "starvideos.observe.metrics"
 
 local n, from = tonumber(ngx.var.arg_n) or 1, tonumber(ngx.var.arg_from) or 1
 local o = Observe.new(Metrics.registry(), nil)

@@ -1,6 +1,6 @@
 -- One list of cases that every observer passes (docs/architecture.md "Extension points", the row observe: the
 -- events the core calls on cfg.observe), run by rocks/observe/spec/observer_cases_spec.lua on the one observer
--- (starvideos.observe, extras/observe.lua).  A real run against the emulator, on a client with metrics on whose
+-- (starvideos.observe, observe/observer.lua).  A real run against the emulator, on a client with metrics on whose
 -- observer is wrapped to record each call (its arguments, and the metrics' text before and after it), is what
 -- the cases read: each event is called with its documented arguments and moves the families it feeds.
 --

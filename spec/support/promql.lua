@@ -1,4 +1,4 @@
--- The names PromQL expressions use, checked against the families the library exports (extras/metrics.lua's
+-- The names PromQL expressions use, checked against the families the library exports (observe/metrics.lua's
 -- FAMILIES): a scanner of the language's tokens (not a parser; promtool checks the syntax: spec/hosts/
 -- dashboards_spec.lua) that finds every metric name, label name and `le` value of an expression, with
 -- Grafana's variables ($job, ${x}, $__rate_interval) taken as opaque.  Used by rocks/observe/spec/dashboards_spec.lua
@@ -30,7 +30,7 @@ local LISTS = { by = true, without = true, on = true, ignoring = true, group_lef
 local WORDS = { ["and"] = true, ["or"] = true, unless = true, bool = true, offset = true, atan2 = true,
   Inf = true, NaN = true, inf = true, nan = true }
 
--- The families of the library's table (extras/metrics.lua's FAMILIES: name, type, labels, help, bounds).
+-- The families of the library's table (observe/metrics.lua's FAMILIES: name, type, labels, help, bounds).
 function P.families(list)
   local by = {}
   for _, f in ipairs(list) do

@@ -1,6 +1,6 @@
 -- The observe rock's dashboards/: the Grafana dashboard and the Prometheus rules against the families the library
 -- exports (their
--- table, extras/metrics.lua's FAMILIES, the one client:metrics() writes): every query names only those families
+-- table, observe/metrics.lua's FAMILIES, the one client:metrics() writes): every query names only those families
 -- and their labels (and the scrape's job and instance), every family has a panel, the dashboard imports (a
 -- Prometheus input, a unit and a place on the grid for each panel), every alert has a `for:` and its
 -- annotations.  promtool checks and tests the rules in rocks/observe/spec/hosts/dashboards_spec.lua.
@@ -8,7 +8,7 @@
 local cjson = require "cjson"
 local helper = require "spec.helper"
 local P = require "spec.support.promql"
-local metrics = require "starvideos.extras.metrics"
+local metrics = require "starvideos.observe.metrics"
 local starvideos = require "starvideos"
 
 local function read(path) return (assert(helper.read_file(helper.root .. "/" .. path))) end

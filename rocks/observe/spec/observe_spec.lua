@@ -1,4 +1,4 @@
--- Metrics and traces through their seams (extras/metrics.lua, extras/trace.lua, extras/observe.lua): the text
+-- Metrics and traces through their seams (observe/metrics.lua, observe/trace.lua, observe/observer.lua): the text
 -- format written by a registry of its own, and the spans a generate makes on the fake transport, whose exports
 -- (a POST of op notify) the spec takes instead of a collector.  The real collector, promtool, prometheus and
 -- nginx: rocks/observe/spec/hosts/observe_*_spec.lua.
@@ -7,9 +7,9 @@ local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local config = require "starvideos.config"
 local Fake = require "spec.support.fake_transport"
-local Metrics = require "starvideos.extras.metrics"
-local Observe = require "starvideos.extras.observe"
-local otlp = require "starvideos.extras.otlp"
+local Metrics = require "starvideos.observe.metrics"
+local Observe = require "starvideos.observe.observer"
+local otlp = require "starvideos.observe.otlp"
 local cjson = require "cjson"
 
 local TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -1,5 +1,5 @@
 -- The observer cases (spec/support/observer_cases.lua) on the one observer (starvideos.observe, the observe rock's
--- extras/observe.lua), against the emulator.  And what they hold: docs/architecture.md's observe row names every
+-- observe/observer.lua), against the emulator.  And what they hold: docs/architecture.md's observe row names every
 -- event the core calls, the observer has each as a method, and the list covers each; a client that neither
 -- counts nor traces has no observer, every call site guards it, and a run then completes.
 local cases = require "spec.support.observer_cases"
@@ -58,7 +58,7 @@ local function record(c, calls)
   end })
 end
 
-cases.run("starvideos.observe (extras/observe.lua)", function()
+cases.run("starvideos.observe (observe/observer.lua)", function()
   local recorded
   return {
     run = function()

@@ -1,4 +1,4 @@
--- spend_limit's gauges (extras/metrics.lua's text(spend), from client:spend()'s list): starvideos_spend and
+-- spend_limit's gauges (observe/metrics.lua's text(spend), from client:spend()'s list): starvideos_spend and
 -- starvideos_spend_limit, a client with limits of every scope making creates against the emulator.  Labels only
 -- where bounded: scope; model for scope model; tenant for a limit of one tenant (a limit of every tenant is one
 -- series without it, its tenant nearest the amount); spent without the reservations.
@@ -6,7 +6,7 @@
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local Spend = require "starvideos.spend"
-local Metrics = require "starvideos.extras.metrics"
+local Metrics = require "starvideos.observe.metrics"
 
 local PRICES = { videos = 0.5, videos_fast = 0.25, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 1 }
 local SPEND = { "starvideos_spend", "starvideos_spend_limit" }

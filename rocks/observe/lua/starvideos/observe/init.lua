@@ -1,5 +1,5 @@
 -- The one observer: the core's observe point (docs/architecture.md, "Extension points"; the starvideos-observe
--- rock).  Metrics (extras/metrics.lua) and traces (extras/trace.lua) hang on extras/observe.lua, which the core
+-- rock).  Metrics (observe/metrics.lua) and traces (observe/trace.lua) hang on observe/observer.lua, which the core
 -- calls at its events as cfg.observe, knowing nothing of what listens.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -11,13 +11,13 @@ local M = {}
 -- whether it counts; s, otel.lua's trace settings (nil: off); nginx_transport, inside nginx the function making
 -- the exports' transport (nginx's sockets).
 function M.new(cfg, key, loop, metrics, s, nginx_transport)
-  local tracer = s and require("starvideos.extras.trace").of(key, cfg, s, loop, nginx_transport) or nil
-  local registry = metrics and require("starvideos.extras.metrics").registry() or nil
-  return require("starvideos.extras.observe").new(registry, tracer), tracer
+  local tracer = s and require("starvideos.observe.trace").of(key, cfg, s, loop, nginx_transport) or nil
+  local registry = metrics and require("starvideos.observe.metrics").registry() or nil
+  return require("starvideos.observe.observer").new(registry, tracer), tracer
 end
 
 -- The process's metrics (inside nginx, with the dict, the host's) in Prometheus's text format; spend: the client's
 -- client:spend() list, its limits' gauges (nil: none).
-function M.text(spend) return require("starvideos.extras.metrics").registry():text(spend) end
+function M.text(spend) return require("starvideos.observe.metrics").registry():text(spend) end
 
 return M

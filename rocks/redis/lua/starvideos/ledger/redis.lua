@@ -16,7 +16,7 @@ function R.where(store) return R.parse(store).where end
 -- key's tokens taken from Redis first (fleet/budget.lua, over nginx's dict when there is one: dict).
 function R.open(cfg, loop, key, dict, read)
   local st = require("starvideos.fleet.store").for_key(read or cfg.store, key, cfg.connect_timeout)
-  st.observe = st.observe or cfg.observe and cfg.observe.m and cfg.observe -- (its commands' metrics)
+  st.observe = st.observe or cfg.metrics and cfg.observe -- (its commands' metrics: a client that counts)
   loop:source(st) -- (its answers wake the loop's waiters)
   key.bucket:use(require("starvideos.fleet.budget").new(st, key, loop, dict))
   return require("starvideos.fleet.ledger").new(st, cfg, loop, key)

@@ -169,7 +169,7 @@ function M:observe(name, v, a, b)
   if self.timer == false then self:start() end
 end
 
--- The budget's waits of 0 (what most are: the hook counts them, extras/observe.lua) join the registry's at
+-- The budget's waits of 0 (what most are: the hook counts them, observe/observer.lua) join the registry's at
 -- fold(), before the series are read or flushed.
 function M:fold()
   if self.zeros == 0 then return end

@@ -1,6 +1,6 @@
 -- What a client with `metrics` or `trace` measures (docs/observability.md): the hook `cfg.observe` its jobs,
 -- requests, bucket and store call (client.lua wires it; without either option nothing here is loaded), turned
--- into metrics (extras/metrics.lua) and spans (extras/trace.lua): a span per task, its job's life, with a CLIENT
+-- into metrics (observe/metrics.lua) and spans (observe/trace.lua): a span per task, its job's life, with a CLIENT
 -- span per HTTP exchange under it.  Labels only from bounded sets: never an id, URL, key or prompt.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -17,7 +17,7 @@ local OPS = { create = "create", query = "query", download = "download", media =
 
 local function weak() return setmetatable({}, { __mode = "k" }) end
 
--- metrics: the registry (extras/metrics.lua) or nil; tracer: extras/trace.lua's, or nil.
+-- metrics: the registry (observe/metrics.lua) or nil; tracer: observe/trace.lua's, or nil.
 function O.new(metrics, tracer)
   local self = setmetatable({ m = metrics, tr = tracer, states = weak(), spans = weak(), polls = weak(),
     waits = weak() }, O)
@@ -152,7 +152,7 @@ function O:begin(job, t)
   local tid, sid, sampled = require("starvideos.otel").traceparent(traceparent(job))
   if tid and not sampled then self.spans[job] = false; return end
   local what = WHAT[job.goal] or job.params and "generate" or job.url and "download" or "wait"
-  local tr = self.tr -- (extras/trace.lua's functions: loaded only when tracing)
+  local tr = self.tr -- (observe/trace.lua's functions: loaded only when tracing)
   self.spans[job] = { trace = tid or tr.trace_id(), id = tr.id(), parent = sid, name = "starvideos " .. what,
     t0 = t }
 end

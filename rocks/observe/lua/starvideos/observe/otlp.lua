@@ -1,4 +1,4 @@
--- OpenTelemetry's OTLP/HTTP JSON of the spans extras/trace.lua exports (docs/observability.md): a task span, and
+-- OpenTelemetry's OTLP/HTTP JSON of the spans observe/trace.lua exports (docs/observability.md): a task span, and
 -- the CLIENT span of an HTTP exchange with the stable HTTP client conventions (http.request.method,
 -- server.address, server.port, url.full without credentials nor query values, http.response.status_code,
 -- http.request.resend_count, error.type).  Plain Lua with cjson's strings: an export is a few spans a second.
@@ -79,7 +79,7 @@ function O.server(url)
   return host, port
 end
 
--- The CLIENT span of an exchange, s (extras/trace.lua's T:client): url, method, op (starvideos.operation), t0,
+-- The CLIENT span of an exchange, s (observe/trace.lua's T:client): url, method, op (starvideos.operation), t0,
 -- t1, status (an answer's, nil: none), resend (the attempts before), etype (error.type, nil: it did not fail),
 -- emsg (the error's message), parent ({trace =, id =}, nil: a root), rid and sid (an API exchange's X-Request-Id
 -- and the server's own id, nil: none).

@@ -1,4 +1,4 @@
--- Traces in OpenTelemetry's format, without an SDK (docs/observability.md): spans made by extras/observe.lua
+-- Traces in OpenTelemetry's format, without an SDK (docs/observability.md): spans made by observe/observer.lua
 -- wait in a bounded queue (more are dropped, counted) and go in batches as OTLP/HTTP JSON, a POST like a
 -- webhook's (a request of op notify: no key, its header lines, a 2xx is taken).  Outside nginx the key's loop
 -- sends them (the tracer is a timer object of it: the loop never waits for an export); inside nginx a timer of
@@ -10,7 +10,7 @@ local config = require "starvideos.config"
 local Request = require "starvideos.request"
 local Loop = require "starvideos.loop"
 local Key = require "starvideos.key"
-local otlp = require "starvideos.extras.otlp"
+local otlp = require "starvideos.observe.otlp"
 
 local now, wall = core.now, core.wall
 local D = config.DEFAULTS
@@ -32,7 +32,7 @@ function T.of(key, cfg, s, loop, nginx_transport)
   end)
 end
 
--- Ids, attributes and a task span's JSON: extras/otlp.lua's (the tracer's offset: every span on one clock).
+-- Ids, attributes and a task span's JSON: observe/otlp.lua's (the tracer's offset: every span on one clock).
 T.id, T.trace_id, T.attr = otlp.id, otlp.trace_id, otlp.attr
 function T:encode(trace, id, parent, name, kind, t0, t1, attrs, err)
   return otlp.span(trace, id, parent, name, kind, t0, t1, self.offset, attrs, err)
