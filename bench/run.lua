@@ -1,4 +1,4 @@
--- `make bench`: every bench/*.lua (but common.lua, this file and bench/lib/)
+-- `make bench`: every bench/*.lua (but common.lua, this file and bench/lib/) and each rock's rocks/<rock>/bench/*.lua
 -- run in turn, each against a baseline measured in the same run, then one
 -- table, printed and written with the machine's description to
 -- bench/RESULTS.md ($BENCH_RESULTS: another path).
@@ -246,12 +246,15 @@ local ORDER = { "query_http", "query_https", "poll_many", "download", "step", "n
 -- Scripts run only when BENCH_ONLY names them: a LÖVE game on Xvfb (bench/lineage_jobs.lua; a minute a run).
 local ALONE = { lineage_jobs = true }
 
+-- Each script's path by its name: bench/<name>.lua, or a rock's rocks/<rock>/bench/<name>.lua (its product's rows).
+local PATH = setmetatable({}, { __index = function(_, name) return "bench/" .. name .. ".lua" end })
+
 local function scripts()
   local list, only = {}, os.getenv("BENCH_ONLY")
-  for name in sh("ls bench/*.lua"):gmatch("bench/([%w_%-%.]+)%.lua") do
+  for path, name in sh("ls bench/*.lua rocks/*/bench/*.lua 2>/dev/null"):gmatch("(%S-([%w_%-%.]+)%.lua)\n") do
     if name ~= "common" and name ~= "run" and (not only or (("," .. only .. ","):find("," .. name .. ",", 1, true)))
       and (only or not ALONE[name])
-    then list[#list + 1] = name end
+    then list[#list + 1], PATH[name] = name, path end
   end
   -- the rows of issue 8 first, in its order; any other script after them, by name
   local rank = {}
@@ -291,10 +294,10 @@ end
 -- Run one script; its rows (a failure is a row too).
 local function run_script(name)
   local rows = {}
-  say("\n== bench/%s.lua", name)
+  say("\n== %s", PATH[name])
   local t, cpu0 = B.now(), cpu_reading(nginx.pid)
-  local cmd = str_format("%s timeout -k 5 %d %s bench/%s.lua 2>&1; echo \"BENCH-EXIT $?\"", env_prefix(),
-    SCRIPT_LIMIT, LUA, name)
+  local cmd = str_format("%s timeout -k 5 %d %s %s 2>&1; echo \"BENCH-EXIT $?\"", env_prefix(),
+    SCRIPT_LIMIT, LUA, PATH[name])
   local p = assert(io.popen(cmd, "r"))
   local status, tail = nil, {}
   for line in p:lines() do
@@ -326,7 +329,7 @@ local function run_script(name)
   if status ~= 0 or #rows == 0 then
     local why = status == 124 and str_format("killed after %d s", SCRIPT_LIMIT)
       or status ~= 0 and ("exit status " .. tostring(status)) or "no BENCH row printed"
-    rows[#rows + 1] = { script = name, scenario = "bench/" .. name .. ".lua FAILED", failed = true,
+    rows[#rows + 1] = { script = name, scenario = PATH[name] .. " FAILED", failed = true,
       note = why .. "; last lines: " .. table.concat(tail, " / ") }
   end
   say("   (%s: %.1f s; %s)", name, secs, busy)
@@ -392,8 +395,8 @@ local function markdown(rows, desc, secs, script_secs)
     "is better, for a time or a memory size lower is better; the target says which way. Ours and the",
     "baseline take turns in rounds: the table shows the median of each, and the ratio is the median of",
     "the rounds' own ratios (the machine's 2 cores are shared and its speed drifts; the runs of one round",
-    "see the same machine). How each row is measured is at the top of its script (`bench/<script>.lua`)",
-    "and in its note below.", "",
+    "see the same machine). How each row is measured is at the top of its script (`bench/<script>.lua`, or a rock's",
+    "`rocks/<rock>/bench/<script>.lua`) and in its note below.", "",
     "## Machine", "",
   }
   for _, kv in ipairs(desc) do out[#out + 1] = str_format("- %s: %s", kv[1], kv[2]) end
@@ -411,7 +414,7 @@ local function markdown(rows, desc, secs, script_secs)
   out[#out + 1] = "## Notes"
   out[#out + 1] = ""
   for i, r in ipairs(rows) do
-    out[#out + 1] = str_format("%d. (bench/%s.lua) %s", i, r.script, r.note ~= "" and r.note or "-")
+    out[#out + 1] = str_format("%d. (%s) %s", i, PATH[r.script], r.note ~= "" and r.note or "-")
   end
   out[#out + 1] = ""
   out[#out + 1] = "Seconds per script: " .. script_secs .. "."
@@ -430,7 +433,7 @@ local function main()
     local got, secs = run_script(name)
     for _, r in ipairs(got) do rows[#rows + 1] = r end
     times[#times + 1] = str_format("%s %.1f (load average after it: %s)", name, secs, loadavg())
-    if not alive(nginx.pid) then error("nginx died during bench/" .. name .. ".lua: " ..
+    if not alive(nginx.pid) then error("nginx died during " .. PATH[name] .. ": " ..
       (read_file(nginx.dir .. "/error.log") or ""), 0) end
   end
   stop_nginx()

@@ -1,7 +1,7 @@
 -- One process of bench/fleet.lua's second row: at the given start time, it
 -- creates `count` tasks on the emulator and waits for them all, with the
 -- shared store and budget; prints "done <start> <end>" (socket.gettime).
---   lua5.4 bench/lib/fleet_child.lua BASE_URL KEY STORE_URL RATE COUNT START_AT
+--   lua5.4 rocks/redis/bench/lib/fleet_child.lua BASE_URL KEY STORE_URL RATE COUNT START_AT
 local socket = require "socket"
 local starvideos = require "starvideos"
 

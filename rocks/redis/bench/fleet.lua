@@ -9,7 +9,7 @@
 --      client's budget, and so take its tokens from Redis too); rounds
 --      taking turns, the median time per create+poll of each.
 --   2. the fleet's throughput at a budget R: two processes
---      (bench/lib/fleet_child.lua) sharing the store, each creating N tasks
+--      (rocks/redis/bench/lib/fleet_child.lua) sharing the store, each creating N tasks
 --      at one moment and waiting for them all (interval 0.2 s: the budget,
 --      not the interval, sets the pace); tasks per second from the first
 --      start to the last end, against R / (API requests per task): the
@@ -81,8 +81,8 @@ local function throughput_row()
   local start_at = B.now() + 1.5 -- both processes loaded by then
   local procs = {}
   for i = 1, 2 do
-    procs[i] = assert(io.popen(str_format("%s bench/lib/fleet_child.lua %s %s %s %d %d %.6f 2>&1", B.q(B.lua),
-      B.q(emu.url), B.q(KEY), B.q(srv.url), rate, per, start_at), "r"))
+    procs[i] = assert(io.popen(str_format("%s rocks/redis/bench/lib/fleet_child.lua %s %s %s %d %d %.6f 2>&1",
+      B.q(B.lua), B.q(emu.url), B.q(KEY), B.q(srv.url), rate, per, start_at), "r"))
   end
   local first, last = math.huge, 0
   for i = 1, 2 do

@@ -1,16 +1,17 @@
 -- The row of issue 39: the runner's 200 MB MP4 (20 MB when quick) into a bucket.  The store: s3rver 3.7.1
 -- behind the specs' SigV4-checking proxy (spec/npm/s3_server.js, its packages from `make npm-deps`), its folder
 -- under BENCH_TMP; both contenders send through that proxy.
---   ours      a child `lua5.4 bench/lib/s3_child.lua URL s3://bench/ours.mp4` (AWS_* naming the store): require,
---             new, client:download(URL, s3://...): the video read in 5 MiB Range parts into a multipart upload,
---             each part hashed and checked on its way, completed, then copied onto itself with x-amz-meta-sha256
+--   ours      a child `lua5.4 rocks/s3/bench/lib/s3_child.lua URL s3://bench/ours.mp4` (AWS_* naming the
+--             store): require, new, client:download(URL, s3://...): the video read in 5 MiB Range parts into
+--             a multipart upload, each part hashed and checked on its way, completed, then copied onto itself
+--             with x-amz-meta-sha256
 --   baseline  the two steps a user takes today: `curl -o FILE URL && sync FILE`, then `curl -T FILE` to the
 --             object (one PutObject, signed by curl's --aws-sigv4, x-amz-content-sha256: UNSIGNED-PAYLOAD), the
 --             file removed (sh -c: process starts counted for both)
 -- Both under /usr/bin/time (peak RSS), walls measured here around the child, taking turns; each object is checked
 -- for its size in s3rver's folder and removed before the next run; one untimed run of each first, then 5 rounds;
 -- medians, the ratio the median of the rounds' ratios.  Then one more upload of ours as a game's loop drives it
--- (bench/lib/s3_steps.lua: client:step(0) every 2 ms): the worst step's own CPU time (os.clock), no baseline.
+-- (rocks/s3/bench/lib/s3_steps.lua: client:step(0) every 2 ms): the worst step's own CPU time (os.clock), no baseline.
 local B = require "bench.common"
 
 B.need_nginx()
@@ -39,8 +40,8 @@ end
 local ours_peaks, curl_peaks = {}, {}
 local function ours()
   local t0 = B.now()
-  local peak, out, ok = B.peak_kb(string.format("%s %s bench/lib/s3_child.lua %s s3://bench/ours.mp4", env, B.lua,
-    q(url)))
+  local peak, out, ok = B.peak_kb(string.format("%s %s rocks/s3/bench/lib/s3_child.lua %s s3://bench/ours.mp4", env,
+    B.lua, q(url)))
   local wall = B.now() - t0
   if not ok or not peak then error("client:download to s3:// failed: " .. out) end
   settle("ours.mp4")
@@ -80,7 +81,8 @@ local ok, err = pcall(function()
     / 1024, unit = "MB", target = "< 40 MB", ok = worst < 40 * 1024,
     note = string.format("peak RSS (GNU time %%M) of the child, the largest of %d rounds; peaks (kB): ours %s; the "
       .. "baseline's sh + curls %s", rounds, B.list(ours_peaks), B.list(curl_peaks)) }
-  local line = B.sh(string.format("%s %s bench/lib/s3_steps.lua %s s3://bench/steps.mp4 0.002", env, B.lua, q(url)))
+  local line = B.sh(string.format("%s %s rocks/s3/bench/lib/s3_steps.lua %s s3://bench/steps.mp4 0.002", env, B.lua,
+    q(url)))
   local steps = line:match("STEPS (%b{})")
   assert(steps, "s3_steps.lua printed no STEPS line: " .. line)
   local st = require("cjson").decode(steps)
