@@ -125,6 +125,7 @@ luajit: $(LUAJIT_SO)
 $(TEST_BIN): csrc/test/test_core.c csrc/test/tap.h $(call objs,$(SV_SRC) $(SV_HTTP_SRC))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $(filter-out %.h,$^) $(CURL_LIBS) -lm -ldl -pthread
 $(ROCK_TEST): rocks/redis/csrc/test/url_test.c csrc/test/tap.h $(FLEET_SRC) rocks/redis/csrc/url.h
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $(filter %.c,$^)
 
 build/obj/%.o: csrc/%.c csrc/core/sv_core.h | $(DEPS_FIRST)
