@@ -4,7 +4,7 @@
 
 local helper = require "spec.helper"
 local D = require "spec.support.docs_blocks"
-local P = require "spec.support.promql"
+local P = require "rocks.observe.spec.support.promql"
 local cjson = require "cjson"
 
 local q = helper.shell_quote

@@ -8,7 +8,7 @@ local helper = require "spec.helper"
 local rule = require "starvideos.lease"
 local Ledger = require "starvideos.records.ledger"
 local journal = require "starvideos.records.journal"
-local sandbox = require "spec.support.redis_sandbox"
+local sandbox = require "rocks.redis.spec.support.redis_sandbox"
 require "starvideos.fleet.scripts" -- (the ledger's scripts)
 
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }

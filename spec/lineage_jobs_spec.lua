@@ -4,14 +4,14 @@
 -- records its parent and relation; the parent's SHA-256 is taken and every command (ffmpeg, ffprobe) run on a
 -- helper thread, none in the stepping thread; a film's shot failed for service falls back (opts.fallback) as the
 -- blocking form's does; bad input ends the job with the blocking form's error, nothing sent.
--- (continue needs a bucket for its frame: s3rver, spec/support/s3_run.lua.)
+-- (continue needs a bucket for its frame: s3rver, rocks/s3/spec/support/s3_run.lua.)
 local helper = require "spec.helper"
 local socket = require "socket"
 local starvideos = require "starvideos"
 local shell = require "starvideos.shell"
 local sign = require "starvideos.sign"
 local core = require "starvideos.core"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local media = require "starvideos.emulator.media"
 
 local KEY = "k-lineage-jobs"

@@ -1,11 +1,12 @@
 -- The sink cases (spec/support/sink_cases.lua) on the file sink (download.lua) and on the bucket sink
--- (storage/object.lua, the sink point's s3 extension) against s3rver where it is installed (spec/support/s3_run.lua:
+-- (storage/object.lua, the sink point's s3 extension) against s3rver where it is installed
+-- (rocks/s3/spec/support/s3_run.lua:
 -- node and spec/npm's packages; else its cases are pending, saying why).  And the interface they hold,
 -- docs/architecture.md's table: it names every use of a sink by the library, both sinks give it, and the list
 -- covers each of its names.
 local cases = require "spec.support.sink_cases"
 local helper = require "spec.helper"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local Sink = require "starvideos.sink"
 
 local b = { describe = describe, it = it, after_each = after_each, assert = assert, pending = pending }

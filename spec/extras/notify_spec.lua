@@ -381,7 +381,7 @@ end)
 -- The ledger's owed events, one list of cases for both backends: the journal
 -- (records/ledger.lua) and Redis (fleet/ledger.lua).
 describe("owed webhooks in the ledger", function()
-  local redis_run = require "spec.support.redis_run"
+  local redis_run = require "rocks.redis.spec.support.redis_run"
   local Ledger, R = require "starvideos.records.ledger", require "starvideos.fleet.ledger"
   local redis, dir
 

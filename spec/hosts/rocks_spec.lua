@@ -10,13 +10,13 @@
 --     "redis://...", out = "s3://...", metrics = true, trace = {...} and `starvideos emulator` each refused
 --     naming its rock, with 0 requests at the emulator;
 --   * every rock: the fleet on Redis (redis-server on a loopback port), the bucket on s3rver
---     (spec/support/s3_run.lua) and the metrics text checked by promtool, every module from the tree.
+--     (rocks/s3/spec/support/s3_run.lua) and the metrics text checked by promtool, every module from the tree.
 local helper = require "spec.helper"
 local ccache = require "spec.hosts.support.ccache"
 local trees = require "spec.hosts.support.trees"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 
 local q = helper.shell_quote
 local ROCKS = { "redis", "s3", "observe", "emulator" }

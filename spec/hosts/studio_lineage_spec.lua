@@ -1,5 +1,6 @@
 -- A card's children in the studio (docs/studio.md, examples/studio/lua/studio/lineage.lua) in the real host:
--- tools/studio.sh's nginx with STUDIO_REFS (a bucket of s3rver behind the specs' SigV4 proxy: spec/support/s3_run.lua)
+-- tools/studio.sh's nginx with STUDIO_REFS (a bucket of s3rver behind the specs' SigV4 proxy:
+-- rocks/s3/spec/support/s3_run.lua)
 -- against the emulator, in Debian's chromium (spec/hosts/support/studio_browser.js, phases "lineage" and
 -- "lineage_back").  A prompt sent and saved; its card's "continue" (to an end frame's URL), "again" (a new prompt)
 -- and "remix" each make one create and a child card that names its parent, linked to the parent's card, whose video
@@ -13,7 +14,7 @@ local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("a card's children in the studio", { "/usr/sbin/nginx", "curl" }) then return end
 local helper = require "spec.helper"
 local studio_run = require "spec.hosts.support.studio_run"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local starvideos = require "starvideos"
 local cjson = require "cjson.safe"
 

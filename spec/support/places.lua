@@ -17,7 +17,7 @@ local M = {}
 M.LEDGERS = { "process", "journal", "redis" }
 
 function M.missing(name)
-  if name == "redis" then return require("spec.support.redis_run").missing() end
+  if name == "redis" then return require("rocks.redis.spec.support.redis_run").missing() end
   return nil
 end
 
@@ -34,7 +34,7 @@ function make.journal(dir)
 end
 
 function make.redis(_, opts)
-  local redis_run = require "spec.support.redis_run"
+  local redis_run = require "rocks.redis.spec.support.redis_run"
   local srv = redis_run.start { aof = opts.aof }
   local place = { option = "store", where = srv.url }
   function place.options() return { store = srv.url } end

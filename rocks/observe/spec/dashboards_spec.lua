@@ -7,7 +7,7 @@
 
 local cjson = require "cjson"
 local helper = require "spec.helper"
-local P = require "spec.support.promql"
+local P = require "rocks.observe.spec.support.promql"
 local metrics = require "starvideos.observe.metrics"
 local starvideos = require "starvideos"
 

@@ -1,8 +1,9 @@
--- The observer cases (spec/support/observer_cases.lua) on the one observer (starvideos.observe, the observe rock's
+-- The observer cases (rocks/observe/spec/support/observer_cases.lua) on the one observer (starvideos.observe, the
+-- observe rock's
 -- observe/observer.lua), against the emulator.  And what they hold: docs/architecture.md's observe row names every
 -- event the core calls, the observer has each as a method, and the list covers each; a client that neither
 -- counts nor traces has no observer, every call site guards it, and a run then completes.
-local cases = require "spec.support.observer_cases"
+local cases = require "rocks.observe.spec.support.observer_cases"
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 

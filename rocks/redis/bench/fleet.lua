@@ -19,7 +19,7 @@
 --      Over 1x would mean the two processes polled beyond one budget.
 local B = require "bench.common"
 local starvideos = require "starvideos"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local helper = require "spec.helper"
 
 local str_format = string.format

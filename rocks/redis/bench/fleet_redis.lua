@@ -17,7 +17,7 @@
 --      Redis ran and Redis's CPU a task, over the primary (Sentinel) or the 3 nodes (Cluster).
 local B = require "bench.common"
 local str_format = string.format
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local helper = require "spec.helper"
 
 -- Every command starvideos.redis's connections write, counted by the server's port and by name (loaded before

@@ -7,7 +7,7 @@
 -- commands a create sends: the same with and without a limit, the reservation inside the create's own script).
 local B = require "bench.common"
 local starvideos = require "starvideos"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local helper = require "spec.helper"
 
 local str_format = string.format

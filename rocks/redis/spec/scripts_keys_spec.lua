@@ -1,7 +1,7 @@
 -- Every key a script of the Redis rock touches is one of its KEYS (issue 58, part 4; fleet/declared.lua;
 -- docs/keep-and-fleet.md#scripts-declare-their-keys), in the fast tier: no server, the scripts run in a plain Lua
--- sandbox (spec/support/redis_sandbox.lua) whose redis.call refuses a key that is not among the script's KEYS, as
--- Dragonfly refuses it by default (and Cluster when it is another slot's).  The ledger's case list
+-- sandbox (rocks/redis/spec/support/redis_sandbox.lua) whose redis.call refuses a key that is not among the script's
+-- KEYS, as Dragonfly refuses it by default (and Cluster when it is another slot's).  The ledger's case list
 -- (spec/support/ledger_cases.lua) runs on a store whose connection is that sandbox: every script the cases send, as
 -- the ledger sends it; then the scripts no case sends (the budget's hold, the recount of a reset, check's) as their
 -- callers send them; a planted script that builds a key inside is refused.
@@ -11,7 +11,7 @@ local Check = require "starvideos.fleet.check"
 local Budget = require "starvideos.fleet.budget"
 require "starvideos.fleet.ledger" -- (the ledger's scripts)
 local core = require "starvideos.core"
-local sandbox = require "spec.support.redis_sandbox"
+local sandbox = require "rocks.redis.spec.support.redis_sandbox"
 local helper = require "spec.helper"
 local cases = require "spec.support.ledger_cases"
 

@@ -6,8 +6,8 @@
 -- CompleteMultipartUploads and parts at the S3 server's log.
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
-local s3_run = require "spec.support.s3_run"
-local redis_run = require "spec.support.redis_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local q = helper.shell_quote
 local KEY = "sk-s3-store-saved-41c7"

@@ -3,12 +3,12 @@
 -- presigned GET and verified (its bytes and SHA-256) by a remix (the copy put under the refs) and a continue; a
 -- continue from a file parent writes to an s3:// out; the command line's remix, with a bucket given by the
 -- environment, puts the parent's file there rather than sending the service's video_url.  s3rver behind the specs'
--- SigV4-checking proxy (spec/support/s3_run.lua), the emulator fetching each reference as the service does; creates
--- counted at the emulator.  A remix's provenance record names its object parent's record (s3://B/K.json).
+-- SigV4-checking proxy (rocks/s3/spec/support/s3_run.lua), the emulator fetching each reference as the service does;
+-- creates counted at the emulator.  A remix's provenance record names its object parent's record (s3://B/K.json).
 local helper = require "spec.helper"
 local core = require "starvideos.core"
 local media = require "starvideos.emulator.media"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 
 local q = helper.shell_quote
 local KEY = "sk-lineage-bucket-5c2a"

@@ -5,7 +5,7 @@
 -- `generate --out s3://nobucket/x.mp4` creates nothing (counted at the emulator) and names the bucket.
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 
 local q = helper.shell_quote
 local KEY = "sk-s3-nobucket-93d0"

@@ -1,8 +1,8 @@
 -- client:sse with the video saved to a bucket (an s3:// out: s3rver behind the specs' SigV4-checking proxy,
--- spec/support/s3_run.lua): the task run by another process of the journal (spec/support/sse_two.lua), every event
--- of its run told to this process's stream, its `saved` event naming the object and its SHA-256.
+-- rocks/s3/spec/support/s3_run.lua): the task run by another process of the journal (spec/support/sse_two.lua), every
+-- event of its run told to this process's stream, its `saved` event naming the object and its SHA-256.
 local helper = require "spec.helper"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local cases = require "spec.support.sse_cases"
 local two = require "spec.support.sse_two"
 

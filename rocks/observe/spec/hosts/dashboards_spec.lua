@@ -5,7 +5,7 @@
 -- this folder: the names the queries use).
 
 local helper = require "spec.helper"
-local P = require "spec.support.promql"
+local P = require "rocks.observe.spec.support.promql"
 
 local q, fmt = helper.shell_quote, string.format
 local ROOT = helper.root

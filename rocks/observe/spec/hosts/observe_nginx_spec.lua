@@ -10,7 +10,7 @@ local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
-local Otlp = require "spec.support.otlp_run"
+local Otlp = require "rocks.observe.spec.support.otlp_run"
 local starvideos = require "starvideos"
 
 if nginx_run.pending_unless_ready("metrics and traces inside nginx") then return end
@@ -42,7 +42,7 @@ local function start(dir, workers, dict, env)
       { "worker_processes 1;", "worker_processes " .. workers .. ";" },
       { "starvideos_metrics 1m;", "starvideos_metrics " .. dict .. ";" },
       { "env STARVIDEOS_BASE_URL;", "env STARVIDEOS_BASE_URL;\nenv OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;" },
-      { "\n    }\n}\n", "\n        location = /loop { content_by_lua_file spec/support/ngx_observe.lua; }"
+      { "\n    }\n}\n", "\n        location = /loop { content_by_lua_file rocks/observe/spec/support/ngx_observe.lua; }"
         .. "\n    }\n}\n" },
     } do
       local k

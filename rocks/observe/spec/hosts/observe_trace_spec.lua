@@ -5,7 +5,7 @@
 -- rocks/observe/spec/hosts/observe_nginx_spec.lua.)
 
 local helper = require "spec.helper"
-local Otlp = require "spec.support.otlp_run"
+local Otlp = require "rocks.observe.spec.support.otlp_run"
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 

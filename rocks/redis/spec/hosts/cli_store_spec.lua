@@ -6,7 +6,7 @@
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"

@@ -13,7 +13,7 @@
 -- too).  Each case prints its counts on stderr and in its failure.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local notify_run = require "spec.support.notify_run"
 local tcp_proxy = require "spec.support.tcp_proxy"
 local cjson = require "cjson"

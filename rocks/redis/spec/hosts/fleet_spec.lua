@@ -31,7 +31,7 @@ end
 local socket = require "socket"
 local http = require "socket.http"
 local cjson = require "cjson.safe"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local gettime = socket.gettime
 local q, str_format = helper.shell_quote, string.format

@@ -5,7 +5,7 @@
 -- and is killed -9, and a keep in a process of its own; counted at the emulator.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local q = helper.shell_quote
 local missing = redis_run.missing()

@@ -1,7 +1,7 @@
 -- The key cases (spec/support/keys_cases.lua) on a store: a real redis-server
--- (spec/support/redis_run.lua), where one script asks the key and writes the
+-- (rocks/redis/spec/support/redis_run.lua), where one script asks the key and writes the
 -- pending record, so two processes racing on one key create once.
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local why = redis_run.missing()
 if why then

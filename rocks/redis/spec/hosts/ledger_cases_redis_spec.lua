@@ -1,7 +1,7 @@
 -- The ledger cases (spec/support/ledger_cases.lua) on a store: a real redis-server
--- (spec/support/redis_run.lua), a lease of 2 s (a box loaded 14 took 0.9 s between a create and its lease's
+-- (rocks/redis/spec/support/redis_run.lua), a lease of 2 s (a box loaded 14 took 0.9 s between a create and its lease's
 -- check); spec/records/ledger_cases_spec.lua runs them on a journal.
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local cases = require "spec.support.ledger_cases"
 local helper = require "spec.helper"
 

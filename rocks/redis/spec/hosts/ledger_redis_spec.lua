@@ -1,5 +1,5 @@
 -- The Redis ledger (rocks/redis/lua/starvideos/fleet/ledger.lua) against a real
--- redis-server (spec/support/redis_run.lua), beyond the ledger cases every ledger passes
+-- redis-server (rocks/redis/spec/support/redis_run.lua), beyond the ledger cases every ledger passes
 -- (rocks/redis/spec/hosts/ledger_cases_redis_spec.lua): the samples, leases with time
 -- (a live owner's task never taken, one that stops renewing orphaned after its
 -- lease), two processes claiming orphans at once never take one task twice,
@@ -8,7 +8,7 @@
 -- records after a create are queued and written when Redis is back.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local core = require "starvideos.core"
 local R = require "starvideos.fleet.ledger"
 local Schedule = require "starvideos.schedule"

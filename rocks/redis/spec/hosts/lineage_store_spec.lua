@@ -7,7 +7,7 @@
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local tcp_proxy = require "spec.support.tcp_proxy"
 local C = require "spec.support.cli_run"
 

@@ -7,8 +7,8 @@
 -- names its parent's (found in the store) and verifies.
 local helper = require "spec.helper"
 local media = require "starvideos.emulator.media"
-local redis_run = require "spec.support.redis_run"
-local S3run = require "spec.support.s3_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local C = require "spec.support.cli_run"
 
 local missing = redis_run.missing("starvideos.redis")

@@ -3,7 +3,7 @@
 
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local http = require "socket.http"
 local socket = require "socket"
 

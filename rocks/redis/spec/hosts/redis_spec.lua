@@ -2,7 +2,7 @@
 -- it (lua/starvideos/store.lua), against a real redis-server on a loopback port.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local socket = require "socket"
 
 local q = helper.shell_quote
@@ -354,7 +354,7 @@ describe("the store", function()
     local out = children([[
 local socket = require "socket"
 local s = require("starvideos.fleet.store").new(arg[1])
-local token = require("spec.support.redis_run").token
+local token = require("rocks.redis.spec.support.redis_run").token
 local t0, taken = socket.gettime(), 0
 while socket.gettime() - t0 < 3 do
   local wait, err = token(s, "shared", 5)
@@ -374,7 +374,7 @@ print("taken " .. taken)
     srv = redis_run.start()
     local out = children([[
 local s = require("starvideos.fleet.store").new(arg[1])
-local create_allowed = require("spec.support.redis_run").create_allowed
+local create_allowed = require("rocks.redis.spec.support.redis_run").create_allowed
 for _ = 1, 5 do
   local ok, secs = create_allowed(s, "shared", 3, 30)
   assert(ok ~= nil, tostring(secs))

@@ -1,9 +1,9 @@
 -- The same refusal never paid twice on a store (refusal.lua, fleet/refusals.lua): a real redis-server
--- (spec/support/redis_run.lua) holds a task's policy refusal by its create's content; 4 processes on other clients
--- of the store are each refused before sending (refused_before, naming the first task); resend = true sends it.
+-- (rocks/redis/spec/support/redis_run.lua) holds a task's policy refusal by its create's content; 4 processes on other
+-- clients of the store are each refused before sending (refused_before, naming the first task); resend = true sends it.
 -- Counted at the emulator.
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local why = redis_run.missing()
 if why then

@@ -5,7 +5,7 @@
 -- reservation held past the lease (1 s), the pending creates the kills left settled as a user does, and the spent
 -- total the price of the tasks the service made, none made twice.  The seed is printed.
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local runs = require "spec.support.spend_runs"
 
 local why = redis_run.missing()

@@ -6,7 +6,7 @@
 -- forgets what the limit counted; and a limit given later (spend, create on the command line) reads what the
 -- creates made without it spent in its window (before: 0, and the next create went past it).
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local runs = require "spec.support.spend_runs"
 
 local why = redis_run.missing()

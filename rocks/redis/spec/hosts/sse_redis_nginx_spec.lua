@@ -3,7 +3,7 @@
 -- in order, with the ids the other host's own stream gave; one that comes back with the middle id (Last-Event-ID,
 -- as an EventSource sends it) gets the rest.
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
 local cases = require "spec.support.sse_cases"
 local two = require "spec.support.sse_two"

@@ -3,7 +3,7 @@
 -- the store sees it), a stream that comes back with the last id that process's stream wrote; the window on a
 -- Cluster's node of the key's slot.
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local case_list = require "spec.support.case_list"
 local cases = require "spec.support.sse_cases"
 local two = require "spec.support.sse_two"

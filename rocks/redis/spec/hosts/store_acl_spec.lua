@@ -7,7 +7,7 @@
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local q = helper.shell_quote
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")

@@ -5,7 +5,7 @@
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"
@@ -194,7 +194,7 @@ describe_redis("starvideos store check", function()
     -- a third host that is no sentinel of the service, answering SENTINEL MASTER without a master's address:
     -- no second master (it was counted one, "master nil:nil"), a host that cannot be asked
     local dir = helper.tmpdir()
-    proc = helper.spawn(q(helper.lua) .. " spec/support/fake_sentinel.lua " .. q(dir .. "/port") .. " 2>&1")
+    proc = helper.spawn(q(helper.lua) .. " rocks/redis/spec/support/fake_sentinel.lua " .. q(dir .. "/port") .. " 2>&1")
     assert(helper.wait_until(function() return (helper.read_file(dir .. "/port") or ""):match("%d+\n") end, 10))
     local fake = tonumber(helper.read_file(dir .. "/port"):match("%d+"))
     local url = string.format("redis+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/mymaster",

@@ -1,5 +1,5 @@
 -- The store on a Redis Cluster (issue 38 item 1), against real servers started here from Debian's package (3
--- primaries made one by redis-cli --cluster create, spec/support/redis_run.lua's start_cluster): a batch of
+-- primaries made one by redis-cli --cluster create, rocks/redis/spec/support/redis_run.lua's start_cluster): a batch of
 -- N creates (bin/starvideos batch --store redis+cluster://...) against the emulator while the fleet's slot is
 -- moved to another node as an operator does it (SETSLOT IMPORTING/MIGRATING, MIGRATE 3 keys at a time,
 -- SETSLOT NODE): every key of the fleet in one slot, so 0 CROSSSLOT; the commands meanwhile followed through
@@ -15,7 +15,7 @@
 -- timeout (a move slower than that refuses the creates meanwhile, io, nothing sent).
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
 local core = require "starvideos.core"
 local redis_slot = require("starvideos.fleet.native").slot

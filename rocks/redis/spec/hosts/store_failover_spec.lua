@@ -7,7 +7,7 @@
 -- killed -9 and a keep on the new primary.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local tcp_proxy = require "spec.support.tcp_proxy"
 
 local missing = redis_run.missing()

@@ -7,7 +7,7 @@
 -- "Redis failed" is not trusted, and a cancelled job leaves nothing held.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local starvideos = require "starvideos"
 local Store = require "starvideos.fleet.store"
 local R = require "starvideos.fleet.ledger"

@@ -5,7 +5,7 @@
 -- sit under the dead process's lease and when it lapses (before: "no orphaned task in the store").
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"

@@ -4,7 +4,7 @@
 -- it).
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 
 local why = redis_run.missing()
 local describe_redis = why and pending or describe

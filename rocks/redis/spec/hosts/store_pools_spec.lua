@@ -6,7 +6,7 @@
 -- one db and one password but two users too (nginx's pool was named by db and password alone).
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
 
 local why = redis_run.missing(true)

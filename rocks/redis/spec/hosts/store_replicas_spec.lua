@@ -8,7 +8,7 @@
 -- inside nginx, a request that creates (the store on cosockets).
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local tcp_proxy = require "spec.support.tcp_proxy"
 
 local missing = redis_run.missing()

@@ -6,7 +6,7 @@
 -- Counted at the emulator: creates, and whole video downloads.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local socket = require "socket"
 
 local q = helper.shell_quote

@@ -20,7 +20,7 @@
 -- (keep once carries what is orphaned at its look).
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local socket = require "socket"
 
 local missing = redis_run.missing()

@@ -1,12 +1,12 @@
 -- The store on Sentinel (issue 38 item 1), against real servers started here from Debian's package (1
--- primary, 2 replicas, 3 sentinels: redis-server --sentinel, spec/support/redis_run.lua's start_sentinel):
+-- primary, 2 replicas, 3 sentinels: redis-server --sentinel, rocks/redis/spec/support/redis_run.lua's start_sentinel):
 -- the primary killed -9, the client finds the new master through the sentinels and writes again within
 -- down-after-milliseconds + 5 s; the old primary, back at its address as an empty master, is never written
 -- to (its EVAL count, at the server); a master the sentinels name that says it is a replica (ROLE) is
 -- refused; the same inside nginx.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local nginx_run = require "spec.support.nginx_run"
 local core = require "starvideos.core"
 

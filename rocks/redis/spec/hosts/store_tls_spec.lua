@@ -6,7 +6,7 @@
 -- certificate; a unix socket.
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local tls_ca = require "spec.support.tls_ca"
 local nginx_run = require "spec.support.nginx_run"
 

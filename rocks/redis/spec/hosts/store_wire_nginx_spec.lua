@@ -8,7 +8,7 @@ local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("a client with a store inside nginx", { "nginx", "curl" }) then return end
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local Store = require "starvideos.fleet.store"
 local R = require "starvideos.fleet.ledger"
 local str_format = string.format

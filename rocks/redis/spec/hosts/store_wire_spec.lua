@@ -3,7 +3,7 @@
 -- it does with the store blocks a frame (step(0) returns while Redis is stopped).
 
 local helper = require "spec.helper"
-local redis_run = require "spec.support.redis_run"
+local redis_run = require "rocks.redis.spec.support.redis_run"
 local starvideos = require "starvideos"
 local Store = require "starvideos.fleet.store"
 local R = require "starvideos.fleet.ledger"

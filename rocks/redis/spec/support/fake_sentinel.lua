@@ -1,7 +1,7 @@
 -- A host that is no sentinel of the service yet answers SENTINEL MASTER with a table of other fields (as a
 -- proxy or a hostile host may), for rocks/redis/spec/hosts/store_check_spec.lua; every other command: an error.
 --
---   lua5.4 spec/support/fake_sentinel.lua PORT_FILE
+--   lua5.4 rocks/redis/spec/support/fake_sentinel.lua PORT_FILE
 --
 -- Listens on a port of the system's choice (written to PORT_FILE), serves any number of connections at once
 -- (LuaSocket's select), and exits after 60 s.

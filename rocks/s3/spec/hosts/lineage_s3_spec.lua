@@ -1,4 +1,5 @@
--- remix and continue (lua/starvideos/lineage.lua) against a real S3-compatible server (spec/support/s3_run.lua:
+-- remix and continue (lua/starvideos/lineage.lua) against a real S3-compatible server
+-- (rocks/s3/spec/support/s3_run.lua:
 -- s3rver behind a SigV4-checking proxy) and the emulator fetching each reference as the service does: a remix sends
 -- the parent's saved video (the bytes the emulator fetched are the file's), a continue its last frame as first_image
 -- (the bytes fetched are the frame's, and ffmpeg reads the same pixels from it as from the parent's last frame);
@@ -7,7 +8,7 @@
 local helper = require "spec.helper"
 local core = require "starvideos.core"
 local media = require "starvideos.emulator.media"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local media_read = require "spec.support.media_read"
 
 local q = helper.shell_quote

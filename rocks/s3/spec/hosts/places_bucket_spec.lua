@@ -1,11 +1,11 @@
 -- The matrix's bucket column (spec/support/matrix.lua's sink place "bucket": an s3:// out, the s3 rock; s3rver
--- behind the specs' SigV4-checking proxy, spec/support/s3_run.lua), against the emulator counting creates: a
+-- behind the specs' SigV4-checking proxy, rocks/s3/spec/support/s3_run.lua), against the emulator counting creates: a
 -- script's generate_all into s3:// objects, its keys in AWS_* as a user gives them, interrupted (Ctrl-C), says
 -- what was paid and the `resume --journal` that goes on; pasted, it pays for nothing again and each object ends
 -- whole.
 local helper = require "spec.helper"
 local sha256 = require("starvideos.sign").sha256
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local C = require "spec.support.cli_run"
 
 describe("Ctrl-C in a script whose out is s3://", function()

@@ -1,6 +1,6 @@
 -- Local files as references (docs/storage.md, storage/refs.lua) against a real S3-compatible server: s3rver 3.7.1
 -- behind the specs' proxy that checks every request's SigV4 with the AWS SDK's signer, presigned GETs with its
--- presign (spec/support/s3_run.lua), and the emulator fetching each reference URL as the service does (its
+-- presign (rocks/s3/spec/support/s3_run.lua), and the emulator fetching each reference URL as the service does (its
 -- fetch_refs).  One upload for one file's bytes, whoever names it; the object gone once the last live task naming
 -- it ended (this process's jobs counted, another process's tasks read in the shared journal); keep_refs; a refused
 -- file sends nothing; what a killed process left, deleted by resume; the same inside nginx (its cosockets).  A video's
@@ -9,7 +9,7 @@ local helper = require "spec.helper"
 local cjson = require "cjson"
 local core = require "starvideos.core"
 local media = require "starvideos.emulator.media"
-local S3run = require "spec.support.s3_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
 local nginx_run = require "spec.support.nginx_run"
 
 -- A child process: a generate (or generate_all of its prompts, each naming the files) with a journal, then its

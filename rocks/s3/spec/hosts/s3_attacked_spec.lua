@@ -1,11 +1,11 @@
 -- The bucket attacked (issue 49): a store that answers as S3 can but rarely does (a 200 whose body is an <Error>,
 -- a part's ETag that is not its bytes' MD5), and a kill -9 right after a part's answer.  The store: s3rver behind
--- the specs' SigV4-checking proxy, its faults switched on by the spec (spec/support/s3_run.lua, st.fault); the
+-- the specs' SigV4-checking proxy, its faults switched on by the spec (rocks/s3/spec/support/s3_run.lua, st.fault); the
 -- videos: the emulator's.  Each run is a process of its own, killed if it outlives its deadline: nothing hangs.
 local helper = require "spec.helper"
 local cjson = require "cjson"
 local socket = require "socket"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 
 local MB = 1000 * 1000
 local why = s3_run.missing()

@@ -1,10 +1,10 @@
 -- The command line with s3:// outs (docs/cli.md, docs/storage.md; issue 39): generate --out, batch --out-dir,
 -- list showing an upload in progress, then resume.  bin/starvideos run as a child process against the emulator,
--- the store s3rver behind the specs' SigV4-checking proxy (spec/support/s3_run.lua), the objects counted in its
--- folder and read back by the AWS SDK.
+-- the store s3rver behind the specs' SigV4-checking proxy (rocks/s3/spec/support/s3_run.lua), the objects counted in
+-- its folder and read back by the AWS SDK.
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 
 local q = helper.shell_quote
 local BIN = helper.root .. "/bin/starvideos"

@@ -1,12 +1,12 @@
 -- Each download fault the library refuses, with an s3:// out (docs/storage.md; issue 39): no object at the key,
 -- no upload left, every upload the library made aborted.  The store: s3rver behind the specs' SigV4-checking proxy
--- (spec/support/s3_run.lua); the bad videos: spec/support/hostile.lua's download cases (a whole service each:
+-- (rocks/s3/spec/support/s3_run.lua); the bad videos: spec/support/hostile.lua's download cases (a whole service each:
 -- an HTML page, a short body, a box cut, a 9 s video for a 5 s task), and nginx serving a 12 MB video with
 -- `max_ranges 0` (a real server that answers each Range with 200 and the whole file: the video's second part).
 local helper = require "spec.helper"
 local cjson = require "cjson"
 local socket = require "socket"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 local nginx_run = require "spec.support.nginx_run"
 local starvideos = require "starvideos"
 

@@ -1,13 +1,14 @@
 -- A video streamed into a bucket inside nginx (docs/storage.md; issue 39 item 4): one worker generates a 200 MB
 -- video to s3:// on nginx's own sockets (spec/support/ngx_probe.lua) while the spec asks /ping of that worker,
 -- nginx running under strace (seccomp-filtered: only the calls that make or change files stop it), against
--- s3rver behind the specs' SigV4-checking proxy (spec/support/s3_run.lua), the object read back by the AWS SDK.
+-- s3rver behind the specs' SigV4-checking proxy (rocks/s3/spec/support/s3_run.lua), the object read back by the AWS
+-- SDK.
 local helper = require "spec.helper"
 local cjson = require "cjson"
 local socket = require "socket"
 local http = require "socket.http"
 local nginx_run = require "spec.support.nginx_run"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 
 local gettime, str_format, q = socket.gettime, string.format, helper.shell_quote
 local MB = 1000 * 1000

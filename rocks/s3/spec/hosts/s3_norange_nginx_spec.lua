@@ -1,7 +1,7 @@
 -- A bucket sink inside nginx fed by a video host that ignores Range (issue 49; docs/storage.md): nginx serves a
 -- 40 MB video with `max_ranges 0` (200 and the whole file to each part's Range) and, in the same worker, runs the
 -- download to s3:// on its own sockets (spec/support/ngx_probe.lua); s3rver behind the specs' SigV4-checking proxy
--- (spec/support/s3_run.lua) takes it.  The object ends whole with its SHA-256, one upload created, and the
+-- (rocks/s3/spec/support/s3_run.lua) takes it.  The object ends whole with its SHA-256, one upload created, and the
 -- worker's RSS stays far below the video's size: one GET (its read held between parts, on the cosocket) feeds every
 -- part, and nginx's access log says it served the video once (a GET a part: 8, about 190 MB).
 local helper = require "spec.helper"
@@ -9,7 +9,7 @@ local cjson = require "cjson"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local nginx_run = require "spec.support.nginx_run"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 
 local MB = 1000 * 1000
 local why = s3_run.missing() or nginx_run.missing { "nginx" }

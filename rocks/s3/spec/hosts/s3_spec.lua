@@ -7,8 +7,8 @@ local helper = require "spec.helper"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local S3run = require "spec.support.s3_run"
-local Redis = require "spec.support.redis_run"
+local S3run = require "rocks.s3.spec.support.s3_run"
+local Redis = require "rocks.redis.spec.support.redis_run"
 local MB = 1000 * 1000
 
 local function start_store(refuse) return S3run.start { refuse = refuse } end

@@ -1,12 +1,12 @@
 -- keep and resume abort the multipart uploads the library started and left (storage/sweep.lua; docs/storage.md):
 -- only at keys the ledger names, only those no unfinished task holds, only those begun more than a day ago (the
--- store's Initiated).  The store: s3rver behind the specs' SigV4-checking proxy (spec/support/s3_run.lua), its
+-- store's Initiated).  The store: s3rver behind the specs' SigV4-checking proxy (rocks/s3/spec/support/s3_run.lua), its
 -- uploads counted in its own folder before and after; an upload aged by setting its key file's time back (the
 -- proxy's Initiated).  The leftover uploads are made as a process killed after its CreateMultipartUpload leaves
 -- them: the library's own request shape, sent by LuaSocket.
 local helper = require "spec.helper"
 local cjson = require "cjson"
-local s3_run = require "spec.support.s3_run"
+local s3_run = require "rocks.s3.spec.support.s3_run"
 local starvideos = require "starvideos"
 local S3 = require "starvideos.storage.s3"
 
