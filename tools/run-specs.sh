@@ -1,6 +1,7 @@
 #!/bin/sh
-# Run busted spec files, each in a process of its own, JOBS at a time (default:
-# the machine's cores), and end with one line "N passed, N failed".
+# Run busted spec files, each in a process of its own, JOBS at a time (default: five times the machine's cores for
+# the fast tier, make test's and make check's ASan part; the cores for the hosts' tier, TIER=hosts), and end with
+# one line "N passed, N failed".
 #
 #   tools/run-specs.sh VM FILE...       (make test, make test-hosts, tools/test-all.sh)
 #

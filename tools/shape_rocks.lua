@@ -295,13 +295,14 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
     end
   end
   for _, file in ipairs(listing("find csrc \\( -name '*.c' -o -name '*.h' \\)")) do -- (the whole C tree)
-    local src = not seen[file] and read(root .. "/" .. file)
+    local src = read(root .. "/" .. file) -- (the core rock's sources too; their names were read above)
     if src then
       for at in src:gmatch("()#[ \t]*include[ \t]*[\"<][^\">\n]*rocks/") do
         bad[#bad + 1] = string.format("%s:%d: includes a rock's C (a product's C tests and fuzz targets are its "
           .. "rock's: rocks/<rock>/csrc/)", file, line_at(src, at))
       end
-      if not file:find("^csrc/test/") then check_names(file, c_code_of(src, true), others, folders, bad) end
+      if not (seen[file] or file:find("^csrc/test/")) then check_names(file, c_code_of(src, true), others, folders,
+        bad) end
     end
   end
   check_folders_file(root, rocks, bad)

@@ -101,17 +101,20 @@ describe("tools/shape.lua", function()
   end)
 
   -- Each product whole in its rock (issue 70): a C test or a fuzz target of the core's tree that includes a rock's C
-  -- (the store URL's grammar was tested and fuzzed from csrc/), or a fuzz target naming a rock's module, fails.
+  -- (the store URL's grammar was tested and fuzzed from csrc/), a source of the core rock that does, or a fuzz target
+  -- naming a rock's module, fails.
   it("fails naming a C file of the core's tree that includes a rock's C, or a fuzz target naming a rock's module",
     function()
       local dir, append = rocks_copy()
       local t = append("csrc/test/test_core.c", '#include "../../rocks/redis/csrc/url.h"\n')
+      local m = append("csrc/core/models.c", '#include "../../rocks/s3/csrc/parts.h"\n') -- (the core rock's own)
       local f = append("csrc/fuzz/fuzz_json.c", '#  include <rocks/s3/csrc/sigv4.h>\n'
         .. 'static const char *m = "starvideos.fleet.store";\n')
       local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
       assert.is_falsy(ok, out)
       local WHY = ": includes a rock's C (a product's C tests and fuzz targets are its rock's: rocks/<rock>/csrc/)"
       assert.matches("csrc/test/test_core.c:" .. t .. WHY, out, 1, true)
+      assert.matches("csrc/core/models.c:" .. m .. WHY, out, 1, true)
       assert.matches("csrc/fuzz/fuzz_json.c:" .. f .. WHY, out, 1, true)
       assert.matches("csrc/fuzz/fuzz_json.c:" .. (f + 1) .. ": names starvideos.fleet.store, a module of the "
         .. "starvideos-redis rock", out, 1, true)

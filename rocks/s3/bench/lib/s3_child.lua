@@ -1,4 +1,4 @@
--- The child process of bench/s3.lua, run under /usr/bin/time for its peak memory:
+-- The child process of rocks/s3/bench/s3.lua, run under /usr/bin/time for its peak memory:
 --   s3_child.lua URL s3://bucket/key    require + new + client:download(URL, s3://...), the store from AWS_*
 local url, out = arg[1], arg[2]
 local starvideos = require "starvideos"

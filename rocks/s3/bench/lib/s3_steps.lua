@@ -1,5 +1,5 @@
--- A child of bench/s3.lua: a game's loop over a bucket upload.  The video at URL watched as a completed task with
--- out = s3://bucket/key (the store from AWS_*), client:step(0) each frame with GAP seconds between frames; each
+-- A child of rocks/s3/bench/s3.lua: a game's loop over a bucket upload.  The video at URL watched as a completed task
+-- with out = s3://bucket/key (the store from AWS_*), client:step(0) each frame with GAP seconds between frames; each
 -- step's wall time measured (core.now), and its CPU time (os.clock: the process's, whatever the loaded machine's
 -- other processes took of its cores meanwhile).  Prints one line:
 --   STEPS {"steps":N,"worst_ms":..,"p99_ms":..,"over4":..,"over8":..,"cpu_worst_ms":..,"cpu_over4":..,"wall":..}

@@ -1,7 +1,7 @@
 -- A store's URL or table form read (CONTRACT.md's "Redis as operators run it"; docs/keep-and-fleet.md): the
 -- URL by starvideos.fleet.native's store_url (this rock's C: rocks/redis/csrc/url.c, fuzzed), the table's fields here:
 -- the Redis ledger's own parse (the core reads a store URL's scheme only: extension.lua), for ledger/redis.lua's
--- check and where and the store.
+-- parse and where and the store.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local native = require "starvideos.fleet.native"
