@@ -124,6 +124,15 @@ describe("lineage on the command line", function()
       .. '"videos", "prompt": "four", "duration": 6}]}')
     local proc = C.background({ "film", board, "--out", film, "--journal", journal, "--interval", "0.1" }, env())
     assert.is_true(helper.wait_until(function() return helper.exists(dir .. "/film.shot02.mp4") end, 60))
+    -- (and shot 3's create answered and recorded: the film sends it as shot 2 is saved, and a create in flight
+    -- when Ctrl-C comes is one the client cannot know was made, whose pending record the command that goes on
+    -- rightly refuses to send again: seen once in a loaded run)
+    assert.is_true(helper.wait_until(function()
+      local text = helper.read_file(journal) or ""
+      local _, created = text:gsub('"event":"created"', "")
+      local _, pending = text:gsub('"event":"pending"', "")
+      return created >= 3 and created == pending
+    end, 60), helper.read_file(journal))
     assert.equals(130, proc:stop("INT").code)
     local line = proc:err_line("interrupted")
     local command = assert(line:match("`(starvideos film [^`]+)` goes on: it pays for no shot made before"), line)
