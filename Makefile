@@ -58,6 +58,7 @@ LUA55        := $(CURDIR)/build/vm5.5
 VENDOR_NEAR  := ../shared/vendor ../../shared/vendor $(addsuffix /../shared/vendor,$(shell git config --get \
                 remote.origin.url 2>/dev/null | grep '^/'))
 VENDOR       ?= $(firstword $(foreach d,$(VENDOR_NEAR),$(wildcard $(abspath $(d)))) $(abspath ../shared/vendor))
+export VENDOR # (the specs that build from it find it as make did: release_spec's Lua 5.5)
 LUA55_BIN    := $(LUA55)/bin/lua5.5
 INC_lua5.5   ?= -I$(LUA55)/include
 # what a VM's objects need first (lua5.5: its interpreter and headers)

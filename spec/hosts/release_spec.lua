@@ -323,7 +323,7 @@ describe("make release", function()
         vendor = helper.capture("cd " .. q(d) .. " && pwd"):match("^(.-)\n")
       end
     end
-    assert.is_string(vendor, "no ../shared/vendor/lua-5.5.0.tar.gz (VENDOR=)")
+    assert.is_string(vendor, "no ../shared/vendor/lua-5.5.0.tar.gz (VENDOR=" .. (os.getenv("VENDOR") or "") .. ")")
     local l55 = tmp .. "/lua5.5"
     local out, ok = sh("mkdir -p " .. q(l55) .. " && cd " .. q(l55) .. " && tar xzf " .. q(vendor
       .. "/lua-5.5.0.tar.gz") .. " && cc -O2 -DLUA_USE_LINUX -Wl,-E -o lua lua-5.5.0/onelua.c -lm -ldl")
