@@ -253,7 +253,7 @@ lint: | $(DEPS_FIRST)
 # The suite in tiers, over spec/ (the core's) and each rock's rocks/<rock>/spec/.  `make test`: the specs but
 # those under a hosts/ folder (each
 # module through its seam, the transport cases on libcurl, the emulator
-# workflows), on Lua 5.4, each file in a process of its own, five times as many at
+# workflows), on Lua 5.4, each file in a process of its own, three times as many at
 # once as there are cores (they mostly wait on their servers: tools/run-specs.sh),
 # but the cases tagged #hosts.  `make test-hosts`: spec/hosts/, rocks/*/spec/hosts/ and those cases once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C

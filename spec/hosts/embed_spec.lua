@@ -434,8 +434,11 @@ int main(int argc, char **argv) {
       end
       if best.journal <= FRAME_LIMIT_MS and best["no journal"] <= FRAME_LIMIT_MS then break end
     end
-    assert.is_true(best.journal <= FRAME_LIMIT_MS, "with a journal, a step(0) took over 4 ms in every run:\n"
-      .. table.concat(lines, "\n"))
+    -- (as without a journal: 4 ms, or the best the same machine did without one when even that was over 4 ms in
+    -- every run, its other processes busy: seen in a full run, 21 to 29 ms without a journal)
+    local limit = math.max(FRAME_LIMIT_MS, best["no journal"])
+    assert.is_true(best.journal <= limit, string.format("with a journal, a step(0) took over %.3f ms in every run:\n",
+      limit) .. table.concat(lines, "\n"))
   end)
 
   it("opens clients from 4 threads, each with its own lua_State, with no ThreadSanitizer report", function()

@@ -236,6 +236,8 @@ describe("spend limits on the command line", function()
     emu:fault { method = "POST", path = "/v1/", delay = 60 } -- (its answer never comes while the spec looks)
     local proc = C.background(with(CREATE, "--journal", journal, "--prices", PRICE, "--spend-limit", limit), env())
     C.until_true(function() return (helper.read_file(journal) or ""):find('"event":"pending"', 1, true) end)
+    C.until_true(function() return #posts() == 1 end) -- (asked: its pending record is written before it is sent, and
+    -- a loaded machine's child was killed before sending it once)
     local r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", limit }, {})
     local r2 = run({ "generate", "--model", "videos", "--prompt", "a dog", "--duration", "5", "--journal", journal,
       "--key", "dog", "--prices", PRICE, "--spend-limit", limit, "--dry-run", "--json" }, env())
