@@ -231,6 +231,65 @@ local function allowed_of(root)
   return list
 end
 
+-- The window a rock reads of the core (extension.lua's X.WINDOW: part -> {name}) as name sets, and each of its
+-- parts the page's table under "What a rock may require of the core" does not list as it is, onto bad.
+local function window_of(root, bad)
+  local ok, X = pcall(dofile, root .. "/lua/starvideos/extension.lua")
+  local window = {}
+  if not (ok and type(X) == "table" and type(rawget(X, "WINDOW")) == "table") then
+    bad[#bad + 1] = "lua/starvideos/extension.lua: no X.WINDOW (what a rock may use of the core)"
+    return window
+  end
+  local page = read(root .. "/docs/architecture.md") or ""
+  page = page:match("\n## What a rock may require of the core\n(.-)\n## ") or ""
+  local rows = {}
+  for part, names in page:gmatch("\n| `([%w_]+)` | (`[^|]*`) |") do rows[part] = names end
+  for part, names in pairs(X.WINDOW) do
+    window[part] = {}
+    for _, n in ipairs(names) do window[part][n] = true end
+    local want = "`" .. table.concat(names, "` `") .. "`"
+    if rows[part] ~= want then
+      bad[#bad + 1] = string.format("docs/architecture.md: the window's row of %s is not %s (extension.lua's "
+        .. "X.WINDOW)", part, want)
+    end
+    rows[part] = nil
+  end
+  for part in pairs(rows) do
+    bad[#bad + 1] = string.format("docs/architecture.md: the window's row of %s is not extension.lua's", part)
+  end
+  return window
+end
+
+-- Each X.<part>.<name> of a rock's Lua (X: the local its extension.lua is, or a local made of X.<part>) that the
+-- window does not give, onto bad.
+local function check_window(r, window, code_of, bad)
+  for _, file in pairs(r.lua) do
+    local src = read(r.root .. "/" .. file)
+    local code, strings = src and code_of(src) or "", src and code_of(src, true) or "" -- (strings: the require's)
+    local ext = strings:match("local%s+([%a_][%w_]*)%s*=%s*require%s*%(?%s*[\"']starvideos%.extension[\"']")
+    local views, reads = {}, {}
+    if ext then
+      for name, part in code:gmatch("local%s+([%a_][%w_]*)%s*=%s*" .. ext .. "%.([%a_][%w_]*)%f[^%w_.]") do
+        views[name] = part
+      end
+      for at, part, name in code:gmatch("()%f[%w_]" .. ext .. "%.([%a_][%w_]*)%.([%a_][%w_]*)") do
+        reads[#reads + 1] = { at, part, name }
+      end
+    end
+    for view, part in pairs(views) do
+      for at, name in code:gmatch("()%f[%w_.]" .. view .. "%.([%a_][%w_]*)") do
+        reads[#reads + 1] = { at, part, name }
+      end
+    end
+    for _, x in ipairs(reads) do
+      if not (window[x[2]] and window[x[2]][x[3]]) then
+        bad[#bad + 1] = string.format("%s:%d: reads %s.%s, not in the window (extension.lua's X.WINDOW)", file,
+          line_at(code, x[1]), x[2], x[3])
+      end
+    end
+  end
+end
+
 -- Each require by another rock's Lua of a core module the list does not name, onto bad.
 local function check_allowed(r, core, allowed, code_of, bad)
   for _, file in pairs(r.lua) do
@@ -321,7 +380,16 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
   if not allowed then
     bad[#bad + 1] = "docs/architecture.md: no section \"What a rock may require of the core\" (tools/shape_rocks.lua)"
   else
-    for i = 2, #rocks do check_allowed(rocks[i], core, allowed, code_of, bad) end
+    local n = 0
+    for _ in pairs(allowed) do n = n + 1 end
+    if n > 3 then
+      bad[#bad + 1] = string.format("docs/architecture.md: %d core modules a rock may require, more than three", n)
+    end
+    local window = window_of(root, bad)
+    for i = 2, #rocks do
+      check_allowed(rocks[i], core, allowed, code_of, bad)
+      check_window(rocks[i], window, code_of, bad)
+    end
   end
   return #rocks
 end

@@ -212,12 +212,52 @@ describe("tools/shape.lua", function()
     local src = assert(helper.read_file(dir .. "/" .. path))
     local _, n = src:gsub("\n", "")
     helper.write_file(dir .. "/" .. path, src .. 'local function later() return require("starvideos.job") end\n'
-      .. 'local E = require "starvideos.errors"\n')
+      .. 'local E = require "starvideos.errors"\nlocal C = require "starvideos.core"\n'
+      .. 'local X = require "starvideos.extension"\n')
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_falsy(ok, out)
     assert.matches(path .. ":" .. (n + 1) .. ": requires starvideos.job, a core module not in docs/architecture.md's "
       .. "list of what a rock may require of the core", out, 1, true)
-    assert.is_nil(out:find("requires starvideos.errors", 1, true), out)
+    assert.matches(path .. ":" .. (n + 2) .. ": requires starvideos.errors, a core module not", out, 1, true)
+    local _, hits = out:gsub("a core module not in", "")
+    assert.equal(2, hits, out) -- (core and extension: the list)
+  end)
+
+  -- The list of what a rock may require holds at most three modules, and a rock reads of the window (extension.lua's
+  -- X.WINDOW) only the names it lists, as the page's table of it says them.
+  it("fails a fourth module in the list, a name the window does not give, and a page's row not the window's",
+    function()
+    local dir = helper.tmpdir()
+    assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin docs " .. q(dir)))
+    local page = assert(helper.read_file(dir .. "/docs/architecture.md"))
+    page = page:gsub("(\n| `starvideos.extension` |[^\n]*)", "%1\n| `starvideos.job` | a job |\n"
+      .. "| `starvideos.loop` | a loop |", 1)
+    page = page:gsub("| `download` | `size` |", "| `download` | `size` `verify` |", 1)
+    helper.write_file(dir .. "/docs/architecture.md", page)
+    local path = "rocks/redis/lua/starvideos/fleet/scripts.lua"
+    local src = assert(helper.read_file(dir .. "/" .. path))
+    local _, n = src:gsub("\n", "")
+    helper.write_file(dir .. "/" .. path, src .. 'local A, B = X.lease.FIRST, X.lease.hidden\n'
+      .. 'local R = X.rules\nlocal C = R.confirm or R.secret -- X.lease.in_a_comment\n')
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches("docs/architecture.md: 4 core modules a rock may require, more than three", out, 1, true)
+    assert.matches("docs/architecture.md: the window's row of download is not `size`", out, 1, true)
+    assert.matches(path .. ":" .. (n + 1) .. ": reads lease.hidden, not in the window", out, 1, true)
+    assert.matches(path .. ":" .. (n + 3) .. ": reads rules.secret, not in the window", out, 1, true)
+    local _, hits = out:gsub("not in the window", "")
+    assert.equal(2, hits, out)
+  end)
+
+  it("gives a rock the window's names of a core module and raises on any other, naming the page", function()
+    local X = require "starvideos.extension"
+    assert.equal(require("starvideos.lease").FIRST, X.lease.FIRST)
+    assert.equal(require("starvideos.errors").new_error, X.errors.new_error)
+    local ok, err = pcall(function() return X.lease.some_rule end)
+    assert.is_false(ok)
+    assert.matches("starvideos.lease gives a rock no some_rule: the window is extension.lua's X.WINDOW "
+      .. "(docs/architecture.md, \"What a rock may require of the core\")", tostring(err), 1, true)
+    assert.is_nil(X.job) -- (no part of that name)
   end)
 
   -- A copy of the library with requires against the order added: a core module's lazy

@@ -7,8 +7,9 @@
 -- It alone needs LuaSocket (the library does not): loaded when a server starts
 -- listening, and when it is missing, listen() says how to install it.
 
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local cjson = require "cjson.safe"
-local shell_word = require("starvideos.shell").word
+local shell_word = X.shell.word
 local files = require "starvideos.emulator.files"
 local ratelimit = require "starvideos.emulator.ratelimit"
 local failures = require "starvideos.emulator.fail"

@@ -6,9 +6,10 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local M = {}
 
-M.DICT = require("starvideos.config").DEFAULTS.metrics_dict -- the shared dict's name inside nginx
+M.DICT = X.config.DEFAULTS.metrics_dict -- the shared dict's name inside nginx
 M.LOG_EVERY = 60 -- seconds: a full dict is logged at most this often
 
 local DURATION = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 }
@@ -112,7 +113,7 @@ end
 
 -- The process's registry: on nginx's dict when there is one.
 function M.registry()
-  local ngx = require("starvideos.config").nginx()
+  local ngx = X.config.nginx()
   registry = registry or M.new(ngx and ngx.shared and ngx.shared[M.DICT], ngx)
   return registry
 end

@@ -4,8 +4,9 @@
 -- span per HTTP exchange under it.  Labels only from bounded sets: never an id, URL, key or prompt.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local config = require "starvideos.config"
+local config = X.config
 
 local O = {}
 O.__index = O
@@ -149,7 +150,7 @@ local WHAT = { created = "create" }
 
 -- The task span of job, from t (false: its parent is not sampled): its trace, id, parent's id, name, start.
 function O:begin(job, t)
-  local tid, sid, sampled = require("starvideos.otel").traceparent(traceparent(job))
+  local tid, sid, sampled = X.otel.traceparent(traceparent(job))
   if tid and not sampled then self.spans[job] = false; return end
   local what = WHAT[job.goal] or job.params and "generate" or job.url and "download" or "wait"
   local tr = self.tr -- (observe/trace.lua's functions: loaded only when tracing)

@@ -5,11 +5,12 @@
 -- the worker's does, on a loop and transport of its own (nginx's sockets, made by the client's function).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local config = require "starvideos.config"
-local Request = require "starvideos.request"
-local Loop = require "starvideos.loop"
-local Key = require "starvideos.key"
+local config = X.config
+local Request = X.request
+local Loop = X.loop
+local Key = X.key
 local otlp = require "starvideos.observe.otlp"
 
 local now, wall = core.now, core.wall

@@ -3,10 +3,11 @@
 -- until Redis has); once per store in a process, whether Redis syncs every write.  And a key's (peek).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local Rules = require "starvideos.rules" -- (what a pending record holds, limited, key_answer: both ledgers')
-local Spend = require "starvideos.spend"
-local rule = require "starvideos.lease"
+local Rules = X.rules -- (what a pending record holds, limited, key_answer: both ledgers')
+local Spend = X.spend
+local rule = X.lease
 local Acks = require "starvideos.fleet.acks" -- (spacing)
 local Scripts = require "starvideos.fleet.scripts" -- (spend_keys)
 local Spent = require "starvideos.fleet.spent" -- (log_terms)

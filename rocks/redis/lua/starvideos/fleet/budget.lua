@@ -3,7 +3,8 @@
 -- stands in, said once, for AGAIN s.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local Bucket = require "starvideos.bucket"
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
+local Bucket = X.bucket
 local Store = require "starvideos.fleet.store"
 
 local F = {}

@@ -6,10 +6,11 @@
 -- and the holds it asks.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local journal = require "starvideos.records.journal" -- (carried)
-local records_leases = require "starvideos.records.leases" -- (its hold and release: the process's leases)
-local rule = require "starvideos.lease"
+local journal = X.journal -- (carried)
+local records_leases = X.leases -- (its hold and release: the process's leases)
+local rule = X.lease
 
 local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
 

@@ -2,20 +2,19 @@
 --   R.new(store_or_url, cfg[, loop[, key]]): with a loop nothing a job calls waits; without, all do.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local config = require "starvideos.config"
-local errors = require "starvideos.errors"
-local Schedule = require "starvideos.schedule"
+local config, errors, Schedule = X.config, X.errors, X.schedule
 local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local Again = require "starvideos.fleet.again"
 local leases = require "starvideos.fleet.leases"
-local rule = require "starvideos.lease"
-local journal = require "starvideos.records.journal" -- (carried, tasks)
-local Download = require "starvideos.download" -- (size)
-local Rules = require "starvideos.rules" -- (what a record holds, a key's answer, settled, cost: both ledgers')
-local Spend = require "starvideos.spend"
+local rule = X.lease
+local journal = X.journal -- (carried, tasks)
+local Download = X.download -- (size)
+local Rules = X.rules -- (what a record holds, a key's answer, settled, cost: both ledgers')
+local Spend = X.spend
 local Spent = require "starvideos.fleet.spent"
 local Events = require "starvideos.fleet.events"
 require "starvideos.fleet.scripts" -- (they join the store's)
@@ -56,7 +55,7 @@ end
 function R.new(store, cfg, loop, key)
   if type(store) ~= "table" or not store.cfg then store = Store.new(store, { timeout = cfg.connect_timeout }) end
   local sc = store:unverified(cfg.on_event).cfg
-  local hash = key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)
+  local hash = key and key.hash or X.key.hash_of(cfg.base_url, cfg.api_key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(store.server, where, prefix, loop and loop.own, sc.id),

@@ -13,9 +13,10 @@
 --   spend_logged   what entries cost in a limit of scope "k" (the key's), "m" (model's) or "t" (tenant's), in units
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local Spend = require "starvideos.spend"
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
+local Spend = X.spend
 local core = require "starvideos.core"
-local config = require "starvideos.config"
+local config = X.config
 
 local M = {}
 

@@ -24,9 +24,10 @@
 -- send connects again.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local config = require "starvideos.config"
-local errors = require "starvideos.errors"
+local config = X.config
+local errors = X.errors
 local Route = require "starvideos.fleet.route"
 local Identity = require "starvideos.fleet.identity"
 local Acks = require "starvideos.fleet.acks"

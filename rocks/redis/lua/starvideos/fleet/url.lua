@@ -4,6 +4,7 @@
 -- parse and where and the store.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local native = require "starvideos.fleet.native"
 
 local M = {}
@@ -89,7 +90,7 @@ local PARSED = {} -- (the metatable of a parse's table: parsed once, passed on w
 
 function M.parse(v)
   if getmetatable(v) == PARSED then return v end
-  local config = require "starvideos.config"
+  local config = X.config
   local url, field = v, "store"
   if type(v) == "table" then url, field = v.url, "store.url" end
   local cfg, why = nil, "a URL or a table {url = URL, ...} expected, got " .. type(url)

@@ -4,9 +4,10 @@
 -- (ask: list --check's HEAD, the sweep's listing and aborts).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
-local Request = require "starvideos.request"
+local errors = X.errors
+local Request = X.request
 local S3 = require "starvideos.storage.s3"
 
 local setmetatable, tonumber, tostring, ipairs, string_format, table_concat = setmetatable, tonumber, tostring,

@@ -9,9 +9,10 @@
 -- or transfer aborts it: the object is there whole, or not at all, and no upload of ours is left.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
-local Request = require "starvideos.request"
+local errors = X.errors
+local Request = X.request
 local S3 = require "starvideos.storage.s3"
 local Part = require "starvideos.storage.part"
 local Commit = require "starvideos.storage.commit"

@@ -8,9 +8,10 @@
 -- first create).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local Create = require "starvideos.create"
-local errors = require "starvideos.errors"
+local Create = X.create
+local errors = X.errors
 local S3 = require "starvideos.storage.s3"
 local Object = require "starvideos.storage.object"
 local cjson = require("cjson.safe").new()
@@ -29,7 +30,7 @@ local MIME = { png = "image/png", jpeg = "image/jpeg", webp = "image/webp", gif 
   mov = "video/quicktime", wav = "audio/wav", mp3 = "audio/mpeg", m4a = "audio/mp4", aac = "audio/aac",
   ogg = "audio/ogg" }
 
-local function sign() return require "starvideos.sign" end
+local function sign() return X.sign end
 
 -- The store of cfg and where its references go: st, bucket, prefix; or nil, err (what to set).
 local function refs_of(cfg)

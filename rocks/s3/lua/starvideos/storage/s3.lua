@@ -5,9 +5,10 @@
 -- transport.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local errors = require "starvideos.errors"
-local env = require("starvideos.config").env -- ($name, nil when unset or empty)
+local errors = X.errors
+local env = X.config.env -- ($name, nil when unset or empty)
 
 local type, tostring, pairs, ipairs, setmetatable, string_format, table_concat, os_time, math_floor =
   type, tostring, pairs, ipairs, setmetatable, string.format, table.concat, os.time, math.floor
@@ -22,7 +23,7 @@ S.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
 S.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
 S.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
 
-local function sign() return require "starvideos.sign" end
+local function sign() return X.sign end
 -- SigV4 and S3's percent-encoding: this rock's own C module (rocks/s3/csrc), loaded with the first request
 local function sigv4() return require "starvideos.sigv4" end
 

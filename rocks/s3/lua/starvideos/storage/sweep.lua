@@ -6,10 +6,11 @@
 -- (a live process's upload is recorded within a request of its start).
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
+local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
 local Object = require "starvideos.storage.object"
 local S3 = require "starvideos.storage.s3"
-local Sink = require "starvideos.sink"
+local Sink = X.sink
 
 local next, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
   next, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
