@@ -114,6 +114,7 @@ build = {
     ["starvideos.job"] = "lua/starvideos/job.lua",
     ["starvideos.lease"] = "lua/starvideos/lease.lua",
     ["starvideos.loop"] = "lua/starvideos/loop.lua",
+    ["starvideos.observed"] = "lua/starvideos/observed.lua",
     ["starvideos.otel"] = "lua/starvideos/otel.lua",
     ["starvideos.placement"] = "lua/starvideos/placement.lua",
     ["starvideos.censored"] = "lua/starvideos/censored.lua",

@@ -290,6 +290,50 @@ local function check_window(r, window, code_of, bad)
   end
 end
 
+-- The fields of the core's jobs and requests (job.lua's and request.lua's: those their new makes and those they
+-- assign), less what a request a rock sent gives back (RESULTS: its result, error, answer and bytes): no rock reads
+-- them (a rock learns of a job through what it is handed: the observer through events, observed.lua's).
+local RESULTS = { done = true, err = true, task = true, wire = true, bytes = true, total = true, status = true,
+  body = true, heads = true, held = true }
+local function fields_of(text, made, var)
+  local out = {}
+  for _, t in ipairs { text:match(made .. "(%b{})") or "", text:match("\nlocal KEPT = (%b{})") or "" } do
+    for name in t:gmatch("[{,]%s*([%a_][%w_]*)%s*=") do out[name] = true end
+    for name in t:gmatch("=%s*\"([%a_][%w_]*)\"") do out[name] = true end -- (a spec's field kept by another name)
+  end
+  for name in text:gmatch("%f[%w_]" .. var .. "%.([%a_][%w_]*)%s*=[^=]") do out[name] = true end
+  for name in text:gmatch("self%.([%a_][%w_]*)%s*=[^=]") do out[name] = true end
+  return out
+end
+local function core_fields(root)
+  local job = fields_of(read(root .. "/lua/starvideos/job.lua") or "", "local job = setmetatable%(", "job")
+  local req = fields_of(read(root .. "/lua/starvideos/request.lua") or "", "local self = setmetatable%(", "self")
+  for name in pairs(RESULTS) do req[name] = nil end
+  return { job = job, req = req, request = req }
+end
+
+-- Files not read for it: the two interfaces that still hand a rock a job (the sink's commit and the references'
+-- start, the s3 rock's: docs/architecture.md, "What a rock may require of the core"), and the emulator, a server
+-- (its req: the HTTP request it serves).
+local HANDED = { ["rocks/s3/lua/starvideos/storage/commit.lua"] = true,
+  ["rocks/s3/lua/starvideos/storage/object.lua"] = true, ["rocks/s3/lua/starvideos/storage/refs.lua"] = true }
+
+-- Each read by a rock's Lua of a core job's or request's field (job.<field>, req.<field>, request.<field>), onto
+-- bad.
+local function check_fields(r, fields, code_of, bad)
+  for _, file in pairs(r.package == "starvideos-emulator" and {} or r.lua) do
+    local src = not HANDED[file] and read(r.root .. "/" .. file)
+    local code = src and code_of(src) or ""
+    for at, name, field in code:gmatch("()%f[%w_]([%a_][%w_]*)[.:]([%a_][%w_]*)") do
+      if fields[name] and fields[name][field] then
+        bad[#bad + 1] = string.format("%s:%d: reads %s.%s, a field of the core's %s (a rock learns of them through "
+          .. "what it is handed: events, a request's results)", file, line_at(code, at), name, field,
+          name == "job" and "jobs" or "requests")
+      end
+    end
+  end
+end
+
 -- Each require by another rock's Lua of a core module the list does not name, onto bad.
 local function check_allowed(r, core, allowed, code_of, bad)
   for _, file in pairs(r.lua) do
@@ -385,10 +429,11 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
     if n > 3 then
       bad[#bad + 1] = string.format("docs/architecture.md: %d core modules a rock may require, more than three", n)
     end
-    local window = window_of(root, bad)
+    local window, fields = window_of(root, bad), core_fields(root)
     for i = 2, #rocks do
       check_allowed(rocks[i], core, allowed, code_of, bad)
       check_window(rocks[i], window, code_of, bad)
+      check_fields(rocks[i], fields, code_of, bad)
     end
   end
   return #rocks

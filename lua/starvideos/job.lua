@@ -12,7 +12,7 @@ local Failure = require "starvideos.failure"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
-local X = require "starvideos.extension"
+local X, Observed = require "starvideos.extension", require "starvideos.observed"
 
 local new_error, now = errors.new_error, core.now
 local Job = {}; Job.__index = Job
@@ -114,7 +114,7 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
-  if self.cfg.observe then self.cfg.observe:state(self, now()) end -- (a task's metrics and span: observe/observer.lua)
+  if self.cfg.observe then self.cfg.observe:state(Observed.job(self), now()) end -- (a task's metrics and span)
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
@@ -222,7 +222,7 @@ local function polled(self, req, t)
   local secs, within
   if task.status == "completed" and self.status ~= "completed" then
     secs, within = schedule(self):took(self.kind, self.model, t, self.unfinished_at, self.origin_at, self.coarse)
-    if self.cfg.observe then self.cfg.observe:noticed(self, t) end
+    if self.cfg.observe then self.cfg.observe:noticed(Observed.job(self), t) end
   elseif task.status ~= "completed" and task.status ~= "failed" then
     self.unfinished_at = t
   end
@@ -367,7 +367,7 @@ end
 -- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
 function Job:advance(t)
   advance(self, t)
-  if self.cfg.observe then self.cfg.observe:state(self, t) end
+  if self.cfg.observe then self.cfg.observe:state(Observed.job(self), t) end
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be

@@ -7,6 +7,7 @@ local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Download = require "starvideos.download"
+local Observed = require "starvideos.observed" -- (what cfg.observe, the observe rock's hook, is told)
 
 local new_error, now = errors.new_error, core.now
 
@@ -81,7 +82,7 @@ end
 function Request:finish(task, err, t)
   if err and self.api then errors.note_default_host(self.cfg, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  if self.cfg.observe and self.paid then self.cfg.observe:created(self) end -- (observe/observer.lua)
+  if self.cfg.observe and self.paid then self.cfg.observe:created(Observed.created(self)) end
   if err then self.into.ended(self) end
   self.owner:advance(t or now())
 end
@@ -156,7 +157,7 @@ function Request:send(t)
   local h, err = loop.transport:send(self)
   self.rest = nil -- (a held transfer goes on once: another attempt is a new request)
   if not h then
-    if cfg.observe then cfg.observe:exchange(self, t, nil, err, "not_sent") end
+    if cfg.observe then cfg.observe:exchange(Observed.exchange(self, t, nil, err, "not_sent")) end
     if self.into.restart(self, t) then return end -- the transport would not open what was left over
     return self:finish(nil, err)
   end
@@ -184,7 +185,7 @@ function Request:finished(t)
     and bytes.status
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
-  if self.cfg.observe then self.cfg.observe:exchange(self, t, status, err, wire, self.bytes) end -- (an API's: nil)
+  if self.cfg.observe then self.cfg.observe:exchange(Observed.exchange(self, t, status, err, wire, self.bytes)) end
   if task then return self.into.done(self, file, t, task) end
   -- 416: what was left over is longer than the file (a download's .part), the transfer starts again
   if err.status == 416 and self.into.restart(self, t) then return end
@@ -196,7 +197,7 @@ function Request:finished(t)
     return self:finish(nil, err, t)
   end
   self.err = err -- stands if the deadline comes first
-  if self.cfg.observe then self.cfg.observe:retry(self, err) end
+  if self.cfg.observe then self.cfg.observe:retry(err) end
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
     .. self.into.said(self))
   -- a retry of an API request is an API request too: it draws the key's token when due
@@ -228,7 +229,8 @@ function Request:cancel(keep)
   if self.handle then
     self.loop.transport:cancel(self.handle)
     self.handle = false
-    if self.cfg.observe then self.cfg.observe:exchange(self, now(), nil, { kind = "cancelled" }, "cancelled") end
+    local o = self.cfg.observe
+    if o then o:exchange(Observed.exchange(self, now(), nil, { kind = "cancelled" }, "cancelled")) end
   end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   self.key.bucket:leave(self) -- (a retry waiting for its token)

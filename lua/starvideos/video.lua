@@ -103,7 +103,7 @@ function V.answered(job, r, t)
   end
   if not err then
     if job.id then l:downloaded(job.id, Sink.recorded(job.out), r.sha256, r.bytes, r.note) end
-    if job.cfg.observe then job.cfg.observe:saved(job) end -- (a video's metrics: observe/observer.lua)
+    if job.cfg.observe then job.cfg.observe:saved(require("starvideos.observed").job(job)) end -- (its metrics)
     local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
     if w then return job:await(w, t) end
     return job:saved(job.out, r.sha256)

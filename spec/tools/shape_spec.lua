@@ -203,15 +203,25 @@ describe("tools/shape.lua", function()
     assert.matches("lua/starvideos/extension.lua:" .. at .. ": names sigv4, another rock's product", out, 1, true)
   end)
 
+  -- A copy of the checkout's files the rocks' checks read; append adds text at a file's end: the file's lines before.
+  local function checkout()
+    local dir = helper.tmpdir()
+    assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin docs " .. q(dir)))
+    return dir
+  end
+  local function append(file, text)
+    local src = assert(helper.read_file(file))
+    local _, n = src:gsub("\n", "")
+    helper.write_file(file, src .. text)
+    return n
+  end
+
   -- A copy of the checkout with a product rock requiring a core module docs/architecture.md does not list.
   it("fails naming a rock's require of a core module outside docs/architecture.md's list, and passes the listed",
     function()
-    local dir = helper.tmpdir()
-    assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin docs " .. q(dir)))
+    local dir = checkout()
     local path = "rocks/observe/lua/starvideos/observe/init.lua"
-    local src = assert(helper.read_file(dir .. "/" .. path))
-    local _, n = src:gsub("\n", "")
-    helper.write_file(dir .. "/" .. path, src .. 'local function later() return require("starvideos.job") end\n'
+    local n = append(dir .. "/" .. path, 'local function later() return require("starvideos.job") end\n'
       .. 'local E = require "starvideos.errors"\nlocal C = require "starvideos.core"\n'
       .. 'local X = require "starvideos.extension"\n')
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
@@ -227,17 +237,14 @@ describe("tools/shape.lua", function()
   -- X.WINDOW) only the names it lists, as the page's table of it says them.
   it("fails a fourth module in the list, a name the window does not give, and a page's row not the window's",
     function()
-    local dir = helper.tmpdir()
-    assert(helper.execute("cd " .. q(helper.root) .. " && cp -R lua rocks rockspec csrc bin docs " .. q(dir)))
+    local dir = checkout()
     local page = assert(helper.read_file(dir .. "/docs/architecture.md"))
     page = page:gsub("(\n| `starvideos.extension` |[^\n]*)", "%1\n| `starvideos.job` | a job |\n"
       .. "| `starvideos.loop` | a loop |", 1)
     page = page:gsub("| `download` | `size` |", "| `download` | `size` `verify` |", 1)
     helper.write_file(dir .. "/docs/architecture.md", page)
     local path = "rocks/redis/lua/starvideos/fleet/scripts.lua"
-    local src = assert(helper.read_file(dir .. "/" .. path))
-    local _, n = src:gsub("\n", "")
-    helper.write_file(dir .. "/" .. path, src .. 'local A, B = X.lease.FIRST, X.lease.hidden\n'
+    local n = append(dir .. "/" .. path, 'local A, B = X.lease.FIRST, X.lease.hidden\n'
       .. 'local R = X.rules\nlocal C = R.confirm or R.secret -- X.lease.in_a_comment\n')
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_falsy(ok, out)
@@ -247,6 +254,20 @@ describe("tools/shape.lua", function()
     assert.matches(path .. ":" .. (n + 3) .. ": reads rules.secret, not in the window", out, 1, true)
     local _, hits = out:gsub("not in the window", "")
     assert.equal(2, hits, out)
+  end)
+
+  -- The observer read a request's owner and a job's fields (req.owner.job, job.params): it learns by events now.
+  it("fails a rock that reads a core job's or request's field, and passes a request's results", function()
+    local dir = checkout()
+    local path = "rocks/observe/lua/starvideos/observe/observer.lua"
+    local n = append(dir .. "/" .. path, "local function f(req, job) return req.done, req.err, req.status "
+      .. "end\nlocal function g(req, job) return req.owner.job, job.params, job:advance() end -- job.id\n")
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches(path .. ":" .. (n + 2) .. ": reads req.owner, a field of the core's requests", out, 1, true)
+    assert.matches(path .. ":" .. (n + 2) .. ": reads job.params, a field of the core's jobs", out, 1, true)
+    local _, hits = out:gsub("a field of the core's", "")
+    assert.equal(2, hits, out) -- (results read, a method, a comment: none)
   end)
 
   it("gives a rock the window's names of a core module and raises on any other, naming the page", function()
@@ -267,18 +288,12 @@ describe("tools/shape.lua", function()
     local dir = helper.tmpdir()
     assert(helper.execute("cp -R " .. q(helper.root .. "/lua") .. " " .. q(dir .. "/lua")))
     assert(helper.execute("cp -R " .. q(helper.root .. "/rocks") .. " " .. q(dir .. "/rocks")))
-    local function append(name, text)
-      local path = dir .. "/lua/starvideos/" .. name .. ".lua"
-      local src = assert(helper.read_file(path))
-      local _, n = src:gsub("\n", "")
-      helper.write_file(path, src .. text)
-      return n + 1 -- the line of text's first line
-    end
-    local at = append("request", 'local function later() return require("starvideos.extras.notify") end\n')
-    append("records/journal", 'local Store = require "starvideos.fleet.store"\n')
-    append("nginx/wire", 'local Log = require "starvideos.extras.log"\n-- require "starvideos.fleet.ledger"\n')
-    append("client", 'local Ledger = require "starvideos.fleet.ledger"\n')
-    append("loop", '-- require("starvideos.nginx.transport")\n')
+    local function add(name, text) return append(dir .. "/lua/starvideos/" .. name .. ".lua", text) + 1 end
+    local at = add("request", 'local function later() return require("starvideos.extras.notify") end\n')
+    add("records/journal", 'local Store = require "starvideos.fleet.store"\n')
+    add("nginx/wire", 'local Log = require "starvideos.extras.log"\n-- require "starvideos.fleet.ledger"\n')
+    add("client", 'local Ledger = require "starvideos.fleet.ledger"\n')
+    add("loop", '-- require("starvideos.nginx.transport")\n')
     local out, ok, code = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_falsy(ok, out)
     assert.equal(1, code)

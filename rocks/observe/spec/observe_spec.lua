@@ -183,7 +183,7 @@ describe("metrics in Prometheus's text format", function()
       local word = ({ media = true, notify = true, storage = true })[op] and op -- (an exchange's word)
       req.op, req.what, req.started, req.owner = word and "exchange" or op, word or nil, started, req.owner or {}
       if op == "download" then req.file = "v.mp4.part" end -- (a request into a file, as request.lua makes one)
-      o:exchange(req, t, status, nil, wire, bytes)
+      o:exchange(require("starvideos.observed").exchange(req, t, status, nil, wire, bytes)) -- (the core's event)
     end
     exchange("query", 10, 10.05, 200, "none")
     exchange("query", 10, 10.5, 204, "none")
@@ -250,7 +250,7 @@ describe("traces in OTLP/HTTP JSON", function()
     local job = { id = "t1", model = "videos", status = "failed", state = "done", err = { kind = "task_failed",
       reason = "policy", input = "referenceImages", message = "A reference image was flagged" } }
     o.spans[job] = { trace = "x", id = "y", t0 = 0 }
-    o:close(job, 1)
+    o:close(require("starvideos.observed").job(job), 1) -- (the core's event of it)
     local attrs = cjson.decode("[" .. got .. "]")
     local by = {}
     for _, kv in ipairs(attrs) do by[kv.key] = kv.value.stringValue end

@@ -16,31 +16,35 @@ local M = {}
 
 local function is(t, v) return type(v) == t end
 local function maybe(t, v) return v == nil or type(v) == t end
+-- An event: a plain table (the core's observed.lua makes it), never a job or a request (each has a metatable).
+local function event(v) return type(v) == "table" and getmetatable(v) == nil end
 
 -- Each event: its documented arguments (a check of the call's, and the reason a call fails it), the families its
 -- calls move (a family's samples, a filter of its lines: store's, operation="store").
 M.EVENTS = {
-  exchange = { args = "(req, t, status, err, wire, bytes)", families = { "starvideos_request_duration_seconds",
-    "starvideos_requests_total" },
-    check = function(a) return is("table", a[1]) and is("string", a[1].op) and is("number", a[2])
-      and (a[3] == false or maybe("number", a[3])) and maybe("table", a[4]) and maybe("string", a[5])
-      and maybe("number", a[6]) end }, -- (bytes: a download's or an exchange's, never an API answer's limits)
-  retry = { args = "(req, err)", families = { "starvideos_retries_total" },
-    check = function(a) return is("table", a[1]) and is("table", a[2]) and is("string", a[2].kind) end },
-  created = { args = "(req)", families = { "starvideos_creates_total" },
-    check = function(a) return is("table", a[1]) and a[1].op == "create" end },
+  exchange = { args = "(ev)", families = { "starvideos_request_duration_seconds", "starvideos_requests_total" },
+    check = function(a) local ev = a[1]
+      return event(ev) and is("string", ev.op) and is("number", ev.t) and maybe("number", ev.started)
+        and maybe("number", ev.status) and maybe("table", ev.err) and is("string", ev.wire)
+        and maybe("number", ev.bytes) and is("boolean", ev.poll) and is("boolean", ev.of_job) and a[2] == nil
+    end }, -- (bytes: a download's or an exchange's, from its offset; never an API answer's limits)
+  retry = { args = "(err)", families = { "starvideos_retries_total" },
+    check = function(a) return is("table", a[1]) and is("string", a[1].kind) and a[2] == nil end },
+  created = { args = "(ev)", families = { "starvideos_creates_total" },
+    check = function(a) return event(a[1]) and is("string", a[1].model) and maybe("boolean", a[1].made) end },
   cost = { args = "(model, price)", families = { "starvideos_cost_total" },
     check = function(a) return is("string", a[1]) and is("number", a[2]) end },
   budget = { args = "(obj, t, at)", families = { "starvideos_budget_wait_seconds" },
     check = function(a) return is("table", a[1]) and is("number", a[2]) and maybe("number", a[3]) end },
   rate_limit = { args = "(seen)", families = { "starvideos_rate_limit_remaining" },
     check = function(a) return is("table", a[1]) and maybe("number", a[1].remaining) end },
-  noticed = { args = "(job, t)", families = { "starvideos_notice_lag_seconds" },
-    check = function(a) return is("table", a[1]) and is("string", a[1].id) and is("number", a[2]) end },
-  saved = { args = "(job)", families = { "starvideos_videos_total", "starvideos_video_seconds_total" },
-    check = function(a) return is("table", a[1]) and is("string", a[1].path) end },
-  state = { args = "(job, t)", families = { "starvideos_tasks" },
-    check = function(a) return is("table", a[1]) and is("string", a[1].state) and is("number", a[2]) end },
+  noticed = { args = "(ev, t)", families = { "starvideos_notice_lag_seconds" },
+    check = function(a) return event(a[1]) and is("string", a[1].id) and is("number", a[2]) end },
+  saved = { args = "(ev)", families = { "starvideos_videos_total", "starvideos_video_seconds_total" },
+    check = function(a) return event(a[1]) and is("string", a[1].model) and is("number", a[1].seconds) end },
+  state = { args = "(ev, t)", families = { "starvideos_tasks" },
+    check = function(a) return event(a[1]) and is("string", a[1].state) and is("boolean", a[1].done)
+      and is("number", a[2]) end },
   store = { args = "(seconds, ok)", families = { 'operation="store"' },
     check = function(a) return is("number", a[1]) and is("boolean", a[2]) end },
 }

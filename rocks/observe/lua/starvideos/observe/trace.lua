@@ -69,17 +69,18 @@ function T:finish(json_text, t)
   if k then self.cols[1][k] = json_text end
 end
 
--- The CLIENT span of the exchange of req (op: its operation) that ended at t: its status if wire is "none" (else
--- how the wire ended), its error err, under parent {trace =, id =} (nil: a root).  error.type: the status when
--- an answer came, else how the wire ended, else the error's kind.
-function T:client(req, t, op, status, wire, err, parent)
-  local k = slot(self, t)
+-- The CLIENT span of an exchange that ended (ev: the core's exchange event, observed.lua's; op: its operation):
+-- its status if its wire ended "none" (else how the wire ended), its error, under parent {trace =, id =} (nil: a
+-- root).  error.type: the status when an answer came, else how the wire ended, else the error's kind.
+function T:client(ev, op, parent)
+  local k = slot(self, ev.t)
   if not k then return end
-  status = wire == "none" and type(status) == "number" and status > 0 and status or nil
+  local wire, err = ev.wire, ev.err
+  local status = wire == "none" and type(ev.status) == "number" and ev.status > 0 and ev.status or nil
   local etype = err and (status and string.format("%d", status) or wire ~= "none" and wire or err.kind or "error")
-  self.cols[1][k] = { url = req.url or "", method = req.method, op = op, t0 = req.started,
-    t1 = t, status = status, resend = (req.attempt or 1) - 1, etype = etype,
-    emsg = err and err.message, parent = parent, rid = req.request_id, sid = req.server_request_id }
+  self.cols[1][k] = { url = ev.url or "", method = ev.method, op = op, t0 = ev.started,
+    t1 = ev.t, status = status, resend = (ev.attempt or 1) - 1, etype = etype,
+    emsg = err and err.message, parent = parent, rid = ev.request_id, sid = ev.server_request_id }
 end
 
 -- The next batch out of the queue: the OTLP/HTTP JSON body of its spans, and their number (0: none queued).
