@@ -132,6 +132,7 @@ build = {
     ["starvideos.records.said"] = "lua/starvideos/records/said.lua",
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
+    ["starvideos.seat"] = "lua/starvideos/seat.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.spend"] = "lua/starvideos/spend.lua",
     ["starvideos.sse"] = "lua/starvideos/sse.lua",

@@ -291,10 +291,11 @@ local function check_window(r, window, code_of, bad)
 end
 
 -- The fields of the core's jobs and requests (job.lua's and request.lua's: those their new makes and those they
--- assign), less what a request a rock sent gives back (RESULTS: its result, error, answer and bytes): no rock reads
+-- assign), less what a request a rock sent gives back (RESULTS: its result, error, answer, bytes and the stream its
+-- tap fed): no rock reads
 -- them (a rock learns of a job through what it is handed: the observer through events, observed.lua's).
 local RESULTS = { done = true, err = true, task = true, wire = true, bytes = true, total = true, status = true,
-  body = true, heads = true, held = true }
+  body = true, heads = true, held = true, tap = true }
 local function fields_of(text, made, var)
   local out = {}
   for _, t in ipairs { text:match(made .. "(%b{})") or "", text:match("\nlocal KEPT = (%b{})") or "" } do
@@ -312,17 +313,13 @@ local function core_fields(root)
   return { job = job, req = req, request = req }
 end
 
--- Files not read for it: the two interfaces that still hand a rock a job (the sink's commit and the references'
--- start, the s3 rock's: docs/architecture.md, "What a rock may require of the core"), and the emulator, a server
--- (its req: the HTTP request it serves).
-local HANDED = { ["rocks/s3/lua/starvideos/storage/commit.lua"] = true,
-  ["rocks/s3/lua/starvideos/storage/object.lua"] = true, ["rocks/s3/lua/starvideos/storage/refs.lua"] = true }
+-- (The emulator's is not read: a server, its req the HTTP request it serves.)
 
 -- Each read by a rock's Lua of a core job's or request's field (job.<field>, req.<field>, request.<field>), onto
 -- bad.
 local function check_fields(r, fields, code_of, bad)
   for _, file in pairs(r.package == "starvideos-emulator" and {} or r.lua) do
-    local src = not HANDED[file] and read(r.root .. "/" .. file)
+    local src = read(r.root .. "/" .. file)
     local code = src and code_of(src) or ""
     for at, name, field in code:gmatch("()%f[%w_]([%a_][%w_]*)[.:]([%a_][%w_]*)") do
       if fields[name] and fields[name][field] then

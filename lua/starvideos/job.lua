@@ -12,7 +12,7 @@ local Failure = require "starvideos.failure"
 local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
-local X, Observed = require "starvideos.extension", require "starvideos.observed"
+local X, Observed, Seat = require "starvideos.extension", require "starvideos.observed", require "starvideos.seat"
 
 local new_error, now = errors.new_error, core.now
 local Job = {}; Job.__index = Job
@@ -34,7 +34,7 @@ function Job.new(ctx, goal, id, spec)
     state = "polling", step = "polling", req = false, video = {}, file_sums = {}, -- (file_sums: preflight's)
     deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k] == true and k or KEPT[k]] = v end end
-  job.sink = Sink.of(cfg, spec.out) -- (a file, or an object in the user's bucket)
+  job.sink, job.seat = Sink.of(cfg, spec.out), Seat.new(job) -- (a file or an object; the sink's view of the job)
   local refused = Sink.refusal(spec.out) -- (its rock not installed: nothing sent, nothing kept)
   if refused then return nil, refused end
   if job.refs then -- reference objects a process left: deleted at the task's end by the rock that put them
@@ -104,7 +104,7 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   self:go((self.state == "cancelled" or self.state == "taken") and self.state or "done")
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
   local refs = self.refs and X.optional("references") -- (Job.new refused refs with no rock to release them)
-  if refs then refs.release(self, self.err) end
+  if refs then refs.release(self.seat, self.err) end
   -- a webhook of a task followed to its end (the notify option's hook: client.lua)
   if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
   if self.state == "taken" then self.ledger:let_go(self.id, true) end

@@ -5,6 +5,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local guard = require("starvideos.interrupt").guard
+local Seat = require "starvideos.seat"
 
 local setmetatable, next, pairs, ipairs, math_min, math_max = setmetatable, next, pairs, ipairs, math.min, math.max
 local now = core.now
@@ -285,8 +286,9 @@ end
 function L:jobs_of(cfg)
   local seen, out = {}, {}
   local function add(obj)
-    local job = obj
-    while job.owner do job = job.owner end -- a request's owner is its job (or its job's upload, whose is the job)
+    local job = obj -- a request's owner is its job (or its job's upload, whose is the job's seat)
+    while not Seat.job(job) and job.owner do job = job.owner end
+    job = Seat.job(job) or job
     if job.cfg ~= nil and (cfg == nil or job.cfg == cfg) and not job.done and not seen[job] then
       seen[job] = true
       out[#out + 1] = job

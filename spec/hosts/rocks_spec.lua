@@ -157,9 +157,9 @@ local function file(out) return os.getenv("TOY_DIR") .. "/" .. out:gsub("^%a[%w+
 local sink = setmetatable({
   check_out = function(out, cfg) return D.check_out(file(out), cfg) end,
   check_dir = function(dir, field, cfg) return D.check_dir(file(dir), field, cfg) end,
-  fetch = function(job, t, url, path, d)
-    d.part, d.dest = file(job.out) .. ".part", file(job.out)
-    return D.fetch(job, t, url, path, d)
+  fetch = function(seat, t, url, path, d)
+    d.part, d.dest = file(seat.out) .. ".part", file(seat.out)
+    return D.fetch(seat, t, url, path, d)
   end,
 }, { __index = D })
 return { sink = sink }

@@ -170,17 +170,17 @@ function R:advance(t)
   local req = self.req
   if self.done or not req.done then return end
   self.done, self.err = true, req.err or S3.error_in(req.task.body)
-  self.job:advance(t)
+  self.seat:advance(t)
 end
 function R:cancel() self.done = true end
 
-function M.record(job, t, text)
-  local bucket, key_name = S3.parse(job.out, "out")
-  local st, err = S3.store_of(job.cfg.storage)
+function M.record(seat, t, text)
+  local bucket, key_name = S3.parse(seat.out, "out")
+  local st, err = S3.store_of(seat.cfg.storage)
   if not (bucket and st) then return { done = true, err = err or key_name } end
   local name = key_name .. ".json"
-  local o = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
-    key_name = name, out = job.out .. ".json", path = "/" .. bucket .. "/" .. name, deadline = job.deadline,
+  local o = setmetatable({ seat = seat, loop = seat.loop, key = seat.key, cfg = seat.cfg, st = st, bucket = bucket,
+    key_name = name, out = seat.out .. ".json", path = "/" .. bucket .. "/" .. name, deadline = seat.deadline,
     done = false }, R)
   o.req = M.call(o, "put", { type = "application/json", body = text }, t)
   if o.req.done then o.done, o.err = true, o.req.err end

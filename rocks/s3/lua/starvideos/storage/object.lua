@@ -79,14 +79,14 @@ local function recorded(text)
   if type(rec) == "table" and type(rec.upload) == "string" and type(rec.parts) == "table" then return rec end
 end
 
-function O.fetch(job, t, url, path, d)
-  local bucket, key_name = S3.parse(job.out, "out")
-  local st, serr = S3.store_of(job.cfg.storage)
-  local u = setmetatable({ job = job, loop = job.loop, key = job.key, cfg = job.cfg, st = st, bucket = bucket,
-    key_name = key_name, out = job.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
-    tostring(key_name), deadline = job.deadline, duration = d.duration, done = false, bytes = 0 }, U)
+function O.fetch(seat, t, url, path, d)
+  local bucket, key_name = S3.parse(seat.out, "out")
+  local st, serr = S3.store_of(seat.cfg.storage)
+  local u = setmetatable({ seat = seat, loop = seat.loop, key = seat.key, cfg = seat.cfg, st = st, bucket = bucket,
+    key_name = key_name, out = seat.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
+    tostring(key_name), deadline = seat.deadline, duration = d.duration, done = false, bytes = 0 }, U)
   if not (bucket and st) then
-    return job:await(u:finish(serr or new_error("invalid_request", "out: not an object URL")), t)
+    return seat:await(u:finish(serr or new_error("invalid_request", "out: not an object URL")), t)
   end
   local rec = recorded(d.upload)
   u.rec = rec or { parts = {}, checksum = st.server.checksum or "sha256" }
@@ -97,7 +97,7 @@ function O.fetch(job, t, url, path, d)
   if not u.stream then u:stream_of(nil) end
   u.total = rec and rec.total
   u.eof = u.rec.sha256 ~= nil -- (every part in the store's hands: the upload is completed)
-  job:await(u, t)
+  seat:await(u, t)
   if not u.done then u:go(t) end
 end
 
@@ -157,20 +157,20 @@ function U:finish(err)
   self:let_go()
   self.done, self.err = true, err
   if err and err.check == nil and self.checked then err.check = self.checked end
-  if self.job.req == self then self.job:advance(now()) end
+  if self.seat:awaits(self) then self.seat:advance(now()) end
   return self
 end
 
 -- The ledger's record of the upload now (nil: it ended).
 function U:record(text)
-  if self.job.id then self.written = self.job.ledger:sink_state(self.job.id, "upload", text, self.out) end
+  if self.seat.id then self.written = self.seat.ledger:sink_state(self.seat.id, "upload", text, self.out) end
 end
 
 -- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts
 -- before it are recorded, so that a process killed after a part's answer never sends that part again.  Not yet:
 -- looked at again soon, or once a store answers (loop:wait_for).
 function U:recorded(t)
-  if not self.written or self.job.ledger:written(self.written) then self.written = nil; return true end
+  if not self.written or self.seat.ledger:written(self.written) then self.written = nil; return true end
   self.loop:wait_for(self, t)
   return false
 end
@@ -301,7 +301,7 @@ function U:taken(req, t)
   local body = p.body
   self.bytes, p.body, req.body = p.at, nil, nil
   self:record(cjson.encode(rec))
-  self.job:progress(p.at, self.total)
+  self.seat:progress(p.at, self.total)
   -- (the part's megabytes let go of now, not when the heap has doubled: libcurl's starvideos.bytes at once)
   if type(body) == "userdata" then body:free() else collectgarbage() end
 end

@@ -165,7 +165,7 @@ U.__index = U
 -- The object of a reference (ref: its field and file), made once per file's bytes: o, or nil, err.  Its SHA-256
 -- and type are the check's (extras/preflight.lua, job.file_sums: taken from the bytes it judged).
 function U:object(ref, prefix)
-  local checked = (self.job.file_sums or {})[ref.file]
+  local checked = (self.seat.file_sums or {})[ref.file]
   if not checked then
     return nil, new_error("invalid_request", ref.field .. ": " .. ref.file .. " was not checked", { field = ref.field })
   end
@@ -176,7 +176,7 @@ function U:object(ref, prefix)
   if not o then
     o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field })
     self.by_url[url], self.list[#self.list + 1] = o, o
-    self.st.server:hold(self.job, url)
+    self.st.server:hold(self.seat, url)
   end
   self.by_file[ref.file] = o
   return o
@@ -184,14 +184,14 @@ end
 
 -- Start putting job's local files into the bucket at t (job:advance once done: up.done, up.err; up.body, the
 -- create's body naming their presigned URLs, and up.refs, the objects as the ledger records them).
-function R.start(job, t)
-  local cfg = job.cfg
-  local up = setmetatable({ job = job, owner = job, loop = job.loop, key = job.key, cfg = cfg, deadline = job.deadline,
-    done = false, list = {}, by_url = {}, by_file = {}, left = 0 }, U)
+function R.start(seat, t)
+  local cfg = seat.cfg
+  local up = setmetatable({ seat = seat, owner = seat, loop = seat.loop, key = seat.key, cfg = cfg,
+    deadline = seat.deadline, done = false, list = {}, by_url = {}, by_file = {}, left = 0 }, U)
   local st, bucket, prefix = place(cfg)
   if not st then return up:finish(bucket, t) end
   up.st, up.bucket = st, bucket
-  for _, ref in ipairs(Create.references(job.params)) do
+  for _, ref in ipairs(Create.references(seat.params)) do
     if ref.file and not up.by_file[ref.file] then
       local o, err = up:object(ref, prefix)
       if not o then return up:finish(err, t) end
@@ -229,7 +229,7 @@ function U:presigned(t)
   local left = self.deadline - t
   local seconds = S3.lifetime(left)
   if left + R.MARGIN > R.WEEK then
-    self.job:emit("warning", { message = string_format("a presigned URL lives 7 days at most, and the task's "
+    self.seat:emit("warning", { message = string_format("a presigned URL lives 7 days at most, and the task's "
       .. "deadline is %.1f days away: a task the service has not started by then cannot fetch its local files "
       .. "(it fails)", left / 86400) })
   end
@@ -239,7 +239,7 @@ function U:presigned(t)
     if not url then return self:finish(err, t) end
     urls[o], names[i] = url, o.url
   end
-  local params, sent = self.job.params, {}
+  local params, sent = self.seat.params, {}
   for k, v in pairs(params) do sent[k] = v end
   for _, name in ipairs(Create.MEDIA_FIELDS) do sent[name] = sent_form(params[name], self.by_file, urls) end
   local path, body = core.build_create(sent, Create.extra_json(params), true)
@@ -255,8 +255,8 @@ end
 function U:finish(err, t)
   if self.done then return self end
   self.done, self.err = true, err
-  if not self.refs then R.release(self.job, not self.cancelled and err or nil, self.list) end
-  if self.job.checking == self and not self.cancelled then self.job:advance(t or now()) end -- (a cancel: the job's)
+  if not self.refs then R.release(self.seat, not self.cancelled and err or nil, self.list) end
+  if self.seat:awaits(self) and not self.cancelled then self.seat:advance(t or now()) end -- (a cancel: the job's)
   return self
 end
 
@@ -272,8 +272,8 @@ local Rel = {}
 Rel.__index = Rel
 
 -- job's create answered with task id: the objects its upload put recorded with the task (deleted at its end).
-function R.created(job, id)
-  if job.refs then job.ledger:sink_state(id, "refs", job.refs) end
+function R.created(seat, id)
+  if seat.refs then seat.ledger:sink_state(id, "refs", seat.refs) end
 end
 
 -- The objects the ledger's unfinished tasks but id name (url -> true): they stay; nil when it cannot be read.
@@ -333,16 +333,16 @@ end
 -- At job's end (err: why it failed; list: an upload's objects, when the job got none): the objects it holds let
 -- go.  Deleted (unless keep_refs) when its task ended (completed or failed) or its create surely made nothing;
 -- else they stay, recorded with the task: resume carries it, and deletes them at its end.
-function R.release(job, err, list)
-  local urls = list and {} or urls_of(job.refs)
+function R.release(seat, err, list)
+  local urls = list and {} or urls_of(seat.refs)
   for _, o in ipairs(list or {}) do urls[#urls + 1] = o.put_done and o.url or nil end
-  local st = S3.store_of(job.cfg.storage) -- (the store its objects were put in: refs_of's)
-  if st then st.server:let_go(job) end
-  local ended = job.status == "completed" or job.status == "failed"
-    or not job.id and not (err and (err.maybe_created or err.pending))
-  if list then ended = err ~= nil elseif job.state ~= "done" then ended = false end
-  if not ended or (job.cfg.storage and job.cfg.storage.keep_refs) or not urls[1] then return end
-  return releasing(job, not list and job.id or nil, urls, now())
+  local st = S3.store_of(seat.cfg.storage) -- (the store its objects were put in: refs_of's)
+  if st then st.server:let_go(seat) end
+  local ended = seat.status == "completed" or seat.status == "failed"
+    or not seat.id and not (err and (err.maybe_created or err.pending))
+  if list then ended = err ~= nil elseif seat.state ~= "done" then ended = false end
+  if not ended or (seat.cfg.storage and seat.cfg.storage.keep_refs) or not urls[1] then return end
+  return releasing(seat, not list and seat.id or nil, urls, now())
 end
 
 -- The objects of ended tasks that a process left in the bucket (killed before it deleted them): deleted now, unless

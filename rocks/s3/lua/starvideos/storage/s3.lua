@@ -81,22 +81,22 @@ local function new_server(where)
     holds = setmetatable({}, { __mode = "k" }) }, Server)
 end
 
--- job holds the object at url: one user more.
-function Server:hold(job, url)
+-- A job (its seat) holds the object at url: one user more.
+function Server:hold(seat, url)
   self.users[url] = (self.users[url] or 0) + 1
-  local held = self.holds[job] or {}
-  self.holds[job], held[#held + 1] = held, url
+  local held = self.holds[seat] or {}
+  self.holds[seat], held[#held + 1] = held, url
 end
 
--- job lets go of what it holds: an object no live job holds is no longer known to be there (another process may
--- delete it).
-function Server:let_go(job)
+-- A job (its seat) lets go of what it holds: an object no live job holds is no longer known to be there (another
+-- process may delete it).
+function Server:let_go(seat)
   local users = self.users
-  for _, url in ipairs(self.holds[job] or {}) do
+  for _, url in ipairs(self.holds[seat] or {}) do
     users[url] = users[url] - 1
     if users[url] == 0 then users[url], self.there[url] = nil, nil end
   end
-  self.holds[job] = nil
+  self.holds[seat] = nil
 end
 
 -- Whether a live job of this process holds the object at url.
