@@ -8,12 +8,13 @@
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_SRCS    := $(sort $(wildcard csrc/fuzz/fuzz_*.c rocks/*/csrc/fuzz/fuzz_*.c))
-FUZZ_TARGETS := $(patsubst fuzz_%.c,%,$(notdir $(FUZZ_SRCS)))
+fuzz_name     = $(patsubst fuzz_%.c,%,$(notdir $(1)))
+FUZZ_TARGETS := $(call fuzz_name,$(FUZZ_SRCS))
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # target:folder, for the loops below
-FUZZ_PLACES  := $(foreach f,$(FUZZ_SRCS),$(patsubst fuzz_%.c,%,$(notdir $(f))):$(patsubst %/,%,$(dir $(f))))
+FUZZ_PLACES  := $(foreach f,$(FUZZ_SRCS),$(call fuzz_name,$(f)):$(patsubst %/,%,$(dir $(f))))
 
 # each target links the core of mk/sources.mk (no Lua, no libcurl); a rock's, the rock's C it fuzzes too
 FUZZ_WITH_store_url := $(FLEET_SRC)
@@ -22,7 +23,7 @@ build/fuzz/fuzz_$(1): $(2) csrc/fuzz/fuzz.h csrc/fuzz/media.h $(SV_SRC) $$(FUZZ_
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_FLAGS) $$(WARN) $$(DEFS) -o $$@ $$< $$(SV_SRC) $$(FUZZ_WITH_$(1)) -lm -ldl -pthread
 endef
-$(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_rule,$(patsubst fuzz_%.c,%,$(notdir $(f))),$(f))))
+$(foreach f,$(FUZZ_SRCS),$(eval $(call fuzz_rule,$(call fuzz_name,$(f)),$(f))))
 
 fuzz: $(FUZZ_BINS)
 	@fail=0; \

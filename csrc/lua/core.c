@@ -385,14 +385,16 @@ static int l_content_range(lua_State *L) {
   return 2;
 }
 
-static void push_list(lua_State *L, const char *const *words) {
-  int i;
+/* The list of words, up to the first NULL or n of them (n: (size_t)-1 for all). */
+static void push_list_n(lua_State *L, const char *const *words, size_t n) {
+  size_t i;
   lua_newtable(L);
-  for (i = 0; words && words[i]; i++) {
+  for (i = 0; words && i < n && words[i]; i++) {
     lua_pushstring(L, words[i]);
-    lua_rawseti(L, -2, i + 1);
+    lua_rawseti(L, -2, (int)i + 1);
   }
 }
+static void push_list(lua_State *L, const char *const *words) { push_list_n(L, words, (size_t)-1); }
 
 /* A row's ignored fields: { {field =, when =, why =}, ... } */
 static void push_ignored(lua_State *L, const sv_ignored *ig) {
@@ -627,13 +629,9 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   push_list(L, sv_field_names);
   lua_setfield(L, -2, "fields");
   {
-    size_t i, n;
+    size_t n;
     const char *const *media = sv_media_fields(&n);
-    lua_createtable(L, (int)n, 0); /* those of them that name reference media (create.lua, the emulator) */
-    for (i = 0; i < n; i++) {
-      lua_pushstring(L, media[i]);
-      lua_rawseti(L, -2, (int)i + 1);
-    }
+    push_list_n(L, media, n); /* those of them that name reference media (create.lua, the emulator) */
     lua_setfield(L, -2, "media_fields");
   }
   lua_pushinteger(L, SV_ERROR_PAGE_MAX); /* both transports' (nginx/transport.lua's too) */

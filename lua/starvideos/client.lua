@@ -46,7 +46,7 @@ end
 local function extensions(cfg)
   local found = {}
   if cfg.store then
-    local shown = require("starvideos.store_option").hidden(type(cfg.store) == "table" and cfg.store.url or cfg.store)
+    local shown = require("starvideos.store_option").hidden(cfg.store)
     found.store = X.need("ledger", X.store_scheme(cfg.store), "store = " .. shown, "store", 3) -- (never a password)
   end
   local asked = cfg.metrics and "metrics = true" or cfg.trace and "trace = {...}"

@@ -7,12 +7,12 @@ local X = require "starvideos.extension"
 
 local M = {}
 
--- A URL without its user and password, for a person.
-function M.hidden(url)
-  return (tostring(url):gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
-end
-
 local function url_of(v) return type(v) == "table" and v.url or v end
+
+-- The store option's URL (v: a URL or a table {url =}) without its user and password, for a person.
+function M.hidden(v)
+  return (tostring(url_of(v)):gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
+end
 
 -- nil, or what is wrong with the store option's form (a URL of some scheme, alone or as a table's url; never a
 -- password).  The rest is its ledger's to read (M.read).
