@@ -56,4 +56,13 @@ if version ~= nil and not within(version) then
     RANGE[2], rock), 0)
 end
 
+-- A core in the range that has no window yet (0.4.0 as released: extension.lua without WINDOW, where a rock's first
+-- X.<part> would index nil) is refused the same way, naming what it lacks.
+local okx, X = pcall(require, "starvideos.extension")
+if version ~= nil and okx and type(X) == "table" and rawget(X, "WINDOW") == nil then
+  error(string.format("%s needs a starvideos core with the rocks' window (extension.lua's WINDOW: this checkout's, "
+    .. "the next release's), and the starvideos loaded (%s) has none: install the core of the same checkout or "
+    .. "release beside it (docs/install.md, \"The other rocks\")", rock, tostring(version)), 0)
+end
+
 return { rock = rock, range = range, core = version }

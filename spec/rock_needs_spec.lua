@@ -54,6 +54,17 @@ describe("a product rock beside a core", function()
     end)
   end
 
+  -- 0.4.0 as released: in the range, but its extension.lua has no window (X.WINDOW) for a rock to read the core by.
+  it("of version 0.4.0 without the rocks' window refuses to load, naming what it lacks", function()
+    local X = require "starvideos.extension"
+    package.loaded["starvideos.extension"] = { name = X.name } -- (a point without the window)
+    local ok, err = load_under("0.4.0", "starvideos.observe")
+    package.loaded["starvideos.extension"] = X
+    assert.is_false(ok)
+    assert.matches("starvideos-observe needs a starvideos core with the rocks' window (extension.lua's WINDOW: this "
+      .. "checkout's, the next release's), and the starvideos loaded (0.4.0) has none", tostring(err), 1, true)
+  end)
+
   it("outside its range refuses the client a store asks for, nothing made", function()
     local was = config.VERSION
     for n in pairs(package.loaded) do

@@ -269,15 +269,21 @@ local function check_window(r, window, code_of, bad)
     local ext = strings:match("local%s+([%a_][%w_]*)%s*=%s*require%s*%(?%s*[\"']starvideos%.extension[\"']")
     local views, reads = {}, {}
     if ext then
-      for name, part in code:gmatch("local%s+([%a_][%w_]*)%s*=%s*" .. ext .. "%.([%a_][%w_]*)%f[^%w_.]") do
-        views[name] = part
+      for names, values in code:gmatch("local%s+([%a_][%w_,%s]-)%s*=%s*([^\n]+)") do -- (one local or several)
+        local list = {}
+        for v in (values .. ","):gmatch("%s*([^,]-)%s*,") do list[#list + 1] = v end
+        local i = 0
+        for name in names:gmatch("[%a_][%w_]*") do
+          i = i + 1
+          views[name] = (list[i] or ""):match("^" .. ext .. "%.([%a_][%w_]*)$") or views[name]
+        end
       end
-      for at, part, name in code:gmatch("()%f[%w_]" .. ext .. "%.([%a_][%w_]*)%.([%a_][%w_]*)") do
+      for at, part, name in code:gmatch("()%f[%w_]" .. ext .. "%.([%a_][%w_]*)[.:]([%a_][%w_]*)") do
         reads[#reads + 1] = { at, part, name }
       end
     end
     for view, part in pairs(views) do
-      for at, name in code:gmatch("()%f[%w_.]" .. view .. "%.([%a_][%w_]*)") do
+      for at, name in code:gmatch("()%f[%w_.]" .. view .. "[.:]([%a_][%w_]*)") do
         reads[#reads + 1] = { at, part, name }
       end
     end
@@ -296,19 +302,32 @@ end
 -- them (a rock learns of a job through what it is handed: the observer through events, observed.lua's).
 local RESULTS = { done = true, err = true, task = true, wire = true, bytes = true, total = true, status = true,
   body = true, heads = true, held = true, tap = true }
-local function fields_of(text, made, var)
+-- Each field of var assigned in text (one target or several: `self.a, self.b = ...`) into out.
+local function assigned(text, var, out)
+  for line in text:gmatch("[^\n]+") do
+    local lhs = line:match("^%s*([%w_.,%s]-)%s*=[^=]")
+    for name in (lhs or ""):gmatch("%f[%w_]" .. var .. "%.([%a_][%w_]*)%s*%f[,%z]") do out[name] = true end
+  end
+end
+-- The fields of what made (the pattern before its table) makes in text, its KEPT table's, and those of self
+-- assigned there; then those of var assigned anywhere in the core's Lua (lua/starvideos/).
+local function fields_of(root, text, made, var, listing)
   local out = {}
   for _, t in ipairs { text:match(made .. "(%b{})") or "", text:match("\nlocal KEPT = (%b{})") or "" } do
     for name in t:gmatch("[{,]%s*([%a_][%w_]*)%s*=") do out[name] = true end
     for name in t:gmatch("=%s*\"([%a_][%w_]*)\"") do out[name] = true end -- (a spec's field kept by another name)
   end
-  for name in text:gmatch("%f[%w_]" .. var .. "%.([%a_][%w_]*)%s*=[^=]") do out[name] = true end
-  for name in text:gmatch("self%.([%a_][%w_]*)%s*=[^=]") do out[name] = true end
+  assigned(text, "self", out)
+  for _, file in ipairs(listing("find lua/starvideos -name '*.lua'")) do
+    assigned(read(root .. "/" .. file) or "", var, out)
+  end
   return out
 end
-local function core_fields(root)
-  local job = fields_of(read(root .. "/lua/starvideos/job.lua") or "", "local job = setmetatable%(", "job")
-  local req = fields_of(read(root .. "/lua/starvideos/request.lua") or "", "local self = setmetatable%(", "self")
+local function core_fields(root, listing)
+  local job = fields_of(root, read(root .. "/lua/starvideos/job.lua") or "", "local job = setmetatable%(", "job",
+    listing)
+  local req = fields_of(root, read(root .. "/lua/starvideos/request.lua") or "", "local self = setmetatable%(", "req",
+    listing)
   for name in pairs(RESULTS) do req[name] = nil end
   return { job = job, req = req, request = req }
 end
@@ -426,7 +445,7 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
     if n > 3 then
       bad[#bad + 1] = string.format("docs/architecture.md: %d core modules a rock may require, more than three", n)
     end
-    local window, fields = window_of(root, bad), core_fields(root)
+    local window, fields = window_of(root, bad), core_fields(root, listing)
     for i = 2, #rocks do
       check_allowed(rocks[i], core, allowed, code_of, bad)
       check_window(rocks[i], window, code_of, bad)

@@ -286,7 +286,9 @@ end
 function L:jobs_of(cfg)
   local seen, out = {}, {}
   local function add(obj)
-    local job = obj -- a request's owner is its job (or its job's upload, whose is the job's seat)
+    -- a request's owner is its job, or an object a job's seat owns (the references' upload: its job is found), or
+    -- one that stands for its job here (a bucket upload: it has no owner)
+    local job = obj
     while not Seat.job(job) and job.owner do job = job.owner end
     job = Seat.job(job) or job
     if job.cfg ~= nil and (cfg == nil or job.cfg == cfg) and not job.done and not seen[job] then

@@ -31,6 +31,7 @@ end
 function E.exchange(req, t, status, err, wire, bytes)
   local o = req.owner
   local helper = type(o) == "table" and Seat.job(o.seat) -- (a sink's or the references' object: its job's seat)
+  if helper == o then helper = nil end -- (the job's own request)
   return { op = req.what or req.op, of_job = helper and true or false,
     task = type(o) == "table" and (helper or o.pf and o.pf.owner or o.ctx) or o,
     poll = req.api and not req.paid or false, t = t, started = req.started, status = status, err = err,
@@ -41,8 +42,8 @@ end
 
 -- A create's last attempt ended: its model, and whether it made a task (nil: maybe, its error says so; false: not).
 function E.created(req)
-  local made = true
-  if not req.task then made = (req.err and req.err.maybe_created) and nil or false end
+  local made
+  if req.task then made = true elseif not (req.err and req.err.maybe_created) then made = false end
   return { model = req.owner.model, made = made }
 end
 

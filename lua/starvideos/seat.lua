@@ -1,5 +1,6 @@
--- A job as a sink and the references point see it (docs/architecture.md, "The sink interface"): its seat, one per
--- job, giving the names below alone (any other raises, naming the page), so that a rock reads no job's field.
+-- A job as a sink and the references point see it (docs/architecture.md, "What a rock may require of the core"):
+-- its seat, one per job, giving the names below alone (any other raises, naming the page), so that a rock reads no
+-- job's field.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
@@ -21,18 +22,24 @@ local METHODS = {
 local JOB = {} -- (the key the core reads a seat's job by: S.job)
 
 local function taken(_, k)
-  error(string.format("a job's seat takes no %s: docs/architecture.md, \"The sink interface\"", tostring(k)), 2)
+  error(string.format("a job's seat takes no %s: docs/architecture.md, \"What a rock may require of the core\"",
+    tostring(k)), 2)
 end
 
 -- The seat of job, made once by Job.new (job.seat): it holds its job in a closure alone (no field, nothing pairs
 -- finds), and the job holds it, a cycle the collector takes whole.
 function S.new(job)
+  local made = {} -- (each method's function, made at its first use)
   return setmetatable({}, { __newindex = taken, __metatable = false, __index = function(_, k)
     if VALUES[k] then return job[k] end
     local m = METHODS[k]
-    if m then return function(_, ...) return m(job, ...) end end
+    if m then
+      made[k] = made[k] or function(_, ...) return m(job, ...) end
+      return made[k]
+    end
     if k == JOB then return job end
-    error(string.format("a job's seat gives no %s: docs/architecture.md, \"The sink interface\"", tostring(k)), 2)
+    error(string.format("a job's seat gives no %s: docs/architecture.md, \"What a rock may require of the core\"",
+      tostring(k)), 2)
   end })
 end
 

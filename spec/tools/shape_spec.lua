@@ -245,15 +245,17 @@ describe("tools/shape.lua", function()
     helper.write_file(dir .. "/docs/architecture.md", page)
     local path = "rocks/redis/lua/starvideos/fleet/scripts.lua"
     local n = append(dir .. "/" .. path, 'local A, B = X.lease.FIRST, X.lease.hidden\n'
-      .. 'local R = X.rules\nlocal C = R.confirm or R.secret -- X.lease.in_a_comment\n')
+      .. 'local R = X.rules\nlocal C = R.confirm or R.secret -- X.lease.in_a_comment\n'
+      .. 'local P, Q = X.spend, X.bucket\nlocal D, E = P.clock, Q:not_given()\n')
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_falsy(ok, out)
     assert.matches("docs/architecture.md: 4 core modules a rock may require, more than three", out, 1, true)
     assert.matches("docs/architecture.md: the window's row of download is not `size`", out, 1, true)
     assert.matches(path .. ":" .. (n + 1) .. ": reads lease.hidden, not in the window", out, 1, true)
     assert.matches(path .. ":" .. (n + 3) .. ": reads rules.secret, not in the window", out, 1, true)
+    assert.matches(path .. ":" .. (n + 5) .. ": reads bucket.not_given, not in the window", out, 1, true)
     local _, hits = out:gsub("not in the window", "")
-    assert.equal(2, hits, out)
+    assert.equal(3, hits, out) -- (several locals at once, a method call; not a listed name, nor a comment)
   end)
 
   -- The observer read a request's owner and a job's fields (req.owner.job, job.params): it learns by events now.
@@ -261,13 +263,16 @@ describe("tools/shape.lua", function()
     local dir = checkout()
     local path = "rocks/observe/lua/starvideos/observe/observer.lua"
     local n = append(dir .. "/" .. path, "local function f(req, job) return req.done, req.err, req.status "
-      .. "end\nlocal function g(req, job) return req.owner.job, job.params, job:advance() end -- job.id\n")
+      .. "end\nlocal function g(req, job) return req.owner.job, job.params, job:advance() end -- job.id\n"
+      .. "local function h(req, job) return req.dest, job.create_body end\n")
     local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
     assert.is_falsy(ok, out)
     assert.matches(path .. ":" .. (n + 2) .. ": reads req.owner, a field of the core's requests", out, 1, true)
     assert.matches(path .. ":" .. (n + 2) .. ": reads job.params, a field of the core's jobs", out, 1, true)
+    assert.matches(path .. ":" .. (n + 3) .. ": reads req.dest, a field of the core's requests", out, 1, true)
+    assert.matches(path .. ":" .. (n + 3) .. ": reads job.create_body, a field of the core's jobs", out, 1, true)
     local _, hits = out:gsub("a field of the core's", "")
-    assert.equal(2, hits, out) -- (results read, a method, a comment: none)
+    assert.equal(4, hits, out) -- (results read, a method, a comment: none; fields assigned anywhere in the core)
   end)
 
   it("gives a rock the window's names of a core module and raises on any other, naming the page", function()

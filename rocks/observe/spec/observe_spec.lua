@@ -175,6 +175,19 @@ describe("metrics in Prometheus's text format", function()
     assert.is_nil(value(text, 'starvideos_cost_total{model="videos_fast"}')) -- unknown, never 0
   end)
 
+  it("counts a create's last answer as created, refused (surely nothing made) or unknown (maybe made)", function()
+    local o, E = Observe.new(Metrics.new()), require "starvideos.observed"
+    local model = { model = "videos" }
+    o:created(E.created { owner = model, task = { id = "t1" } })
+    o:created(E.created { owner = model, err = { kind = "invalid_request" } })
+    o:created(E.created { owner = model, err = { kind = "network", maybe_created = true } })
+    o:created(E.created { owner = model, err = { kind = "timeout", maybe_created = true } })
+    local text = o.m:text()
+    for outcome, n in pairs { created = 1, refused = 1, unknown = 2 } do
+      assert.are.equal(n, value(text, 'starvideos_creates_total{model="videos",outcome="' .. outcome .. '"}'), outcome)
+    end
+  end)
+
   it("counts each exchange's duration by operation, status class and bucket; a download's bytes from its offset, "
     .. "a job's media GET as a download; an op it does not know, not at all", function()
     local o = Observe.new(Metrics.new())

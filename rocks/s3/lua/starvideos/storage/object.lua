@@ -52,7 +52,7 @@ local function check(v, field, dir, cfg)
   return st and true, serr
 end
 function O.check_out(out, cfg) return check(out, "out", false, cfg) end
--- An out's bucket asked once before a create that writes it (ctx: the job): true, or nil, err.
+-- An out's bucket asked once before a create that writes it (ctx: the job's seat): true, or nil, err.
 function O.reach(out, cfg, ctx)
   local bucket = S3.parse(out, "out")
   local st = S3.store_of(cfg.storage)
@@ -226,7 +226,8 @@ function U:go(t)
     local p = self.ready
     self.ready = nil
     self:place("put", "part", { n = p.n, upload = self.rec.upload, checksum = self.rec.checksum,
-      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true).part = p
+      sum = self.rec.checksum == "md5" and p.md5 or p.sha_b64, payload = p.sha_hex, body = p.body }, t, true)
+    self.putting = p -- (the part its PUT carries: one at a time)
   end
   if not self.get and not self.ready and not self.eof and not self.rec.sha256 then self:read(t) end
   if self.eof and not self.ready and not self.put and self:recorded(t) then
@@ -282,9 +283,9 @@ function U:got(req, t)
   if r.state then self:stream_of(r.state) end
 end
 
--- The store took part p (req: its PUT): recorded, then the next.
+-- The store took the part its PUT req carried (self.putting): recorded, then the next.
 function U:taken(req, t)
-  local p = req.part
+  local p = self.putting
   if self.failed then return end -- (its upload is aborted now)
   if req.err then return self:fail(req.err, t) end
   -- (its ETag: the answer's header, else its XML's, quotes kept)
