@@ -215,17 +215,23 @@ describe("tools/shape.lua", function()
     helper.write_file(file, src .. text)
     return n
   end
+  -- The shape check's failing output over dir (a checkout()) with text added at the end of its file path, and the
+  -- file's lines before it.
+  local function planted(dir, path, text)
+    local n = append(dir .. "/" .. path, text)
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    return out, n
+  end
 
   -- A copy of the checkout with a product rock requiring a core module docs/architecture.md does not list.
   it("fails naming a rock's require of a core module outside docs/architecture.md's list, and passes the listed",
     function()
     local dir = checkout()
     local path = "rocks/observe/lua/starvideos/observe/init.lua"
-    local n = append(dir .. "/" .. path, 'local function later() return require("starvideos.job") end\n'
+    local out, n = planted(dir, path, 'local function later() return require("starvideos.job") end\n'
       .. 'local E = require "starvideos.errors"\nlocal C = require "starvideos.core"\n'
       .. 'local X = require "starvideos.extension"\n')
-    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
-    assert.is_falsy(ok, out)
     assert.matches(path .. ":" .. (n + 1) .. ": requires starvideos.job, a core module not in docs/architecture.md's "
       .. "list of what a rock may require of the core", out, 1, true)
     assert.matches(path .. ":" .. (n + 2) .. ": requires starvideos.errors, a core module not", out, 1, true)
@@ -244,11 +250,9 @@ describe("tools/shape.lua", function()
     page = page:gsub("| `download` | `size` |", "| `download` | `size` `verify` |", 1)
     helper.write_file(dir .. "/docs/architecture.md", page)
     local path = "rocks/redis/lua/starvideos/fleet/scripts.lua"
-    local n = append(dir .. "/" .. path, 'local A, B = X.lease.FIRST, X.lease.hidden\n'
+    local out, n = planted(dir, path, 'local A, B = X.lease.FIRST, X.lease.hidden\n'
       .. 'local R = X.rules\nlocal C = R.confirm or R.secret -- X.lease.in_a_comment\n'
       .. 'local P, Q = X.spend, X.bucket\nlocal D, E = P.clock, Q:not_given()\n')
-    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
-    assert.is_falsy(ok, out)
     assert.matches("docs/architecture.md: 4 core modules a rock may require, more than three", out, 1, true)
     assert.matches("docs/architecture.md: the window's row of download is not `size`", out, 1, true)
     assert.matches(path .. ":" .. (n + 1) .. ": reads lease.hidden, not in the window", out, 1, true)
@@ -262,11 +266,9 @@ describe("tools/shape.lua", function()
   it("fails a rock that reads a core job's or request's field, and passes a request's results", function()
     local dir = checkout()
     local path = "rocks/observe/lua/starvideos/observe/observer.lua"
-    local n = append(dir .. "/" .. path, "local function f(req, job) return req.done, req.err, req.status "
+    local out, n = planted(dir, path, "local function f(req, job) return req.done, req.err, req.status "
       .. "end\nlocal function g(req, job) return req.owner.job, job.params, job:advance() end -- job.id\n"
       .. "local function h(req, job) return req.dest, job.create_body end\n")
-    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
-    assert.is_falsy(ok, out)
     assert.matches(path .. ":" .. (n + 2) .. ": reads req.owner, a field of the core's requests", out, 1, true)
     assert.matches(path .. ":" .. (n + 2) .. ": reads job.params, a field of the core's jobs", out, 1, true)
     assert.matches(path .. ":" .. (n + 3) .. ": reads req.dest, a field of the core's requests", out, 1, true)
