@@ -11,8 +11,8 @@
 SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url.c csrc/core/clock.c \
                 csrc/core/id.c csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c csrc/core/limits.c \
                 csrc/core/journal.c csrc/core/part.c csrc/core/media.c
-# libcurl's transport: the multi handle and its API exchanges; the download threads
-SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/fetch.c
+# libcurl's transport: the multi handle (multi.c), what an exchange sends (send.c) and what comes back (body.c)
+SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/send.c csrc/curl/body.c
 # webhook signatures on libcrypto (HMAC-SHA256, base64), and a video's check as it
 # passes (stream.c: its SHA-256 and the MP4 check): sign.so only, linked with the
 # Makefile's CRYPTO_LIBS (the C tests and the fuzz targets do without it)

@@ -68,7 +68,7 @@ build = {
     ["starvideos.curl"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/fetch.c",
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/send.c", "csrc/curl/body.c",
         "csrc/lua/error.c", "csrc/lua/verdict.c", "csrc/lua/part.c", "csrc/lua/curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl", "m" },

@@ -4,9 +4,9 @@
    checks, rename, fsync of the folder: sv_part_commit) runs off the caller's
    thread, since the caller may be a game's frame loop, where a step has a few
    milliseconds: the end of a download takes a few hundred milliseconds for
-   300 MB.  A libcurl download's own thread (csrc/curl/fetch.c) writes its
-   bytes; sv_commit's thread commits them; callers poll (a mutex and a few
-   loads) and never wait for the disk.  The helpers touch only their file and
+   300 MB.  The libcurl transport writes its bytes a bounded step per poll
+   (csrc/curl/body.c); sv_commit's thread commits them; callers poll (a mutex
+   and a few loads) and never wait for the disk.  The helpers touch only their file and
    their own fields: no Lua, no libcurl; sv_helper_start serves both. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr, RTLD_NOLOAD, RTLD_NODELETE (sv_helper_pin_module) */

@@ -6,8 +6,9 @@
 /* The libcurl transport's face (csrc/curl/), for the binding (csrc/lua/curl.c):
    it only moves bytes.  It sends one exchange at a time per request (no
    retries, no policy: those live above it), keeps connections alive across
-   requests, streams a download's body into its .part (sv_part), and says which
-   exchanges finished. */
+   requests, streams a file's body into its .part (sv_part), and says which
+   exchanges finished.  What differs between exchanges is sv_send's data: the op
+   is only carried to the verdict (sv_xfer_exchange). */
 
 typedef struct sv_http_config {
   const char *api_key;     /* sent only on exchanges that ask for it */
@@ -18,17 +19,22 @@ typedef struct sv_http_config {
   double keepalive_timeout; /* seconds an idle connection is reused within (CURLOPT_MAXAGE_CONN); 0: libcurl's */
 } sv_http_config;
 
+/* The most body bytes a poll's pass gives an exchange (a tap's: fewer, for its hashing); then libcurl holds it,
+   paused, until the next pass.  A 300 MB download at 60 fps (spec/hosts/embed_spec.lua): 600 frames, step(0)'s
+   own time 1.06 ms at p99, 2.3 ms at most; 1 MiB: 314 frames, 1.57 ms at p99; 256 KiB: 1,172 frames, 0.77 ms. */
+#define SV_STEP 524288
 #define SV_TAP_STEP 262144
 
 typedef struct sv_send {
-  sv_op op;
+  sv_op op;                /* the verdict's (sv_xfer_exchange): the transport never reads it */
   const char *url;
-  int auth;                /* add "Authorization: Bearer <api_key>" (never on SV_OP_EXCHANGE: other hosts) */
-  /* SV_OP_EXCHANGE (a request that is not the API's: a webhook, a reference media URL, the user's store): what
-     differs between them is these fields, never another op */
+  int auth;                /* add "Authorization: Bearer <api_key>" (with service only: never to another host) */
+  int service;             /* the service's request: its answer's own id, rate-limit lines and Date are read */
   const char *headers;     /* its header lines, each ending in "\n" (no CR), the only ones but Host, User-Agent, the
-                              body's length and Range (none: libcurl's Accept; an empty Content-Type) */
-  const char *method;      /* GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST) */
+                              body's length, Range, X-Request-Id and the key (none: libcurl's Accept; an empty
+                              Content-Type) */
+  const char *method;      /* GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST); NULL: GET, or POST
+                              with a body */
   const char *what;        /* the word its messages name it by ("media", "notify"; NULL: "exchange") */
   int range;               /* (not a HEAD) bytes offset to offset + max_body - 1 asked (Range), its body cut at
                               max_body (whole: a server that ignores Range sends the whole file), from the byte
@@ -43,17 +49,18 @@ typedef struct sv_send {
   int fresh;               /* never on a reused connection (a create: see multi.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* > 0.  API answers: a longer one ends as SV_WIRE_GARBLED; a download's body
+  size_t max_body;         /* > 0.  An answer in memory: a longer one ends as SV_WIRE_GARBLED; a file's body
                               without a length: the most bytes its file may hold */
-  /* downloads */
+  /* Where the body goes, chosen once (csrc/curl/body.c's units): into file, else into memory, fed to tap too.
+     Each moves in the caller's polls, a pass giving it a bounded step (then libcurl holds the exchange, paused,
+     until the next pass): a game's step(0) stays bounded, whatever the socket holds. */
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range (an exchange's: range;
                               a 200 to it, the whole file: the bytes before offset dropped as they come) */
-  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (an exchange's too) */
-  /* An exchange's GET body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order;
-     room for max_body bytes made at once.  A poll's pass feeds it SV_TAP_STEP bytes at most (then libcurl holds
-     the exchange, paused, until the next pass): a step's hashing is bounded, whatever the socket holds.  The
-     caller keeps tap alive until the exchange ends. */
+  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (never with auth) */
+  /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
+     max_body bytes made at once; SV_TAP_STEP bytes at most in a pass (its hashing bounded).  The caller keeps tap
+     alive until the exchange ends. */
   sv_tap *tap;
   int public_only;         /* refused, never connected to, when not a public address (sv_addr_private) */
   /* The options that stay each client's own (the clients of a key share one
@@ -67,8 +74,7 @@ typedef struct sv_send {
      NULL: libcurl's own choice, from https_proxy / http_proxy / all_proxy /
      no_proxy in the environment. */
   const char *proxy;
-  /* SV_OP_CREATE, SV_OP_QUERY: sent as "X-Request-Id: <request_id>" (NULL: none); at most
-     SV_REQUEST_ID_MAX bytes, no control character */
+  /* sent as "X-Request-Id: <request_id>" (NULL: none); at most SV_REQUEST_ID_MAX bytes, no control character */
   const char *request_id;
 } sv_send;
 
@@ -91,6 +97,7 @@ SV_API double sv_http_clock(const sv_http *h); /* the last API answer's Date min
 SV_API const char *sv_http_secret(const sv_http *h);
 SV_API void sv_xfer_exchange(const sv_xfer *x, sv_exchange *out); /* after finished */
 SV_API void sv_xfer_progress(sv_xfer *x, double *bytes, double *total);
+SV_API int sv_xfer_has_part(const sv_xfer *x); /* whether it is a file's, its .part not taken */
 /* A finished download's .part, after the verdict: whole, it is handed to the
    caller (to commit: sv_commit_start); else it stays with the transport, by
    its file's name, for the next attempt at that file (NULL returned).  NULL

@@ -120,7 +120,7 @@ static void body_list(lua_State *L, sv_send *s) {
    they are; kept (not copied) when long or bytes: t_send holds it until the handle is spent; or a list of strings
    (as nginx's transport reads a part), made one string, left on the stack for t_send, and copied.  An exchange's
    tap: starvideos.sign's stream, held too. */
-static void send_body(lua_State *L, sv_send *s, int exchange) {
+static void send_body(lua_State *L, sv_send *s) {
   lbytes *lb;
   int listed;
   s->body = opt_string(L, 2, "body", &s->body_len);
@@ -132,22 +132,22 @@ static void send_body(lua_State *L, sv_send *s, int exchange) {
   s->body_kept = !listed && s->body && (s->body_len >= 65536 || lb);
   lua_getfield(L, 2, "tap"); /* its body fed to a stream as it comes (sign's) */
   /* (a GET's: the handle keeps one value alive, the tap or a kept body) */
-  s->tap = exchange && !s->body ? luaL_testudata(L, -1, STREAM_MT) : NULL;
+  s->tap = !s->body ? luaL_testudata(L, -1, STREAM_MT) : NULL;
   lua_pop(L, 1);
 }
 
-/* An exchange's own fields (at 2): what (the word its messages name it by), method, headers, range = {first,
-   last} (the body then cut at its length, and at max_body), heads (its answer's header lines kept), public; never
-   the key. */
-static void exchange_fields(lua_State *L, sv_send *s) {
+/* What an exchange asks beyond its URL and body (at 2): what (the word its messages name it by), method, headers,
+   range = {first, last} (the body then cut at its length, and at max_body), heads (its answer's header lines kept),
+   public, hold; a file (and the bytes it has: offset), or a tap. */
+static void send_fields(lua_State *L, sv_send *s) {
   double first, last;
+  s->file = opt_string(L, 2, "file", NULL), s->offset = opt_number(L, 2, "offset", 0);
   s->method = opt_string(L, 2, "method", NULL);
   s->what = opt_string(L, 2, "what", NULL);
   s->headers = opt_string(L, 2, "headers", NULL);
   s->keep_heads = getbool(L, 2, "heads");
   s->hold = getbool(L, 2, "hold");
   s->public_only = getbool(L, 2, "public");
-  s->auth = 0;
   lua_getfield(L, 2, "range");
   if (lua_type(L, -1) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
@@ -181,9 +181,9 @@ static sv_xfer *go_on_or_send(lua_State *L, lhttp *lh, int table, const sv_send 
   return x ? x : sv_http_send(lh->h, s, err);
 }
 
-/* t:send{op=, url=, auth=, body=, fresh=, timeout=, stall=, max_body=, file=, offset=, follow=, user_agent=,
-   ca_file=, connect_timeout=, proxy=, request_id= (an API request's X-Request-Id), and an exchange's what=, method=,
-   headers=, range=, heads=, tap=, public=, hold=, rest=} -> handle | nil, err
+/* t:send{op=, url=, auth=, api= (the service's answer: its id, rate limits, Date read), body=, fresh=, timeout=,
+   stall=, max_body=, file=, offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=, request_id= (its
+   X-Request-Id), what=, method=, headers=, range=, heads=, tap=, public=, hold=, rest=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
    proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
@@ -191,32 +191,30 @@ static int t_send(lua_State *L) {
   sv_send s = {0};
   sv_error err;
   sv_xfer *x;
-  const sv_op_kind *k;
   size_t len = 0;
   sv_error_clear(&err);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "op");
-  s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names);
-  k = &sv_op_kinds[s.op]; /* what its fields are: an API request's, a file's, else another host's exchange's */
+  s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names); /* (the verdict's) */
   lua_pop(L, 1);
   s.url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
   if (s.url && strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
-  send_body(L, &s, !k->api && !k->into_file);
+  send_body(L, &s);
   s.auth = getbool(L, 2, "auth");
+  s.service = getbool(L, 2, "api");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
   s.follow = getbool(L, 2, "follow");
   s.stall = opt_number(L, 2, "stall", 0); /* a download's, and a long exchange's */
   s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
-  if (k->into_file) s.file = opt_string(L, 2, "file", NULL), s.offset = opt_number(L, 2, "offset", 0);
-  else if (!k->api) exchange_fields(L, &s);
+  send_fields(L, &s);
   s.user_agent = opt_string(L, 2, "user_agent", NULL);
   if (s.user_agent) { /* the client's own options, with every exchange of it (request.lua) */
     s.ca_file = opt_string(L, 2, "ca_file", NULL);
     s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
   }
   s.proxy = opt_string(L, 2, "proxy", NULL);
-  if (k->api) s.request_id = opt_string(L, 2, "request_id", NULL);
+  s.request_id = opt_string(L, 2, "request_id", NULL);
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
      place in the table.  Setting a key that is there never allocates. */
@@ -318,9 +316,9 @@ static int t_result(lua_State *L) {
     lua_setfield(L, -n - 1, "body");
   }
   if (lb) lua_remove(L, table + 1);
-  if (sv_op_kinds[x.op].into_file && lua_isnil(L, -n)) {
+  if (sv_xfer_has_part(xf) && lua_isnil(L, -n)) {
     sv_xfer_part(xf, 0);
-  } else if (sv_op_kinds[x.op].into_file) {
+  } else if (sv_xfer_has_part(xf)) {
     sv_part **slot = lsv_push_part(L); /* (may raise: before the .part is taken from the exchange) */
     if ((*slot = sv_xfer_part(xf, 1)) != NULL) n++;
     else lua_pop(L, 1);
@@ -439,7 +437,7 @@ int lsv_curl_register(lua_State *L) {
 }
 
 LUAOPEN_API int luaopen_starvideos_curl(lua_State *L) {
-  /* libcurl's own threads (its resolver's, a download's commit) may outlive the state that loaded this module:
+  /* libcurl's own threads (its resolver's) and a download's commit may outlive the state that loaded this module:
      it stays loaded for good, and libcurl with it (a lua_close that unloaded them crashed LuaJIT at exit) */
   sv_helper_pin_module();
   lua_createtable(L, 0, 1);

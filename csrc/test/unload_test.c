@@ -1,10 +1,10 @@
 /* A host that lets go of starvideos at once: Lua 5.4 loads the module
    (build/lua5.4/starvideos/curl.so, through package.cpath), starts two
    downloads, cancels one, closes the transport, then lua_close unloads the
-   module (dlclose) and the host goes on for a while.  A download thread still
-   running code of the module after that would crash the host: the module must
-   stay loaded (sv_helper_pin_module, csrc/core/part.c).  spec/curl/transport_spec.lua
-   runs it many times.
+   module (dlclose) and the host goes on for a while.  A thread of libcurl's (its
+   resolver's) still running code of the module after that would crash the host:
+   the module stays loaded (sv_helper_pin_module, csrc/core/part.c).
+   spec/curl/transport_spec.lua runs it many times.
      unload_test CPATH URL DIR  ->  prints "ok" and exits 0 */
 #include <lauxlib.h>
 #include <lua.h>

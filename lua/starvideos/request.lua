@@ -14,16 +14,19 @@ local new_error, now = errors.new_error, core.now
 local Request = {}
 Request.__index = Request
 
--- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once:
--- api, the service's (the key, an X-Request-Id each attempt, its answer's rate limits and Date); paid, a create
--- (a new connection, the key's next token before the polls waiting).  Where its body goes is its `into`'s.
-local KIND = { create = { api = true, paid = true }, query = { api = true }, download = {}, exchange = {} }
+Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
+
+-- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once,
+-- and sent to the transport as data: api, the service's (the key, an X-Request-Id each attempt, its answer's rate
+-- limits and Date read); paid, a create (a new connection, the key's next token before the polls waiting);
+-- headers, its lines.  Where its body goes is its `into`'s.
+local KIND = { create = { api = true, paid = true, headers = Request.JSON },
+  query = { api = true, headers = "Accept: application/json\n" }, download = { headers = "Accept: video/mp4, */*\n" },
+  exchange = {} }
 
 local next_id = 0 -- the number that names a request in its events
 
 Request.UNTIL_DEADLINE = 1000 -- an exchange's retries that end only at its deadline (a webhook's, an export's)
-
-Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
 
 -- Where a body goes (req.into), decided once: into memory (bounded by max_body) or given to its tap as it comes,
 -- here, or into a file at an offset (download.lua's D.INTO, of the same methods).  Memory's request fields: what
@@ -36,7 +39,7 @@ function Memory.prepare(self, o)
     o.pieces, o.tap
   -- the hold's one rule (both transports pause and go on as told): a ranged GET's, without a body
   self.retries, self.hold, self.rest = o.retries, o.hold and range and self.method == "GET" and not self.body, o.rest
-  if type(o.headers) == "function" then self.signer = o.headers else self.headers = o.headers end
+  if type(o.headers) == "function" then self.signer = o.headers elseif o.headers then self.headers = o.headers end
   if range then self.offset, self.max_body = range[1], range[2] - range[1] + 1 end
 end
 
@@ -68,6 +71,7 @@ function Request.new(o)
   local kind = KIND[op] or error("Request.new: no op " .. tostring(op), 2)
   local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
     path = o.path, auth = kind.api and o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by,
+    headers = kind.headers,
     attempt = 0, id = next_id + 1, api = kind.api, paid = kind.paid, fresh = kind.paid,
     what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download.INTO or Memory,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,

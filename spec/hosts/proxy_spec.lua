@@ -284,7 +284,7 @@ describe("proxies", function()
       assert.equal(0, count(bytes, KEY))
     end)
 
-    it("honours http_proxy and HTTP_PROXY (a download's thread too), and no_proxy; not HTTP_PROXY in a CGI request",
+    it("honours http_proxy and HTTP_PROXY (a download's too), and no_proxy; not HTTP_PROXY in a CGI request",
       function()
       local _, from = tp_log()
       local log

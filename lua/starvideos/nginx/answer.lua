@@ -195,6 +195,13 @@ function A.span(status, h)
   return core.content_range(h["content-range"]) -- (the reading of both transports)
 end
 
+-- The answer's header lines, "name: value\n" each, as libcurl keeps them (the core reads the rate limits of them).
+function A.lines(h)
+  local lines = {}
+  for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
+  return table.concat(lines)
+end
+
 -- A download's 200 is written from byte 0 (never appended), a 206 from its Content-Range's: the one asked.
 function A.start_file(x, h)
   local a, t = A.span(x.status, h)

@@ -14,7 +14,6 @@ local now, new_error = core.now, errors.new_error
 local PAGE_MAX, KEPT = core.error_page_max, core.parts_kept -- (both transports': a download's error page kept for
 -- the message; the unfinished downloads' .parts kept open)
 local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true } -- an exchange's
-local API = { create = true, query = true } -- the service's: the key, an X-Request-Id, their answer's Date and lines
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
 
 -- A pool thread's Lua VM costs the worker ~10 ms: made in a timer at its first client; commits
@@ -168,8 +167,7 @@ function N:send(r)
     end
     own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
   end
-  local api = API[r.op]
-  local rid = api and r.request_id
+  local rid = r.request_id
   if rid and (type(rid) ~= "string" or rid == "" or #rid > 128 or rid:find("%c")) then
     return refuse("request_id", "request_id: expected 1 to 128 characters without control characters")
   end
@@ -188,13 +186,13 @@ function N:send(r)
   if range then cap = math.min(cap, range[2] - range[1] + 1) end
   local held = type(r.rest) == "table" and go_on(self, r.rest, r, cap)
   if held then return held end
-  -- decided here once: an API request's (the key, its answer's Date and header lines), else another host's
-  -- exchange, its body into a file (fh) or memory
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, api = api, exchange = not (api or fh),
-    auth = api and r.auth, offset = offset, have = offset, from = range and r.method ~= "HEAD" and range[1] or nil,
+  -- as data (request.lua's): the service's request (api: the key when asked, its answer's id, Date and lines read),
+  -- else another host's; its body into a file (fh) or memory
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, api = r.api,
+    auth = r.api and r.auth, offset = offset, have = offset, from = range and r.method ~= "HEAD" and range[1] or nil,
     fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
-  if r.hold and range and x.exchange then -- (request.lua asks it of a ranged GET: the pause at the range's end)
+  if r.hold and range then -- (request.lua asks it of a ranged GET: the pause at the range's end)
     x.hold = function(y) return hold(self, y) end
   end
   self.running[x] = true
@@ -226,13 +224,16 @@ function N:result(x)
     error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
   end
   x.spent = true
-  local date = x.date and core.http_date(x.date)
-  if x.date then self.skew = date and date - core.wall() end
+  local lines = x.head and (x.r.heads or x.api) and A.lines(x.head) -- (as libcurl's: the service's, its rate limits)
+  if x.api and x.head and x.head.date then -- (the service's clock: its Date)
+    local date = core.http_date(x.head.date)
+    self.skew = date and date - core.wall()
+  end
   -- (an exchange's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
-    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and x.heads, x.r.what,
-    x.api and x.heads or nil, x.from or x.offset, x.first) -- (an API answer's lines: its rate limits; a range's
+    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and lines, x.r.what,
+    x.api and lines or nil, x.from or x.offset, x.first) -- (an API answer's lines: its rate limits; a range's
     -- first byte, a download's offset, and where the answer's bytes start)
   if task and pieces then task.body = x.parts end
   if task and x.held then task.held = x end -- (its read held: rest = on the next range's send goes on with it)

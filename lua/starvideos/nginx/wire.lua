@@ -87,23 +87,17 @@ local function request(c, x, u, key)
   local method = r.method or (r.body and "POST" or "GET")
   local t = { method, " ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua, "\r\n" }
   if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
-  if not x.api then -- another host: never the key; its own lines, its range (a file's: from the bytes it has)
-    if x.fh then t[#t + 1] = "Accept: video/mp4, */*\r\n" end
-    if x.fh and x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset)
-    elseif x.from then
-      t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
-    end
-    t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
-    local n = 0 -- (a body: a string, or a list of strings, a part's pieces)
-    for _, s in ipairs(type(r.body) == "table" and r.body or { r.body }) do n = n + #s end
-    if r.body or method == "PUT" or method == "POST" then t[#t + 1] = "Content-Length: " .. n .. "\r\n" end
-  else -- the API's: the key when asked
-    if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
-    t[#t + 1] = "Accept: application/json\r\n"
-    if r.request_id then t[#t + 1] = "X-Request-Id: " .. r.request_id .. "\r\n" end -- (transport.lua checked it)
-    if r.headers then t[#t + 1] = r.headers:gsub("\n", "\r\n") end
-    if r.body then t[#t + 1] = "Content-Type: application/json\r\nContent-Length: " .. #r.body .. "\r\n" end
+  -- its range (a file's: from the bytes it has), its request id, the key when asked (the service's only), its lines
+  if x.fh and x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset)
+  elseif x.from then
+    t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
   end
+  if r.request_id then t[#t + 1] = "X-Request-Id: " .. r.request_id .. "\r\n" end -- (transport.lua checked it)
+  if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
+  t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
+  local n = 0 -- (a body: a string, or a list of strings, a part's pieces)
+  for _, s in ipairs(type(r.body) == "table" and r.body or { r.body }) do n = n + #s end
+  if r.body or method == "PUT" or method == "POST" then t[#t + 1] = "Content-Length: " .. n .. "\r\n" end
   t[#t + 1] = "\r\n"
   t[#t + 1] = r.body or "" -- (a part's megabytes: not copied into another string)
   return t
@@ -153,29 +147,24 @@ function W.exchange(c, x, key)
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
   x.slot, x.since = true, now()
-  x.breath = x.exchange and x.stall and BREATHE_PART or BREATHE
+  x.breath = not x.fh and x.stall and BREATHE_PART or BREATHE
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
     x.head = h -- (the answer's headers: transport.lua's server_request_id)
-    x.status, x.retry_after, x.date = status, h["retry-after"], x.api and h.date or nil
-    if x.r.heads or x.api then -- as libcurl's (an API answer's: its rate limits)
-      local lines = {}
-      for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
-      x.heads = table.concat(lines)
-    end
+    x.status, x.retry_after = status, h["retry-after"]
     -- (core.redirect: the one rule of both transports; public, each hop's host as written, names being nginx's
     -- resolver's, unchecked)
     local follow, why, ok, wire, msg
     if x.r.follow then follow, why = core.redirect(url, status, h.location, hops, x.r.public) end
-    x.at, x.skip = url, x.exchange and status == 200 and x.from or 0 -- (a host that ignores Range)
+    x.at, x.skip = url, status == 200 and x.from or 0 -- (a ranged one's: a host that ignores Range)
     if x.fh and (status == 200 or status == 206) and not follow then
       ok, wire, msg = start_file(x, h)
       if not ok then return wire, msg end
     end
     ok, wire, msg = body(x, h)
     local from, total = span(status, h) -- (read once: where the answer's bytes start in the file, its size)
-    if x.exchange and x.from then -- (the verdict's range rule; -1: a Content-Range not whole)
+    if x.from then -- (the verdict's range rule; -1: a Content-Range not whole)
       if status == 206 then x.first = from or -1 else x.first = x.from - x.skip end
     end
     if wire == "capped" then ok, x.to_close = true, true end -- the rest of the file is not read
@@ -185,7 +174,7 @@ function W.exchange(c, x, key)
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(c.idle_ms, c.pool_size) else sock:close() end
     if follow == nil then
       if x.to_file and not x.total then x.total = x.have end
-      if x.exchange then x.have, x.total = x.kept, total end
+      if not x.fh then x.have, x.total = x.kept, total end
       return nil
     end
     if not follow then return "fatal", why end
