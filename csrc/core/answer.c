@@ -154,8 +154,7 @@ static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv
   char why[160];
   sv_buf words = {0};
   if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
-  else if (!sv_op_kinds[a->op].api && !sv_op_kinds[a->op].into_file) /* (a store's <Error>; else as any server's) */
-    xml_words(body, len, &words);
+  else xml_words(body, len, &words); /* (a store's <Error>, a video host's; else as any server's) */
   if (words.len == 0) server_words(body, len, &words);
   if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
     sv_buf_adds(&words, "non-JSON body: ");
@@ -268,10 +267,9 @@ int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv
                 (wire == SV_WIRE_NONE && (err->status == 429 || (err->status == 503 && err->retry_after >= 0)));
   } else {
     /* a download goes on from the bytes it has; an answer that is not HTTP
-       (garbled), or a ranged exchange's bytes not from where it asked
-       (garbled_final), is not worth another attempt there */
-    retryable = sv_transient(err->kind, wire, err->status) &&
-                !(wire == SV_WIRE_GARBLED && (sv_op_kinds[op].into_file || p->garbled_final));
+       where that is final (a download's, a ranged exchange's bytes not from
+       where it asked: garbled_final) is not worth another attempt there */
+    retryable = sv_transient(err->kind, wire, err->status) && !(wire == SV_WIRE_GARBLED && p->garbled_final);
   }
   if (!retryable || attempt > p->max_retries) return 0;
   if (err->retry_after >= 0) {

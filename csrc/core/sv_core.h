@@ -334,12 +334,6 @@ SV_API sv_wire sv_tunnel_refused(long status, const char *proxy, const char *tar
    the message of both transports (core.too_long), naming url's path alone (its query may hold a token); url NULL:
    another answer past its max_body, cap. */
 SV_API void sv_too_long(double cap, int its_length, const char *url, char *msg, size_t n);
-/* What an op makes of its exchange, written once (the transports and the verdict decide by these, never by the
-   op): api, the service's request (the key when asked, an X-Request-Id, its answer read as a task, its rate
-   limits and Date; a create is the one op read for money beside); into_file, its 2xx body goes into a file at an
-   offset (a download's .part), else into memory or its tap.  Neither: an exchange with another host. */
-typedef struct sv_op_kind { int api, into_file; } sv_op_kind;
-SV_API const sv_op_kind sv_op_kinds[];
 /* The one class callers decide on (err.transient): whether the same call may
    succeed later.  The wire failed short of an answer (never connected, timed
    out, cut, garbled), or the server said so (408, 429, 5xx), or, for an error
@@ -355,7 +349,8 @@ typedef struct sv_retry_policy {
   double backoff;      /* seconds before the second attempt, doubled for each next one */
   double max_backoff;  /* the cap of that doubling */
   double max_wait;     /* the longest Retry-After honoured; longer: give up */
-  int garbled_final;   /* a garbled answer is not asked again (an exchange's bytes from elsewhere than its range) */
+  int garbled_final;   /* a garbled answer is not asked again (a download's; an exchange's bytes from elsewhere than
+                          its range) */
 } sv_retry_policy;
 
 /* The one retry policy, for API calls and downloads.  Returns 1 and sets *delay to

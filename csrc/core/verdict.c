@@ -7,8 +7,6 @@
 #include <string.h>
 
 const char *const sv_op_names[] = { "create", "query", "download", "exchange", NULL };
-const sv_op_kind sv_op_kinds[] = { [SV_OP_CREATE] = { 1, 0 }, [SV_OP_QUERY] = { 1, 0 }, [SV_OP_DOWNLOAD] = { 0, 1 },
-                                   [SV_OP_EXCHANGE] = { 0, 0 } };
 const char *const sv_wire_names[] = { "none", "not_sent", "timeout", "broken", "garbled", "fatal", "io", NULL };
 
 /* The key never appears in a message, whatever a server echoes back. */
@@ -59,42 +57,84 @@ static int wire_error(const sv_exchange *x, sv_error *err) {
   }
 }
 
+/* How an exchange's answer is read, by what it asked for (sv_readings): its range rule, before the wire is read
+   (0, or -1 with err and *wire), then a whole answer (0, or -1 with err). */
+typedef struct sv_reading {
+  int (*range)(const sv_exchange *x, sv_error *err, sv_wire *wire);
+  int (*answer)(const sv_exchange *x, double now, sv_error *err, sv_wire *wire);
+} sv_reading;
+
+static int no_range(const sv_exchange *x, sv_error *err, sv_wire *wire) { (void)x, (void)err, (void)wire; return 0; }
+
+/* An error answer's body read as the server's words (never as a task). */
+static int error_page(const sv_exchange *x, double now, sv_error *err) {
+  sv_exchange a = *x;
+  a.sink = NULL;
+  return sv_read_answer(&a, now, err);
+}
+
+/* The service's: its answer read as a task (handed to the sink), or its error; a create's error answer whose body
+   is a task (429, 503, 500...) is that task: the server made it, recorded and followed, never created again. */
+static int task_answer(const sv_exchange *x, double now, sv_error *err, sv_wire *wire) {
+  (void)wire;
+  if (x->op == SV_OP_CREATE && x->status >= 300 && sv_answer_names_task(x)) return 0;
+  return sv_read_answer(x, now, err);
+}
+
+/* A file's (a download's): the one range rule of both transports, its 206 goes on where it was asked to. */
+static int file_range(const sv_exchange *x, sv_error *err, sv_wire *wire) {
+  if (x->status != 206 || x->first == x->from) return 0;
+  *wire = SV_WIRE_BROKEN; /* (asked again: the download goes on from what it has) */
+  sv_error_set(err, SV_E_NETWORK, NULL, "%s: network error: the server's 206 does not start at byte %.0f, where the "
+               "download asked to go on", sv_exchange_name(x), x->from);
+  err->status = x->status;
+  return -1;
+}
+
+/* A file's 200 or 206: whole when its bytes are its length; another status, an error page. */
+static int file_answer(const sv_exchange *x, double now, sv_error *err, sv_wire *wire) {
+  if (x->status != 200 && x->status != 206) return error_page(x, now, err);
+  if (x->total < 0 || x->bytes == x->total) return 0;
+  *wire = SV_WIRE_BROKEN;
+  sv_error_set(err, SV_E_NETWORK, NULL, "%s: the transfer ended at byte %.0f of %.0f", sv_exchange_name(x),
+               x->bytes, x->total);
+  err->status = x->status;
+  return -1;
+}
+
+/* Another host's (into memory): the range rule, its 200 or 206 holds the bytes from its first (else not its tail:
+   never kept) and a 200 cut short is its wire's. */
+static int bytes_range(const sv_exchange *x, sv_error *err, sv_wire *wire) {
+  if (!(x->from > 0 && x->first != x->from && (x->status == 206 || (x->status == 200 && x->wire == SV_WIRE_NONE))))
+    return 0;
+  *wire = SV_WIRE_GARBLED;
+  sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: the server did not send the bytes from %.0f that were "
+               "asked for", sv_exchange_name(x), x->from);
+  err->status = x->status;
+  return -1;
+}
+
+/* Another host's 2xx is a success as it is (a webhook taken, the media's bytes, a store's answer). */
+static int bytes_answer(const sv_exchange *x, double now, sv_error *err, sv_wire *wire) {
+  (void)wire;
+  return x->status >= 200 && x->status <= 299 ? 0 : error_page(x, now, err);
+}
+
+static const sv_reading TASK = { no_range, task_answer }, FILE_ = { file_range, file_answer },
+                        BYTES = { bytes_range, bytes_answer };
+static const sv_reading *const sv_readings[] = { [SV_OP_CREATE] = &TASK, [SV_OP_QUERY] = &TASK,
+                                                 [SV_OP_DOWNLOAD] = &FILE_, [SV_OP_EXCHANGE] = &BYTES };
+
 int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire) {
-  const sv_op_kind *k = &sv_op_kinds[x->op];
-  int rc = 0, exchange = !k->api && !k->into_file; /* (another host's, into memory) */
+  const sv_reading *r = sv_readings[x->op];
+  int rc;
   *wire = x->wire;
   sv_error_clear(err);
-  if (k->into_file && x->status == 206 && x->first != x->from) {
-    /* the one range rule of both transports: a download's 206 goes on where it was asked to, a ranged exchange's
-       200 or 206 holds the bytes from its first (else not its tail: never written, never kept) */
-    *wire = SV_WIRE_BROKEN; /* (asked again: the download goes on from what it has) */
-    rc = sv_error_set(err, SV_E_NETWORK, NULL, "%s: network error: the server's 206 does not start at byte %.0f, "
-                      "where the download asked to go on", sv_exchange_name(x), x->from);
-    err->status = x->status;
-  } else if (exchange && x->from > 0 && x->first != x->from &&
-             (x->status == 206 || (x->status == 200 && x->wire == SV_WIRE_NONE))) { /* (a 200 cut short: its wire's) */
-    *wire = SV_WIRE_GARBLED;
-    rc = sv_error_set(err, SV_E_PROTOCOL, NULL, "%s: unusable answer: the server did not send the bytes from %.0f "
-                      "that were asked for", sv_exchange_name(x), x->from);
-    err->status = x->status;
-  } else if (x->wire != SV_WIRE_NONE) {
+  if ((rc = r->range(x, err, wire)) == 0 && x->wire != SV_WIRE_NONE) {
     rc = wire_error(x, err);
     if (x->status > 0) err->status = x->status;
-  } else if (k->into_file && (x->status == 200 || x->status == 206)) {
-    if (x->total >= 0 && x->bytes != x->total) {
-      *wire = SV_WIRE_BROKEN;
-      rc = sv_error_set(err, SV_E_NETWORK, NULL, "%s: the transfer ended at byte %.0f of %.0f",
-                        sv_exchange_name(x), x->bytes, x->total);
-      err->status = x->status;
-    }
-  } else if (x->op == SV_OP_CREATE && x->status >= 300 && sv_answer_names_task(x)) {
-    /* an error answer (429, 503, 500...) whose body is a task: the server made it, and it is that task,
-       recorded and followed, never created again */
-  } else if (!(exchange && x->status >= 200 && x->status <= 299)) {
-    /* (another host's 2xx is a success as it is: a webhook taken, the media's bytes, a store's answer) */
-    sv_exchange a = *x;
-    if (!k->api) a.sink = NULL; /* the body is an error page */
-    rc = sv_read_answer(&a, now, err);
+  } else if (rc == 0) {
+    rc = r->answer(x, now, err, wire);
   }
   if (rc && x->op == SV_OP_CREATE) {
     /* did the server take it?  Only when the request surely never arrived, or the

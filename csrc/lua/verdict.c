@@ -116,35 +116,75 @@ static int push_limits(lua_State *L, const sv_exchange *x, int named) {
   return 1;
 }
 
-/* body, err, wire, bytes, total: body is the task table (a download's: "", an
-   exchange's: {status =, body =, headers =}: its status, its body, its header
-   lines when kept) on success, err the error table otherwise; an API
-   answer's rate limits after wire when it said any. */
+/* What each reading gives beside the error (lsv_push_verdict): the service's, the task (the one value the scan
+   left above top) and its rate limits; a file's, "" and its bytes and size; another host's, {status =, body =,
+   headers =} (its header lines when kept) and its bytes and size.  Each returns how many it pushed after err
+   (err: at -1, below which its body goes). */
+static int push_bytes_total(lua_State *L, const sv_exchange *x) {
+  lua_pushinteger(L, (lua_Integer)x->bytes);
+  if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
+  else lua_pushnil(L);
+  return 2;
+}
+
+static void task_body(lua_State *L, const sv_exchange *x, int top) {
+  (void)x;
+  lua_settop(L, top + 1);
+}
+
+static int task_rest(lua_State *L, const sv_exchange *x, int rc) {
+  return push_limits(L, x, rc == 0 && (x->status < 200 || x->status > 299));
+}
+
+static void file_body(lua_State *L, const sv_exchange *x, int top) {
+  (void)x;
+  lua_settop(L, top);
+  lua_pushliteral(L, "");
+}
+
+static void bytes_body(lua_State *L, const sv_exchange *x, int top) {
+  lua_settop(L, top);
+  lua_createtable(L, 0, 3);
+  lsv_set_int(L, "status", (lua_Integer)x->status);
+  lsv_set_str(L, "body", x->body ? x->body : "", x->body ? x->body_len : 0);
+  if (x->heads) lsv_set_str(L, "headers", x->heads, x->heads_len);
+}
+
+static int other_rest(lua_State *L, const sv_exchange *x, int rc) {
+  (void)rc;
+  return push_bytes_total(L, x);
+}
+
+typedef struct pusher {
+  void (*body)(lua_State *L, const sv_exchange *x, int top); /* a success's body, at top + 1 */
+  int (*rest)(lua_State *L, const sv_exchange *x, int rc);            /* after wire */
+} pusher;
+
+static const pusher TASK = { task_body, task_rest }, FILE_ = { file_body, other_rest },
+                    BYTES = { bytes_body, other_rest };
+static const pusher *const pushers[] = { [SV_OP_CREATE] = &TASK, [SV_OP_QUERY] = &TASK, [SV_OP_DOWNLOAD] = &FILE_,
+                                         [SV_OP_EXCHANGE] = &BYTES };
+
+/* body, err, wire, then what its reading gives (pushers): body is its success's (nil on an error), err the error
+   table (nil on a success). */
 int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_error err;
   sv_wire wire;
   sv_exchange with = *x;
   builder b = { L, 0, { 0 }, { 0 } };
   sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, &b };
-  const sv_op_kind *k = &sv_op_kinds[x->op];
-  int rc, top = lua_gettop(L), api = k->api;
+  const pusher *p = pushers[x->op];
+  int rc, top = lua_gettop(L);
   with.sink = &sink;
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);
-  lua_settop(L, rc == 0 && api ? top + 1 : top); /* the task, whole: the one value the scan left; else none */
-  if (rc) lua_pushnil(L);
-  else if (k->into_file) lua_pushliteral(L, "");
-  else if (!api) {
-    lua_createtable(L, 0, 3);
-    lsv_set_int(L, "status", (lua_Integer)x->status);
-    lsv_set_str(L, "body", x->body ? x->body : "", x->body ? x->body_len : 0);
-    if (x->heads) lsv_set_str(L, "headers", x->heads, x->heads_len);
+  if (rc) {
+    lua_settop(L, top);
+    lua_pushnil(L);
+    lsv_push_error(L, &err);
+  } else {
+    p->body(L, x, top);
+    lua_pushnil(L);
   }
-  if (rc) lsv_push_error(L, &err);
-  else lua_pushnil(L);
   lua_pushstring(L, sv_wire_names[wire]);
-  if (api) return 3 + push_limits(L, x, rc == 0 && (x->status < 200 || x->status > 299));
-  lua_pushinteger(L, (lua_Integer)x->bytes);
-  if (x->total >= 0) lua_pushinteger(L, (lua_Integer)x->total);
-  else lua_pushnil(L);
-  return 5;
+  return 3 + p->rest(L, x, rc);
 }

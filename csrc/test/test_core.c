@@ -257,8 +257,12 @@ static void answers(void) {
   sv_error_clear(&err);
   ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_IO, &err, 1, &pol, 0.3, &d),
      "a download whose file cannot be written is not tried again", NULL);
+  pol.garbled_final = 1; /* (a download's policy: download.lua's INTO.final) */
   ok(!sv_retry_decide(SV_OP_DOWNLOAD, SV_WIRE_GARBLED, &err, 1, &pol, 0.3, &d),
      "nor one whose answer is not HTTP", NULL);
+  pol.garbled_final = 0;
+  ok(sv_retry_decide(SV_OP_QUERY, SV_WIRE_GARBLED, &err, 1, &pol, 0.3, &d),
+     "a query's garbled answer is asked again (its policy: not final)", NULL);
 }
 
 /* ---------------------------------------------------------- hardening */

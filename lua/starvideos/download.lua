@@ -146,6 +146,7 @@ function INTO.resume(req, bytes) req.offset = bytes or 0 end
 
 -- A retry's words for its events.
 function INTO.said(req) return string.format("; resuming at byte %d", req.offset) end
+function INTO.final() return true end -- (a garbled answer is not asked again: core.retry's garbled_final)
 
 -- A download's commit, for its owner: done, then err (err.check: not a whole video, its .part gone) or sha256.
 local Commit = {}

@@ -16,13 +16,45 @@ Request.__index = Request
 
 Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
 
--- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once,
--- and sent to the transport as data: api, the service's (the key, an X-Request-Id each attempt, its answer's rate
--- limits and Date read); paid, a create (a new connection, the key's next token before the polls waiting);
--- headers, its lines.  Where its body goes is its `into`'s.
-local KIND = { create = { api = true, paid = true, headers = Request.JSON },
-  query = { api = true, headers = "Accept: application/json\n" }, download = { headers = "Accept: video/mp4, */*\n" },
-  exchange = {} }
+-- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once
+-- (req.kind), its data sent to the transport: another host's (Other), or the service's (Service: the key, an
+-- X-Request-Id each attempt, its answer's rate limits and Date read, a retry's token drawn); headers, its lines;
+-- a create's (Create: money) on a new connection (fresh), the key's next token before the polls waiting, the
+-- observer told it was made; polls, a query's.  Where its body goes is its `into`'s.
+local Other = {}
+Other.__index = Other
+
+function Other.attempt() end
+function Other.answered(self, _, bytes, total) self.bytes, self.total = bytes, total end -- (the bytes read)
+function Other.failed() end
+function Other.token() end -- (a retry sent when due)
+function Other.made() end
+
+local Service = setmetatable({ api = true }, Other)
+Service.__index = Service
+
+function Service.attempt(self) self.request_id, self.server_request_id = core.request_id(), nil end
+
+function Service.answered(self, t, limits, _, err) -- (its 4th value: the answer's rate limits)
+  if t >= self.key.clock_at then self.key:clock(self.loop.transport, t) end
+  self.key:limits(t, type(limits) == "table" and limits or nil, err)
+end
+
+function Service.failed(self, err) errors.note_default_host(self.cfg, err) end
+
+-- A retry of the service's request is one too: it draws the key's token when due (a create's before the polls).
+function Service.token(self, t) return self.key.bucket:token(t, false, self, self.owner.tenant) end
+
+local Create = setmetatable({ fresh = true, headers = Request.JSON }, Service)
+
+function Create.token(self, t) return self.key.bucket:token(t, true, self, self.owner.tenant) end
+
+function Create.made(self) -- (the observer told whether it was made: money)
+  if self.cfg.observe then self.cfg.observe:created(Observed.created(self)) end
+end
+
+local KIND = { create = Create, query = setmetatable({ polls = true, headers = "Accept: application/json\n" }, Service),
+  download = setmetatable({ headers = "Accept: video/mp4, */*\n" }, Other), exchange = Other }
 
 local next_id = 0 -- the number that names a request in its events
 
@@ -48,6 +80,7 @@ function Memory.restart() return false end -- (nothing left over to start again 
 function Memory.resume() end -- (a retry asks for what it asked)
 function Memory.ended() end
 function Memory.said() return "" end
+function Memory.final(self) return self.range ~= nil end -- (a garbled answer not asked again: a range's)
 function Memory.done(self, _, t, task) return self:finish(task, nil, t) end
 
 -- A request of o: {loop =, key =, cfg =, owner = (what it advances when done), op = create | query | download |
@@ -70,9 +103,8 @@ function Request.new(o)
   local cfg, op, url = o.cfg, o.op, o.url
   local kind = KIND[op] or error("Request.new: no op " .. tostring(op), 2)
   local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
-    path = o.path, auth = kind.api and o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by,
-    headers = kind.headers,
-    attempt = 0, id = next_id + 1, api = kind.api, paid = kind.paid, fresh = kind.paid,
+    path = o.path, auth = o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by, kind = kind,
+    headers = kind.headers, attempt = 0, id = next_id + 1, api = kind.api, fresh = kind.fresh,
     what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download.INTO or Memory,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
     ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
@@ -84,9 +116,9 @@ function Request.new(o)
 end
 
 function Request:finish(task, err, t)
-  if err and self.api then errors.note_default_host(self.cfg, err) end
+  if err then self.kind.failed(self, err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  if self.cfg.observe and self.paid then self.cfg.observe:created(Observed.created(self)) end
+  self.kind.made(self)
   if err then self.into.ended(self) end
   self.owner:advance(t or now())
 end
@@ -130,7 +162,7 @@ end
 local function policy(self)
   local cfg = self.cfg
   return { max_retries = self.into.retries(self) or self.retries or cfg.max_retries, backoff = cfg.retry_backoff,
-    max_backoff = cfg.max_backoff, max_wait = cfg.max_retry_wait, garbled_final = self.range ~= nil }
+    max_backoff = cfg.max_backoff, max_wait = cfg.max_retry_wait, garbled_final = self.into.final(self) }
 end
 
 -- An event of kind (status, elapsed, delay, reason as it has them), made only when somebody listens.
@@ -157,7 +189,7 @@ function Request:send(t)
   self.attempt = self.attempt + 1
   if self.signer then self.headers = self.signer() end -- signed anew for each attempt
   if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
-  if self.api then self.request_id, self.server_request_id = core.request_id(), nil end -- new for each attempt
+  self.kind.attempt(self) -- (the service's: a request id new for each attempt)
   local h, err = loop.transport:send(self)
   self.rest = nil -- (a held transfer goes on once: another attempt is a new request)
   if not h then
@@ -179,14 +211,10 @@ function Request:finished(t)
   if self.request_id then self.server_request_id = server_id(self, h) end -- (before result, which spends h)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
-  if self.api then
-    if t >= self.key.clock_at then self.key:clock(loop.transport, t) end
-    self.key:limits(t, type(bytes) == "table" and bytes or nil, err) -- (an API answer's 4th value: its rate limits)
-  else self.bytes, self.total = bytes, total end -- (a download's and an exchange's bytes)
+  self.kind.answered(self, t, bytes, total, err)
   self.wire = wire
   -- (an exchange's: its status; an API answer's read as a task from an error status, a create's 429: its limits')
-  local answered = type(task) == "table" and tonumber(task.status) or self.api and type(bytes) == "table"
-    and bytes.status
+  local answered = type(task) == "table" and tonumber(task.status) or type(bytes) == "table" and bytes.status
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
   if self.cfg.observe then self.cfg.observe:exchange(Observed.exchange(self, t, status, err, wire, self.bytes)) end
@@ -204,8 +232,7 @@ function Request:finished(t)
   if self.cfg.observe then self.cfg.observe:retry(err) end
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
     .. self.into.said(self))
-  -- a retry of an API request is an API request too: it draws the key's token when due
-  self.retry = self.api or false
+  self.retry = true -- (its kind's token drawn when due)
   loop:at(t + delay, self)
 end
 
@@ -215,7 +242,7 @@ function Request:advance(t)
   if self.done or self.handle then return end
   local by = self.deadline or self.send_by
   if self.retry and not (by and t >= by) then
-    local later, held = self.key.bucket:token(t, self.paid, self, self.owner.tenant)
+    local later, held = self.kind.token(self, t)
     local long = later and Bucket.too_long(t, later, held, self.cfg, self.what, by)
     if long then return self:finish(nil, long, t) end
     if later then return self.loop:at(by and math.min(later, by) or later, self) end

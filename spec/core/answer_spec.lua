@@ -428,6 +428,31 @@ describe("one answer reader (core.verdict builds the task table)", function()
     assert.equal("not_found", err.kind)
   end)
 
+  -- Each op's answer is read by its reading (verdict.c: the service's task, a file, another host's bytes), and the op
+  -- is tested only for a create's money.  The same 204 is four things; an XML <Error> is words on every host's page.
+  it("reads an answer by its op's reading: a task, a file's length, another host's bytes as they are", function()
+    local task, err = core.verdict("query", 204, "", nil, "none", "")
+    assert.is_nil(task)
+    assert.equal("protocol", err.kind)
+    local got, _, wire, bytes = core.verdict("exchange", 204, "", nil, "none", "")
+    assert.same({ status = 204, body = "" }, got)
+    assert.same({ "none", 0 }, { wire, bytes })
+    local body, short = core.verdict("download", 200, "", nil, "none", "", 5, 10)
+    assert.is_nil(body)
+    assert.equal("download: the transfer ended at byte 5 of 10", short.message)
+    _, err, wire = core.verdict("download", 206, "", nil, "none", "", 5, 10, nil, nil, nil, nil, 3, 4)
+    assert.equal("broken", wire)
+    assert.matches("206 does not start at byte 3", err.message, 1, true)
+    local xml = '<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>'
+    for _, op in ipairs { "download", "exchange", "query", "create" } do
+      _, err = core.verdict(op, 403, xml, nil, "none", "")
+      assert.equal(op .. ": HTTP 403: AccessDenied: Request has expired", err.message)
+      assert.is_nil(err.maybe_created) -- (a 403 creates nothing)
+      _, err = core.verdict(op, 500, "", nil, "none", "")
+      assert.equal(op == "create" or nil, err.maybe_created, op) -- (a 500 may have: said of a create alone)
+    end
+  end)
+
   it("leaves the Lua stack as it found it on every refusal", function()
     -- a refused answer had a table half built: none of it may stay on the stack
     local function f(...) return select("#", ...) end

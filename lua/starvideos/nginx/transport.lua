@@ -224,17 +224,19 @@ function N:result(x)
     error("bad argument #1 to 'result' (an exchange that finished and was not taken)", 2)
   end
   x.spent = true
-  local lines = x.head and (x.r.heads or x.api) and A.lines(x.head) -- (as libcurl's: the service's, its rate limits)
-  if x.api and x.head and x.head.date then -- (the service's clock: its Date)
-    local date = core.http_date(x.head.date)
-    self.skew = date and date - core.wall()
+  local h = x.head
+  local lines = h and x.r.heads and A.lines(h) -- (kept when asked, as libcurl's)
+  local limits -- the service's answer: its rate-limit lines, its Date the service's clock
+  if x.api and h then
+    limits = lines or A.lines(h)
+    local date = h.date and core.http_date(h.date)
+    if h.date then self.skew = date and date - core.wall() end
   end
   -- (an exchange's bytes asked for as read, its `pieces`: never made one string of megabytes in the worker)
   local pieces = x.r.pieces and x.status and x.status >= 200 and x.status < 300
   local task, err, wire, bytes, total = core.verdict(x.op, x.status, pieces and "" or table.concat(x.parts),
-    x.retry_after, x.wire, x.message, x.have, x.total, self.key, x.r.heads and lines, x.r.what,
-    x.api and lines or nil, x.from or x.offset, x.first) -- (an API answer's lines: its rate limits; a range's
-    -- first byte, a download's offset, and where the answer's bytes start)
+    x.retry_after, x.wire, x.message, x.have, x.total, self.key, lines, x.r.what, limits, x.from or x.offset,
+    x.first) -- (a range's first byte, a download's offset, and where the answer's bytes start)
   if task and pieces then task.body = x.parts end
   if task and x.held then task.held = x end -- (its read held: rest = on the next range's send goes on with it)
   if x.fh then
