@@ -259,11 +259,11 @@ function N.written(_, x) return type(x) ~= "table" or x.written == true end
 
 local ID_HEADERS = { "x-request-id", "request-id", "cf-ray" }
 
--- The server's own id of an API exchange's answer, or nil (curl.c's t:server_request_id): x-request-id over
--- request-id over cf-ray, any of them over a value that only echoes the X-Request-Id sent.
+-- The server's own id of the answer to a request that sent an X-Request-Id (the service's), or nil (curl.c's
+-- t:server_request_id): x-request-id over request-id over cf-ray, any of them over a value that only echoes ours.
 function N.server_request_id(_, x)
   local h, sent, echo = x.head, x.r.request_id, nil
-  if not (h and sent and x.api) then return nil end
+  if not (h and sent) then return nil end
   for _, name in ipairs(ID_HEADERS) do
     local v = h[name]
     if type(v) == "string" and v ~= "" and #v <= 128 then
