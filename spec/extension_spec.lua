@@ -174,4 +174,35 @@ describe("extension points", function()
       end
     end
   end)
+
+  -- A sink and the references point see a job through its seat (lua/starvideos/seat.lua): its listed values, read
+  -- when asked, and its methods, bound; any other name and any write raise, naming the page; one small table.
+  it("a job's seat gives the listed values and methods of its job alone, and costs one table", function()
+    local Seat = require "starvideos.seat"
+    local calls = {}
+    local job = { id = "task_1", state = "creating", req = "r", checking = "c", secret = "s" }
+    function job.advance(j, t) calls[#calls + 1] = { j, t } end
+    local seat = Seat.new(job)
+    assert.equal("task_1", seat.id)
+    job.state = "done"
+    assert.equal("done", seat.state) -- (the job's now)
+    seat:advance(7)
+    assert.same({ { job, 7 } }, calls)
+    assert.is_true(seat:awaits("r"))
+    assert.is_true(seat:awaits("c"))
+    assert.is_false(seat:awaits("x"))
+    assert.equal(job, Seat.job(seat))
+    assert.is_nil(Seat.job({}))
+    local PAGE = "docs/architecture.md, \"What a rock may require of the core\""
+    assert.has_error(function() return seat.secret end, "a job's seat gives no secret: " .. PAGE)
+    assert.has_error(function() return seat.req end, "a job's seat gives no req: " .. PAGE)
+    assert.has_error(function() seat.id = "other" end, "a job's seat takes no id: " .. PAGE)
+    assert.is_false(getmetatable(seat))
+    collectgarbage()
+    collectgarbage()
+    local before, seats = collectgarbage("count"), {}
+    for i = 1, 1000 do seats[i] = Seat.new(job) end
+    local per = (collectgarbage("count") - before) * 1024 / #seats
+    assert.is_true(per < 200, string.format("a seat costs %.0f bytes", per))
+  end)
 end)

@@ -154,7 +154,7 @@ static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv
   char why[160];
   sv_buf words = {0};
   if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
-  else xml_words(body, len, &words); /* (a store's <Error>, a video host's; else as any server's) */
+  else if (len > 0 && body[0] == '<') xml_words(body, len, &words); /* (a store's <Error>, a video host's) */
   if (words.len == 0) server_words(body, len, &words);
   if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
     sv_buf_adds(&words, "non-JSON body: ");

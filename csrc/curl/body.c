@@ -172,6 +172,12 @@ size_t sv_on_body(char *buf, size_t size, size_t n, void *ud) {
 
 static int no_start(sv_xfer *x) { (void)x; return 0; }
 
+/* A tap's part: room for all its bytes at once (no realloc). */
+static int tap_start(sv_xfer *x) {
+  if (x->max_body <= ((size_t)1 << 30)) (void)sv_buf_reserve(&x->recv, x->max_body);
+  return 0;
+}
+
 /* Memory's end: the bytes kept, and the file's size when a ranged exchange asked a part of one (a 206's
    Content-Range total, else the Content-Length). */
 static void memory_end(sv_xfer *x, CURLcode rc) {
@@ -295,12 +301,12 @@ static void file_end(sv_xfer *x, CURLcode rc) {
   if (rc == CURLE_OK && !x->started) x->started = 1, file_start(x);
   if (x->part && sv_part_flush(x->part, &why) != 0 && rc == CURLE_OK && !x->io_failed) io_failed(x, &why);
   sv_buf_free(&why);
-  if (rc == CURLE_OK && x->body_to_file && x->total < 0) x->total = x->have;
+  if (rc == CURLE_OK && !x->io_failed && x->body_to_file && x->total < 0) x->total = x->have;
 }
 
 /* memory: an answer, an error page, a part of a file; a tap's steps smaller, for its hashing */
 static const sv_unit MEMORY = { no_start, memory_write, memory_end, SV_STEP };
-static const sv_unit TAP = { no_start, tap_write, memory_end, SV_TAP_STEP };
+static const sv_unit TAP = { tap_start, tap_write, memory_end, SV_TAP_STEP };
 static const sv_unit FILE_ = { file_start, file_write, file_end, SV_STEP };
 
 const sv_unit *sv_unit_of(const sv_send *s) { return s->file ? &FILE_ : s->tap ? &TAP : &MEMORY; }

@@ -80,12 +80,12 @@ static void admit(sv_http *h) {
   }
 }
 
+/* The transfers on the multi handle are room's alone: libcurl's own bound on the connections it opens
+   (CURLMOPT_MAX_TOTAL_CONNECTIONS) would hold a request back behind the downloads running once max_connections
+   was lowered under them; its cache keeps max_connections idle ones at most. */
 void sv_http_set_max_connections(sv_http *h, int max_connections) {
-  long n;
   h->max_conns = max_connections < 1 ? 1 : max_connections > 1024 ? 1024 : max_connections;
-  n = h->max_conns > 1 ? h->max_conns : 2; /* (room's: a download and a request, with 1) */
-  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, n);
-  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, h->max_conns);
   admit(h); /* (more room: fewer wait for the transfers running to end) */
 }
 
@@ -183,17 +183,16 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->unit = sv_unit_of(s);
   x->service = s->service, x->auth = s->auth && s->service;
   x->total = x->range_start = x->range_total = -1;
-  x->offset = s->offset > 0 ? s->offset : 0;
-  x->follow = s->follow && !x->auth; /* (sv_curl_redirect; never with the key: it would go along) */
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
+  x->offset = s->offset > 0 && (x->range || !s->range) ? s->offset : 0; /* (a file's; a range's, not a HEAD's) */
+  x->follow = s->follow && !x->auth; /* (sv_curl_redirect; never with the key: it would go along) */
   x->hold = x->range && s->hold; /* (request.lua asks it of a ranged GET: the pause at the range's end) */
   snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;
   x->t0 = sv_monotonic();
   x->max_body = s->max_body;
   if (s->request_id) snprintf(x->request_id, sizeof x->request_id, "%s", s->request_id);
-  if ((x->tap = s->tap) != NULL && s->max_body <= ((size_t)1 << 30))
-    (void)sv_buf_reserve(&x->recv, s->max_body); /* a part's bytes: room for them all at once (no realloc) */
+  x->tap = s->tap;
   x->url = strdup(s->url);
   if (s->body && !s->body_kept) sv_buf_add(&x->send, s->body, s->body_len);
   x->body = s->body_kept ? s->body : x->send.data, x->body_len = s->body_kept ? s->body_len : x->send.len;
@@ -256,7 +255,7 @@ static void classify(sv_xfer *x, CURLcode rc) {
   snprintf(x->message, sizeof x->message, "%s", msg);
 }
 
-void sv_curl_end(sv_xfer *x, CURLcode rc) {
+static void sv_curl_end(sv_xfer *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   x->unit->end(x, rc);
   if (x->refused) {
@@ -299,11 +298,13 @@ static void collect(sv_http *h) {
 
 /* Each exchange's share of a pass begins: those its step paused go on (libcurl gives the bytes it kept first). */
 static void resume(sv_http *h) {
-  sv_xfer *x;
+  sv_xfer *x, *next;
   int paused = h->n_paused;
   h->pass++, h->n_paused = 0;
-  for (x = h->running.head; x && paused; x = x->next)
+  for (x = h->running.head; x && paused; x = next) {
+    next = x->next; /* (the bytes libcurl kept, given at once, may end x's part: held, off this list) */
     if (x->paused) x->paused = 0, paused--, curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  }
 }
 
 /* A poll that may wait starts with libcurl's wait, not with a pass: that wait returns at once when a pass has work
@@ -315,6 +316,7 @@ int sv_http_poll(sv_http *h, double max_wait) {
   int running = 0, pass = !(max_wait > 0);
   for (;;) {
     double left;
+    if (h->n_queued) admit(h); /* (a transfer let go of since: room) */
     if (h->running.n && pass) {
       resume(h);
       curl_multi_perform(h->multi, &running);
@@ -355,7 +357,6 @@ sv_xfer *sv_xfer_go_on(sv_xfer *x, const sv_send *s) {
   x->offset = s->offset, x->max_body = s->max_body, x->too_big = 0, x->held = 0;
   x->wire = SV_WIRE_NONE, x->message[0] = '\0', x->recv.len = 0;
   x->unit = sv_unit_of(s), x->tap = s->tap, x->started = 0; /* (a part's own tap, or none) */
-  if (x->tap && s->max_body <= ((size_t)1 << 30)) (void)sv_buf_reserve(&x->recv, s->max_body);
   unlink_xfer(x);
   push(h, x, L_RUNNING);
   curl_easy_pause(x->easy, CURLPAUSE_CONT); /* (libcurl may give the bytes it kept at once: the part may be held) */

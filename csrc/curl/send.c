@@ -14,7 +14,6 @@
 
 #define HEADER_LINE_MAX 4096 /* a request's own header line (a session token may be long) */
 
-/* A header list that may hold the key: wiped before it is freed (multi.c). */
 static int add_header(struct curl_slist **list, const char *line) {
   struct curl_slist *l = curl_slist_append(*list, line);
   if (!l) return -1;

@@ -46,7 +46,7 @@ typedef struct sv_send {
   int keep_heads;          /* the answer's header lines kept (sv_exchange's heads) */
   const char *body; size_t body_len; /* a POST when body is not NULL */
   int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */
-  int fresh;               /* never on a reused connection (a create: see multi.c) */
+  int fresh;               /* never on a reused connection (a create: see send.c) */
   double timeout;          /* seconds for the whole exchange; 0: none */
   double stall;            /* seconds without a byte before giving up; 0: none */
   size_t max_body;         /* > 0.  An answer in memory: a longer one ends as SV_WIRE_GARBLED; a file's body

@@ -245,7 +245,7 @@ static int l_verdict(lua_State *L) {
    (sv_retry_decide), for API calls and downloads alike.  policy: max_retries (a
    download's: its resume_limit), backoff, max_backoff, max_wait, every one
    required (the options table gives them; clamped here, never defaulted), and
-   garbled_final (a ranged exchange's: a garbled answer is not asked again).
+   garbled_final (a download's, a ranged exchange's: a garbled answer is not asked again).
    rnd is a uniform number in [0, 1) for the jitter.  err is only read. */
 static int l_retry(lua_State *L) {
   sv_op op = (sv_op)luaL_checkoption(L, 1, NULL, sv_op_names);

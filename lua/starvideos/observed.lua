@@ -34,7 +34,7 @@ function E.exchange(req, t, status, err, wire, bytes)
   if helper == o then helper = nil end -- (the job's own request)
   return { op = req.what or req.op, of_job = helper and true or false,
     task = type(o) == "table" and (helper or o.pf and o.pf.owner or o.ctx) or o,
-    poll = req.kind.polls or false, t = t, started = req.started, status = status, err = err,
+    poll = req.polls or false, t = t, started = req.started, status = status, err = err,
     wire = wire, bytes = type(bytes) == "number" and bytes - (req.file and tonumber(req.offset) or 0) or nil,
     url = req.url, method = req.method, attempt = req.attempt, request_id = req.request_id,
     server_request_id = req.server_request_id }

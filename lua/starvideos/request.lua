@@ -16,24 +16,27 @@ Request.__index = Request
 
 Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
 
--- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once
--- (req.kind), its data sent to the transport: another host's (Other), or the service's (Service: the key, an
--- X-Request-Id each attempt, its answer's rate limits and Date read, a retry's token drawn); headers, its lines;
--- a create's (Create: money) on a new connection (fresh), the key's next token before the polls waiting, the
--- observer told it was made; polls, a query's.  Where its body goes is its `into`'s.
-local Other = {}
-Other.__index = Other
+-- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once:
+-- its class, whose data each request carries to the transport: another host's (Other), or the service's (Service: api,
+-- the key, an X-Request-Id each attempt, its answer's rate limits and Date read, a retry's token drawn); headers,
+-- its lines; a create's (Create: money) on a new connection (fresh), the key's next token before the polls
+-- waiting, the observer told it was made; polls, a query's.  Where its body goes is its `into`'s.
+local function class(fields, base)
+  fields.__index = fields
+  return setmetatable(fields, base)
+end
 
-function Other.attempt() end
+local Other = class({}, Request)
+
+function Other.stamp() end
 function Other.answered(self, _, bytes, total) self.bytes, self.total = bytes, total end -- (the bytes read)
 function Other.failed() end
 function Other.token() end -- (a retry sent when due)
 function Other.made() end
 
-local Service = setmetatable({ api = true }, Other)
-Service.__index = Service
+local Service = class({ api = true }, Other)
 
-function Service.attempt(self) self.request_id, self.server_request_id = core.request_id(), nil end
+function Service.stamp(self) self.request_id, self.server_request_id = core.request_id(), nil end
 
 function Service.answered(self, t, limits, _, err) -- (its 4th value: the answer's rate limits)
   if t >= self.key.clock_at then self.key:clock(self.loop.transport, t) end
@@ -45,7 +48,7 @@ function Service.failed(self, err) errors.note_default_host(self.cfg, err) end
 -- A retry of the service's request is one too: it draws the key's token when due (a create's before the polls).
 function Service.token(self, t) return self.key.bucket:token(t, false, self, self.owner.tenant) end
 
-local Create = setmetatable({ fresh = true, headers = Request.JSON }, Service)
+local Create = class({ fresh = true, headers = Request.JSON }, Service)
 
 function Create.token(self, t) return self.key.bucket:token(t, true, self, self.owner.tenant) end
 
@@ -53,8 +56,8 @@ function Create.made(self) -- (the observer told whether it was made: money)
   if self.cfg.observe then self.cfg.observe:created(Observed.created(self)) end
 end
 
-local KIND = { create = Create, query = setmetatable({ polls = true, headers = "Accept: application/json\n" }, Service),
-  download = setmetatable({ headers = "Accept: video/mp4, */*\n" }, Other), exchange = Other }
+local KIND = { create = Create, query = class({ polls = true, headers = "Accept: application/json\n" }, Service),
+  download = class({ headers = "Accept: video/mp4, */*\n" }, Other), exchange = Other }
 
 local next_id = 0 -- the number that names a request in its events
 
@@ -103,11 +106,12 @@ function Request.new(o)
   local cfg, op, url = o.cfg, o.op, o.url
   local kind = KIND[op] or error("Request.new: no op " .. tostring(op), 2)
   local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
-    path = o.path, auth = o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by, kind = kind,
-    headers = kind.headers, attempt = 0, id = next_id + 1, api = kind.api, fresh = kind.fresh,
+    path = o.path, auth = kind.api and o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by, attempt = 0,
+    id = next_id + 1, api = kind.api, fresh = kind.fresh, headers = kind.headers, -- (its class's data, its own: a
+    -- transport may copy a request's fields)
     what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download.INTO or Memory,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
-    ca_file = cfg.ca_file, proxy = cfg.proxy }, Request)
+    ca_file = cfg.ca_file, proxy = cfg.proxy }, kind)
   next_id = self.id
   if not cfg.proxy and cfg.http_proxy and url:find("^[Hh][Tt][Tt][Pp]://") then self.proxy = cfg.http_proxy end
   self.into.prepare(self, o)
@@ -116,9 +120,9 @@ function Request.new(o)
 end
 
 function Request:finish(task, err, t)
-  if err then self.kind.failed(self, err) end
+  if err then self:failed(err) end
   self.done, self.task, self.err = true, task, err -- no longer tracked: finished() or cancel() untracked it
-  self.kind.made(self)
+  self:made()
   if err then self.into.ended(self) end
   self.owner:advance(t or now())
 end
@@ -189,7 +193,7 @@ function Request:send(t)
   self.attempt = self.attempt + 1
   if self.signer then self.headers = self.signer() end -- signed anew for each attempt
   if self.tapper then self.tap = self.tapper() end -- a stream fed anew by each attempt (libcurl's transport)
-  self.kind.attempt(self) -- (the service's: a request id new for each attempt)
+  self:stamp() -- (the service's: a request id new for each attempt)
   local h, err = loop.transport:send(self)
   self.rest = nil -- (a held transfer goes on once: another attempt is a new request)
   if not h then
@@ -211,7 +215,7 @@ function Request:finished(t)
   if self.request_id then self.server_request_id = server_id(self, h) end -- (before result, which spends h)
   local task, err, wire, bytes, total, file = loop.transport:result(h) -- file: a whole download's .part
   if err and self.request_id then err.request_id, err.server_request_id = self.request_id, self.server_request_id end
-  self.kind.answered(self, t, bytes, total, err)
+  self:answered(t, bytes, total, err)
   self.wire = wire
   -- (an exchange's: its status; an API answer's read as a task from an error status, a create's 429: its limits')
   local answered = type(task) == "table" and tonumber(task.status) or type(bytes) == "table" and bytes.status
@@ -232,7 +236,7 @@ function Request:finished(t)
   if self.cfg.observe then self.cfg.observe:retry(err) end
   tell(self, "retry", err.status, nil, delay, self.cfg.on_event and err.message
     .. self.into.said(self))
-  self.retry = true -- (its kind's token drawn when due)
+  self.retry = true -- (its class's token drawn when due)
   loop:at(t + delay, self)
 end
 
@@ -242,7 +246,7 @@ function Request:advance(t)
   if self.done or self.handle then return end
   local by = self.deadline or self.send_by
   if self.retry and not (by and t >= by) then
-    local later, held = self.kind.token(self, t)
+    local later, held = self:token(t)
     local long = later and Bucket.too_long(t, later, held, self.cfg, self.what, by)
     if long then return self:finish(nil, long, t) end
     if later then return self.loop:at(by and math.min(later, by) or later, self) end

@@ -19,31 +19,30 @@ local METHODS = {
   awaits = function(job, x) return job.req == x or job.checking == x end,
 }
 
-local JOB = {} -- (the key the core reads a seat's job by: S.job)
+local JOB = {} -- (the key a seat holds its job at: this file's alone, and S.job's)
 
 local function taken(_, k)
   error(string.format("a job's seat takes no %s: docs/architecture.md, \"What a rock may require of the core\"",
     tostring(k)), 2)
 end
 
--- The seat of job, made once by Job.new (job.seat): it holds its job in a closure alone (no field, nothing pairs
--- finds), and the job holds it, a cycle the collector takes whole.
-function S.new(job)
-  local made = {} -- (each method's function, made at its first use)
-  return setmetatable({}, { __newindex = taken, __metatable = false, __index = function(_, k)
-    if VALUES[k] then return job[k] end
-    local m = METHODS[k]
-    if m then
-      made[k] = made[k] or function(_, ...) return m(job, ...) end
-      return made[k]
-    end
-    if k == JOB then return job end
-    error(string.format("a job's seat gives no %s: docs/architecture.md, \"What a rock may require of the core\"",
-      tostring(k)), 2)
-  end })
-end
+local BOUND = {} -- each method through its seat: seat:advance(t) is job:advance(t)
+for k, m in pairs(METHODS) do BOUND[k] = function(seat, ...) return m(rawget(seat, JOB), ...) end end
+
+-- One metatable for every seat: a seat is one small table per job (a job waits for hours: 10,000 at once).
+local SEAT = { __newindex = taken, __metatable = false, __index = function(seat, k)
+  if VALUES[k] then return rawget(seat, JOB)[k] end
+  local m = BOUND[k]
+  if m then return m end
+  error(string.format("a job's seat gives no %s: docs/architecture.md, \"What a rock may require of the core\"",
+    tostring(k)), 2)
+end }
+
+-- The seat of job, made once by Job.new (job.seat): the job and its seat hold each other, a cycle the collector
+-- takes whole.
+function S.new(job) return setmetatable({ [JOB] = job }, SEAT) end
 
 -- The job of a seat (the core's: its own file sink, what the observer is told), or nil when x is none.
-function S.job(x) return type(x) == "table" and x[JOB] or nil end
+function S.job(x) return type(x) == "table" and rawget(x, JOB) or nil end
 
 return S

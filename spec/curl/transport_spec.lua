@@ -320,10 +320,14 @@ describe("the transport", function()
       t:close()
     end)
 
-    it("leaves a request room beside the downloads: with 2, a query ends while a download runs", function()
+    -- a 300 MB video's URL (downloads that last), a folder, and a transport of max_connections n
+    local function big(n)
       emu:config { video_size = 300 * 1000 * 1000 }
-      local url, dir = video_url(), helper.tmpdir()
-      local t = new_transport { max_connections = 2 }
+      return video_url(), helper.tmpdir(), new_transport { max_connections = n }
+    end
+
+    it("leaves a request room beside the downloads: with 2, a query ends while a download runs", function()
+      local url, dir, t = big(2)
       local d = download(t, url, dir .. "/a.mp4")
       passes(t, d, function() return t:progress(d) > 0 end)
       local q = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true, api = true,
@@ -331,6 +335,92 @@ describe("the transport", function()
       local _, err = finish(t, q, 10)
       assert.truthy(err, "the query did not end beside the download")
       assert.is_true(t:progress(d) < 300 * 1000 * 1000, "the download ended first")
+      t:close()
+    end)
+
+    it("sends each request's lines as request.lua gives them: the service's JSON, a download's Accept", function()
+      emu:config { video_size = SIZE }
+      local c = client()
+      local task = assert(c:create(PARAMS))
+      local url = assert(c:wait(task.id, { interval = 0.05, timeout = 10 })).video_url
+      assert(c:download(url, helper.tmpdir() .. "/v.mp4"))
+      local seen = {}
+      for _, r in ipairs(emu:requests()) do
+        local what = r.method == "POST" and "create" or r.path:find("/v1/", 1, true) and "query" or "download"
+        seen[what] = seen[what] or { accept = r.headers.accept, type = r.headers["content-type"] }
+      end
+      assert.same({ create = { accept = "application/json", type = "application/json" },
+        query = { accept = "application/json" }, download = { accept = "video/mp4, */*" } }, seen)
+    end)
+
+    it("gives a queued exchange the room a cancel frees in the same poll, not after its wait", function()
+      local mute = assert(socket.bind("127.0.0.1", 0)) -- (takes the connection, never answers)
+      finally(function() mute:close() end)
+      local _, port = mute:getsockname()
+      local t = new_transport { max_connections = 1 }
+      local function query(url) return assert(t:send { op = "query", url = url, api = true, max_body = 65536 }) end
+      local stuck = query("http://127.0.0.1:" .. port .. "/v1/result/x")
+      local queued = query(emu.url .. "/v1/result/none")
+      t:poll(0.2)
+      assert.is_nil(t:finished(), "an exchange finished with the only connection taken")
+      t:cancel(stuck)
+      assert.equal(1, t:poll(5), "the queued exchange did not finish in the poll after the cancel")
+      assert.equal(queued, t:finished())
+      t:close()
+    end)
+
+    it("answers a request at once when max_connections is lowered under the downloads running", function()
+      local url, dir, t = big(4)
+      local ds = { download(t, url, dir .. "/a.mp4"), download(t, url, dir .. "/b.mp4"),
+        download(t, url, dir .. "/c.mp4") }
+      passes(t, ds[3], function() return t:progress(ds[1]) > 0 and t:progress(ds[3]) > 0 end)
+      t:set_max_connections(1)
+      local q = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true, api = true,
+        max_body = DEFAULTS.max_answer })
+      local _, err = finish(t, q, 10)
+      assert.is_number(err.status, "no answer came: " .. tostring(err)) -- (an HTTP answer: the transport's key is none)
+      for i, d in ipairs(ds) do
+        assert.is_true(t:progress(d) < 300 * 1000 * 1000, "download " .. i .. " ended before the query")
+      end
+      t:close()
+    end)
+
+    -- (a held exchange's part may end as libcurl gives back the bytes it kept for a step: it leaves the running
+    -- ones then, and each exchange paused after it goes on all the same)
+    it("resumes every download a step paused, a held exchange's part ending among them", function()
+      emu:config { video_size = SIZE, ranges = false } -- (a host that ignores Range: the hold's 200)
+      local url, dir = video_url(), helper.tmpdir()
+      for _, last in ipairs { 65535, 300000, 524287, 524288, 700000, 1000000 } do
+        local t = new_transport { max_connections = 8 }
+        local held = assert(t:send { op = "exchange", url = url, method = "GET", range = { 0, last }, hold = true,
+          max_body = 1e7 })
+        local a, b = download(t, url, dir .. "/a.mp4"), download(t, url, dir .. "/b.mp4")
+        local done, deadline = {}, socket.gettime() + 20
+        while not (done[a] and done[b]) and socket.gettime() < deadline do
+          t:poll(0)
+          for h in t.finished, t do
+            done[h] = true
+            if h ~= held then assert.is_nil(select(2, t:result(h))) end
+          end
+          socket.sleep(0.002)
+        end
+        assert.is_true(done[held], last .. ": the held exchange's part did not end")
+        assert.is_true(done[a] and done[b], last .. ": a paused download stayed paused")
+        t:close()
+      end
+    end)
+
+    it("sends a HEAD with a range as a HEAD: no Range, the answer taken as it is", function()
+      emu:config { video_size = SIZE }
+      local t = new_transport { max_connections = 2 }
+      local h = assert(t:send { op = "exchange", url = video_url(), method = "HEAD", range = { 1000, 2000 },
+        max_body = 1e6 })
+      local task, err, wire = finish(t, h)
+      assert.is_nil(err)
+      assert.equal("none", wire)
+      assert.equal(200, task.status)
+      local log = emu:requests()
+      assert.is_nil(log[#log].range)
       t:close()
     end)
 

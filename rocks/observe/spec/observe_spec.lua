@@ -195,7 +195,7 @@ describe("metrics in Prometheus's text format", function()
       req = req or {}
       local word = ({ media = true, notify = true, storage = true })[op] and op -- (an exchange's word)
       req.op, req.what, req.started, req.owner = word and "exchange" or op, word or nil, started, req.owner or {}
-      req.kind = { polls = op == "query" or nil } -- (request.lua's: a query's polls)
+      req.polls = op == "query" or nil -- (request.lua's: a query's)
       if op == "download" then req.file = "v.mp4.part" end -- (a request into a file, as request.lua makes one)
       o:exchange(require("starvideos.observed").exchange(req, t, status, nil, wire, bytes)) -- (the core's event)
     end
