@@ -94,7 +94,7 @@ end
 -- for (storage/object.lua's reach): true, or nil, err.
 function C.reach(job, goal, out)
   if not out or goal == "checked" or not job.sink.reach or (job.want and job:known()) then return true end
-  return job.sink.reach(out, job.cfg, job.seat)
+  return job.sink.reach(out, job.cfg, job:seated())
 end
 
 -- registering: the create answered task at t (nil: the one held, asked again): told at once (it is paid for),
@@ -110,7 +110,7 @@ function C.register(job, t, task)
   if ok == false then return job.loop:wait_for(job, now()) end
   job:hold(nil)
   if not ok then return job:finish(jerr) end
-  if job.refs then X.optional("references").created(job.seat, task.id) end -- (its objects, recorded by their rock)
+  if job.refs then X.optional("references").created(job:seated(), task.id) end -- (its objects, recorded by their rock)
   if job.cancelled then
     job:go("cancelled")
     return job:finish(new_error("io", "the job was cancelled", { created = true }))
@@ -185,7 +185,7 @@ C.check = unsent_past(function(job, t)
   local err = not job.preflight and refused(job)
   if err then return job:finish(err) end
   local R = X.optional("references") -- (its start, given the job's seat)
-  job:check(job.preflight and job.cfg.on_media or function(j, at) return R.start(j.seat, at) end, t) -- (client.lua)
+  job:check(job.preflight and job.cfg.on_media or function(j, at) return R.start(j:seated(), at) end, t) -- (client.lua)
   return job:advance(t)
 end)
 

@@ -4,12 +4,10 @@
 --   job.status (the task's), job.task, job.id, job.err, job.path, job.done, job.eta (the seconds left)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local core = require "starvideos.core"
-local errors = require "starvideos.errors"
+local core, errors = require "starvideos.core", require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Create = require "starvideos.create"
-local Failure = require "starvideos.failure"
-local Request = require "starvideos.request"
+local Failure, Request = require "starvideos.failure", require "starvideos.request"
 local Sink = require "starvideos.sink"
 local Video = require "starvideos.video"
 local X, Observed, Seat = require "starvideos.extension", require "starvideos.observed", require "starvideos.seat"
@@ -34,7 +32,7 @@ function Job.new(ctx, goal, id, spec)
     state = "polling", step = "polling", req = false, video = {}, file_sums = {}, -- (file_sums: preflight's)
     deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k] == true and k or KEPT[k]] = v end end
-  job.sink, job.seat = Sink.of(cfg, spec.out), Seat.new(job) -- (a file or an object; the sink's view of the job)
+  job.sink = Sink.of(cfg, spec.out) -- (a file or an object)
   local refused = Sink.refusal(spec.out) -- (its rock not installed: nothing sent, nothing kept)
   if refused then return nil, refused end
   if job.refs then -- reference objects a process left: deleted at the task's end by the rock that put them
@@ -98,15 +96,17 @@ function Job:emit(kind, extra, to)
   if to ~= "told" and self.on_progress then self.on_progress(ev) end
 end
 
+-- Its seat (seat.lua: what a sink and the references point see of it), made at its first use.
+function Job:seated() if not self.seat then self.seat = Seat.new(self) end return self.seat end
+
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done = true
   self.budget:leave(self) -- (its place in the key's line, at once: bucket.lua)
   self:go((self.state == "cancelled" or self.state == "taken") and self.state or "done")
   if err then err.id, err.task, self.err = err.id or self.id, err.task or self.task, err end
   local refs = self.refs and X.optional("references") -- (Job.new refused refs with no rock to release them)
-  if refs then refs.release(self.seat, self.err) end
-  -- a webhook of a task followed to its end (the notify option's hook: client.lua)
-  if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end
+  if refs then refs.release(self:seated(), self.err) end
+  if not self.goal and self.cfg.notify and self.state == "done" then self.cfg.on_done(self, self.err) end -- (notify)
   if self.state == "taken" then self.ledger:let_go(self.id, true) end
   if err and not self.goal and self.state == "done" then -- (its words and why: failure.lua's)
     self:emit("failed", { error = err, message = err.message, reason = err.reason, input = err.input })

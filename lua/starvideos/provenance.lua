@@ -170,7 +170,7 @@ end
 function P.save(job, r, t)
   if job.cfg.provenance == false or not job.sink.record then return nil end
   local ok, text = require("starvideos.interrupt").pcall(P.text, P.of_job(job, r)) -- (Ctrl-C goes through)
-  local w = ok and job.sink.record(job.seat, t, text) or { done = true, err = { message = tostring(text) } }
+  local w = ok and job.sink.record(job:seated(), t, text) or { done = true, err = { message = tostring(text) } }
   w.provenance, w.sha256 = true, r.sha256
   return w
 end

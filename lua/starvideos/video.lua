@@ -67,7 +67,7 @@ function V.start(job, t)
   local parts, bad = core.check_url(url, "video_url")
   if not parts then return job:finish(bad) end
   local task, upload = job.task, job:take_upload() -- (an upload a dead process left: gone on from once)
-  job.sink.fetch(job.seat, t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
+  job.sink.fetch(job:seated(), t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
     resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload,
     duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
 end
@@ -81,7 +81,7 @@ function V.confirm(job, t)
   if held == nil then return end
   local got = v.got
   v.got = nil
-  if held then return job:await(job.sink.commit(got, job.seat), t) end
+  if held then return job:await(job.sink.commit(got, job:seated()), t) end
   job.sink.release(got)
   if not why.timeout then return taken(job, why, t) end
   job.ledger:sink_state(job.id, "part", got.part, Sink.recorded(got.dest))
@@ -97,7 +97,7 @@ function V.answered(job, r, t)
   if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
     -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
     v.hold = job.id and l:confirm(job.id, job.deadline, rule.ASK) or nil
-    if not v.hold then return job:await(job.sink.commit(r, job.seat), t) end
+    if not v.hold then return job:await(job.sink.commit(r, job:seated()), t) end
     v.got = r
     return job:confirm(t)
   end
