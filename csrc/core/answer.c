@@ -149,12 +149,19 @@ static const char *type_name(char t) {
   return at ? names[at - types] : "null";
 }
 
+/* Whether body (len bytes) is XML: '<' first, after a UTF-8 BOM and blanks. */
+static int xml_body(const char *body, size_t len) {
+  size_t i = len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+  while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n')) i++;
+  return i < len && body[i] == '<';
+}
+
 /* An answer other than 2xx: the error its status says, in the server's words. */
 static int answer_refused(const sv_exchange *a, const char *body, size_t len, sv_error *err) {
   char why[160];
   sv_buf words = {0};
   if (a->status == 407) sv_buf_adds(&words, SV_PROXY_AUTH); /* the proxy's page says no more */
-  else if (len > 0 && body[0] == '<') xml_words(body, len, &words); /* (a store's <Error>, a video host's) */
+  else if (xml_body(body, len)) xml_words(body, len, &words); /* (a store's <Error>, a video host's) */
   if (words.len == 0) server_words(body, len, &words);
   if (words.len == 0 && len > 0 && sv_json_scan(body, len, why, sizeof why) < 0) {
     sv_buf_adds(&words, "non-JSON body: ");

@@ -172,12 +172,6 @@ size_t sv_on_body(char *buf, size_t size, size_t n, void *ud) {
 
 static int no_start(sv_xfer *x) { (void)x; return 0; }
 
-/* A tap's part: room for all its bytes at once (no realloc). */
-static int tap_start(sv_xfer *x) {
-  if (x->max_body <= ((size_t)1 << 30)) (void)sv_buf_reserve(&x->recv, x->max_body);
-  return 0;
-}
-
 /* Memory's end: the bytes kept, and the file's size when a ranged exchange asked a part of one (a 206's
    Content-Range total, else the Content-Length). */
 static void memory_end(sv_xfer *x, CURLcode rc) {
@@ -195,6 +189,12 @@ static int tap_now(const sv_xfer *x) {
   long status = x->status;
   if (status < 200 || status > 299) return 0;
   return status == 206 ? x->range_start == x->offset : x->offset == 0 || status == 200; /* (200: past the skip) */
+}
+
+/* A tap's part: room for all its bytes at once (no realloc), made at the first byte of the body it is fed. */
+static int tap_start(sv_xfer *x) {
+  if (tap_now(x) && x->max_body <= ((size_t)1 << 30)) (void)sv_buf_reserve(&x->recv, x->max_body);
+  return 0;
 }
 
 /* Of len bytes from x->pos of a ranged exchange's 200 to a Range from offset > 0 (a host that ignores Range: the
@@ -279,6 +279,7 @@ static int file_start(sv_xfer *x) {
 
 static size_t file_write(sv_xfer *x, const char *buf, size_t len) {
   sv_buf why = {0};
+  if (x->io_failed) return 0; /* (a write refused while libcurl gave back the bytes it kept: never a gap) */
   if (!x->body_to_file) {
     if (x->recv.len < SV_ERROR_PAGE_MAX) sv_buf_add(&x->recv, buf, len);
     return len;

@@ -51,10 +51,9 @@ static void free_secret_list(struct curl_slist *l) {
   curl_slist_free_all(l);
 }
 
-/* The multi handle's room.  libcurl's CURLMOPT_MAX_TOTAL_CONNECTIONS bounds the connections it opens, not those
-   it reuses, so kept-alive connections from before max_connections was lowered would all carry transfers at once:
-   the transport holds an exchange queued (never added, never written) until there is room, and adds it when one
-   leaves.  Files take at most max_connections less one (one is left to the service's requests, unless
+/* The multi handle's room: the transport holds an exchange queued (never added, never written) until there is
+   room, and adds it when one leaves, first in first out (libcurl's own bounds count the connections it opens, not
+   the kept-alive ones it reuses).  Files take at most max_connections less one (one is left to the service's requests, unless
    max_connections is 1: then a download and a request may both be open); the others, what the files leave. */
 static int room(const sv_http *h, const sv_xfer *x) {
   long files = h->max_conns > 1 ? h->max_conns - 1 : 1, rest = h->max_conns - h->n_files;
@@ -82,10 +81,11 @@ static void admit(sv_http *h) {
 
 /* The transfers on the multi handle are room's alone: libcurl's own bound on the connections it opens
    (CURLMOPT_MAX_TOTAL_CONNECTIONS) would hold a request back behind the downloads running once max_connections
-   was lowered under them; its cache keeps max_connections idle ones at most. */
+   was lowered under them.  Its cache (in use or idle: a transfer's end closes the oldest idle one past it) holds
+   as many as room lets run, 2 with 1 (a download and a request). */
 void sv_http_set_max_connections(sv_http *h, int max_connections) {
   h->max_conns = max_connections < 1 ? 1 : max_connections > 1024 ? 1024 : max_connections;
-  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, h->max_conns);
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, h->max_conns > 1 ? h->max_conns : 2L);
   admit(h); /* (more room: fewer wait for the transfers running to end) */
 }
 
@@ -206,7 +206,7 @@ sv_xfer *sv_http_send(sv_http *h, const sv_send *s, sv_error *err) {
   if (sv_send_invalid(s, err) || !(x = xfer_new(h, s, err))) return NULL;
   x->easy = curl_easy_init();
   if (!x->url || x->send.oom || !x->easy || sv_send_setup(h, x, s)) return xfer_fail(x, err, "out of memory");
-  if (!room(h, x)) x->queued = 1, h->n_queued++; /* (admit: room later) */
+  if (h->n_queued || !room(h, x)) x->queued = 1, h->n_queued++; /* (admit: room later, after those queued first) */
   else if (multi_add(h, x) != 0) return xfer_fail(x, err, "libcurl refused the transfer");
   push(h, x, L_RUNNING);
   return x;

@@ -59,7 +59,7 @@ typedef struct sv_send {
                               a 200 to it, the whole file: the bytes before offset dropped as they come) */
   int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (never with auth) */
   /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
-     max_body bytes made at once; SV_TAP_STEP bytes at most in a pass (its hashing bounded).  The caller keeps tap
+     max_body bytes made at its first byte; SV_TAP_STEP bytes at most in a pass (its hashing bounded).  The caller keeps tap
      alive until the exchange ends. */
   sv_tap *tap;
   int public_only;         /* refused, never connected to, when not a public address (sv_addr_private) */

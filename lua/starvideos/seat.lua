@@ -38,8 +38,9 @@ local SEAT = { __newindex = taken, __metatable = false, __index = function(seat,
     tostring(k)), 2)
 end }
 
--- The seat of job, made once by Job.new (job.seat): the job and its seat hold each other, a cycle the collector
--- takes whole.
+-- The seat of job, made at its first use (job.lua's Job:seated): the job and its seat hold each other, a cycle the
+-- collector takes whole.  (pairs and next on a seat find its job: a rock that reads the job so reads no field
+-- the shape check sees, and no more is promised.)
 function S.new(job) return setmetatable({ [JOB] = job }, SEAT) end
 
 -- The job of a seat (the core's: its own file sink, what the observer is told), or nil when x is none.

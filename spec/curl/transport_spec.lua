@@ -369,6 +369,19 @@ describe("the transport", function()
       t:close()
     end)
 
+    it("keeps the requests' connection alive beside a download with max_connections 1", function()
+      local url, dir, t = big(1)
+      local d = download(t, url, dir .. "/a.mp4")
+      passes(t, d, function() return t:progress(d) > 0 end)
+      for _ = 1, 2 do
+        finish(t, assert(t:send { op = "query", url = emu.url .. "/v1/result/none", api = true, max_body = 65536 }), 10)
+      end
+      local log = emu:requests()
+      assert.equal(log[#log - 1].connection, log[#log].connection, "the second query opened a new connection")
+      assert.is_true(t:progress(d) < 300 * 1000 * 1000, "the download ended first")
+      t:close()
+    end)
+
     it("answers a request at once when max_connections is lowered under the downloads running", function()
       local url, dir, t = big(4)
       local ds = { download(t, url, dir .. "/a.mp4"), download(t, url, dir .. "/b.mp4"),
