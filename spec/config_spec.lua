@@ -256,7 +256,7 @@ describe("one policy", function()
     end)
 
     it("the retry function has no number of the table in it (the cap was 30 there)", function()
-      local text = read("csrc/core/answer.c")
+      local text = read("csrc/core/verdict.c")
       local body = text:match("\nint sv_retry_decide%(.-\n}\n")
       assert.truthy(body, "sv_retry_decide not found")
       local old = "    double d = backoff * pow(2.0, attempt - 1);\n    if (d > 30) d = 30;\n"

@@ -93,7 +93,7 @@ local CASES = {
       assert.is_false(helper.exists(spec.out .. ".part"))
       assert.equal("http://video.test/1.mp4", fake.sent[#fake.sent].r.url)
       for _, x in ipairs(fake.sent) do
-        assert.equal(x.r.op ~= "download", not not x.r.auth, x.r.op .. ": the key where it does not belong")
+        assert.equal(x.r.op ~= "download", not not x.r.service, x.r.op .. ": the key where it does not belong")
       end
     end },
   { "goal created stops after the create", spec = { params = PARAMS, goal = "created" },

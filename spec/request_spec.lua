@@ -96,7 +96,7 @@ local CASES = {
     more = function(_, fake)
       local a, b = fake.sent[1].r, fake.sent[2].r
       assert.equal(a.body, b.body)
-      assert.is_true(a.fresh and b.fresh and a.auth and b.auth)
+      assert.is_true(a.fresh and b.fresh and a.service and b.service)
       assert.equal(CREATE, b.url)
     end },
   { "a create is resent after a 503 with Retry-After", op = "create",
@@ -108,7 +108,7 @@ local CASES = {
       assert.same({ 0, 100000 }, { fake.sent[1].r.offset, fake.sent[2].r.offset })
       assert.is_true(helper.read_file(req.dest) == VIDEO, "the file is not the video")
       assert.is_false(helper.exists(req.part))
-      assert.falsy(fake.sent[1].r.auth, "a download asked for the key")
+      assert.falsy(fake.sent[1].r.service, "a download asked for the key")
       assert.is_true(fake.sent[1].r.follow)
       assert.same({ { part = req.part, path = req.dest } }, fake.commits)
     end },

@@ -582,7 +582,7 @@ describe("the learned schedule through a fake transport (no server)", function()
     -- every poll went out as the schedule said: authenticated GETs of the task
     for _, x in ipairs(fake.sent) do
       if x.r.op == "query" then
-        assert.is_true(x.r.auth)
+        assert.is_true(x.r.service)
         assert.is_nil(x.r.body)
       end
     end

@@ -2,7 +2,6 @@
    status, a body and a Retry-After value, say what the caller gets. */
 #include "sv_core.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -261,33 +260,6 @@ int sv_answer_names_task(const sv_exchange *a) {
   if (n >= 0) rc = answer_task(a, (const sv_json_member *)(void *)members.data, n, members.oom, 1, &scratch) == 0;
   sv_buf_free(&members);
   return rc;
-}
-
-int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p, double rnd,
-                    double *delay) {
-  int retryable;
-  double d;
-  if (op == SV_OP_CREATE) {
-    /* money: resend only when nothing can have been created: a whole answer that created nothing (a 429
-       cut short after its status line may have been a task's, sv_verdict's maybe_created) */
-    retryable = wire == SV_WIRE_NOT_SENT ||
-                (wire == SV_WIRE_NONE && (err->status == 429 || (err->status == 503 && err->retry_after >= 0)));
-  } else {
-    /* a download goes on from the bytes it has; an answer that is not HTTP
-       where that is final (a download's, a ranged exchange's bytes not from
-       where it asked: garbled_final) is not worth another attempt there */
-    retryable = sv_transient(err->kind, wire, err->status) && !(wire == SV_WIRE_GARBLED && p->garbled_final);
-  }
-  if (!retryable || attempt > p->max_retries) return 0;
-  if (err->retry_after >= 0) {
-    if (err->retry_after > p->max_wait) return 0; /* the caller decides about long waits */
-    *delay = err->retry_after;
-    return 1;
-  }
-  d = p->backoff * pow(2.0, attempt > 1 ? attempt - 1 : 0);
-  if (!(d <= p->max_backoff)) d = p->max_backoff;
-  *delay = d * (0.5 + 0.5 * rnd);
-  return 1;
 }
 
 /* The digits of v from *i (1 to 15 of them) as a number, *i past them; -1 when there are none or too many. */

@@ -405,6 +405,9 @@ SV_API int sv_answer_names_task(const sv_exchange *a);
    can be read, even from an answer cut short; only with maybe_created).
    `secret` (the API key, or NULL) never appears in the message. */
 SV_API int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire);
+/* What a success of x's op holds, as its verdict reads it: a task (create, query), a file (download) or bytes. */
+typedef enum { SV_READS_TASK, SV_READS_FILE, SV_READS_BYTES } sv_reads;
+SV_API sv_reads sv_verdict_reads(const sv_exchange *x);
 
 /* ------------------------------------------ rate limits (limits.c) */
 

@@ -3,6 +3,7 @@
    error, or success.  Transport-free, so every transport reads answers alike. */
 #include "sv_core.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ static int wire_error(const sv_exchange *x, sv_error *err) {
 /* How an exchange's answer is read, by what it asked for (sv_readings): its range rule, before the wire is read
    (0, or -1 with err and *wire), then a whole answer (0, or -1 with err). */
 typedef struct sv_reading {
+  sv_reads reads;
   int (*range)(const sv_exchange *x, sv_error *err, sv_wire *wire);
   int (*answer)(const sv_exchange *x, double now, sv_error *err, sv_wire *wire);
 } sv_reading;
@@ -120,10 +122,13 @@ static int bytes_answer(const sv_exchange *x, double now, sv_error *err, sv_wire
   return x->status >= 200 && x->status <= 299 ? 0 : error_page(x, now, err);
 }
 
-static const sv_reading TASK = { no_range, task_answer }, FILE_ = { file_range, file_answer },
-                        BYTES = { bytes_range, bytes_answer };
+static const sv_reading TASK = { SV_READS_TASK, no_range, task_answer },
+                        FILE_ = { SV_READS_FILE, file_range, file_answer },
+                        BYTES = { SV_READS_BYTES, bytes_range, bytes_answer };
 static const sv_reading *const sv_readings[] = { [SV_OP_CREATE] = &TASK, [SV_OP_QUERY] = &TASK,
                                                  [SV_OP_DOWNLOAD] = &FILE_, [SV_OP_EXCHANGE] = &BYTES };
+
+sv_reads sv_verdict_reads(const sv_exchange *x) { return sv_readings[x->op]->reads; }
 
 int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *err, sv_wire *wire) {
   const sv_reading *r = sv_readings[x->op];
@@ -152,4 +157,31 @@ int sv_verdict(const sv_exchange *x, double now, const char *secret, sv_error *e
   if (rc) err->transient = sv_transient(err->kind, *wire, err->status);
   scrub(secret, err->message);
   return rc;
+}
+
+int sv_retry_decide(sv_op op, sv_wire wire, sv_error *err, int attempt, const sv_retry_policy *p, double rnd,
+                    double *delay) {
+  int retryable;
+  double d;
+  if (op == SV_OP_CREATE) {
+    /* money: resend only when nothing can have been created: a whole answer that created nothing (a 429
+       cut short after its status line may have been a task's, sv_verdict's maybe_created) */
+    retryable = wire == SV_WIRE_NOT_SENT ||
+                (wire == SV_WIRE_NONE && (err->status == 429 || (err->status == 503 && err->retry_after >= 0)));
+  } else {
+    /* a download goes on from the bytes it has; an answer that is not HTTP
+       where that is final (a download's, a ranged exchange's bytes not from
+       where it asked: garbled_final) is not worth another attempt there */
+    retryable = sv_transient(err->kind, wire, err->status) && !(wire == SV_WIRE_GARBLED && p->garbled_final);
+  }
+  if (!retryable || attempt > p->max_retries) return 0;
+  if (err->retry_after >= 0) {
+    if (err->retry_after > p->max_wait) return 0; /* the caller decides about long waits */
+    *delay = err->retry_after;
+    return 1;
+  }
+  d = p->backoff * pow(2.0, attempt > 1 ? attempt - 1 : 0);
+  if (!(d <= p->max_backoff)) d = p->max_backoff;
+  *delay = d * (0.5 + 0.5 * rnd);
+  return 1;
 }

@@ -37,7 +37,7 @@ struct sv_xfer {
   sv_buf heads;        /* the answer's header lines, when kept (keep_heads) */
   char what[24];       /* an exchange's word in messages (sv_send's what), or "" */
   int service;         /* the service's answer: its id, rate limits and Date read (sv_send's) */
-  int auth;            /* the key sent: asked (sv_send's auth) of the service's request, never of another host's */
+  int auth;            /* the key sent: the service's request's (sv_send's service), never another host's */
   int range, keep_heads;
   int in_multi, queued; /* its easy handle on the multi handle; waiting for room there (multi.c's admit) */
   const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */

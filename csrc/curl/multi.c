@@ -181,7 +181,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->h = h;
   x->op = s->op;
   x->unit = sv_unit_of(s);
-  x->service = s->service, x->auth = s->auth && s->service;
+  x->service = x->auth = s->service; /* (the key goes with the service's requests alone) */
   x->total = x->range_start = x->range_total = -1;
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
   x->offset = s->offset > 0 && (x->range || !s->range) ? s->offset : 0; /* (a file's; a range's, not a HEAD's) */

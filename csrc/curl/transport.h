@@ -28,8 +28,8 @@ typedef struct sv_http_config {
 typedef struct sv_send {
   sv_op op;                /* the verdict's (sv_xfer_exchange): the transport never reads it */
   const char *url;
-  int auth;                /* add "Authorization: Bearer <api_key>" (with service only: never to another host) */
-  int service;             /* the service's request: its answer's own id, rate-limit lines and Date are read */
+  int service;             /* the service's request: "Authorization: Bearer <api_key>" sent (never to another host),
+                              its answer's own id, rate-limit lines and Date read */
   const char *headers;     /* its header lines, each ending in "\n" (no CR), the only ones but Host, User-Agent, the
                               body's length, Range, X-Request-Id and the key (none: libcurl's Accept; an empty
                               Content-Type) */
@@ -57,7 +57,7 @@ typedef struct sv_send {
   const char *file;        /* a 2xx body goes here (never through a symlink) */
   double offset;           /* bytes already in file: the rest is asked for with Range (an exchange's: range;
                               a 200 to it, the whole file: the bytes before offset dropped as they come) */
-  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (never with auth) */
+  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (never with the key) */
   /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
      max_body bytes made at its first byte; SV_TAP_STEP bytes at most in a pass (its hashing bounded).  The caller keeps tap
      alive until the exchange ends. */

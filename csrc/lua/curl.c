@@ -181,7 +181,7 @@ static sv_xfer *go_on_or_send(lua_State *L, lhttp *lh, int table, const sv_send 
   return x ? x : sv_http_send(lh->h, s, err);
 }
 
-/* t:send{op=, url=, auth=, api= (the service's answer: its id, rate limits, Date read), body=, fresh=, timeout=,
+/* t:send{op=, url=, service= (the service's request: the key sent, its answer's id, rate limits, Date read), body=, fresh=, timeout=,
    stall=, max_body=, file=, offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=, request_id= (its
    X-Request-Id), what=, method=, headers=, range=, heads=, tap=, public=, hold=, rest=} -> handle | nil, err
    (no user_agent: the transport's user agent, CA file and connect timeout; no
@@ -200,8 +200,7 @@ static int t_send(lua_State *L) {
   s.url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
   if (s.url && strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
   send_body(L, &s);
-  s.auth = getbool(L, 2, "auth");
-  s.service = getbool(L, 2, "api");
+  s.service = getbool(L, 2, "service");
   s.fresh = getbool(L, 2, "fresh");
   s.timeout = opt_number(L, 2, "timeout", 0);
   s.follow = getbool(L, 2, "follow");

@@ -162,8 +162,8 @@ typedef struct pusher {
 
 static const pusher TASK = { task_body, task_rest }, FILE_ = { file_body, other_rest },
                     BYTES = { bytes_body, other_rest };
-static const pusher *const pushers[] = { [SV_OP_CREATE] = &TASK, [SV_OP_QUERY] = &TASK, [SV_OP_DOWNLOAD] = &FILE_,
-                                         [SV_OP_EXCHANGE] = &BYTES };
+static const pusher *const pushers[] = { [SV_READS_TASK] = &TASK, [SV_READS_FILE] = &FILE_,
+                                         [SV_READS_BYTES] = &BYTES };
 
 /* body, err, wire, then what its reading gives (pushers): body is its success's (nil on an error), err the error
    table (nil on a success). */
@@ -173,7 +173,7 @@ int lsv_push_verdict(lua_State *L, const sv_exchange *x, const char *secret) {
   sv_exchange with = *x;
   builder b = { L, 0, { 0 }, { 0 } };
   sv_json_sink sink = { b_open, b_close, b_key, b_string, b_number, b_literal, &b };
-  const pusher *p = pushers[x->op];
+  const pusher *p = pushers[sv_verdict_reads(x)];
   int rc, top = lua_gettop(L);
   with.sink = &sink;
   rc = sv_verdict(&with, sv_wallclock(), secret, &err, &wire);

@@ -213,7 +213,7 @@ end)
 -- deadline came first; once sent it is never abandoned: it may be paid for.
 function C.send(job, t)
   job:warn()
-  return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path, auth = true,
+  return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path,
     body = job.create_body, send_by = by(job) or nil })
 end
 

@@ -174,7 +174,7 @@ function Job:poll(t)
   if not path then return self:finish(err) end
   if not self.cfg.api_key_set then return self:finish(new_error("auth", errors.NO_KEY)) end
   -- a lone query (client:query) has no deadline
-  self:send(t, { op = "query", url = self.cfg.base_url .. path, path = path, auth = true,
+  self:send(t, { op = "query", url = self.cfg.base_url .. path, path = path,
     deadline = self.goal ~= "queried" and self.deadline })
 end
 

@@ -17,10 +17,10 @@ Request.__index = Request
 Request.JSON = "Content-Type: application/json\nAccept: application/json\n" -- a JSON body's lines (a webhook's)
 
 -- What an op (the way the core reads its answer: core.verdict, core.retry) makes of a request, decided here once:
--- its class, whose data each request carries to the transport: another host's (Other), or the service's (Service: api,
--- the key, an X-Request-Id each attempt, its answer's rate limits and Date read, a retry's token drawn); headers,
--- its lines; a create's (Create: money) on a new connection (fresh), the key's next token before the polls
--- waiting, the observer told it was made; polls, a query's.  Where its body goes is its `into`'s.
+-- its class, whose data each request carries to the transport: another host's (Other), or the service's (Service:
+-- service, the key sent, an X-Request-Id each attempt, its answer's rate limits and Date read, a retry's token
+-- drawn); headers, its lines; a create's (Create: money) on a new connection (fresh), the key's next token before
+-- the polls waiting, the observer told it was made; polls, a query's.  Where its body goes is its `into`'s.
 local function class(fields, base)
   fields.__index = fields
   return setmetatable(fields, base)
@@ -34,7 +34,7 @@ function Other.failed() end
 function Other.token() end -- (a retry sent when due)
 function Other.made() end
 
-local Service = class({ api = true }, Other)
+local Service = class({ service = true }, Other)
 
 function Service.stamp(self) self.request_id, self.server_request_id = core.request_id(), nil end
 
@@ -87,7 +87,7 @@ function Memory.final(self) return self.range ~= nil end -- (a garbled answer no
 function Memory.done(self, _, t, task) return self:finish(task, nil, t) end
 
 -- A request of o: {loop =, key =, cfg =, owner = (what it advances when done), op = create | query | download |
--- exchange, url =, path = (for events), auth =, body = (a POST's or a PUT's), deadline = (monotonic; nil: none),
+-- exchange, url =, path = (for events), body = (a POST's or a PUT's), deadline = (monotonic; nil: none),
 -- send_by = (monotonic: no attempt is sent from then on, a sent one keeps its whole timeout: a create's)},
 -- with a download's part, dest, resume_limit and duration (download.lua), an exchange's what (the word its messages
 -- and metrics name it by: media, notify, storage), method (else POST with a body, GET without), headers (its lines,
@@ -106,9 +106,9 @@ function Request.new(o)
   local cfg, op, url = o.cfg, o.op, o.url
   local kind = KIND[op] or error("Request.new: no op " .. tostring(op), 2)
   local self = setmetatable({ loop = o.loop, key = o.key, cfg = cfg, owner = o.owner, op = op, url = url,
-    path = o.path, auth = kind.api and o.auth, body = o.body, deadline = o.deadline, send_by = o.send_by, attempt = 0,
-    id = next_id + 1, api = kind.api, fresh = kind.fresh, headers = kind.headers, -- (its class's data, its own: a
-    -- transport may copy a request's fields)
+    path = o.path, body = o.body, deadline = o.deadline, send_by = o.send_by, attempt = 0, id = next_id + 1,
+    service = kind.service, fresh = kind.fresh, headers = kind.headers, -- (its class's data, its own: a transport
+    -- may copy a request's fields)
     what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download.INTO or Memory,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
     ca_file = cfg.ca_file, proxy = cfg.proxy }, kind)

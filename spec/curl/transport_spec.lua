@@ -330,7 +330,7 @@ describe("the transport", function()
       local url, dir, t = big(2)
       local d = download(t, url, dir .. "/a.mp4")
       passes(t, d, function() return t:progress(d) > 0 end)
-      local q = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true, api = true,
+      local q = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", service = true,
         max_body = DEFAULTS.max_answer })
       local _, err = finish(t, q, 10)
       assert.truthy(err, "the query did not end beside the download")
@@ -358,7 +358,7 @@ describe("the transport", function()
       finally(function() mute:close() end)
       local _, port = mute:getsockname()
       local t = new_transport { max_connections = 1 }
-      local function query(url) return assert(t:send { op = "query", url = url, api = true, max_body = 65536 }) end
+      local function query(url) return assert(t:send { op = "query", url = url, service = true, max_body = 65536 }) end
       local stuck = query("http://127.0.0.1:" .. port .. "/v1/result/x")
       local queued = query(emu.url .. "/v1/result/none")
       t:poll(0.2)
@@ -374,7 +374,8 @@ describe("the transport", function()
       local d = download(t, url, dir .. "/a.mp4")
       passes(t, d, function() return t:progress(d) > 0 end)
       for _ = 1, 2 do
-        finish(t, assert(t:send { op = "query", url = emu.url .. "/v1/result/none", api = true, max_body = 65536 }), 10)
+        local q = { op = "query", url = emu.url .. "/v1/result/none", service = true, max_body = 65536 }
+        finish(t, assert(t:send(q)), 10)
       end
       local log = emu:requests()
       assert.equal(log[#log - 1].connection, log[#log].connection, "the second query opened a new connection")
@@ -388,7 +389,7 @@ describe("the transport", function()
         download(t, url, dir .. "/c.mp4") }
       passes(t, ds[3], function() return t:progress(ds[1]) > 0 and t:progress(ds[3]) > 0 end)
       t:set_max_connections(1)
-      local q = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true, api = true,
+      local q = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", service = true,
         max_body = DEFAULTS.max_answer })
       local _, err = finish(t, q, 10)
       assert.is_number(err.status, "no answer came: " .. tostring(err)) -- (an HTTP answer: the transport's key is none)
@@ -453,7 +454,7 @@ describe("the transport", function()
         assert.is_true(size < 300 * 1000 * 1000, how .. ": the whole video came before the " .. how)
         if how == "cancel" then
           -- the transport goes on: another exchange works
-          local h2 = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", auth = true, api = true,
+          local h2 = assert(t:send { op = "query", url = emu.url .. "/v1/result/none", service = true,
             max_body = DEFAULTS.max_answer })
           local _, err = finish(t, h2)
           assert.truthy(err)

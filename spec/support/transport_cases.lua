@@ -448,11 +448,11 @@ add {
     local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 1 }
     local out = { refused = {} }
     for i, rid in ipairs { "a\r\nX-Evil: 1", "", string.rep("r", 129) } do
-      local h, err = t:send { op = "query", url = a.url, auth = true, api = true, timeout = 5, max_body = 65536,
+      local h, err = t:send { op = "query", url = a.url, service = true, timeout = 5, max_body = 65536,
         request_id = rid }
       out.refused[i] = { sent = h ~= nil, kind = err and err.kind, field = err and err.field }
     end
-    local h = assert(t:send { op = "query", url = a.url, auth = true, api = true, timeout = 5, max_body = 65536,
+    local h = assert(t:send { op = "query", url = a.url, service = true, timeout = 5, max_body = 65536,
       request_id = string.rep("r", 128) })
     repeat t:poll(0.05) until t:finished() == h
     local task = t:result(h)
@@ -481,7 +481,7 @@ add {
     -- a client's own (loop.lua: the clients of a key share the transport), the
     -- transport's (none given), another client's: one after the other
     for _, ua in ipairs { "starvideos/own-1", false, "starvideos/own-2" } do
-      local h = assert(t:send { op = "query", url = a.query, auth = true, api = true, timeout = 10, max_body = 1048576,
+      local h = assert(t:send { op = "query", url = a.query, service = true, timeout = 10, max_body = 1048576,
         user_agent = ua or nil, connect_timeout = ua and 3 or nil })
       repeat t:poll(0.05) until t:finished() == h
       t:result(h)
@@ -505,7 +505,7 @@ add {
     for i, n in ipairs { 0, 1e9, -math.huge, 2 } do out.clamped[i] = pcall(t.set_max_connections, t, n) end
     local ok, err = pcall(t.set_max_connections, t, 0 / 0)
     out.nan_ok, out.nan_err = ok, tostring(err)
-    local h = assert(t:send { op = "query", url = a.query, auth = true, api = true, timeout = 10, max_body = 1048576 })
+    local h = assert(t:send { op = "query", url = a.query, service = true, timeout = 10, max_body = 1048576 })
     repeat t:poll(0.05) until t:finished() == h
     local task, qerr = t:result(h)
     out.id, out.err = task and task.id, qerr and tostring(qerr)
@@ -527,11 +527,11 @@ add {
   end,
   run = function(x, a)
     local t = x.transport { api_key = KEY, user_agent = "starvideos/cases", connect_timeout = 2, max_connections = 1 }
-    local h = assert(t:send { op = "query", url = a.slow, auth = true, api = true, timeout = 30, max_body = 1048576 })
+    local h = assert(t:send { op = "query", url = a.slow, service = true, timeout = 30, max_body = 1048576 })
     local t0 = x.now()
     repeat t:poll(0.1) until x.now() - t0 > 1.5 -- (dribble: a byte a second) its first bytes came
     t:cancel(h)
-    h = assert(t:send { op = "query", url = a.ok, auth = true, api = true, timeout = 10, max_body = 1048576 })
+    h = assert(t:send { op = "query", url = a.ok, service = true, timeout = 10, max_body = 1048576 })
     repeat t:poll(0.05) until t:finished() == h
     local task, err = t:result(h)
     t:close()
@@ -961,14 +961,14 @@ add {
       hs[i] = assert(t:send { op = "download", url = a.url, file = part, offset = 0, follow = true, timeout = 30,
         max_body = 1e9 })
     end
-    assert(t:send { op = "query", url = a.query, auth = true, api = true, timeout = 30, max_body = 1048576 })
+    assert(t:send { op = "query", url = a.query, service = true, timeout = 30, max_body = 1048576 })
     drain(x, t, hs[1], 1)
     drain(x, t, hs[2], 1)
     local t0 = x.now()
     t:close()
     local closing = x.now() - t0
     local sizes1, sizes2 = settle(x, a.parts)
-    local ok, err = pcall(t.send, t, { op = "query", url = a.query, auth = true, api = true, max_body = 1048576 })
+    local ok, err = pcall(t.send, t, { op = "query", url = a.query, service = true, max_body = 1048576 })
     local again = pcall(t.close, t)
     return { closing = closing, sizes1 = sizes1, sizes2 = sizes2, send_ok = ok, send_err = tostring(err),
       again = again }

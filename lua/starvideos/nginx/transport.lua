@@ -186,10 +186,10 @@ function N:send(r)
   if range then cap = math.min(cap, range[2] - range[1] + 1) end
   local held = type(r.rest) == "table" and go_on(self, r.rest, r, cap)
   if held then return held end
-  -- as data (request.lua's): the service's request (api: the key when asked, its answer's id, Date and lines read),
+  -- as data (request.lua's): the service's request (service: the key, its answer's id, Date and lines read),
   -- else another host's; its body into a file (fh) or memory
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, api = r.api,
-    auth = r.api and r.auth, offset = offset, have = offset, from = range and r.method ~= "HEAD" and range[1] or nil,
+  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, service = r.service,
+    auth = r.service, offset = offset, have = offset, from = range and r.method ~= "HEAD" and range[1] or nil,
     fh = fh, parts = {}, kept = 0, cap = cap,
     deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
   if r.hold and range then -- (request.lua asks it of a ranged GET: the pause at the range's end)
@@ -227,7 +227,7 @@ function N:result(x)
   local h = x.head
   local lines = h and x.r.heads and A.lines(h) -- (kept when asked, as libcurl's)
   local limits -- the service's answer: its rate-limit lines, its Date the service's clock
-  if x.api and h then
+  if x.service and h then
     limits = lines or A.lines(h)
     local date = h.date and core.http_date(h.date)
     if h.date then self.skew = date and date - core.wall() end
