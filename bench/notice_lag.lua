@@ -13,8 +13,7 @@
 -- task durations: the densest fixed interval whose polls per task (its first
 -- at once too) are no more than the learned run's.
 --   lua5.4 bench/notice_lag.lua      (BENCH_QUICK=1: fewer tasks)
-package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
-  :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "bench/?.lua;" .. package.path
+package.path = dofile("tools/lua_dirs.lua")() .. "bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
 local polling = require "lib.polling"

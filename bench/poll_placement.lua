@@ -14,8 +14,7 @@
 -- spending no more polls per task than the schedule did) and the densest fixed
 -- interval spending no more polls (each first poll at once too).
 --   lua5.4 bench/poll_placement.lua      (BENCH_QUICK=1: fewer draws)
-package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
-  :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "bench/?.lua;" .. package.path
+package.path = dofile("tools/lua_dirs.lua")() .. "bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
 local polling = require "lib.polling"

@@ -47,8 +47,7 @@ do -- the interpreter running this file, for the scripts
     if i < 0 then LUA = a[i] end
   end
 end
-local LUA_PATH = os.getenv("LUA_PATH") or ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
-  :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "./?.lua;;"
+local LUA_PATH = os.getenv("LUA_PATH") or dofile("tools/lua_dirs.lua")() .. "./?.lua;;"
 local LUA_CPATH = os.getenv("LUA_CPATH") or "build/?.so;;"
 local RESULTS = os.getenv("BENCH_RESULTS") or "bench/RESULTS.md"
 local VIDEO_BYTES = quick and 20 * 1000 * 1000 or 200 * 1000 * 1000

@@ -4,8 +4,7 @@
 -- The tasks are real: created on the emulator, each watched and polled once,
 -- then left with an hour to their next poll.
 --   lua5.4 bench/step.lua      (BENCH_QUICK=1: 2000 tasks)
-package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
-  :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "bench/?.lua;" .. package.path
+package.path = dofile("tools/lua_dirs.lua")() .. "bench/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local B = require "common"
 local cjson = require "cjson"

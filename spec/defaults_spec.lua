@@ -47,21 +47,6 @@ describe("the numbers a user sees, each from config.DEFAULTS", function()
     end
   end)
 
-  it("retain: how long a store keeps a settled task's record", function()
-    for _, v in ipairs { 123, 4567 } do
-      with_defaults({ retain = v }, function()
-        local cfg = config.client { api_key = "k-defaults", base_url = "http://fake" }
-        local ledger = require("starvideos.fleet.ledger").new("redis://127.0.0.1:1", cfg)
-        local sent = {}
-        ledger._record = function(_, name, _, args) sent[name] = args end -- (what the store would be sent)
-        ledger:status("task_3", "failed")
-        ledger:downloaded("task_4", "/nowhere/task_4.mp4")
-        assert.equal(v, sent.status[6]) -- (id, status, took, within, samples, retain)
-        assert.equal(v, sent.downloaded[3])
-      end)
-    end
-  end)
-
   it("compact_at: the journal size past which a client compacts it when it opens it", function()
     local path = helper.tmpdir() .. "/j.jsonl"
     for i = 1, 40 do

@@ -17,7 +17,7 @@ local WORDS = "A reference image was flagged by content moderation; no video was
 
 for _, name in ipairs(places.LEDGERS) do
   describe("a failure's reason on a ledger: " .. name, function()
-    local why = places.missing(name) or name == "redis" and require("rocks.redis.spec.support.redis_run").missing(true)
+    local why = places.missing(name) or name == "redis" and places.fixture("redis").missing(true)
     if why then pending(why) return end
 
     it("a failed task: its reason and input on the error, the status and failed events, and the ledger's list ("

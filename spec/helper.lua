@@ -26,8 +26,8 @@ local helper = {}
 helper.root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper%.lua$")) or "."
 
 -- The Lua search templates of a checkout at root: the core's lua/, then each other rock's rocks/<rock>/lua/
--- (rockspec/, the core's: LuaRocks copies a top-level lua/ into every rock built there), no trailing ';'.
-helper.LUA_DIRS = { "lua", "rocks/redis/lua", "rocks/s3/lua", "rocks/observe/lua", "rocks/emulator/lua" }
+-- (tools/lua_dirs.lua: the rocks found in this checkout), no trailing ';'.
+helper.LUA_DIRS = select(2, dofile(helper.root .. "/tools/lua_dirs.lua")(helper.root))
 function helper.lua_path(root)
   local t = {}
   for _, d in ipairs(helper.LUA_DIRS) do

@@ -8,7 +8,7 @@
 local helper = require "spec.helper"
 local places = require "spec.support.places"
 local event_client = require "spec.support.event_client"
-local Otlp = require "rocks.observe.spec.support.otlp_run"
+local Otlp = places.fixture("otlp")
 
 local PRICES = { videos = 0.4, videos_fast = 0.5, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 2 }
 local UUID4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"

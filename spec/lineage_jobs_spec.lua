@@ -11,7 +11,7 @@ local starvideos = require "starvideos"
 local shell = require "starvideos.shell"
 local sign = require "starvideos.sign"
 local core = require "starvideos.core"
-local S3run = require "rocks.s3.spec.support.s3_run"
+local S3run = require("spec.support.places").fixture("s3")
 local media = require "starvideos.emulator.media"
 
 local KEY = "k-lineage-jobs"

@@ -10,47 +10,14 @@ local helper = require "spec.helper"
 
 local q = helper.shell_quote
 
--- What a child prints about itself: `STATE <label> crypto=<yes|no> <module> ...`.
-local PRELUDE = [[
-local function state(label)
-  local f = assert(io.open("/proc/self/maps"))
-  local maps = f:read("*a")
-  f:close()
-  local names = {}
-  for k in pairs(package.loaded) do
-    if type(k) == "string" and k:find("^starvideos") then names[#names + 1] = k end
-  end
-  table.sort(names)
-  print("STATE " .. label .. " crypto=" .. (maps:find("/libcrypto", 1, true) and "yes" or "no") .. " "
-    .. table.concat(names, " "))
-end
-local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-local BASE = "http://127.0.0.1:9"
-]]
+local child = require("spec.support.child_state").child
+local foreign = require("spec.support.child_state").foreign
 
--- Runs the Lua program body in a child (PRELUDE first); env: more of the command
--- line before the interpreter.  Returns its output, with the states by label.
-local function child(body, env)
-  local dir = helper.tmpdir()
-  helper.write_file(dir .. "/child.lua", PRELUDE .. body)
-  local out, ok = helper.capture((env or helper.CHILD_ENV) .. " " .. q(helper.lua) .. " " .. q(dir .. "/child.lua")
-    .. " 2>&1")
-  assert(ok, out)
-  local states = {}
-  for label, crypto, mods in out:gmatch("STATE (%S+) crypto=(%a+) ?([^\n]*)") do
-    local set = {}
-    for m in mods:gmatch("%S+") do set[m] = true end
-    states[label] = { crypto = crypto == "yes", loaded = set }
-  end
-  return out, states
-end
-
--- Loaded by no plain `require "starvideos"` (the ledger: by the first client).
-local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.extras.notify",
-  "starvideos.schedule", "starvideos.fleet.store", "starvideos.fleet.ledger", "starvideos.fleet.budget",
-  "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.redis",
-  "starvideos.cli", "starvideos.emulator", "starvideos.records.ledger", "starvideos.records.compact",
-  "starvideos.observe.metrics", "starvideos.observe.trace", "starvideos.observe.observer", "starvideos.spend" }
+-- Loaded by no plain `require "starvideos"` (the ledger: by the first client); nor is any module of another rock
+-- (child_state.foreign).
+local LAZY = { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.extras.notify", "starvideos.schedule",
+  "starvideos.nginx.transport", "starvideos.nginx.budget", "starvideos.sign", "starvideos.curl", "starvideos.cli",
+  "starvideos.records.ledger", "starvideos.records.compact", "starvideos.spend" }
 
 describe("require \"starvideos\"", function()
   teardown(helper.cleanup)
@@ -72,28 +39,13 @@ c:close()
     assert.is_true(s.loaded["starvideos"] and s.loaded["starvideos.core"] and s.loaded["starvideos.client"] or false,
       out)
     for _, m in ipairs(LAZY) do assert.is_nil(s.loaded[m], m .. " loaded by require \"starvideos\"") end
+    assert.same({}, foreign(s.loaded), "another rock's modules loaded by require \"starvideos\"")
     s = assert(st.client, out)
     for _, m in ipairs { "starvideos.extras.log", "starvideos.extras.keep", "starvideos.sign",
-      "starvideos.fleet.ledger", "starvideos.extras.notify", "starvideos.schedule", "starvideos.observe.metrics",
-      "starvideos.observe.trace", "starvideos.observe.observer", "starvideos.otel" } do
+      "starvideos.extras.notify", "starvideos.schedule" } do
       assert.is_nil(s.loaded[m], m .. " loaded by a plain client")
     end
-  end)
-
-  it("loads the metrics with the metrics option, the traces with an endpoint ($OTEL_*), and not before", function()
-    local out, st = child([[
-local starvideos = require "starvideos"
-local c = starvideos.new { base_url = BASE, api_key = "k", metrics = true, trace = false }
-state("metrics")
-local c2 = starvideos.new { base_url = BASE, api_key = "k" }
-state("traced")
-c:close()
-c2:close()
-]], "env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 " .. helper.CHILD_ENV)
-    local s = assert(st.metrics, out)
-    assert.is_true(s.loaded["starvideos.observe.metrics"] and s.loaded["starvideos.observe.observer"] or false, out)
-    assert.is_nil(s.loaded["starvideos.observe.trace"], out) -- (trace = false: off whatever $OTEL_* say)
-    assert.is_true(assert(st.traced, out).loaded["starvideos.observe.trace"], out)
+    assert.same({}, foreign(s.loaded), "another rock's modules loaded by a plain client")
   end)
 
   it("loads the log with the log option or $STARVIDEOS_LOG, and not before", function()

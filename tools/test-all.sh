@@ -18,6 +18,8 @@ PATH="$(pwd)/build/vm5.5/bin:$PATH"
 
 logdir=$(mktemp -d /tmp/starvideos-test-all.XXXXXX) || exit 1
 trap 'rm -rf "$logdir"' EXIT
+# the checkout's Lua: the core's lua/, then each other rock's (rocks/folders.lua lists them)
+LUA_DIRS=$(lua5.4 -e 'io.write((dofile("tools/lua_dirs.lua")()))') || exit 1
 # the core's specs (spec/) and each rock's (rocks/<rock>/spec/); those under a hosts/ folder are the hosts tier's
 specs=$(find spec rocks/*/spec -name '*_spec.lua' -not -path '*/hosts/*' | sort)
 hosts=$(find spec rocks/*/spec -name '*_spec.lua' -path '*/hosts/*' | sort)
@@ -40,7 +42,7 @@ part() {
   t0=$(date +%s)
   # LUA_CPATH_5_x would win over LUA_CPATH on 5.2+: leave only LUA_CPATH.
   env -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_CPATH_5_5 -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 -u LUA_PATH_5_5 \
-    LUA_PATH='lua/?.lua;lua/?/init.lua;rocks/redis/lua/?.lua;rocks/redis/lua/?/init.lua;rocks/s3/lua/?.lua;rocks/s3/lua/?/init.lua;rocks/observe/lua/?.lua;rocks/observe/lua/?/init.lua;rocks/emulator/lua/?.lua;rocks/emulator/lua/?/init.lua;./?.lua;;' LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
+    LUA_PATH="$LUA_DIRS./?.lua;;" LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
     STARVIDEOS_LUA="$vm" BUSTED_ARGS="--cpath=$cpath $BUSTED_ARGS" \
     JOBS=$part_jobs TIER=$part_tier sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$name.log" | tail -n 1)

@@ -12,8 +12,7 @@
 --     or a C function returning it).
 -- The numbers are for the README's Architecture section and the issue's note;
 -- nothing here is a test.
-package.path = ("lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua")
-  :gsub("(%S+)%s*", "%1/?.lua;%1/?/init.lua;") .. "./?.lua;" .. package.path
+package.path = dofile("tools/lua_dirs.lua")() .. "./?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 
 assert(_VERSION == "Lua 5.4", "tools/trace.lua needs Lua 5.4 (transferred values in hooks)")

@@ -102,10 +102,7 @@ local function load_library()
   if why then return nil, why end
   if root then
     messages.command = root .. "/bin/starvideos" -- what the quit line tells a player to run
-    local dirs = "lua rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua"
-    package.path = dirs:gsub("(%S+)%s*", function(d)
-      return root .. "/" .. d .. "/?.lua;" .. root .. "/" .. d .. "/?/init.lua;"
-    end) .. package.path
+    package.path = dofile(root .. "/tools/lua_dirs.lua")(root) .. package.path
     package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
   end
   local ok, lib = pcall(require, "starvideos")

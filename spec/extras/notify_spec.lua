@@ -378,120 +378,31 @@ describe("notify", function()
   end)
 end)
 
--- The ledger's owed events, one list of cases for both backends: the journal
--- (records/ledger.lua) and Redis (fleet/ledger.lua).
+-- The ledger's owed events: the journal's run of spec/support/owed_cases.lua (the store's: the redis rock's
+-- owed_redis_spec.lua).
 describe("owed webhooks in the ledger", function()
-  local redis_run = require "rocks.redis.spec.support.redis_run"
-  local Ledger, R = require "starvideos.records.ledger", require "starvideos.fleet.ledger"
-  local redis, dir
+  local Ledger = require "starvideos.records.ledger"
+  local dir
 
-  setup(function() if not redis_run.missing() then redis = redis_run.start() end end)
-  teardown(function()
-    if redis then redis.stop() end
-    helper.cleanup()
-  end)
+  teardown(helper.cleanup)
 
-  local backends = {
-    journal = function() return function() return Ledger.new(dir .. "/j", { lease = 1 }) end end,
-    redis = function()
-      local cfg = { base_url = "http://fleet", api_key = "k-" .. require("starvideos.core").random_id(), lease = 1,
-        connect_timeout = 5 }
-      return function() return R.new(redis.url, cfg) end
+  require("spec.support.owed_cases").run("journal", { it = it, pending = pending, assert = assert }, {
+    new = function()
+      dir = dir or helper.tmpdir()
+      return Ledger.new(dir .. "/j", { lease = 1 })
     end,
-  }
-  -- Why a backend's case cannot run here (Redis not started, or its module not
-  -- built for this VM), or nil.
-  local function unready(name)
-    if name ~= "redis" then return nil end
-    if not redis then return redis_run.missing() end
-    if not pcall(require, "starvideos.redis") then
-      return "starvideos.redis is not built for this VM (make build/<vm>/starvideos/redis.so)"
-    end
-  end
-
-  for name, make in pairs(backends) do
-    it(name .. ": an owed event is claimed by one keeper once its owner let go, never after it was delivered",
-      function()
-        local why = unready(name)
-        if why then return pending(why) end
-        dir = helper.tmpdir()
-        local new = make()
-        local owner, other = new(), new()
-        assert.truthy(owner:owe("msg_a", "task-a", '{"type":"task.completed"}'))
-        local k1 = assert(other:keeper())
-        assert.are.same({}, k1:owed()) -- its owner is alive
-        owner:close() -- the owner lets go of its lease (as a process that died)
-        local got = k1:owed()
-        assert.are.same({ { wid = "msg_a", task = "task-a", body = '{"type":"task.completed"}' } }, got)
-        local k2 = assert(other:keeper())
-        assert.are.same({}, k2:owed()) -- k1 has it (alive)
-        assert.are.same({}, k1:owed()) -- and is not handed it twice
-        k1:close()
-        assert.are.same("msg_a", k2:owed()[1].wid) -- k1 gone: k2 takes it
-        other:delivered("msg_a")
-        local k3 = assert(other:keeper())
-        k2:close()
-        assert.are.same({}, k3:owed())
-        k3:close()
-        other:close()
-      end)
-  end
-
-  -- A ledger that cannot look says why, and keep's sweep says so in a warning:
-  -- the event stays owed and is claimed at a later look (before, an empty list
-  -- hid the failure, and nothing was said).  The journal: a FIFO put at its
-  -- path (refused at once, never waited on); Redis: the key of the owed events
-  -- made a string (a script error), then put back.
-  for name, make in pairs(backends) do
-    it(name .. ": a look that fails says why (a warning from keep's sweep), and the event is claimed later",
-      function()
-        local why = unready(name)
-        if why then return pending(why) end
-        local Notify = require "starvideos.extras.notify"
-        dir = helper.tmpdir()
-        local new = make()
-        local owner, other = new(), new()
-        assert.truthy(owner:owe("msg_c", "task-c", '{"type":"task.completed"}'))
-        owner:close()
-        local k = assert(other:keeper())
-        local break_it, mend
-        if name == "journal" then
-          local path = dir .. "/j"
-          break_it = function()
-            assert(os.rename(path, path .. ".away"))
-            assert(helper.execute("mkfifo " .. helper.shell_quote(path)))
-          end
-          mend = function()
-            assert(os.remove(path))
-            assert(os.rename(path .. ".away", path))
-          end
-        else
-          local port = assert(redis.url:match(":(%d+)$"))
-          local key = other.prefix .. "owed"
-          local function cli(args) assert(helper.execute("redis-cli -p " .. port .. " " .. args .. " >/dev/null")) end
-          break_it = function() cli("RENAME " .. helper.shell_quote(key) .. " " .. helper.shell_quote(key .. ".away"))
-            cli("SET " .. helper.shell_quote(key) .. " x") end
-          mend = function() cli("DEL " .. helper.shell_quote(key))
-            cli("RENAME " .. helper.shell_quote(key .. ".away") .. " " .. helper.shell_quote(key)) end
-        end
-        break_it()
-        local got, err = k:owed()
-        assert.is_nil(got)
-        assert.is_string(err)
-        local events = {}
-        local cfg = { notify = { url = "http://127.0.0.1:9/hook", secret = "whsec_" .. string.rep("A", 32) },
-          on_event = function(e) events[#events + 1] = e end }
-        assert.are.same({}, Notify.sweep({ ledger = other, cfg = cfg }, k))
-        assert.are.equal(1, #events)
-        assert.are.equal("warning", events[1].type)
-        assert.truthy(events[1].message:find("the webhooks owed could not be looked at: ", 1, true), events[1].message)
-        mend()
-        got = assert(k:owed())
-        assert.are.same({ { wid = "msg_c", task = "task-c", body = '{"type":"task.completed"}' } }, got)
-        k:close()
-        other:close()
-      end)
-  end
+    unready = function() dir = nil end, -- (each case a folder of its own)
+    -- a FIFO put at its path (refused at once, never waited on)
+    broken = function()
+      local path = dir .. "/j"
+      return function()
+        assert(os.rename(path, path .. ".away"))
+        assert(helper.execute("mkfifo " .. helper.shell_quote(path)))
+      end, function()
+        assert(os.remove(path))
+        assert(os.rename(path .. ".away", path))
+      end
+    end })
 
   it("journal: keep's looks for owed events read what is new, at most leases.FOLLOW bytes a look", function()
     local leases = require "starvideos.records.leases"

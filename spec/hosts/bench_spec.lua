@@ -60,7 +60,7 @@ local function missing()
     if not helper.exists(path) then return path .. " is missing" end
   end
   if not helper.exists(root .. "/build/starvideos/core.so") then return "build/starvideos/core.so is not built" end
-  return require("rocks.s3.spec.support.s3_run").missing() -- (the s3 rock's bench's store: node, spec/npm's)
+  return require("spec.support.places").fixture("s3").missing() -- (the s3 rock's bench's store: node, spec/npm's)
 end
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end

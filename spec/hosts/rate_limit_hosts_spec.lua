@@ -5,7 +5,7 @@
 -- until the window's end.  Pending where nginx or redis-server is missing.
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
-local redis_run = require "rocks.redis.spec.support.redis_run"
+local redis_run = require("spec.support.places").fixture("redis")
 local tally = require "spec.support.rate_limits"
 local NULL = require("cjson").null
 

@@ -5,7 +5,7 @@
 -- 7.5 s.  The same for two nginx workers on one dict.  (Before: the told process held, its hold for the fleet
 -- queued to Redis and written only at its next ask, 5 s later; the other sent 40 polls inside those 5 s.)
 local helper = require "spec.helper"
-local redis_run = require "rocks.redis.spec.support.redis_run"
+local redis_run = require("spec.support.places").fixture("redis")
 local nginx_run = require "spec.support.nginx_run"
 
 local KEY, HOLD = "k-shared-hold", 5

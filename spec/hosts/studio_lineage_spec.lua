@@ -14,7 +14,7 @@ local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("a card's children in the studio", { "/usr/sbin/nginx", "curl" }) then return end
 local helper = require "spec.helper"
 local studio_run = require "spec.hosts.support.studio_run"
-local S3run = require "rocks.s3.spec.support.s3_run"
+local S3run = require("spec.support.places").fixture("s3")
 local starvideos = require "starvideos"
 local cjson = require "cjson.safe"
 

@@ -20,7 +20,7 @@
 local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("tenants inside nginx", { "nginx", "curl" }) then return end
 local helper = require "spec.helper"
-local redis_run = require "rocks.redis.spec.support.redis_run"
+local redis_run = require("spec.support.places").fixture("redis")
 local why = redis_run.missing()
 if why then
   describe("tenants inside nginx", function() pending(why) end)

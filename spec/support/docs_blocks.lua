@@ -15,6 +15,15 @@ local str_format = string.format
 
 local M = {}
 
+-- A page of the checkout (p: its path from the top), its lines joined (flat), and whether it says each phrase (its
+-- lines joined: luassert's match for each).
+function M.page(p) return (assert(helper.read_file(helper.root .. "/" .. p), p)) end
+function M.flat(p) return (M.page(p):gsub("\n%s*", " ")) end
+function M.says(p, ...)
+  local text = M.flat(p)
+  for _, phrase in ipairs { ... } do require("luassert").matches(phrase, text, 1, true) end
+end
+
 -- The pages whose blocks are run or checked, as paths from the top of `root`.
 function M.pages(root)
   local pages = { "README.md" }

@@ -713,6 +713,19 @@ function M.interface()
   return names
 end
 
+-- That ledger l, called `on`, gives each of the interface's names: each method a function, each field set but the
+-- fields of one ledger (a journal's path, a store's where).
+local ONLY = { path = "journal", where = "store" }
+function M.gives(names, l, on, assert)
+  for _, n in ipairs(names) do
+    if n.method then
+      assert.equal("function", type(l[n.name]), on .. "'s " .. n.name)
+    elseif not ONLY[n.name] or ONLY[n.name] == on then
+      assert.is_not_nil(l[n.name], on .. "'s " .. n.name)
+    end
+  end
+end
+
 -- The names the library's callers use of a ledger (ledger:NAME, ledger.NAME), outside the ledgers' folders.
 function M.uses()
   -- (rules.lua: the ledgers' own rules, not a use of a ledger)

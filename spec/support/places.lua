@@ -10,14 +10,28 @@
 --   place.stop()       the servers it started stopped
 -- places.missing(name): why the place cannot be had on this machine, or nil.
 -- places.run(name, emu_opts, body): body given the place, an emulator and a folder, all stopped after.
+-- places.fixture(name): the server of another rock's place (rocks/<rock>/spec/support/<name>_run.lua).
 local helper = require "spec.helper"
 
 local M = {}
 
 M.LEDGERS = { "process", "journal", "redis" }
 
+-- The fixture a rock's specs offer the core's for a place of theirs (a server: "redis" the store's, "s3" the
+-- bucket's, "otlp" a collector of traces), found by convention, as the library finds its extensions: the first
+-- rocks/<rock>/spec/support/<name>_run.lua of the rocks of rocks/folders.lua.  The core's specs name no rock.
+function M.fixture(name)
+  for _, d in ipairs(dofile(helper.root .. "/rocks/folders.lua")) do
+    local rock = d:match("^rocks/([%w_-]+)/lua$")
+    if rock and helper.exists(helper.root .. "/" .. d:gsub("lua$", "spec/support/" .. name .. "_run.lua")) then
+      return require(table.concat({ "rocks", rock, "spec", "support", name .. "_run" }, "."))
+    end
+  end
+  error("places.fixture: no rock of this checkout has spec/support/" .. name .. "_run.lua", 2)
+end
+
 function M.missing(name)
-  if name == "redis" then return require("rocks.redis.spec.support.redis_run").missing() end
+  if name == "redis" then return M.fixture("redis").missing() end
   return nil
 end
 
@@ -34,7 +48,7 @@ function make.journal(dir)
 end
 
 function make.redis(_, opts)
-  local redis_run = require "rocks.redis.spec.support.redis_run"
+  local redis_run = M.fixture("redis")
   local srv = redis_run.start { aof = opts.aof }
   local place = { option = "store", where = srv.url }
   function place.options() return { store = srv.url } end

@@ -209,6 +209,14 @@ function M.interface()
   return names
 end
 
+-- That sink s, called `on`, gives each of the interface's names as a function (an optional one: only a sink but the
+-- file's, which has none).
+function M.gives(names, s, on, assert)
+  for _, n in ipairs(names) do
+    if not (n.optional and on == "file") then assert.equal("function", type(s[n.name]), on .. "'s " .. n.name) end
+  end
+end
+
 -- The names the library uses of a sink (job.sink.NAME, Sink.of(...).NAME), outside the sinks' own files.
 function M.uses()
   return require("spec.support.case_list").uses({ "lua/starvideos/*.lua", "lua/starvideos/*/*.lua",

@@ -11,8 +11,8 @@ local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local core = require "starvideos.core"
 local C = require "spec.support.cli_run"
-local S3run = require "rocks.s3.spec.support.s3_run"
-local Otlp = require "rocks.observe.spec.support.otlp_run"
+local S3run = require("spec.support.places").fixture("s3")
+local Otlp = require("spec.support.places").fixture("otlp")
 local media_read = require "spec.support.media_read"
 
 local run, lines, with = C.run, C.lines, C.with

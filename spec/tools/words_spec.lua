@@ -1,6 +1,5 @@
--- What three commands say (issue 49): check names a local reference file as a file, not a URL;
--- store check --json gives "unknown" for a persistence setting it could not read, as its text does;
--- pending shows each create's prompt where list does, not a hash.
+-- What two commands say (issue 49): check names a local reference file as a file, not a URL; pending shows each
+-- create's prompt where list does, not a hash.  (store check's: the redis rock's store_words_spec.lua.)
 
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
@@ -8,7 +7,7 @@ local C = require "spec.support.cli_run"
 
 local run = C.run
 
-describe("the words of check, store check and pending", function()
+describe("the words of check and pending", function()
   local emu
   local env = C.session(function(e) emu = e end)
 
@@ -22,14 +21,6 @@ describe("the words of check, store check and pending", function()
     assert.matches("--ref-image #1: the file ./notimage.png holds text (text), not media; referenceImages takes "
       .. "image media", out, 1, true)
     assert.is_nil(out:find("URL", 1, true), out)
-  end)
-
-  it("store check --json: a persistence setting it could not read is \"unknown\"", function()
-    local doc = require("starvideos.command.store").document({ usable = true, warnings = {},
-      persistence = { appendonly = "yes" } }, require("starvideos.cli.json").array)
-    local back = cjson.decode(require("starvideos.cli.json").encode(doc))
-    assert.same({ appendonly = "yes", appendfsync = "unknown", maxmemory_policy = "unknown" }, back.persistence)
-    assert.same({}, back.replicas)
   end)
 
   it("pending shows the prompt of each create, as list does", function()
