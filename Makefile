@@ -16,7 +16,7 @@ WARN      := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototyp
              -Werror=implicit-function-declaration
 DEFS      := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 # each function and datum in a section of its own, so that a module linked with GC_SECTIONS keeps only what it
-# uses of a file it shares (sigv4.so: mk/sources.mk's SIGV4_CORE_SRC)
+# uses of a file it shares (a rock's module built on some of the core's files: its rocks/<rock>/rock.mk)
 SECTIONS  := -ffunction-sections -fdata-sections
 GC_SECTIONS := -Wl,--gc-sections
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(DEFS) $(SECTIONS) -fPIC -fvisibility=hidden
@@ -25,20 +25,16 @@ include mk/sources.mk
 # every C file of the three modules (ALL_SRC, mk/sources.mk) is compiled once
 # into build/obj/, in its layer's folder there; a rock's (rocks/<rock>/csrc/) in build/obj/rocks/<rock>/csrc/
 objs       = $(patsubst %.c,build/obj/%.o,$(patsubst csrc/%,%,$(1)))
+# those objects as a VM's ($(1)) build has them (build/<vm>/obj/)
+vm_objs    = $(patsubst build/obj/%,build/$(1)/obj/%,$(2))
 CORE_OBJ  := $(call objs,$(CORE_MOD_SRC))
 CURL_OBJ  := $(call objs,$(CURL_MOD_SRC))
 SIGN_OBJ  := $(call objs,$(SIGN_MOD_SRC))
-SIGV4_OBJ := $(call objs,$(SIGV4_MOD_SRC))
-FLEET_OBJ := $(call objs,$(FLEET_MOD_SRC))
-SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so build/starvideos/sigv4.so \
-             build/starvideos/fleet/native.so
+# (SO, NGX_SO: and each rock's modules, added by its rocks/<rock>/rock.mk)
+SO        := build/starvideos/core.so build/starvideos/curl.so build/starvideos/sign.so
 # the core and the signatures as nginx's LuaJIT loads them (spec/hosts/nginx_spec.lua,
 # the webhook and notify specs, examples/openresty/)
-NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so build/luajit/starvideos/sigv4.so \
-             build/luajit/starvideos/fleet/native.so
-# `make luajit`: every C module a LuaJIT host loads (LÖVE, nginx, OpenResty: docs/game-engines.md,
-# docs/openresty.md), libcurl's transport too
-LUAJIT_SO := $(NGX_SO) build/luajit/starvideos/curl.so
+NGX_SO    := build/luajit/starvideos/core.so build/luajit/starvideos/sign.so
 COMPAT_SO := build/compat_test.so
 
 # Every VM `make test-all` runs the suite on, and where its headers are
@@ -69,22 +65,22 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 # lua-argparse for the emulator),
 # then the tests' (test-all: every VM; luarocks for spec/hosts/luarocks_spec.lua; ccache for the hosts
 # specs' repeated builds (spec/hosts/support/ccache.lua);
-# spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl; the redis rock's specs (rocks/redis/spec/):
-# redis-server, hiredis (and libssl-dev: TLS) for starvideos.redis;
-# spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; the s3 rock's specs
-# (rocks/s3/spec/): nodejs, its npm packages from spec/npm by mk/npm.mk; rocks/observe/spec/hosts/observe_*:
-# prometheus (promtool, the server); strace: the nginx specs that look at the files a worker touches; ffmpeg:
-# rocks/emulator/spec/emulator_video_spec.lua decodes the emulator's videos, spec/lineage_spec.lua and
-# spec/film_spec.lua take frames and join shots; spec/hosts/studio_spec.lua: chromium; zsh, fish:
+# spec/hosts/nginx_spec.lua: nginx with its lua module, curl, openssl;
+# spec/hosts/proxy_spec.lua: tinyproxy; spec/hosts/clock_skew_spec.lua: faketime; nodejs: the specs' npm packages
+# from spec/npm by mk/npm.mk (the core's specs' and the rocks'); prometheus (promtool, the server): the specs of
+# metrics and dashboards; strace: the nginx specs that look at the files a worker touches; ffmpeg: the specs that
+# decode videos (spec/lineage_spec.lua and spec/film_spec.lua take frames and join shots, a rock's too);
+# spec/hosts/studio_spec.lua: chromium; zsh, fish:
 # spec/tools/completion_spec.lua runs `starvideos completion`'s scripts in each shell; spec/hosts/release_spec.lua:
 # zip, the arm64 cross compiler and its binutils, and qemu-user to run the arm64 rocks: mk/release.mk).
+# Each rock's rocks/<rock>/rock.mk adds the packages its own specs need to DEPS.
 # `make demo` installs DEMO_DEPS only; `make deps`, the test tiers and the bench install DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket lua-argparse
 TEST_DEPS  := lua-busted lua-check \
              lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev \
              luarocks nginx libnginx-mod-http-lua curl openssl lua-sec valgrind time love xvfb \
-             redis-server libhiredis-dev tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium \
+             tinyproxy faketime nodejs prometheus strace ccache ffmpeg chromium \
              zsh fish zip gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-user
 DEPS       := $(DEMO_DEPS) $(TEST_DEPS)
 # The goals that install what is missing first (when apt-get exists): the tiers and the bench all of DEPS
@@ -97,37 +93,44 @@ BUSTED    := $(LUA) /usr/bin/busted
 
 # the Lua folders of the rocks but the core (rockspec/, the core's; LuaRocks copies a top-level lua/ into every rock
 # built there, so each other rock keeps its modules in rocks/<rock>/lua)
-ROCK_LUA     := rocks/redis/lua rocks/s3/lua rocks/observe/lua rocks/emulator/lua
+ROCK_LUA     := $(sort $(wildcard rocks/*/lua))
 lua_path      = $(subst $(eval) ,,$(foreach d,lua $(ROCK_LUA),$(1)$(d)/?.lua;$(1)$(d)/?/init.lua;))
 export LUA_PATH  := $(call lua_path,)./?.lua;;
 export LUA_CPATH := build/?.so;;
 
+# the C tests, each run by a spec of the fast tier (spec/support/c_tap.lua: spec/core/core_c_spec.lua), a rock's too
 TEST_BIN  := build/test_core
-# the redis rock's grammar tested from C alone (rocks/redis/csrc/test/url_test.c; rocks/redis/spec/url_c_spec.lua)
-ROCK_TEST := build/redis_url_test
-TEST_BINS := $(TEST_BIN) $(ROCK_TEST)
+TEST_BINS := $(TEST_BIN)
 
-# starvideos.redis (mk/sources.mk's REDIS_MOD_SRC on hiredis): built where
-# pkg-config finds hiredis (Debian: libhiredis-dev), else skipped with one line;
-# `make HIREDIS=no` leaves it out.  Its objects take hiredis' include root
-# (<hiredis/hiredis.h>) and no -D of its own.
-HIREDIS      ?= $(if $(shell pkg-config --exists hiredis 2>/dev/null && echo y),yes,no)
-HIREDIS_INC  ?= $(filter-out -I/usr/include,$(patsubst %/hiredis,%,$(shell pkg-config --cflags-only-I hiredis 2>/dev/null)))
-HIREDIS_LIBS ?= $(or $(shell pkg-config --libs hiredis 2>/dev/null),-lhiredis)
-REDIS_OBJ    := $(call objs,$(REDIS_MOD_SRC))
-REDIS_SO     := $(if $(filter yes,$(HIREDIS)),build/starvideos/redis.so,redis-skipped)
-SO           += $(REDIS_SO)
+# A rock's build: each rocks/<rock>/rock.mk (a rock with C of its own) holds its source lists, its modules' rules
+# and its C tests', and adds them to the hooks of the core's build:
+#   SO, NGX_SO, TEST_BINS  its modules of `make all` (and every tier), of nginx's LuaJIT, its C tests
+#   ROCK_VM_SOS            its modules' paths under build/<vm>/, built for every VM of `make test-all` (VM_SOS)
+#   ROCK_VM_RULES          the names of its templates of per-VM rules, each called with a VM as VM_RULES is
+#   ROCK_ASAN_TESTS        its C tests built with ASan + UBSan, which `make check` runs (mk/check.mk)
+#   ROCK_ASAN_SOS          its modules built with ASan + UBSan by `make check` and `make check-build`
+#   DEPS                   the Debian packages its specs need
+# and FUZZ_WITH_<target>: the rock's C that the fuzz target of its rocks/<rock>/csrc/fuzz/fuzz_<target>.c links
+# (mk/fuzz.mk).  The generic rules of the objects below build its rocks/<rock>/csrc/ too.
+ROCK_VM_SOS     :=
+ROCK_VM_RULES   :=
+ROCK_ASAN_TESTS :=
+ROCK_ASAN_SOS   :=
+# (a rock.mk's rules come before `all`: a plain `make` still makes all)
+.DEFAULT_GOAL := all
+include $(sort $(wildcard rocks/*/rock.mk))
+
+# `make luajit`: every C module a LuaJIT host loads (LÖVE, nginx, OpenResty: docs/game-engines.md,
+# docs/openresty.md), libcurl's transport too
+LUAJIT_SO := $(NGX_SO) build/luajit/starvideos/curl.so
 
 .PHONY: all deps test test-hosts test-all check lint demo clean luajit
 all: $(SO) $(TEST_BINS) $(COMPAT_SO)
 luajit: $(LUAJIT_SO)
 
-# The core alone, without Lua: its C tests link only libcurl; the redis rock's, its grammar alone.
+# The core alone, without Lua: its C tests link only libcurl.
 $(TEST_BIN): csrc/test/test_core.c csrc/test/tap.h $(call objs,$(SV_SRC) $(SV_HTTP_SRC))
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $(filter-out %.h,$^) $(CURL_LIBS) -lm -ldl -pthread
-$(ROCK_TEST): rocks/redis/csrc/test/url_test.c csrc/test/tap.h $(FLEET_SRC) rocks/redis/csrc/url.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $(filter %.c,$^)
 
 build/obj/%.o: csrc/%.c csrc/core/sv_core.h | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
@@ -146,28 +149,9 @@ build/starvideos/sign.so: $(SIGN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
 
-build/starvideos/sigv4.so: $(SIGV4_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) -shared $(GC_SECTIONS) -o $@ $^ $(CRYPTO_LIBS) -lm -ldl -pthread
-$(SIGV4_OBJ): rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h csrc/lua/lsv.h csrc/lua/compat.h
-
-build/starvideos/fleet/native.so: $(FLEET_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^
-$(FLEET_OBJ): rocks/redis/csrc/url.h csrc/lua/compat.h
-
 build/starvideos/curl.so: $(CURL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(CURL_LIBS) -lm -ldl -pthread
-
-build/starvideos/redis.so: $(REDIS_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(HIREDIS_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) -pthread
-$(REDIS_OBJ): LUA_INC += $(HIREDIS_INC)
-$(REDIS_OBJ): csrc/lua/compat.h rocks/redis/csrc/sock.h
-redis-skipped:
-	@echo "starvideos.redis not built: hiredis not found (pkg-config hiredis; Debian: libhiredis-dev)"
-.PHONY: redis-skipped
 
 # A module that drives csrc/lua/compat.h (spec/binding/compat_spec.lua).
 $(COMPAT_SO): csrc/test/compat_test.c csrc/lua/compat.h | $(DEPS_FIRST)
@@ -175,7 +159,7 @@ $(COMPAT_SO): csrc/test/compat_test.c csrc/lua/compat.h | $(DEPS_FIRST)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -shared -o $@ $<
 
 # The same for every VM: build/<vm>/starvideos/{core,curl,sign}.so and build/<vm>/compat_test.so,
-# objects in build/<vm>/obj.
+# objects in build/<vm>/obj (a rock's modules: its templates of ROCK_VM_RULES, called the same way).
 define VM_RULES
 build/$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h | $$(DEPS_FIRST) $$(VM_PRE_$(1))
 	@mkdir -p $$(dir $$@)
@@ -195,17 +179,6 @@ build/$(1)/starvideos/sign.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGN_
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
 
-build/$(1)/starvideos/sigv4.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGV4_OBJ))
-	@mkdir -p $$(dir $$@)
-	$$(CC) -shared $$(GC_SECTIONS) -o $$@ $$^ $$(CRYPTO_LIBS) -lm -ldl -pthread
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(SIGV4_OBJ)): rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h csrc/lua/lsv.h \
-  csrc/lua/compat.h
-
-build/$(1)/starvideos/fleet/native.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(FLEET_OBJ))
-	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(FLEET_OBJ)): rocks/redis/csrc/url.h csrc/lua/compat.h
-
 build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_OBJ))
 	@mkdir -p $$(dir $$@)
 	$$(CC) -shared -o $$@ $$^ $$(CURL_LIBS) -lm -ldl -pthread
@@ -213,19 +186,12 @@ build/$(1)/starvideos/curl.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CURL_
 build/$(1)/compat_test.so: csrc/test/compat_test.c csrc/lua/compat.h | $$(DEPS_FIRST) $$(VM_PRE_$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -shared -o $$@ $$<
-
-build/$(1)/starvideos/redis.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ))
-	@mkdir -p $$(dir $$@)
-	$$(CC) -shared -o $$@ $$^ $$(HIREDIS_LIBS) $$(SSL_LIBS) $$(CRYPTO_LIBS) -pthread
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): INC_$(1) += $$(HIREDIS_INC)
-$$(patsubst build/obj/%,build/$(1)/obj/%,$$(REDIS_OBJ)): csrc/lua/compat.h rocks/redis/csrc/sock.h
 endef
 $(foreach vm,$(VMS),$(eval $(call VM_RULES,$(vm))))
+$(foreach rules,$(ROCK_VM_RULES),$(foreach vm,$(VMS),$(eval $(call $(rules),$(vm)))))
 
 VM_SOS    := $(foreach vm,$(VMS),build/$(vm)/starvideos/core.so build/$(vm)/starvideos/curl.so \
-             build/$(vm)/starvideos/sign.so build/$(vm)/starvideos/sigv4.so build/$(vm)/starvideos/fleet/native.so \
-             build/$(vm)/compat_test.so)
-VM_SOS    += $(if $(filter yes,$(HIREDIS)),$(foreach vm,$(VMS),build/$(vm)/starvideos/redis.so))
+             build/$(vm)/starvideos/sign.so $(addprefix build/$(vm)/,$(ROCK_VM_SOS)) build/$(vm)/compat_test.so)
 
 # Install what is missing, so a fresh Debian machine needs nothing else: `make
 # deps` fails where there is no apt-get (it lists the packages); before test,
@@ -257,7 +223,7 @@ lint: | $(DEPS_FIRST)
 # once as there are cores (they mostly wait on their servers: tools/run-specs.sh),
 # but the cases tagged #hosts.  `make test-hosts`: spec/hosts/, rocks/*/spec/hosts/ and those cases once,
 # each spec on the VM its host needs (nginx's LuaJIT, LuaRocks trees, a C
-# host, LÖVE, Redis fleets, the README's own lines).  `make test-all`: lint,
+# host, LÖVE, a rock's servers, the README's own lines).  `make test-all`: lint,
 # `make test` on every VM, then `make test-hosts`; one line per part, then
 # the total.
 SPEC_DIRS   = spec $(wildcard rocks/*/spec)

@@ -1,11 +1,11 @@
 # `make check`: look for memory errors, leaks and undefined behaviour.
-#   1. the C tests (csrc/test/test_core.c, the redis rock's rocks/redis/csrc/test/url_test.c) built with
-#      ASan + UBSan, leaks checked;
+#   1. the C tests (csrc/test/test_core.c, and each rock's: ROCK_ASAN_TESTS, its rocks/<rock>/rock.mk) built
+#      with ASan + UBSan, leaks checked;
 #   2. `make test`'s specs whose code under test runs in busted's own process
 #      (ASAN_SPECS: all but those of nginx, a C host, luarocks, the make
 #      targets and the command line's child processes, whose modules are not
 #      this build) on lua5.4 with an ASan + UBSan build of the modules,
-#      build/asan/starvideos/core.so and sign.so.  lua5.4 is not instrumented, so the ASan
+#      build/asan/starvideos/core.so and sign.so (and a rock's: ROCK_ASAN_SOS).  lua5.4 is not instrumented, so the ASan
 #      runtime is preloaded (the module is linked with -shared-libasan and its
 #      UBSan handlers come from the same runtime).  Reports go to build/asan/logs/
 #      (subprocesses' too) and any report is a failure.  Leaks are not checked
@@ -28,18 +28,17 @@ SAN_FLAGS  := -g -O1 -fno-omit-frame-pointer \
 ASAN_RT    := $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so 2>/dev/null)
 ASAN_SO    := build/asan/starvideos/core.so
 ASAN_SIGN  := build/asan/starvideos/sign.so
-ASAN_SIGV4 := build/asan/starvideos/sigv4.so
 ASAN_TEST  := build/asan/test_core
-ASAN_ROCK_TEST := build/asan/redis_url_test
 ASAN_LOGS  := build/asan/logs
+# the C tests and the modules, the rocks' too (each rocks/<rock>/rock.mk adds its own rules and names to
+# ROCK_ASAN_TESTS and ROCK_ASAN_SOS)
+ASAN_TESTS := $(ASAN_TEST) $(ROCK_ASAN_TESTS)
+ASAN_SOS   := $(ASAN_SO) $(ASAN_SIGN) $(ROCK_ASAN_SOS)
 VALGRIND   ?= valgrind
 
 $(ASAN_TEST): csrc/test/test_core.c csrc/test/tap.h $(SV_SRC) $(SV_HTTP_SRC) csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ csrc/test/test_core.c $(SV_SRC) $(SV_HTTP_SRC) $(CURL_LIBS) -lm
-$(ASAN_ROCK_TEST): rocks/redis/csrc/test/url_test.c csrc/test/tap.h $(FLEET_SRC) rocks/redis/csrc/url.h
-	@mkdir -p $(dir $@)
-	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -o $@ rocks/redis/csrc/test/url_test.c $(FLEET_SRC)
 
 # one module with the transport linked in (core.curl, as in the static library);
 # the signatures a module of their own, as sign.so is (loaded on first use)
@@ -47,25 +46,21 @@ $(ASAN_SO): $(ALL_SRC) csrc/core/sv_core.h csrc/curl/internal.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
 	  -o $@ $(filter-out $(SIGN_SRC) csrc/lua/sign.c csrc/lua/stream.c,$(ALL_SRC)) $(CURL_LIBS) -lm
-# the modules on libcrypto: the signatures (sign.so) and the s3 rock's SigV4 (sigv4.so), each of its own
-$(ASAN_SIGN): MOD_SRC := $(SIGN_MOD_SRC)
-$(ASAN_SIGV4): MOD_SRC := $(SECTIONS) $(GC_SECTIONS) $(SIGV4_MOD_SRC)
-$(ASAN_SIGN): $(SIGN_MOD_SRC)
-$(ASAN_SIGV4): $(SIGV4_MOD_SRC) rocks/s3/csrc/sigv4.h rocks/s3/csrc/parts.h
-$(ASAN_SIGN) $(ASAN_SIGV4): csrc/core/sv_core.h csrc/lua/lsv.h
+# the module on libcrypto: the signatures (sign.so), of its own (a rock's on libcrypto: the same, its rock.mk)
+$(ASAN_SIGN): $(SIGN_MOD_SRC) csrc/core/sv_core.h csrc/lua/lsv.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(LUA_INC) -shared -shared-libasan \
-	  -o $@ $(MOD_SRC) $(CRYPTO_LIBS) -lm
+	  -o $@ $(SIGN_MOD_SRC) $(CRYPTO_LIBS) -lm
 
 # the sanitized builds alone, without running anything
-check-build: $(ASAN_TEST) $(ASAN_ROCK_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4)
+check-build: $(ASAN_TESTS) $(ASAN_SOS)
 
-check: $(ASAN_TEST) $(ASAN_ROCK_TEST) $(ASAN_SO) $(ASAN_SIGN) $(ASAN_SIGV4) $(SO) $(TEST_BINS) $(COMPAT_SO)
+check: $(ASAN_TESTS) $(ASAN_SOS) $(SO) $(TEST_BINS) $(COMPAT_SO)
 	@test -f "$(ASAN_RT)" || { echo "check: no ASan runtime at '$(ASAN_RT)' (install libclang-rt-dev)"; exit 1; }
 	@rm -rf $(ASAN_LOGS); mkdir -p $(ASAN_LOGS); \
 	c=0; lua=0; vg=0; \
 	echo "== 1/3 C tests with ASan + UBSan"; \
-	for b in $(ASAN_TEST) $(ASAN_ROCK_TEST); do \
+	for b in $(ASAN_TESTS); do \
 	  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    $$b > $$b.out 2>&1 || c=1; \
 	  grep -v '^ok ' $$b.out; \

@@ -17,7 +17,7 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_PLACES  := $(foreach f,$(FUZZ_SRCS),$(call fuzz_name,$(f)):$(patsubst %/,%,$(dir $(f))))
 
 # each target links the core of mk/sources.mk (no Lua, no libcurl); a rock's, the rock's C it fuzzes too
-FUZZ_WITH_store_url := $(FLEET_SRC)
+# (FUZZ_WITH_<target>, set by its rocks/<rock>/rock.mk)
 define fuzz_rule
 build/fuzz/fuzz_$(1): $(2) csrc/fuzz/fuzz.h csrc/fuzz/media.h $(SV_SRC) $$(FUZZ_WITH_$(1)) csrc/core/sv_core.h
 	@mkdir -p $$(dir $$@)

@@ -1,6 +1,6 @@
-# Test-only npm packages (spec/npm/package.json and its lock): the AWS SDK's own SigV4 signer that
-# rocks/s3/spec/sigv4_spec.lua checks ours against (make test), the S3-compatible server and the SDK's S3
-# client of the storage hosts specs, OpenTelemetry's OTLP definitions of the trace hosts specs (make test-hosts).  `npm ci` installs them when node_modules is missing
+# Test-only npm packages (spec/npm/package.json and its lock) that the specs of the core and of the rocks check
+# against or run (make test, make test-hosts, the bench: a signer, servers and clients, OpenTelemetry's OTLP
+# definitions; a rock's rocks/<rock>/rock.mk may say which are its own).  `npm ci` installs them when node_modules is missing
 # or older than the lock; without npm it says so once and the specs that need them pend, naming what is missing.
 NPM_DIR   := spec/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json

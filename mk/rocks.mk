@@ -16,7 +16,7 @@ ROCKSPEC       ?= rockspec/starvideos-scm-1.rockspec
 LUAROCKS       ?= luarocks
 LUAROCKS_FLAGS ?= --lua-version=5.4
 rock:
-	@[ -f "$(ROCKSPEC)" ] || { echo "rock: no rockspec $(ROCKSPEC) (ROCKSPEC=, e.g. rocks/redis/starvideos-redis-scm-1.rockspec)" >&2; exit 2; }
+	@[ -f "$(ROCKSPEC)" ] || { echo "rock: no rockspec $(ROCKSPEC) (ROCKSPEC=, e.g. rocks/<rock>/starvideos-<rock>-scm-1.rockspec)" >&2; exit 2; }
 	@rm -rf build/rock-src && mkdir -p build/rock-src
 	@tar -c --exclude=./build --exclude=./.git --exclude=./demo-out --exclude=./spec/npm/node_modules \
 	  --exclude=./starvideos --exclude='*.o' . | tar -x -C build/rock-src

@@ -41,7 +41,7 @@ external_dependencies = {
 }
 build = {
   type = "command",
-  -- starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, then starvideos.fleet.native (the store URL's grammar
+  -- starvideos.redis from rocks/redis/rock.mk's REDIS_MOD_SRC, then starvideos.fleet.native (the store URL's grammar
   -- and the Cluster slot, plain C) from its FLEET_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/
   build_command = "mkdir -p build/rock && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
     .. " -I$(LUA_INCDIR) -I$(HIREDIS_INCDIR) -I$(OPENSSL_INCDIR) $(LIBFLAG) -o build/rock/redis.so"

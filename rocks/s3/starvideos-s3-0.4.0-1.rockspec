@@ -38,7 +38,7 @@ external_dependencies = {
 }
 build = {
   type = "command",
-  -- starvideos.sigv4 from mk/sources.mk's SIGV4_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/: of the
+  -- starvideos.sigv4 from rocks/s3/rock.mk's SIGV4_MOD_SRC (spec/hosts/build_spec.lua), into build/rock/: of the
   -- core the files it uses, each function in a section of its own so that the linker keeps only those it calls
   build_command = "mkdir -p build/rock && $(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE"
     .. " -ffunction-sections -fdata-sections -Wl,--gc-sections"

@@ -1,5 +1,5 @@
--- The build's one source list (mk/sources.mk) and the places that build from it:
--- the Makefile's per-VM modules, the static library, the fuzz targets and both
+-- The build's one source list (mk/sources.mk, the core's; a rock's in its rocks/<rock>/rock.mk) and the places that
+-- build from it: the Makefile's per-VM modules, the static library, the fuzz targets and the
 -- rockspecs (which cannot include a file: this spec is their guard).  And the
 -- binding split: no C file is compiled twice, nor under a -D that changes it.
 
@@ -47,12 +47,13 @@ local SV_SRC = make_var("SV_SRC")
 local CORE_MOD_SRC, CURL_MOD_SRC = make_var("CORE_MOD_SRC"), make_var("CURL_MOD_SRC")
 local SIGN_MOD_SRC = make_var("SIGN_MOD_SRC") -- starvideos.sign: the one module on libcrypto
 local ALL_SRC = make_var("ALL_SRC")
+-- the rocks' lists, in their rocks/<rock>/rock.mk
 local REDIS_MOD_SRC = make_var("REDIS_MOD_SRC") -- starvideos.redis: built where hiredis is
 local SIGV4_MOD_SRC = make_var("SIGV4_MOD_SRC") -- starvideos.sigv4: the starvideos-s3 rock's
 local FLEET_MOD_SRC = make_var("FLEET_MOD_SRC") -- starvideos.fleet.native: the starvideos-redis rock's grammar
 local DEFS = make_var("DEFS")
 
-describe("mk/sources.mk", function()
+describe("mk/sources.mk and the rocks' rock.mk", function()
   it("names every C file of the library once, and each exists", function()
     local seen = {}
     local every = {}
@@ -68,7 +69,7 @@ describe("mk/sources.mk", function()
     local listing = assert(helper.capture("cd " .. q(root)
       .. " && ls csrc/core/*.c csrc/curl/*.c csrc/lua/*.c rocks/redis/csrc/*.c rocks/s3/csrc/*.c"))
     for f in listing:gmatch("%S+") do
-      if f ~= "csrc/lua/static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk") end
+      if f ~= "csrc/lua/static.c" then assert.is_true(seen[f], f .. " is not in mk/sources.mk nor a rock.mk") end
     end
     -- and nothing else is there: the folders are the layers; the other rocks' C is theirs (rocks/<rock>/csrc/)
     local other = helper.capture("cd " .. q(root) .. " && ls csrc/*.c csrc/*.h 2>/dev/null || true")
@@ -196,7 +197,7 @@ describe("the rocks' C modules", function()
     return spec
   end
 
-  it("starvideos-redis builds starvideos.redis from mk/sources.mk's REDIS_MOD_SRC, with the Makefile's defines, "
+  it("starvideos-redis builds starvideos.redis from rocks/redis/rock.mk's REDIS_MOD_SRC, with the Makefile's defines, "
     .. "on hiredis, and starvideos.fleet.native from its FLEET_MOD_SRC", function()
     local both = {}
     for _, list in ipairs { REDIS_MOD_SRC, FLEET_MOD_SRC } do
@@ -213,7 +214,7 @@ describe("the rocks' C modules", function()
     end
   end)
 
-  it("starvideos-s3 builds starvideos.sigv4 from mk/sources.mk's SIGV4_MOD_SRC, on libcrypto; the core has no "
+  it("starvideos-s3 builds starvideos.sigv4 from rocks/s3/rock.mk's SIGV4_MOD_SRC, on libcrypto; the core has no "
     .. "SigV4", function()
     command_rock("s3", "starvideos.sigv4", "sigv4.so", SIGV4_MOD_SRC, "crypto")
     for _, main in ipairs(mains) do

@@ -220,7 +220,8 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.is_nil(deps:find("luasocket", 1, true))
     assert.is_nil(scm:find("header =", 1, true))
     assert.matches('license = "MIT"', scm)
-    -- the C modules' sources and defines are mk/sources.mk's: spec/hosts/build_spec.lua
+    -- the C modules' sources and defines are mk/sources.mk's (a rock's, its rocks/<rock>/rock.mk's):
+    -- spec/hosts/build_spec.lua
     assert.is_nil(scm:match('%["starvideos%.core"%] = (%b{})'):find('"curl"', 1, true))
     assert.matches("Copyright %(c%) 2026 the starvideos authors", helper.read_file(root .. "/LICENSE"))
   end)
