@@ -381,6 +381,64 @@ local function check_core_depends(root, path, bad)
   end
 end
 
+-- The files outside rocks/ that are the house's own, not the core's: they build, release and check every rock, so
+-- they name the rocks' modules and files (docs/architecture.md, "Each product whole in its rock").
+local HOUSE = {
+  ["spec/hosts/build_spec.lua"] = "each rock's C built from its own source list",
+  ["spec/hosts/release_spec.lua"] = "the release of every rock",
+  ["spec/hosts/rocks_spec.lua"] = "each rock installed into a fresh tree, alone and together",
+  ["spec/rock_needs_spec.lua"] = "each rock's needs module against the core's version",
+  ["spec/extension_spec.lua"] = "the extension points: each rock found installed, refused hidden",
+  ["spec/core_alone_spec.lua"] = "the core on a journal written with every rock, the rocks hidden",
+  ["spec/tools/shape_spec.lua"] = "this check's own cases (a rock's name planted in the core)",
+  ["tools/shape_rocks.lua"] = "this check: the emulator's place in it, the needs module each rock installs",
+  ["spec/hosts/docs_run_spec.lua"] = "the manual's every block, run or checked: docs/ is every rock's manual",
+  ["tools/types.lua"] = "the manual's option types, each rock's options with the core's",
+}
+-- The emulator rock is the service the core's specs, C hosts' tests and benches talk to: named there, never in the
+-- core's code.
+local SERVICE_DOUBLE = { package = "starvideos-emulator", under = { "spec/", "bench/", "csrc/test/" } }
+
+-- Each line of a file outside rocks/ (but the house's) that names a product's module, folder or files (rocks/<rock>/,
+-- rocks.<rock>. in a require), onto bad: each product's specs, benches, tools and build are its rock's; and each
+-- house's file that names none, or is not tracked (HOUSE lists only what must name the rocks).
+local function check_outside(root, rocks, others, folders, code_of, c_code_of, listing, bad)
+  local dirs, double, files = {}, {}, listing("git ls-files")
+  for i = 2, #rocks do dirs[rocks[i].dir:match("^rocks/([^/]+)/")] = rocks[i].package end
+  for name, package in pairs(others) do if package == SERVICE_DOUBLE.package then double[name] = true end end
+  local house = {}
+  for file in pairs(HOUSE) do house[file] = files[1] and 0 end -- (no listing: a copy outside git, nothing to say)
+  for _, file in ipairs(files) do
+    local kind = file:match("%.lua$") and "lua" or file:match("%.[ch]$") and "c"
+      or (file:match("%.mk$") or file:match("%.sh$") or file == "Makefile" or file:match("^bin/") or
+        file:match("^%.ci/")) and "sh"
+    local src = kind and not file:find("^rocks/") and read(root .. "/" .. file)
+    if src then
+      local code = kind == "lua" and code_of(src, true) or kind == "c" and c_code_of(src, true)
+        or src:gsub("#[^\n]*", "")
+      local service, mine, found = false, {}, {}
+      for _, under in ipairs(SERVICE_DOUBLE.under) do service = service or file:sub(1, #under) == under end
+      check_names(file, code, others, folders, mine)
+      for _, line in ipairs(mine) do
+        if not (service and double[line:match(": names (starvideos[%w_.]*[%w_])")]) then found[#found + 1] = line end
+      end
+      for at, dir in code:gmatch("()rocks[/.]([%w_-]+)[/.]") do
+        if dirs[dir] and not (service and dirs[dir] == SERVICE_DOUBLE.package) then
+          found[#found + 1] = string.format("%s:%d: names rocks/%s/, the %s rock's files (a product's specs, "
+            .. "benches, tools and build are its rock's: rocks/<rock>/)", file, line_at(code, at), dir, dirs[dir])
+        end
+      end
+      if HOUSE[file] then house[file] = #found else for _, line in ipairs(found) do bad[#bad + 1] = line end end
+    end
+  end
+  for file, n in pairs(house) do
+    if n == 0 then
+      bad[#bad + 1] = string.format("tools/shape_rocks.lua: HOUSE lists %s, which names no rock's module or files "
+        .. "(or is not tracked): take it off the list", file)
+    end
+  end
+end
+
 return function(root, bad, listing, code_of, c_code_of, module_of)
   local rocks = rocks_of(root, listing)
   if not rocks[1] then return 0 end
@@ -425,6 +483,7 @@ return function(root, bad, listing, code_of, c_code_of, module_of)
     end
   end
   check_folders_file(root, rocks, bad)
+  check_outside(root, rocks, others, folders, code_of, c_code_of, listing, bad)
   check_folder(core, "lua", listing, module_of, bad)
   for i = 2, #rocks do check_folder(rocks[i], rocks[i].dir, listing, module_of, bad) end
   for i = 2, #rocks do -- (a rock against a stated core: a version of it, not any)

@@ -120,6 +120,34 @@ describe("tools/shape.lua", function()
         .. "starvideos-redis rock", out, 1, true)
     end)
 
+  -- Each product whole in its rock (issue 70, part 3): a file outside rocks/ (a spec, a bench, the build) that names
+  -- a product's module or a rock's files fails, each line named; a comment, the rocks as a glob, and the emulator
+  -- (the service the specs and benches talk to) named in a spec or a bench pass; a house's file that names none
+  -- fails too.
+  it("fails naming each line of a file outside rocks/ that names a product's module or a rock's files", function()
+    local dir = rocks_copy()
+    assert(helper.execute("mkdir -p " .. q(dir .. "/spec") .. " " .. q(dir .. "/bench")))
+    helper.write_file(dir .. "/spec/x_spec.lua", 'local run = require "rocks.redis.spec.support.redis_run"\n'
+      .. 'local L = require("starvideos.fleet.ledger")\nlocal E = require "starvideos.emulator.media"\n'
+      .. "-- rocks/s3/spec/support/s3_run.lua, in a comment\n")
+    helper.write_file(dir .. "/bench/y.lua", 'local E = require "starvideos.emulator"\n')
+    helper.write_file(dir .. "/Makefile", "X := rocks/s3/csrc/sigv4.c\n# rocks/redis/rock.mk, in a comment\n"
+      .. "include $(wildcard rocks/*/rock.mk)\n")
+    assert(helper.execute("cd " .. q(dir) .. " && git init -q && git add -A"))
+    local out, ok = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.is_falsy(ok, out)
+    assert.matches("spec/x_spec.lua:1: names rocks/redis/, the starvideos-redis rock's files", out, 1, true)
+    assert.matches("spec/x_spec.lua:2: names starvideos.fleet.ledger, a module of the starvideos-redis rock", out, 1,
+      true)
+    assert.matches("Makefile:1: names rocks/s3/, the starvideos-s3 rock's files", out, 1, true)
+    -- (the house's files, not in this copy: their entries named, the list kept to what must name the rocks)
+    assert.matches("HOUSE lists spec/hosts/build_spec.lua, which names no rock's module or files (or is not tracked)",
+      out, 1, true)
+    for _, passing in ipairs { "spec/x_spec.lua:3", "spec/x_spec.lua:4", "bench/y.lua", "Makefile:2", "Makefile:3" } do
+      assert.is_nil(out:find(passing .. ":", 1, true), out)
+    end
+  end)
+
   -- The core rock depends on what the library needs alone (issue 68): argparse, the command line's once, planted
   -- among its dependencies fails, naming it.
   it("fails naming a dependency of the core rock that the library does not need", function()
