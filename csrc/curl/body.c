@@ -172,13 +172,18 @@ size_t sv_on_body(char *buf, size_t size, size_t n, void *ud) {
 
 static int no_start(sv_xfer *x) { (void)x; return 0; }
 
-/* Memory's end: the bytes kept, and the file's size when a ranged exchange asked a part of one (a 206's
-   Content-Range total, else the Content-Length). */
-static void memory_end(sv_xfer *x, CURLcode rc) {
+/* The size of the file the answer is of: a 206's Content-Range total, else its Content-Length (-1: none said). */
+static double answer_total(const sv_xfer *x) {
   curl_off_t cl = -1;
-  (void)rc;
+  if (x->status == 206) return x->range_total;
   curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-  x->total = x->status == 206 ? x->range_total : cl >= 0 ? (double)cl : -1;
+  return cl >= 0 ? (double)cl : -1;
+}
+
+/* Memory's end: the bytes kept, and the file's size when a ranged exchange asked a part of one. */
+static void memory_end(sv_xfer *x, CURLcode rc) {
+  (void)rc;
+  x->total = answer_total(x);
   x->have = (double)x->recv.len;
 }
 
@@ -215,11 +220,9 @@ static size_t to_keep(const sv_xfer *x, size_t len) {
    part, and the transfer is paused there (libcurl gives these bytes again at sv_xfer_go_on, from x->pos: to_skip
    drops those taken), the exchange finished as far as its owner can tell, its connection kept. */
 static size_t hold_at(sv_xfer *x, const char *buf, size_t keep) {
-  curl_off_t cl = -1;
   sv_buf_add(&x->recv, buf, keep);
   if (x->recv.oom) return 0;
-  curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-  x->total = cl >= 0 ? (double)cl : -1;
+  x->total = answer_total(x); /* (a 200's: the whole file's length) */
   x->have = (double)x->recv.len;
   x->wire = SV_WIRE_NONE;
   x->tap = NULL;
@@ -256,7 +259,6 @@ static int io_failed(sv_xfer *x, sv_buf *why) {
    bytes: never appended), a 206 from the byte its Content-Range names, which must be the one asked (the .part cut
    there), anything else to memory (an error page).  The nginx transport does the same (nginx/wire.lua). */
 static int file_start(sv_xfer *x) {
-  curl_off_t cl = -1;
   sv_buf why = {0};
   int short_;
   x->body_to_file = 0;
@@ -265,9 +267,8 @@ static int file_start(sv_xfer *x) {
     x->bad_range = 1;
     return -1;
   }
-  curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
   x->have = x->status == 206 ? x->range_start : 0; /* (a 200: the server sent everything, start again) */
-  x->total = x->status == 206 ? x->range_total : cl >= 0 ? (double)cl : -1;
+  x->total = answer_total(x);
   if (x->have > 0 && sv_part_truncate(x->part, x->have, &why) != 0) return io_failed(x, &why);
   if (x->have == 0 && sv_part_at(x->part) > 0) {
     sv_part_free(x->part);
