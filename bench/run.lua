@@ -307,7 +307,7 @@ local function run_script(name)
       io.stdout:write("  ", line, "\n")
       io.stdout:flush()
       tail[#tail + 1] = line
-      if #tail > 5 then table.remove(tail, 1) end
+      if #tail > 12 then table.remove(tail, 1) end
       local text = line:match("^BENCH (.*)$")
       if text then
         local r, why = decode_row(text)

@@ -157,9 +157,27 @@ describe("a task's eta and late event, however it is awaited (issue 65)", functi
     end
     for _ = 1, TAUGHT do wait(create()) end
     emu:config { processing = 3 }
-    local out = wait(create())
+    local slow = create()
+    -- running already at the wait's first answer (as a slow machine's wait process starts late): the journal's
+    -- samples are read before that answer, so that its status line has its eta too
+    helper.sleep(0.3)
+    local out = wait(slow)
     assert.matches("\nstatus: processing %([^)]+%)\n", out) -- (a time left: "about 2 s left", "longer than usual")
     local _, lates = out:gsub("starvideos: late ", "")
     assert.equal(1, lates, out)
+  end)
+
+  -- A client made on a journal of samples has learned them before its first answer is read (the CLI's wait, a
+  -- process of its own, once read a task's first status before its journal's samples on a slow machine: no eta).
+  it("a new client on a journal has learned its samples at once, before its loop turns", function()
+    local journal = dir .. "/tasks.jsonl"
+    local c = assert(starvideos.new { api_key = KEY, base_url = emu.url, journal = journal })
+    WAYS["create + wait_all"].taught(c, emu, dir, TAUGHT)
+    c:close()
+    local Schedule = require "starvideos.schedule"
+    local other = assert(starvideos.new { api_key = KEY .. "-other", base_url = emu.url, journal = journal })
+    local learned = Schedule.of(other.ctx.key, other.cfg):learned(Schedule.kind_of("videos", 5), "videos")
+    other:close()
+    assert.is_table(learned, "the journal's samples were not learned when the client was made")
   end)
 end)

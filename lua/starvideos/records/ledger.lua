@@ -34,7 +34,9 @@ function L.new(path, cfg, loop, key)
     local Schedule = require "starvideos.schedule"
     if key and Schedule.first_read(key, path) then
       self.schedule, self.reader = Schedule.of(key, cfg), require("starvideos.records.samples").reader(path)
-      key:share(self)
+      -- its first slice now (a small journal's every sample): learned before any answer is read; the rest a
+      -- slice a turn of the loop
+      if not self:turn() then key:share(self) end
     end
   end
   return self

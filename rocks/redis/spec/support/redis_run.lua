@@ -52,11 +52,18 @@ end
 -- opts.unix: a unix socket's path too; opts.tls {cert =, key =, ca =, clients = true (a client
 -- certificate asked)}: TLS only, on the port (url then rediss://localhost:port); opts.args: more of
 -- redis-server's arguments.
-function M.start(opts)
+function M.start(opts, tries)
   opts = opts or {}
   local q = helper.shell_quote
   local dir = opts.dir or helper.tmpdir()
   local port = opts.port or helper.free_ports(1)[1]
+  -- ready: its own log says so (a server it restarts: once more than before) and the port listens; a port another
+  -- process took between free_ports and the bind (two specs at once) is not taken for ours
+  local function readies()
+    local log = helper.read_file(dir .. "/redis.log") or ""
+    return select(2, log:gsub("Ready to accept", "")), select(2, log:gsub("Address already in use", ""))
+  end
+  local before, refused = readies()
   local args = { "redis-server", "--port", tostring(port), "--bind", "127.0.0.1", "--save", "''",
     "--appendonly", opts.aof and "yes --appendfsync always" or "no", "--dir", q(dir),
     "--logfile", q(dir .. "/redis.log"), "--daemonize", "no", extra_args(opts, port, q) }
@@ -74,8 +81,15 @@ function M.start(opts)
     proc:close()
     proc = nil
   end
-  if not helper.wait_until(function() return listening(port) end, 10) then
+  local ready, taken
+  helper.wait_until(function()
+    local n, r = readies()
+    ready, taken = n > before and listening(port), r > refused
+    return ready or taken
+  end, 10)
+  if not ready then
     self.stop()
+    if taken and not opts.port and (tries or 1) < 3 then return M.start(opts, (tries or 1) + 1) end -- (another port)
     error("redis-server did not start: " .. tostring(helper.read_file(dir .. "/redis.log")))
   end
   return self
