@@ -36,8 +36,8 @@ struct sv_xfer {
   sv_buf send, recv;
   sv_buf heads;        /* the answer's header lines, when kept (keep_heads) */
   char what[24];       /* an exchange's word in messages (sv_send's what), or "" */
-  int service;         /* the service's answer: its id, rate limits and Date read (sv_send's) */
-  int auth;            /* the key sent: the service's request's (sv_send's service), never another host's */
+  int service;         /* the service's request (sv_send's): the key sent, never to another host; its answer's id, rate
+                          limits and Date read */
   int range, keep_heads;
   int in_multi, queued; /* its easy handle on the multi handle; waiting for room there (multi.c's admit) */
   const char *body;    /* what is sent: send's bytes, or the caller's (body_kept) */

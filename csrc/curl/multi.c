@@ -181,11 +181,11 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->h = h;
   x->op = s->op;
   x->unit = sv_unit_of(s);
-  x->service = x->auth = s->service; /* (the key goes with the service's requests alone) */
+  x->service = s->service; /* (the key goes with the service's requests alone: send.c) */
   x->total = x->range_start = x->range_total = -1;
   x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
   x->offset = s->offset > 0 && (x->range || !s->range) ? s->offset : 0; /* (a file's; a range's, not a HEAD's) */
-  x->follow = s->follow && !x->auth; /* (sv_curl_redirect; never with the key: it would go along) */
+  x->follow = s->follow && !x->service; /* (sv_curl_redirect; never with the key: it would go along) */
   x->hold = x->range && s->hold; /* (request.lua asks it of a ranged GET: the pause at the range's end) */
   snprintf(x->what, sizeof x->what, "%s", s->what ? s->what : "");
   x->timeout = s->timeout > 0 ? s->timeout : 0;

@@ -47,7 +47,7 @@ static int set_headers(sv_http *h, sv_xfer *x, const sv_send *s) {
   if ((x->range || x->offset > 0) && add_header(&x->headers, line)) return -1;
   snprintf(line, sizeof line, "X-Request-Id: %s", x->request_id);
   if (x->request_id[0] && add_header(&x->headers, line)) return -1;
-  if (x->auth) {
+  if (x->service) {
     sv_buf b = {0};
     int rc;
     sv_buf_addf(&b, "Authorization: Bearer %s", h->api_key);
