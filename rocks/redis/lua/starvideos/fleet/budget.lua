@@ -33,9 +33,11 @@ end
 local function get(k)
   local label, w = slot(k)
   local v = redis.call('GET', declared(label))
-  if not (v and w) then return v end
+  if not v then return nil end -- (Redis' nil is false in a script: read as present, no tenant was ever counted)
+  if not w then return v end
   local vw, x = string.match(v, '^(%S+) (.*)$')
   if vw == w then return x end
+  return nil -- (another window's: none, a value still, as tonumber() takes it)
 end
 local function set(k, v, ttl)
   local label, w = slot(k)
