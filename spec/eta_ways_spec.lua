@@ -156,15 +156,24 @@ describe("a task's eta and late event, however it is awaited (issue 65)", functi
       return out
     end
     for _ = 1, TAUGHT do wait(create()) end
-    emu:config { processing = 3 }
+    -- the slow task runs 30 s (the six took 0.3 s): processing still when the wait's first answer comes, however late
+    -- its process starts on a loaded machine (at 3 s it had ended before a wait started at load 6); the wait is read
+    -- line by line until its late line, then let go
+    emu:config { processing = 30 }
     local slow = create()
-    -- running already at the wait's first answer (as a slow machine's wait process starts late): the journal's
-    -- samples are read before that answer, so that its status line has its eta too
-    helper.sleep(0.3)
-    local out = wait(slow)
-    assert.matches("\nstatus: processing %([^)]+%)\n", out) -- (a time left: "about 2 s left", "longer than usual")
-    local _, lates = out:gsub("starvideos: late ", "")
-    assert.equal(1, lates, out)
+    local proc = helper.spawn(cli("wait " .. q(slow) .. " --interval 0.1 --log info") .. " 2>&1")
+    local lines, status, late = {}, nil, nil
+    for line in proc.pipe:lines() do
+      lines[#lines + 1] = line
+      if line:match("^status: processing %([^)]+%)$") then status = status or #lines end -- (a time left)
+      if line:find("starvideos: late ", 1, true) then late = #lines; break end
+    end
+    helper.execute("kill " .. proc.pid .. " 2>/dev/null")
+    proc:close()
+    local out = table.concat(lines, "\n")
+    assert.truthy(status, "no status line with the time left: " .. out)
+    assert.truthy(late, "no late line: " .. out)
+    assert.is_true(status < late, out) -- (told its time left, then late: the first late line ends the read)
   end)
 
   -- A client made on a journal of samples has learned them before its first answer is read (the CLI's wait, a
