@@ -158,6 +158,26 @@ describe("fallback", function()
     c:close()
   end)
 
+  it("refuses a list that names a model twice before anything is sent: 0 creates", function()
+    local dir = helper.tmpdir()
+    local c = client_of(emu, { journal = dir .. "/j.jsonl" })
+    local _, err = c:generate(PARAMS, { out = dir .. "/v.mp4", interval = 0.05, timeout = 20,
+      fallback = { "videos" } })
+    assert.same({ "invalid_request", "fallback", "videos" }, { err.kind, err.field, err.model })
+    assert.matches("fallback[1] videos repeats the call's own model", err.message, 1, true)
+    _, err = c:generate(PARAMS, { interval = 0.05, timeout = 20, fallback = { "videos_fast", "videos_fast" } })
+    assert.same({ "invalid_request", "fallback", "videos_fast" }, { err.kind, err.field, err.model })
+    assert.matches("fallback[2] videos_fast repeats fallback[1]", err.message, 1, true)
+    local res = c:generate_all({ PARAMS, PARAMS }, { out = dir .. "/%d.mp4", interval = 0.05, timeout = 20,
+      fallback = { "videos_fast", "videos" } })
+    assert.same({ "invalid_request", "fallback" }, { res[2].err.kind, res[2].err.field })
+    local _, ferr = c:film({ { model = "videos", prompt = "shot one", duration = 4 } },
+      { out = dir .. "/film.mp4", dry_run = true, fallback = { "videos" } })
+    assert.same({ "invalid_request", 1, "fallback" }, { ferr.kind, ferr.shot, ferr.field })
+    assert.same({}, created_models(emu))
+    c:close()
+  end)
+
   it("a spend limit reached on the first attempt refuses the second", function()
     local dir = helper.tmpdir()
     local prices = { videos = 1, videos_fast = 1, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 1 }

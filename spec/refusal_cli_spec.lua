@@ -82,4 +82,23 @@ describe("the command line's --resend and --fallback", function()
     assert.equals(2, r.code)
     assert.matches('--fallback: "nope" is no model', r.err, 1, true)
   end)
+
+  it("--fallback naming a model twice: refused before anything is sent (generate, batch), 0 creates", function()
+    local dir = helper.tmpdir()
+    local before = #posts()
+    local r = C.run(args("generate", "--journal", dir .. "/j.jsonl", "--out", dir .. "/v.mp4", "--fallback", "videos",
+      "--interval", "0.05"), env())
+    assert.equals(2, r.code, r.err)
+    assert.matches("fallback[1] videos repeats the call's own model", r.err, 1, true)
+    r = C.run(args("generate", "--fallback", "videos_fast,videos_fast", "--interval", "0.05"), env())
+    assert.equals(2, r.code, r.err)
+    assert.matches("fallback[2] videos_fast repeats fallback[1]", r.err, 1, true)
+    helper.write_file(dir .. "/p.txt", "a cat in a batch\n")
+    r = C.run({ "batch", "--prompts-file", dir .. "/p.txt", "--out-dir", dir .. "/v", "--model", "videos",
+      "--duration", "5", "--journal", dir .. "/j.jsonl", "--fallback", "videos_fast,videos", "--interval", "0.05" },
+      env())
+    assert.is_not.equals(0, r.code)
+    assert.matches("fallback[2] videos repeats the call's own model", r.out .. r.err, 1, true)
+    assert.equals(before, #posts(), "0 creates")
+  end)
 end)

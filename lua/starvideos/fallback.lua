@@ -21,11 +21,28 @@ local M = {}
 
 M.AFTER = { service = true, unknown = true } -- the reasons another model is tried after
 
+-- nil, or the refusal of a model named twice in {params.model, fallback...} (the repeat: a second create of the
+-- same model, paid for again, on the parameters that failed for it).
+local function repeated(models)
+  local at = {}
+  for i, model in ipairs(models) do
+    local first = at[model]
+    if first then
+      return new_error("invalid_request", string_format("fallback[%d] %s repeats %s: it would be created and paid "
+        .. "for twice: nothing was sent", i - 1, model, first == 1 and "the call's own model"
+        or string_format("fallback[%d]", first - 1)), { field = "fallback", model = model })
+    end
+    at[model] = i
+  end
+end
+
 -- The attempts of params and the fallback models, each model's params checked against its rules before anything
--- is sent: {params, body}s, or nil, err naming the fallback that could never take them.
+-- is sent: {params, body}s, or nil, err naming the fallback that could never take them or a model named twice.
 function M.attempts(params, fallback)
   local list, models = {}, { params.model }
   for _, m in ipairs(fallback) do models[#models + 1] = m end
+  local rerr = type(params.model) == "string" and repeated(models)
+  if rerr then return nil, rerr end
   for i, model in ipairs(models) do
     local p = copy(params)
     p.model = model
