@@ -161,9 +161,10 @@ end
 
 -- The entries of a numbered window (the process's, nginx's dict: ids one apart) past seen: {id, text} pairs; a
 -- number given but not kept yet (its writer between the counter and the entry) ends the read there for E.GAP_WAIT at
--- most (who.gap: when the reader who first met it).
+-- most (who.gap: when the reader who first met it).  A seen past the newest id: none, and the newest (from now on).
 local function numbered(w, seen, t, who)
   local out, last = {}, w:last()
+  if seen > last then return out, last end
   local id = math.max(seen + 1, w:first())
   while id <= last do
     local text = w:get(id)
@@ -180,7 +181,9 @@ end
 Memory.since, Dict.since = numbered, numbered
 
 -- The events past the last one seen, kept by the filters, as one chunk ("" for none).  A window's since(seen, t,
--- who) gives its entries past seen in order, and the last id it looked past.
+-- who) gives its entries past seen in order, and the last id it looked past: below seen only when seen was past its
+-- newest id (a reader's id of no event yet: 2^63 - 1, 1e300), which it gives then, so that the reader is told what
+-- comes from now, once.
 function Stream:read(t)
   local out = {}
   local list, upto = self.window:since(self.seen, t, self)
@@ -192,7 +195,7 @@ function Stream:read(t)
       out[#out + 1] = frame(e[1], kind, data)
     end
   end
-  if upto and upto > self.seen then self.seen = upto end
+  if upto then self.seen = upto end
   return table.concat(out)
 end
 

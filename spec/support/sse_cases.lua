@@ -135,6 +135,31 @@ M.cases = {
       M.resume(p, t, all, assert)
     end },
 
+  { name = "a stream given an id past the newest (2^63 - 1, 1e300) tells what comes from now, each once",
+    promise = "sse",
+    run = function(p, assert)
+      local t = tenant()
+      local a = p.open { tenant = t }
+      p.start { tenant = t, prompt = "a run before the far ids" }
+      local before = #ended(p, a, "saved")
+      local far = { p.open { tenant = t, last_event_id = "9223372036854775807" },
+        p.open { tenant = t, last_event_id = "1e300" } }
+      p.until_(function() return false end, 0.5) -- (anything they would tell of the window, given the time to)
+      for _, b in ipairs(far) do assert.are.same({}, b:events(), "the window told again: " .. b:text()) end
+      p.start { tenant = t, prompt = "a run after the far ids" }
+      local all = ended(p, a, "saved", 2)
+      for _, b in ipairs(far) do
+        ended(p, b, "saved")
+        local got = b:events()
+        assert.are.equal(#all - before, #got, b:text())
+        for i, e in ipairs(got) do
+          assert.are.same({ all[before + i].id, all[before + i].event }, { e.id, e.event })
+        end
+        b:close()
+      end
+      a:close()
+    end },
+
   { name = "a stream of a tenant tells that tenant's tasks only",
     promise = "sse",
     run = function(p, assert)

@@ -105,12 +105,13 @@ function M:bound()
   return ok
 end
 
--- The key's entries past seen (sse.lua's since): {id, text} pairs in order, and the last id read past.
+-- The key's entries past seen (sse.lua's since): {id, text} pairs in order, and the last id read past (seen past
+-- the newest id, 1e300 as well: none, and the newest, from which the reader is told what comes; no file yet: 0).
 function M:since(seen)
   local f, base, bytes = opened(self.path)
-  if not (f and base) then if f then f:close() end; return {}, seen end
+  if not (f and base) then if f then f:close() end; return {}, 0 end
   local from = seen - base
-  if from > bytes then f:close(); return {}, seen end -- (an id not given yet: nothing past it until then)
+  if from > bytes then f:close(); return {}, base + bytes end -- (an id not given yet: from now on)
   if from < HEAD then from = HEAD end
   f:seek("set", from - 1)
   local text = f:read("*a") or ""

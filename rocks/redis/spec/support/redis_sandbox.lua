@@ -198,7 +198,7 @@ function C.ZREMRANGEBYSCORE(r, k, lo, hi)
   return 1
 end
 -- A stream as the window of client:sse uses it (fleet/events.lua): XADD k MAXLEN ~ n * field value, its ids
--- "<ms>-<seq>" on the sandbox's clock; XRANGE k from + COUNT n.
+-- "<ms>-<seq>" on the sandbox's clock; XRANGE k from + COUNT n; XREVRANGE k + - COUNT n.
 function C.XADD(r, k, ...)
   local a, v = { ... }, of(r, k, "stream")
   local i, keep = 1, nil
@@ -230,6 +230,12 @@ function C.XRANGE(r, k, from, _, _, n)
     if #out >= (tonumber(n) or math.huge) then break end
     if not id_less(stream_id(entry.id), lo) then out[#out + 1] = { entry.id, entry.fields } end
   end
+  return out
+end
+function C.XREVRANGE(r, k, _, _, _, n)
+  local e, out = at(r, k), {}
+  local v = e and e.v or {}
+  for i = #v, math.max(1, #v - (tonumber(n) or #v) + 1), -1 do out[#out + 1] = { v[i].id, v[i].fields } end
   return out
 end
 function C.ZRANGEBYSCORE(r, k, lo, hi)

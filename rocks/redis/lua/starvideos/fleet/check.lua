@@ -40,6 +40,7 @@ local tries = {
   {'ZSCORE', z, 'x'},
   {'ZREVRANGEBYSCORE', z, '+inf', '-inf'}, {'ZREMRANGEBYSCORE', z, '-inf', '-inf'}, {'ZREM', z, 'x'},
   {'XADD', x, 'MAXLEN', '~', 10, '*', 'e', '1'}, {'PEXPIRE', x, 1000}, {'XRANGE', x, '-', '+', 'COUNT', 1},
+  {'XREVRANGE', x, '+', '-', 'COUNT', 1},
   {'DEL', s, n, h, l, t, z, x},
 }
 local seen = {}

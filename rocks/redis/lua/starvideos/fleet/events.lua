@@ -13,11 +13,20 @@ local type, tonumber, pairs, ipairs, setmetatable, math_floor, string_format =
   type, tonumber, pairs, ipairs, setmetatable, math.floor, string.format
 
 Store.define("events_add", "return redis.call('XADD', declared('events'), 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])")
-Store.define("events_since", "return redis.call('XRANGE', declared('events'), ARGV[1], '+', 'COUNT', ARGV[2])")
+-- {the entries past ARGV[1], ARGV[2] at most; none: the stream's newest id ("0-0": no entry; "": a user whose ACL
+-- lacks XREVRANGE, made by the line before it was run here)}
+Store.define("events_since", [[
+local r = redis.call('XRANGE', declared('events'), ARGV[1], '+', 'COUNT', ARGV[2])
+if r[1] then return {r, ''} end
+local last = redis.pcall('XREVRANGE', declared('events'), '+', '-', 'COUNT', 1)
+if last.err then return {r, ''} end
+return {r, last[1] and last[1][1] or '0-0'}
+]])
 
 local M = {}
 M.__index = M
 M.READ = 500 -- entries a read takes at most (the rest at the stream's next turn)
+M.FAR = 2 ^ 53 -- a stream's id past every Redis id it numbers (a double's 53 bits): a reader's past it asks from here
 
 -- A Redis stream id as a stream's id, and the first Redis id past a stream's id.
 function M.number(rid)
@@ -27,6 +36,7 @@ end
 
 function M.after(id)
   if id <= 0 then return "-" end
+  if id > M.FAR then id = M.FAR end -- (2^63 - 1, 1e300: a Redis id far past any, never a raise)
   return string_format("%d-%d", math_floor(id / 1000), id % 1000 + 1)
 end
 
@@ -71,8 +81,9 @@ function M:drop(who)
   if who.rn then self.adds[who.rn], who.rn = true, nil end
 end
 
--- The entries past seen (sse.lua's since), read for who (the stream): {id, text} pairs and the last id read past;
--- none while the read is on its way.
+-- The entries past seen (sse.lua's since), read for who (the stream): {id, text} pairs and the last id read past
+-- (none past seen, seen past the stream's newest id: that id, from which the reader is told what comes); none while
+-- the read is on its way.
 function M:since(seen, _, who)
   local st = self.store
   self:reap()
@@ -83,10 +94,13 @@ function M:since(seen, _, who)
     st:step(0)
   end
   if not st:ready(who.rn) then return {}, seen end
-  local list = st:result(who.rn)
+  local answer = st:result(who.rn)
   who.rn = nil
+  local list = type(answer) == "table" and type(answer[1]) == "table" and answer[1] or {}
+  local newest = type(answer) == "table" and M.number(answer[2])
+  if newest and newest < seen then return {}, newest end
   local out, upto = {}, seen
-  for _, e in ipairs(type(list) == "table" and list or {}) do
+  for _, e in ipairs(list) do
     local id, fields = M.number(e[1]), e[2]
     if id and id > upto then
       upto = id
