@@ -59,6 +59,52 @@ describe("client:sse's writer", function()
     assert.is_truthy(tostring(err):find("bad option 'write' to 'sse'", 1, true), tostring(err))
   end)
 
+  -- A key's window made again in the same second (os.time's second held, as a restart within it gives it), 6 events
+  -- told in each, n times in one run: their ids.  In the process's memory, or with a journal (arg[3]) in its file.
+  local AGAIN = [[
+local second = tonumber(arg[1])
+os.time = function() return second end -- (every window of this run made in that second)
+local sv, sse = require "starvideos", require "starvideos.sse"
+local out = {}
+for _ = 1, tonumber(arg[2]) do -- (a key's last client closed, a new one made: its window made again)
+  local c = sv.new { api_key = "k-again", base_url = "http://127.0.0.1:9", journal = arg[3] }
+  local w, ids = sse.window(c.key, c.ledger), {}
+  for _ = 1, 6 do assert(w:put(string.char(31, 31, 31) .. "{}")) end
+  if w.flush then w:flush(5) end
+  local list = w:since(0, 0, {})
+  for i = #list - 5, #list do ids[#ids + 1] = string.format("%d", list[i][1]) end
+  out[#out + 1] = table.concat(ids, " ")
+  c:close()
+end
+print(table.concat(out, "\n"))
+]]
+  local function ids_of(text)
+    local l = {}
+    for id in text:gmatch("%d+") do l[#l + 1] = tonumber(id) end
+    return l
+  end
+
+  local function again(journal)
+    local second, runs = tostring(os.time()), {}
+    for i = 1, 2 do -- (a process, then the same started again: each makes the window twice)
+      local proc = helper.run_lua(dir, "again-" .. i, AGAIN, { second, "2", journal })
+      runs[i] = proc.pipe:read("*a")
+      assert.is_truthy(proc:close(), runs[i])
+    end
+    local ids = ids_of(runs[1] .. "\n" .. runs[2])
+    assert.are.equal(24, #ids, runs[1] .. runs[2])
+    for i = 2, #ids do
+      assert.is_true(ids[i] > ids[i - 1], "id " .. i .. " after " .. ids[i - 1] .. ": " .. runs[1] .. "\n" .. runs[2])
+    end
+  end
+
+  it("numbers a window made again in the same second after the one before (a process or a key's client started "
+    .. "again): its ids only grow", function() again() end)
+
+  it("numbers a journal's window after its ids before, its process started again in the same second", function()
+    again(dir .. "/again.jsonl")
+  end)
+
   it("numbers a window made again after every id of the one before: a reader come back with an old id gets it whole",
     function()
     local chunks = {}

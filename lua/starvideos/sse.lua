@@ -48,10 +48,13 @@ local function parse(text)
   return tenant, task, kind, data
 end
 
--- A window's first id less one: its start's second times 10^6, so that the ids of a window made again (a process
--- or nginx started again: the dict emptied) come after every id of the one before, and a reader that comes back
--- with an id of that one gets the new window whole, not nothing until the count passes its id.
-local function base() return os.time() * 1000000 end
+-- A window's first id less one: its start's microsecond on the wall clock (past the last id this process gave),
+-- so that the ids of a window made again (a process or nginx started again, the dict emptied, even within the same
+-- second; a key's last client closed and a new one made) come after every id of the one before, and a reader that
+-- comes back with an id of that one gets the new window whole, not nothing until the count passes its id.  (Its
+-- second's 10^6 made them equal in one second: 6 events each, both windows ...0001 to ...0006.)
+local given = 0 -- the last id this process's windows gave
+local function base() return math.max(math.floor(core.wall() * 1000000), given) end
 -- An id as text: its digits (LuaJIT's tostring of a number past 10^14 would round it: 1.7958661234568e+15).
 local function digits(id) return string.format("%d", id) end
 
@@ -67,6 +70,7 @@ end
 function Memory:put(text)
   local n = self.n + 1
   self.n, self.list[n], self.list[n - self.size] = n, text, nil
+  if n > given then given = n end
   return n
 end
 
@@ -94,6 +98,7 @@ function Dict:put(text)
     if ok or aerr == "exists" then n, err = dict:incr(counter, 1) end
   end
   if not n then return nil, err end
+  if n > given then given = n end
   dict:delete(self.prefix .. digits(n - self.size))
   local ok, serr = dict:safe_set(self.prefix .. digits(n), text)
   if not ok then return nil, serr end
