@@ -134,6 +134,7 @@ build = {
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.spend"] = "lua/starvideos/spend.lua",
     ["starvideos.sse"] = "lua/starvideos/sse.lua",
+    ["starvideos.told"] = "lua/starvideos/told.lua",
     ["starvideos.store_option"] = "lua/starvideos/store_option.lua",
     ["starvideos.sink"] = "lua/starvideos/sink.lua",
     ["starvideos.rules"] = "lua/starvideos/rules.lua",

@@ -48,6 +48,35 @@ c:close()
     assert.same({}, foreign(s.loaded), "another rock's modules loaded by a plain client")
   end)
 
+  -- Issue 77, 5: a library in the core rock (5,684 lines in 27 modules before; 3,883 in 17 after): the verbs built
+  -- on the client and what a plain client never uses load at their first use.
+  local VERBS = { "starvideos.film", "starvideos.lineage", "starvideos.verb_job", "starvideos.sse",
+    "starvideos.provenance", "starvideos.fallback", "starvideos.failure", "starvideos.client_ledger",
+    "starvideos.records.journal", "starvideos.records.leases", "starvideos.lease", "starvideos.video",
+    "starvideos.download", "starvideos.interrupt", "starvideos.shell", "starvideos.observed" }
+  it("loads at most 4,000 lines of lua/ with require and new{}; the verbs and the journal at their first use",
+    function()
+    local out, st = child([[
+local starvideos = require "starvideos"
+local c = starvideos.new { base_url = BASE, api_key = "k" }
+state("client")
+c:close()
+]], "env -u STARVIDEOS_LOG -u STARVIDEOS_STORE -u STARVIDEOS_JOURNAL " .. helper.CHILD_ENV)
+    local s = assert(st.client, out)
+    local total, names = 0, {}
+    for name in pairs(s.loaded) do
+      local text = name:find("^starvideos") and (helper.read_file(helper.root .. "/lua/" .. name:gsub("%.", "/")
+        .. ".lua") or helper.read_file(helper.root .. "/lua/" .. name:gsub("%.", "/") .. "/init.lua"))
+      if text then
+        local _, n = text:gsub("\n", "")
+        total, names[#names + 1] = total + n, name
+      end
+    end
+    assert.is_true(total <= 4000, total .. " lines of lua/ loaded, in " .. #names .. " modules")
+    assert.is_true(#names >= 10, "the modules were not found: " .. table.concat(names, " "))
+    for _, m in ipairs(VERBS) do assert.is_nil(s.loaded[m], m .. " loaded by require and new{}") end
+  end)
+
   it("loads the log with the log option or $STARVIDEOS_LOG, and not before", function()
     local body = [[
 local starvideos = require "starvideos"

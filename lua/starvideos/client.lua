@@ -8,7 +8,7 @@ local errors = require "starvideos.errors"
 local Key = require "starvideos.key"
 local Loop = require "starvideos.loop"
 local Job = require "starvideos.job"
-local Sse = require "starvideos.sse"
+local Told = require "starvideos.told" -- (the key's window of what the jobs told; sse.lua serves it)
 local X = require "starvideos.extension"
 
 local new_error, argerror, check = errors.new_error, errors.argerror, config.check
@@ -106,7 +106,7 @@ function Client.new(opts)
   cfg.api_key, cfg.transport = nil, nil -- the key lives in the transport only
   local self = setmetatable({ cfg = cfg, base_url = cfg.base_url, journal = cfg.journal, loop = loop, key = key,
     ledger = open_ledger(cfg, loop, key, found.store), finished = {}, tracer = tracer }, Client)
-  cfg.on_stream = Sse.recorder(Sse.window(key, self.ledger)) -- (the jobs' events kept for client:sse's streams)
+  cfg.on_stream = Told.recorder(Told.window(key, self.ledger)) -- (the jobs' events kept for client:sse's streams)
   key:join(self)
   self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
   return self
@@ -121,7 +121,7 @@ function Client:close(collected)
   self.loop = nil
   for _, job in ipairs(loop:jobs_of(self.cfg)) do job:cancel(true) end
   if self.tracer and collected ~= GC then self.tracer:flush() end -- (their spans ended: cancelled)
-  if collected ~= GC then Sse.flush(self.key, self.ledger) end -- (the events its jobs told: in their window)
+  if collected ~= GC then Told.flush(self.key, self.ledger) end -- (the events its jobs told: in their window)
   self.ledger:close(collected == GC)
   self.key:leave(self)
   loop:release()
@@ -228,7 +228,7 @@ end
 -- opts.job, as a job, verb_job.lua).
 local function made_from(self, how, task, more, opts)
   local spec, err = require("starvideos.lineage")[how](self, task, more, opts)
-  if not spec then return nil, Sse.refused(self.cfg, err, opts.tenant) end -- (its failed event, as a job's)
+  if not spec then return nil, Told.refused(self.cfg, err, opts.tenant) end -- (its failed event, as a job's)
   local made, jerr = run(self, nil, nil, opts, spec)
   if spec.scratch then os.remove(spec.scratch) end -- (a parent's object read back: sent now)
   if made then made.parent, made.relation = spec.parent, spec.relation end
@@ -284,7 +284,14 @@ function Client:plan(list, opts)
   return (require("starvideos.batch").plan(self.ctx, list, begin(self, "plan", opts, S.generate_all)))
 end
 
-require("starvideos.client_ledger")(Client, begin) -- (resume, keep, pending, tasks, spend)
+-- The calls on the client's ledger (client_ledger.lua: resume, keep, pending, tasks, spend), loaded at the first
+-- one: each puts them all on the class, then is called.
+for _, name in ipairs { "resume", "keep", "pending", "tasks", "spend" } do
+  Client[name] = function(...)
+    require("starvideos.client_ledger")(Client, begin)
+    return Client[name](...)
+  end
+end
 
 -- A job of start or watch, its first step due now (taken by the next step).
 local function start(self, opts, params, id, task)
@@ -307,7 +314,7 @@ end
 
 -- Server-Sent Events of the key's tasks (sse.lua): inside nginx's content phase the request answered; else a job.
 function Client:sse(opts)
-  return Sse.serve(self.ctx, begin(self, "sse", opts), self.finished)
+  return require("starvideos.sse").serve(self.ctx, begin(self, "sse", opts), self.finished)
 end
 
 local NONE = setmetatable({}, { __newindex = function() error("step's empty result is read-only", 2) end })

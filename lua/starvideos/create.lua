@@ -9,7 +9,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
-local Failure = require "starvideos.failure"
+local function Failure() return require "starvideos.failure" end -- (the failure words: a refused create's)
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
 -- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
@@ -123,7 +123,7 @@ end
 -- sending: the create's request req ended at t: its task registered, or its failure.
 function C.answered(job, req, t)
   if not req.task then -- (a refusal's words: why, failure.lua's)
-    job.ledger:create_failed(Failure.refused(req.err, job.cfg.failure_patterns), job.params, job.local_id)
+    job.ledger:create_failed(Failure().refused(req.err, job.cfg.failure_patterns), job.params, job.local_id)
     return job:finish(req.err)
   end
   job:answered(req) -- (its id, its request ids)

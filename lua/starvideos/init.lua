@@ -6,7 +6,8 @@ local config = require "starvideos.config"
 local Create = require "starvideos.create"
 local errors = require "starvideos.errors"
 local Client = require "starvideos.client"
-local journal = require "starvideos.records.journal"
+-- (the journal's records, records/journal.lua, loaded at their first use: a client with no journal reads none)
+local function journal() return require "starvideos.records.journal" end
 
 local argerror, new_error = errors.argerror, errors.new_error
 
@@ -16,7 +17,6 @@ local M = {
   Client = Client,
   new = Client.new,
   new_error = new_error,
-  file_name = journal.file_name,
 }
 
 -- Check a request against its model's rules, with no network.
@@ -48,10 +48,13 @@ end
 
 M.models = readonly(core.models, "starvideos.models")
 
+-- The file name a batch gives a prompt's video (records/journal.lua's).
+function M.file_name(...) return journal().file_name(...) end
+
 -- The creates of a journal whose answer never came, with no network.
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
-  local list, err, pending = journal.read(path)
+  local list, err, pending = journal().read(path)
   if not list then return nil, new_error("io", err, { field = "journal" }) end
   return pending
 end

@@ -7,10 +7,15 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core, errors = require "starvideos.core", require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
 local Create = require "starvideos.create"
-local Failure, Request = require "starvideos.failure", require "starvideos.request"
+local Request = require "starvideos.request"
 local Sink = require "starvideos.sink"
-local Video = require "starvideos.video"
-local X, Observed, Seat = require "starvideos.extension", require "starvideos.observed", require "starvideos.seat"
+local X, Seat = require "starvideos.extension", require "starvideos.seat"
+-- loaded at their first use: the failure words (a failed task's reason), the video's download (a completed task),
+-- the observer's events (cfg.observe)
+local function Failure() return require "starvideos.failure" end
+local function Video() return require "starvideos.video" end
+local function Observed() return require "starvideos.observed" end
+local function video(name) return function(...) return Video()[name](...) end end -- (a row's, STATES')
 
 local new_error, now = errors.new_error, core.now
 local Job = {}; Job.__index = Job
@@ -114,7 +119,7 @@ function Job:finish(err) -- the job ends (err: why it failed), letting go of its
   if self.group then self.group.left = self.group.left - 1 end
   if self.fin then self.fin[#self.fin + 1] = self end
   if self.on_status then self.on_status(self) end
-  if self.cfg.observe then self.cfg.observe:state(Observed.job(self), now()) end -- (a task's metrics and span)
+  if self.cfg.observe then self.cfg.observe:state(Observed().job(self), now()) end -- (a task's metrics and span)
 end
 
 -- The seconds left (job.eta: p50 and p90 among the learned tasks of its kind that ran as long) as of an
@@ -136,7 +141,7 @@ function Job:seen(task, t, created, secs, within)
   if self.warnings then task.warnings = self.warnings end -- (a create's: what the service ignores of its params)
   local changed, why = task.status ~= self.status, errors.reason(task)
   self.status = task.status
-  if why and not self.reason then self.reason, self.input = Failure.classify(why, self.cfg.failure_patterns) end
+  if why and not self.reason then self.reason, self.input = Failure().classify(why, self.cfg.failure_patterns) end
   expect(self, t)
   if changed and not created and self.ledger.records then
     self.ledger:status(self.id, task.status, secs, within, why, self.reason, self.input)
@@ -204,7 +209,7 @@ end
 -- confirming: a whole download held while the store is asked before its commit (video.lua).
 function Job:confirm(t)
   self:go("confirming")
-  return Video.confirm(self, t)
+  return Video().confirm(self, t)
 end
 
 local function polled(self, req, t)
@@ -222,7 +227,7 @@ local function polled(self, req, t)
   local secs, within
   if task.status == "completed" and self.status ~= "completed" then
     secs, within = schedule(self):took(self.kind, self.model, t, self.unfinished_at, self.origin_at, self.coarse)
-    if self.cfg.observe then self.cfg.observe:noticed(Observed.job(self), t) end
+    if self.cfg.observe then self.cfg.observe:noticed(Observed().job(self), t) end
   elseif task.status ~= "completed" and task.status ~= "failed" then
     self.unfinished_at = t
   end
@@ -231,7 +236,7 @@ local function polled(self, req, t)
   if task.status == "completed" then -- (without out: done, once the store confirms a lapsed holder's hold)
     self.refreshing, self.waited = nil, true
     self:go("downloading")
-    return Video.start(self, t)
+    return Video().start(self, t)
   elseif task.status == "failed" then
     local failed = new_error("task_failed", string.format("task %s failed: %s", tostring(self.id), errors.reason(task)),
       { task = task, request_id = req.request_id, server_request_id = req.server_request_id, reason = self.reason,
@@ -325,9 +330,9 @@ local STATES = {
   sending = { due = Create.send, answered = Create.answered, shown = "creating" }, -- the create, its answer
   registering = { due = Create.register, shown = "creating" },    -- the task answered, its record written
   polling = { due = Job.poll, answered = polled },                -- polled until completed (or failed)
-  downloading = { due = Video.start, answered = Video.answered }, -- the video downloaded and committed
-  confirming = { due = Video.confirm },                           -- a whole .part, the store asked before its commit
-  taken = { due = Video.look },                                   -- another holds the task: its file awaited
+  downloading = { due = video "start", answered = video "answered" }, -- the video downloaded and committed
+  confirming = { due = video "confirm" },                      -- a whole .part, the store asked before its commit
+  taken = { due = video "look" },                              -- another holds the task: its file awaited
   done = {}, cancelled = {},                                      -- ended
 }
 
@@ -367,7 +372,7 @@ end
 -- Do what can be done now (the job's request finished or its timer fell due); a state it changed is observed.
 function Job:advance(t)
   advance(self, t)
-  if self.cfg.observe then self.cfg.observe:state(Observed.job(self), t) end
+  if self.cfg.observe then self.cfg.observe:state(Observed().job(self), t) end
 end
 
 -- Cancelling stops a job's transfers, but a create already sent (it may be
@@ -385,7 +390,7 @@ function Job:cancel(keep)
   end
   if type(self.checking) == "table" then self.checking:cancel() end
   keep = keep and self.id and self.ledger.records and not self.part
-  Video.cancel(self, keep)
+  Video().cancel(self, keep)
   if req then
     keep = keep and self.sink.keeps(req) -- (the sink's own rule: a .part, an upload's recorded parts)
     req:cancel(keep)

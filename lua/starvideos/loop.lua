@@ -4,7 +4,8 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local config = require "starvideos.config"
-local guard = require("starvideos.interrupt").guard
+-- Ctrl-C's watch over a blocking drive (interrupt.lua), loaded at the first one: a frame loop's steps never need it
+local function guard(...) return require("starvideos.interrupt").guard(...) end
 local Seat = require "starvideos.seat"
 
 local setmetatable, next, pairs, ipairs, math_min, math_max = setmetatable, next, pairs, ipairs, math.min, math.max

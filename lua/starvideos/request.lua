@@ -6,8 +6,9 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
-local Download = require "starvideos.download"
-local Observed = require "starvideos.observed" -- (what cfg.observe, the observe rock's hook, is told)
+-- loaded at their first use: a download's unit (a part into a file), what cfg.observe (the observe rock's hook) is told
+local function Download() return require "starvideos.download" end
+local function Observed() return require "starvideos.observed" end
 
 local new_error, now = errors.new_error, core.now
 
@@ -53,7 +54,7 @@ local Create = class({ fresh = true, headers = Request.JSON }, Service)
 function Create.token(self, t) return self.key.bucket:token(t, true, self, self.owner.tenant) end
 
 function Create.made(self) -- (the observer told whether it was made: money)
-  if self.cfg.observe then self.cfg.observe:created(Observed.created(self)) end
+  if self.cfg.observe then self.cfg.observe:created(Observed().created(self)) end
 end
 
 local KIND = { create = Create, query = class({ polls = true, headers = "Accept: application/json\n" }, Service),
@@ -109,7 +110,7 @@ function Request.new(o)
     path = o.path, body = o.body, deadline = o.deadline, send_by = o.send_by, attempt = 0, id = next_id + 1,
     service = kind.service, fresh = kind.fresh, headers = kind.headers, -- (its class's data, its own: a transport
     -- may copy a request's fields)
-    what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download.INTO or Memory,
+    what = o.what or op, method = o.method or (o.body and "POST" or "GET"), into = o.part and Download().INTO or Memory,
     max_body = cfg.max_answer, user_agent = cfg.user_agent, connect_timeout = cfg.connect_timeout,
     ca_file = cfg.ca_file, proxy = cfg.proxy }, kind)
   next_id = self.id
@@ -197,7 +198,7 @@ function Request:send(t)
   local h, err = loop.transport:send(self)
   self.rest = nil -- (a held transfer goes on once: another attempt is a new request)
   if not h then
-    if cfg.observe then cfg.observe:exchange(Observed.exchange(self, t, nil, err, "not_sent")) end
+    if cfg.observe then cfg.observe:exchange(Observed().exchange(self, t, nil, err, "not_sent")) end
     if self.into.restart(self, t) then return end -- the transport would not open what was left over
     return self:finish(nil, err)
   end
@@ -221,7 +222,7 @@ function Request:finished(t)
   local answered = type(task) == "table" and tonumber(task.status) or type(bytes) == "table" and bytes.status
   local status = (wire == "none" or task) and (err and err.status or answered or 200)
   if status then tell(self, "response", status, t - self.started) end
-  if self.cfg.observe then self.cfg.observe:exchange(Observed.exchange(self, t, status, err, wire, self.bytes)) end
+  if self.cfg.observe then self.cfg.observe:exchange(Observed().exchange(self, t, status, err, wire, self.bytes)) end
   if task then return self.into.done(self, file, t, task) end
   -- 416: what was left over is longer than the file (a download's .part), the transfer starts again
   if err.status == 416 and self.into.restart(self, t) then return end
@@ -265,7 +266,7 @@ function Request:cancel(keep)
     self.loop.transport:cancel(self.handle)
     self.handle = false
     local o = self.cfg.observe
-    if o then o:exchange(Observed.exchange(self, now(), nil, { kind = "cancelled" }, "cancelled")) end
+    if o then o:exchange(Observed().exchange(self, now(), nil, { kind = "cancelled" }, "cancelled")) end
   end
   self.done, self.err = true, new_error("io", "the request was cancelled")
   self.key.bucket:leave(self) -- (a retry waiting for its token)

@@ -7,7 +7,6 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local core = require "starvideos.core"
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
-local Download = require "starvideos.download"
 local Sink = require "starvideos.sink"
 local cjson = require("cjson.safe").new()
 
@@ -121,7 +120,7 @@ end
 -- Whether the key's task recorded holds out whole (taken as whole once recorded: looking would take a request).
 local function whole(e, want)
   return e.bytes ~= nil and want.out ~= nil and (Sink.object(want.out) and e.path == want.out
-    or Download.check { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok")
+    or require("starvideos.download").check { path = want.out, bytes = e.bytes, sha256 = e.sha256 } == "ok")
 end
 
 -- What a keyed create does, given e, what the ledger holds of its key (nil: nothing; {gone = true}: its create

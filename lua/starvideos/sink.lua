@@ -4,7 +4,6 @@
 -- the ledger, keep and list --check use only the interface.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
-local Download = require "starvideos.download"
 local X = require "starvideos.extension"
 
 local type = type
@@ -64,7 +63,7 @@ end
 
 -- The sink of out (a file path or an object URL).
 function K.of(_, out)
-  if not scheme(out) then return Download end
+  if not scheme(out) then return require "starvideos.download" end -- (the file sink: loaded with its first out)
   local ext, err = extension(out)
   return ext and ext.sink or missing(err)
 end

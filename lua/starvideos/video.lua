@@ -12,7 +12,7 @@ local rule = require "starvideos.lease"
 local Sink = require "starvideos.sink"
 
 local new_error = errors.new_error
-local shell_word = require("starvideos.shell").word
+local function shell_word(s) return require("starvideos.shell").word(s) end -- (a message's command: at its use)
 
 -- A video URL that expired answers with one of these; it is refreshed once.
 local EXPIRED = { [403] = true, [404] = true, [410] = true }

@@ -5,29 +5,39 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local config = require "starvideos.config"
 local errors = require "starvideos.errors"
 local Bucket = require "starvideos.bucket"
-local Download = require "starvideos.download"
 local Rules = require "starvideos.rules"
 -- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
 local function Spend() return require "starvideos.spend" end
-local journal = require "starvideos.records.journal"
-local leases = require "starvideos.records.leases"
-local rule = require "starvideos.lease"
+-- the journal's records and the process's flock leases (records/journal.lua, records/leases.lua), loaded with the
+-- first journal: a process's own ledger (no journal) keeps none
+local function journal() return require "starvideos.records.journal" end
+local function leases() return require "starvideos.records.leases" end
+local function rule() return require "starvideos.lease" end -- (the leases' rule: a journal's, a task's fences)
 
 local type, ipairs, tostring, tonumber, setmetatable, require = type, ipairs, tostring, tonumber, setmetatable, require
 local string_format = string.format
 local new_error = errors.new_error
 
 local L = {}
-L.__index = L
+
+-- Its leases (records/leases.lua: its keepers, their claims, the holds it asks) and its tasks' fences (lease.lua's),
+-- the objects it owns, made at their first use: a process's own ledger that never keeps nor confirms makes none.
+local OWNED = { leases = function(self) return leases().new(self) end, fences = function() return rule().fences() end }
+function L.__index(self, k)
+  local make = OWNED[k]
+  if not make then return L[k] end
+  local v = make(self)
+  rawset(self, k, v)
+  return v
+end
 
 L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
-    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop, refusals = {} }, L)
-  self.leases = leases.new(self) -- (the object it owns: its keepers, their claims, the holds it asks)
+    field = "journal", asks = {}, waits = {}, loop = loop, refusals = {} }, L)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
-    self.writer = journal.writer(path, not loop or loop.own)
+    self.writer = journal().writer(path, not loop or loop.own)
     self.said = require("starvideos.records.said").new(path, cfg, function() return self:follow() end)
     self.counts = cfg.spend and Spend().counts(cfg) or nil
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
@@ -58,7 +68,7 @@ local function append(self, rec, sync, sign, await)
     local owner, elsewhere = self:owner()
     rec.owner, rec.lease = owner, owner and elsewhere or nil
   end
-  local line, err = journal.line(rec)
+  local line, err = journal().line(rec)
   if not line then return nil, err end
   return true, self.writer:put(line, sync, nil, self, await)
 end
@@ -75,7 +85,7 @@ end
 function L:owner()
   if self.closed then return nil, "the ledger is closed" end
   local err
-  if not self.lease then self.lease, err = leases.hold(self.path) end
+  if not self.lease then self.lease, err = leases().hold(self.path) end
   if not self.lease then return nil, err end
   return self.lease.id, self.lease.elsewhere
 end
@@ -85,7 +95,7 @@ function L:flush(seconds) if self.path then self.writer:flush(seconds) end end
 
 function L:close(collected)
   if not collected then self:flush() end
-  if self.lease then leases.release(self.lease) end
+  if self.lease then leases().release(self.lease) end
   self.lease, self.closed = nil, true
 end
 
@@ -121,7 +131,7 @@ end
 
 -- What the journal says now (read on from the last look, self.st): st, or nil, err.
 function L:follow()
-  local st, err = journal.follow(self.path, self.st or journal.new_state(false, self.counts))
+  local st, err = journal().follow(self.path, self.st or journal().new_state(false, self.counts))
   self.st = st or self.st
   return st, err
 end
@@ -182,7 +192,7 @@ local function decided(self, rec, want)
     if wait > 0 then return Rules.limited(c.lim, #times, wait, nil, c.tenant) end
   end
   if ask then
-    local i, total, told = Spend().over(journal.spent(st), price, spec, t, rec["local"])
+    local i, total, told = Spend().over(journal().spent(st), price, spec, t, rec["local"])
     if i then
       if told then self.said:refused(which[i]) end -- (after the steps decided before it; once a window)
       return Spend().refusal(which[i], total, t, "the journal " .. self.path, nil, self.cfg)
@@ -190,8 +200,8 @@ local function decided(self, rec, want)
     rec.price, rec.spend = price, spec
   end
   rec.time = t
-  local line = assert(journal.line(rec))
-  if st then journal.take(st, line:sub(1, -2)) end -- (read again from the file: taken once)
+  local line = assert(journal().line(rec))
+  if st then journal().take(st, line:sub(1, -2)) end -- (read again from the file: taken once)
   return false, self.writer:put(line, true, st and st.size, self, true), which, st and st.crossed
 end
 
@@ -252,7 +262,7 @@ end
 -- p: before_create's record (out, key, fp, body, tenant); await: its failure is the caller's (a writer's ticket);
 -- ids: the create's request_id and server_request_id (its answer's, or its error's; nil: none).
 local function record_created(self, id, params, lid, p, uncertain, await, ids)
-  if self.path then self.fences:take(id, rule.FIRST, self.lease) end
+  if self.path then self.fences:take(id, rule().FIRST, self.lease) end
   if not self.path and lid and self.cfg.spend then end_spend(self, lid, true) end
   local rec = Rules.created(self.cfg, id, params, lid, p, uncertain, ids)
   rec.event = "created"
@@ -290,13 +300,14 @@ end
 
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).
 function L:downloaded(id, path, sha256, bytes, note)
-  local rec = { event = "downloaded", id = id, path = path, bytes = bytes or Download.size(path), sha256 = sha256 }
+  local rec = { event = "downloaded", id = id, path = path, sha256 = sha256,
+    bytes = bytes or require("starvideos.download").size(path) }
   for k, v in pairs(note or {}) do if rec[k] == nil then rec[k] = v end end -- (the sink's: sink.lua's noted)
   local lapsed = self:lapsed(id)
   local n, by = self.fences:let_go(id)
   if lapsed then -- (nil: the journal could not be locked; written all the same)
     self.writer:flush() -- (the records before it first)
-    local line = assert(journal.line(rec))
+    local line = assert(journal().line(rec))
     if self.leases:holds(id, n, by, function(lock) return lock:append(self.path, line) end) ~= nil then return end
   end
   append(self, rec)
@@ -317,7 +328,7 @@ local function rock_state(kind)
 end
 
 function L:sink_state(id, kind, state, where)
-  local record = SINK_STATE[kind] or journal.sink_kind(kind) and rock_state(kind)
+  local record = SINK_STATE[kind] or journal().sink_kind(kind) and rock_state(kind)
     or error("sink_state: no kind " .. tostring(kind), 2)
   local ok, ticket = append(self, record(id, state, where), true)
   return ok and ticket or nil -- (a record that cannot be made: no ticket, never its message)
@@ -342,7 +353,7 @@ end
 function L:read_all(missing_ok)
   if not self.path then return nil, "no journal" end
   self.writer:flush()
-  local st, err = journal.follow(self.path, nil, nil, not missing_ok)
+  local st, err = journal().follow(self.path, nil, nil, not missing_ok)
   if st then self:saw(st) end
   return st, err
 end
@@ -356,12 +367,12 @@ end
 
 function L:unfinished()
   local st, err = self:read_all()
-  return st and journal.unfinished(st.list), err
+  return st and journal().unfinished(st.list), err
 end
 
 function L:tasks()
   local st, err = self:read_all(true)
-  return st and journal.tasks(st), err
+  return st and journal().tasks(st), err
 end
 
 -- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
@@ -385,7 +396,7 @@ function L:spend(tenant)
   local st, err = self:follow() -- (read on from the last look: a scrape of the metrics reads what was added)
   if not st then return nil, err end
   local me = self.lease and self.lease.id
-  return Spend().report(self.cfg, journal.spent(st).get, t, tenant, Spend().moved(st.open, function(p)
+  return Spend().report(self.cfg, journal().spent(st).get, t, tenant, Spend().moved(st.open, function(p)
     return p.owner ~= me and not self.leases:alive(p.owner, p.lease)
   end))
 end
