@@ -70,7 +70,10 @@ describe("client:sse inside nginx", function()
     streams = {}
     server = nginx_run.serve_lua(dir, { { "/events", EVENTS:format(KEY, emu.url) },
       { "/generate", GENERATE:format(KEY, emu.url, dir) }, { "/page", PAGE } }, 2,
-      { "lua_shared_dict starvideos_events 4m;", "lua_shared_dict starvideos 1m;", "lua_check_client_abort on;" })
+      { "lua_shared_dict starvideos_events 4m;", "lua_shared_dict starvideos 1m;", "lua_check_client_abort on;" },
+      nil, " reuseport") -- (the kernel spreads the connections between the workers: a stream on one, a run on the
+      -- other, whatever the cases before left open; one socket shared gave them all to one worker once a case had
+      -- left three streams on the other)
   end)
 
   teardown(function()

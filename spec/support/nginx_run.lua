@@ -235,13 +235,14 @@ end
 
 -- nginx (serve) with one server of Lua locations: each of `list` {path, code[, directives]} as `location =
 -- path { directives content_by_lua_block { code } }`; `workers` (1) of them; `http`: lines of the http block
--- (shared dicts), or nil; `connections`: conf_head's.  The body of a GET of path-and-query is then get(what),
--- without its last newline.
-function M.serve_lua(dir, list, workers, http, connections)
+-- (shared dicts), or nil; `connections`: conf_head's; `listen`: more of the listen directive (" reuseport": each
+-- worker a socket of its own, the kernel spreading the connections between them, or nil).  The body of a GET of
+-- path-and-query is then get(what), without its last newline.
+function M.serve_lua(dir, list, workers, http, connections, listen)
   local n = M.serve(dir, function(port)
     local lines = M.conf_head(dir, workers or 1, connections)
     for _, l in ipairs(http or {}) do lines[#lines + 1] = "    " .. l end
-    lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
+    lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. (listen or "") .. ";"
     for _, l in ipairs(list) do
       lines[#lines + 1] = string.format("      location = %s { %s content_by_lua_block { %s } }", l[1], l[3] or "",
         l[2])
