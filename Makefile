@@ -206,15 +206,19 @@ demo-deps-checked:
 .PHONY: deps-checked demo-deps-checked
 
 # luacheck (std "min": names every VM has, see .luacheckrc), luac5.1 for the
-# syntax (luacheck reads 5.4's: //, goto, <close>, ...), and tools/shape.lua:
-# no library module over 400 lines, no function over 60, no require cycle.
-# luacheck runs 40 files a process, as many processes at once as cores.
+# syntax (luacheck reads 5.4's: //, goto, <close>, ...; where lua5.1 is not installed, one line says so:
+# spec/tools/vm_syntax_spec.lua checks the grammar on lua5.1 in make test-all), and
+# tools/shape.lua: no library module over 400 lines, no function over 60, no require cycle.
+# luacheck runs 40 files a process, as many processes at once as cores.  (LINT_RUN: make test-all runs it too, in
+# its own shell: a line with $(MAKE) would run under make -n.)
 LUA_FILES  = $(shell find lua rocks spec -name '*.lua') bin/starvideos
-lint: | $(DEPS_FIRST)
-	@status=0; \
+LINT_RUN   = status=0; \
 	{ find lua rocks spec bench tools types examples/studio -name '*.lua'; echo bin/starvideos; } | xargs -P "$$(nproc)" -n 40 luacheck -q --formatter plain || status=1; \
-	luac5.1 -p $(LUA_FILES) || status=1; \
-	lua5.4 tools/shape.lua > /dev/null || status=1; exit $$status
+	if command -v luac5.1 >/dev/null 2>&1; then luac5.1 -p $(LUA_FILES) || status=1; \
+	else echo "lint: luac5.1 not installed: Lua 5.1's grammar not checked (Debian: lua5.1; make test-all checks it)"; fi; \
+	lua5.4 tools/shape.lua > /dev/null || status=1; [ $$status = 0 ]
+lint: | $(DEPS_FIRST)
+	@$(LINT_RUN)
 
 # The suite in tiers, over spec/ (the core's) and each rock's rocks/<rock>/spec/.  `make test`: the specs but
 # those under a hosts/ folder (each
@@ -252,7 +256,7 @@ test-hosts: deps-checked $(SO) $(TEST_BINS) $(COMPAT_SO) $(HOST_BUILDS)
 # the hosts' specs; one line per part, then the total.  A failed lint does
 # not stop the suites: it counts as one failure in the total (and the exit status).
 test-all: deps-checked $(SO) $(TEST_BINS) $(COMPAT_SO) $(VM_SOS) $(HOST_BUILDS)
-	@lint=ok; $(MAKE) --no-print-directory lint || lint=failed; \
+	@lint=ok; ( $(LINT_RUN) ) || lint=failed; \
 	LINT_RESULT=$$lint sh tools/test-all.sh $(VMS)
 
 # docs/matrix.md, the promises against the places, written from the cells the last `make test-all` proved
