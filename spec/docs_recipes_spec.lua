@@ -15,7 +15,7 @@ describe("the README", function()
   end)
 end)
 
-describe("make demo", function()
+describe("what a goal installs", function()
   -- the packages a goal's `make -n` has tools/deps.sh install, as a sorted list
   local function installs(goal)
     local out = helper.capture("cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED
@@ -32,11 +32,26 @@ describe("make demo", function()
       "lua-socket", "lua5.4", "make", "pkg-config" }, installs("demo"))
   end)
 
-  it("while the tiers still install the whole set (every VM, nginx, Redis, LÖVE, Chromium, ...)", function()
+  it("make test installs the fast tier's own (busted, luacheck, LuaSocket, Redis, ...), not the other tiers'",
+    function()
     local set = {}
     for _, name in ipairs(installs("test")) do set[name] = true end
-    for _, name in ipairs { "lua-socket", "lua-busted", "luajit2", "lua5.1", "nginx", "redis-server", "love", "xvfb",
-      "chromium", "prometheus", "valgrind" } do
+    for _, name in ipairs { "lua5.4", "liblua5.4-dev", "gcc", "lua-socket", "lua-busted", "lua-check", "redis-server",
+      "libhiredis-dev" } do
+      assert.is_true(set[name] or false, name)
+    end
+    -- the hosts tier's, the other VMs', the release's cross tools, make check's
+    for _, name in ipairs { "chromium", "love", "xvfb", "nginx", "qemu-user", "gcc-aarch64-linux-gnu", "lua5.1",
+      "lua5.2", "lua5.3", "luajit2", "valgrind", "prometheus", "clang" } do
+      assert.is_nil(set[name], name)
+    end
+  end)
+
+  it("make test-all installs the whole set (every VM, nginx, LÖVE, Chromium, the release's tools, ...)", function()
+    local set = {}
+    for _, name in ipairs(installs("test-all")) do set[name] = true end
+    for _, name in ipairs { "lua-socket", "lua-busted", "luajit2", "lua5.1", "lua5.2", "lua5.3", "nginx",
+      "redis-server", "love", "xvfb", "chromium", "prometheus", "valgrind", "qemu-user", "zip" } do
       assert.is_true(set[name] or false, name)
     end
   end)
