@@ -80,8 +80,8 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 #                 of metrics and dashboards), strace (the nginx specs that look at the files a worker touches), ccache
 #                 (the hosts specs' repeated builds: spec/hosts/support/ccache.lua), chromium (studio_spec.lua)
 #   VM_DEPS_<vm>  each VM's interpreter and headers but Lua 5.4's (the build's) and Lua 5.5's (built from VENDOR,
-#                 mk/lua55.mk); VM_DEPS all of them: test-hosts (its #hosts cases run under every VM) and test-all
-#                 install every VM's
+#                 mk/lua55.mk); VM_DEPS all of them: `make test VM=<vm>` installs its VM's, test-hosts (its #hosts
+#                 cases run under every VM) and test-all every VM's
 #   RELEASE_DEPS  `make release` (mk/release.mk) and spec/hosts/release_spec.lua: luarocks, zip, the cross compiler
 #                 and binutils of each arch of RELEASE_CROSS (aarch64 on x86_64), qemu-user to run the arm64 rocks
 #   CHECK_DEPS    `make check` (mk/check.mk): clang and its ASan runtime, valgrind
@@ -105,8 +105,9 @@ RELEASE_DEPS  := luarocks zip binutils $(foreach a,$(RELEASE_CROSS),gcc-$(a)-lin
 CHECK_DEPS := clang libclang-rt-dev valgrind
 BENCH_DEPS := nginx libnginx-mod-http-lua curl lua-sec time love xvfb luajit2 libluajit2-5.1-dev
 STUDIO_DEPS := $(DEMO_DEPS) luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua
-# (deferred: a rock.mk adds to FAST_DEPS and HOST_DEPS after these lines)
-GOAL_DEPS_test       = $(FAST_DEPS)
+# (deferred: a rock.mk adds to FAST_DEPS and HOST_DEPS after these lines; make test's VM is `make test VM=<vm>`'s)
+VM ?= lua5.4
+GOAL_DEPS_test       = $(FAST_DEPS) $(VM_DEPS_$(VM))
 GOAL_DEPS_test-hosts = $(FAST_DEPS) $(HOST_DEPS) $(VM_DEPS) $(RELEASE_DEPS)
 GOAL_DEPS_test-all   = $(GOAL_DEPS_test-hosts)
 GOAL_DEPS_check      = $(FAST_DEPS) $(CHECK_DEPS)
@@ -148,6 +149,13 @@ ROCK_ASAN_SOS   :=
 # (a rock.mk's rules come before `all`: a plain `make` still makes all)
 .DEFAULT_GOAL := all
 include $(sort $(wildcard rocks/*/rock.mk))
+
+# `make test VM=<vm>`: the fast tier on another VM of VMS (tools/test-all.sh --fast, as make test-all runs it)
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+ifeq ($(filter $(VM),$(VMS)),)
+$(error make test: VM=$(VM) is not one of: $(VMS))
+endif
+endif
 
 # An install goal (INSTALL_GOALS) is made in two makes.  This first one installs what the goals asked use
 # (GOAL_DEPS_<goal>, once for all of them: tools/deps.sh --if-possible, which says so and goes on where there is no
@@ -280,13 +288,21 @@ ifneq ($(filter test test-hosts test-all,$(MAKECMDGOALS)),)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 endif
 
+# `make test VM=<vm>` (one of VMS): the same specs on that VM, its modules built into build/<vm>/, run as make
+# test-all runs its part (tools/test-all.sh --fast).  SPECS="FILE...": those files alone, the command
+# tools/run-specs.sh prints after a failure (make test-hosts and make check take it too).
 # (LuaJIT's modules, where an earlier `make luajit` left them, made again when stale: the fast
 # tier's nginx cases load them when they are there)
-test: $(SO) $(TEST_BINS) $(COMPAT_SO) $(wildcard $(NGX_SO)) lint
-	@sh tools/run-specs.sh $(LUA) $(TEST_SPECS)
+ifeq ($(VM),lua5.4)
+TEST_RUN = RERUN='make test SPECS="{}"' sh tools/run-specs.sh $(LUA) $(or $(SPECS),$(TEST_SPECS))
+else
+TEST_RUN = sh tools/test-all.sh --fast $(VM) $(SPECS)
+endif
+test: $(SO) $(TEST_BINS) $(COMPAT_SO) $(wildcard $(NGX_SO)) $(if $(filter-out lua5.4,$(VM)),$(filter build/$(VM)/%,$(VM_SOS))) lint
+	@$(TEST_RUN)
 
 test-hosts: $(SO) $(TEST_BINS) $(COMPAT_SO) $(HOST_BUILDS)
-	@TIER=hosts sh tools/run-specs.sh $(LUA) $(HOST_SPECS) $(TAGGED_SPECS)
+	@TIER=hosts RERUN='make test-hosts SPECS="{}"' sh tools/run-specs.sh $(LUA) $(or $(SPECS),$(HOST_SPECS) $(TAGGED_SPECS))
 
 # Lint once, then `make test`'s specs on every VM, each loading its own
 # build/<vm>/ modules and running the emulator and the CLI under itself, then
@@ -321,8 +337,7 @@ types: $(SO)
 # `eval "$$(make -s env)"`: LUA_PATH and LUA_CPATH for this checkout, as absolute
 # paths, so that `lua5.4 script.lua` finds the library from any directory;
 # `make -s env VM=luajit` (or lua5.1 .. lua5.3, lua5.5) for the modules built into build/<vm>/ (lua5.5: and
-# its interpreter, build/vm5.5/bin/lua5.5, first on PATH).
-VM ?= lua5.4
+# its interpreter, build/vm5.5/bin/lua5.5, first on PATH).  (VM: set with the packages, above)
 env:
 	@case " $(VMS) " in *" $(VM) "*) ;; *) echo "env: VM=$(VM) is not one of: $(VMS)" >&2; exit 2;; esac; \
 	dir=$$(pwd); cdir=$$dir/build; [ "$(VM)" = lua5.4 ] || cdir=$$dir/build/$(VM); \

@@ -47,6 +47,21 @@ describe("what a goal installs", function()
     end
   end)
 
+  it("make test VM=<vm> installs that VM's too and runs the fast tier on it as make test-all does; another VM refused",
+    function()
+    local set = {}
+    for _, name in ipairs(installs("test VM=lua5.1")) do set[name] = true end
+    assert.is_true(set["lua5.1"] and set["liblua5.1-0-dev"] and set["lua-busted"] or false)
+    assert.is_nil(set["luajit2"])
+    local make = "cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED
+      .. "-u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n SV_DEPS_DONE=1 "
+    local out = helper.capture(make .. "test VM=luajit 2>&1")
+    assert.matches("\nsh tools/test%-all%.sh %-%-fast luajit *\n$", out)
+    local said, ok = helper.capture(make .. "test VM=lua5.9 2>&1")
+    assert.is_nil(ok)
+    assert.matches("make test: VM=lua5.9 is not one of: lua5.1 lua5.2 lua5.3 lua5.4 lua5.5 luajit", said, 1, true)
+  end)
+
   it("make test-all installs the whole set (every VM, nginx, LÖVE, Chromium, the release's tools, ...)", function()
     local set = {}
     for _, name in ipairs(installs("test-all")) do set[name] = true end
