@@ -159,14 +159,17 @@ endif
 
 # An install goal (INSTALL_GOALS) is made in two makes.  This first one installs what the goals asked use
 # (GOAL_DEPS_<goal>, once for all of them: tools/deps.sh --if-possible, which says so and goes on where there is no
-# apt-get) and makes the same goals again in a second make (SV_DEPS_DONE=1) that reads the Makefile anew, the
-# packages in place; nothing else happens here.  `make SV_DEPS_DONE=1 test` installs nothing.
+# apt-get) and makes the same goals again in a second make that reads the Makefile anew, the packages in place;
+# nothing else happens here.  SV_DEPS_DONE=1, in the second make's environment, is not passed on to its commands
+# (a spec's own `make -n test` installs as a user's does); `make SV_DEPS_DONE=1 test` installs nothing.  (VM and
+# SPECS given to make test reach the second make in MAKEFLAGS, not the specs' environment.)
+unexport SV_DEPS_DONE VM SPECS
 INSTALL_FOR := $(if $(SV_DEPS_DONE),,$(filter $(INSTALL_GOALS),$(MAKECMDGOALS)))
 ifneq ($(INSTALL_FOR),)
 .PHONY: $(MAKECMDGOALS)
 $(firstword $(MAKECMDGOALS)):
 	@sh tools/deps.sh --if-possible $(call uniq,$(foreach g,$(INSTALL_FOR),$(GOAL_DEPS_$(g))))
-	@$(MAKE) --no-print-directory SV_DEPS_DONE=1 $(MAKECMDGOALS)
+	@SV_DEPS_DONE=1 $(MAKE) --no-print-directory $(MAKECMDGOALS)
 $(filter-out $(firstword $(MAKECMDGOALS)),$(MAKECMDGOALS)):
 	@:
 else
