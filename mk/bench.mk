@@ -15,7 +15,7 @@ build/bench/%: csrc/bench/%.c csrc/bench/bench.h
 
 bench-tools: $(BENCH_TOOLS)
 
-bench: $(DEPS_FIRST) $(SO) $(BENCH_TOOLS) $(NPM_STAMP) # (a rock's bench may run a server of spec/npm's)
+bench: $(SO) $(BENCH_TOOLS) $(NPM_STAMP) # (a rock's bench may run a server of spec/npm's)
 	$(LUA) bench/run.lua
 
 .PHONY: bench bench-tools

@@ -1,7 +1,7 @@
 # `make check`: look for memory errors, leaks and undefined behaviour.
 #   1. the C tests (csrc/test/test_core.c, and each rock's: ROCK_ASAN_TESTS, its rocks/<rock>/rock.mk) built
 #      with ASan + UBSan, leaks checked;
-#   2. `make test`'s specs whose code under test runs in busted's own process
+#   2. `make test`'s specs (SPECS="FILE...": those alone) whose code under test runs in busted's own process
 #      (ASAN_SPECS: all but those of nginx, a C host, luarocks, the make
 #      targets and the command line's child processes, whose modules are not
 #      this build) on lua5.4 with an ASan + UBSan build of the modules,
@@ -75,8 +75,8 @@ check: $(ASAN_TESTS) $(ASAN_SOS) $(SO) $(TEST_BINS) $(COMPAT_SO)
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0:log_path=$(CURDIR)/$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_LOGS)/ubsan \
 	LUA_CPATH='build/asan/?.so;build/?.so;;' \
-	BUSTED_ARGS="--cpath=build/asan/?.so;build/?.so $(BUSTED_ARGS)" \
-	  sh tools/run-specs.sh $(LUA) $(ASAN_SPECS) > build/asan/busted.out 2>&1 || lua=1; \
+	BUSTED_ARGS="--cpath=build/asan/?.so;build/?.so $(BUSTED_ARGS)" RERUN='make check SPECS="{}"' \
+	  sh tools/run-specs.sh $(LUA) $(or $(SPECS),$(ASAN_SPECS)) > build/asan/busted.out 2>&1 || lua=1; \
 	grep -vE '^(spec|rocks)/' build/asan/busted.out | tail -n 40; \
 	if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
 	  lua=1; echo "sanitizer reports in $(ASAN_LOGS):"; head -n 60 $(ASAN_LOGS)/*; \

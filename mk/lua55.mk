@@ -5,8 +5,8 @@
 # VENDOR: the Makefile's (../shared/vendor, found beside this checkout or the one it was cloned from); LuaSocket,
 # which it lacks, is Debian's own source of its lua-socket package (tools/lua55.sh).
 
-# (after deps-checked, where a tier runs it: busted's and the command line's pure-Lua modules are Debian's)
-$(LUA55_BIN): tools/lua55.sh | $(DEPS_FIRST)
+# (in the second make of a tier, after its install: busted's and the command line's pure-Lua modules are Debian's)
+$(LUA55_BIN): tools/lua55.sh
 	@echo "lua5.5: building Lua 5.5 and its modules into $(LUA55) from $(VENDOR)"
 	@CC="$(CC)" sh tools/lua55.sh "$(LUA55)" "$(VENDOR)"
 

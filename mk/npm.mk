@@ -5,7 +5,7 @@
 NPM_DIR   := spec/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
 
-$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json | $(DEPS_FIRST)
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 	  echo "npm ci in $(NPM_DIR) (test-only packages)"; \
 	  cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \

@@ -6,10 +6,7 @@
 # What it needs, and no more (a fresh machine gets the page in a few minutes, not the test tiers' packages):
 # the build (Lua 5.4 and nginx's LuaJIT, libcurl, libcrypto), lua-cjson, LuaSocket and argparse (the emulator),
 # nginx with its lua module.
-STUDIO_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-argparse lua-socket pkg-config gcc \
-               make luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua
-studio-deps:
-	@sh tools/deps.sh --if-possible $(STUDIO_DEPS)
-studio: studio-deps $(SO) $(LUAJIT_SO)
+# (the Makefile's STUDIO_DEPS, installed before the second make: INSTALL_GOALS)
+studio: $(SO) $(LUAJIT_SO)
 	@sh tools/studio.sh
-.PHONY: studio studio-deps
+.PHONY: studio

@@ -15,7 +15,7 @@ describe("the README", function()
   end)
 end)
 
-describe("make demo", function()
+describe("what a goal installs", function()
   -- the packages a goal's `make -n` has tools/deps.sh install, as a sorted list
   local function installs(goal)
     local out = helper.capture("cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED
@@ -32,11 +32,41 @@ describe("make demo", function()
       "lua-socket", "lua5.4", "make", "pkg-config" }, installs("demo"))
   end)
 
-  it("while the tiers still install the whole set (every VM, nginx, Redis, LÖVE, Chromium, ...)", function()
+  it("make test installs the fast tier's own (busted, luacheck, LuaSocket, Redis, ...), not the other tiers'",
+    function()
     local set = {}
     for _, name in ipairs(installs("test")) do set[name] = true end
-    for _, name in ipairs { "lua-socket", "lua-busted", "luajit2", "lua5.1", "nginx", "redis-server", "love", "xvfb",
-      "chromium", "prometheus", "valgrind" } do
+    for _, name in ipairs { "lua5.4", "liblua5.4-dev", "gcc", "lua-socket", "lua-busted", "lua-check", "redis-server",
+      "libhiredis-dev" } do
+      assert.is_true(set[name] or false, name)
+    end
+    -- the hosts tier's, the other VMs', the release's cross tools, make check's
+    for _, name in ipairs { "chromium", "love", "xvfb", "nginx", "qemu-user", "gcc-aarch64-linux-gnu", "lua5.1",
+      "lua5.2", "lua5.3", "luajit2", "valgrind", "prometheus", "clang" } do
+      assert.is_nil(set[name], name)
+    end
+  end)
+
+  it("make test VM=<vm> installs that VM's too and runs the fast tier on it as make test-all does; another VM refused",
+    function()
+    local set = {}
+    for _, name in ipairs(installs("test VM=lua5.1")) do set[name] = true end
+    assert.is_true(set["lua5.1"] and set["liblua5.1-0-dev"] and set["lua-busted"] or false)
+    assert.is_nil(set["luajit2"])
+    local make = "cd " .. q(helper.root) .. " && " .. helper.UNINSTRUMENTED
+      .. "-u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n SV_DEPS_DONE=1 "
+    local out = helper.capture(make .. "test VM=luajit 2>&1")
+    assert.matches("\nsh tools/test%-all%.sh %-%-fast luajit *\n$", out)
+    local said, ok = helper.capture(make .. "test VM=lua5.9 2>&1")
+    assert.is_nil(ok)
+    assert.matches("make test: VM=lua5.9 is not one of: lua5.1 lua5.2 lua5.3 lua5.4 lua5.5 luajit", said, 1, true)
+  end)
+
+  it("make test-all installs the whole set (every VM, nginx, LÖVE, Chromium, the release's tools, ...)", function()
+    local set = {}
+    for _, name in ipairs(installs("test-all")) do set[name] = true end
+    for _, name in ipairs { "lua-socket", "lua-busted", "luajit2", "lua5.1", "lua5.2", "lua5.3", "nginx",
+      "redis-server", "love", "xvfb", "chromium", "prometheus", "valgrind", "qemu-user", "zip" } do
       assert.is_true(set[name] or false, name)
     end
   end)

@@ -104,4 +104,30 @@ describe("setup, as the docs tell it", function()
     assert.matches("1 passed, 0 failed", out, 1, true)
     helper.cleanup()
   end)
+
+  it("a run that failed names its failed files, then one command that runs them again, before its last line",
+    function()
+    local box = helper.tmpdir()
+    local files = {}
+    for i, body in ipairs { 'it("fails", function() assert.equal(1, 2) end)', 'it("passes", function() end)',
+      'error("no summary")' } do
+      files[i] = box .. "/f" .. i .. "_spec.lua"
+      helper.write_file(files[i], 'describe("x", function() ' .. body .. ' end)\n')
+    end
+    local function run(how)
+      return helper.capture("cd " .. helper.shell_quote(helper.root) .. " && env -u TIER " .. how
+        .. " JOBS=1 sh tools/run-specs.sh " .. helper.shell_quote(helper.lua) .. " " .. table.concat(files, " ")
+        .. " 2>&1")
+    end
+    local out = run("-u RERUN")
+    local tail = table.concat({ "failed: 2 of 3 files", "  " .. files[1], "  " .. files[3],
+      "run them again: sh tools/run-specs.sh " .. helper.lua .. " " .. files[1] .. " " .. files[3],
+      "1 passed, 2 failed" }, "\n")
+    assert.equal(tail, out:sub(-#tail - 1, -2), out)
+    -- the caller's command (make test's, tools/test-all.sh's), {} the files
+    out = run(helper.shell_quote("RERUN=make test VM=lua5.1 SPECS=\"{}\""))
+    assert.matches('\nrun them again: make test VM=lua5.1 SPECS="' .. files[1] .. " " .. files[3]
+      .. '"\n1 passed, 2 failed\n', out, 1, true)
+    helper.cleanup()
+  end)
 end)

@@ -11,6 +11,10 @@
 # of every random choice a spec makes is spec/helper.lua's (printed in its
 # header line when a spec uses it).  BUSTED_ARGS is passed on to every busted run.
 #
+# When files failed, the lines before the last name them, one a line, then one command that runs them again:
+# RERUN's, its {} replaced by their names (make test sets it: make test SPECS="{}"; tools/test-all.sh its parts'),
+# else this script's own line for them.
+#
 # A case or describe of a file outside spec/hosts/ and rocks/<rock>/spec/hosts/ whose name has the tag #hosts
 # (a fault run of many real processes, a run under every VM) belongs to the hosts
 # tier: the fast tier leaves it out (busted --exclude-tags=hosts), and the hosts
@@ -84,5 +88,15 @@ for f in $bad; do
 done
 left=$(cat "$logs"/*.left 2>/dev/null | awk '{ n += $1 } END { print n + 0 }')
 echo "temporary folders: $left left in the files' own TMPDIR (removed), $new_in_tmp new in /tmp"
+if [ -n "$bad" ]; then
+  bad=${bad# }
+  echo "failed: $(echo "$bad" | wc -w) of $# files"
+  for f in $bad; do echo "  $f"; done
+  tier=
+  [ "${TIER:-fast}" = hosts ] && tier="TIER=hosts "
+  rerun=${RERUN:-"${tier}sh tools/run-specs.sh $vm {}"}
+  # (awk's index, not sed: a name may hold what a sed replacement reads, & or /)
+  echo "run them again: $(printf '%s\n' "$rerun" | awk -v files="$bad" '{ i = index($0, "{}"); if (i) $0 = substr($0, 1, i - 1) files substr($0, i + 2); print }')"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

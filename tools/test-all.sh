@@ -10,11 +10,20 @@
 # then the total, "N passed, N failed".  Exits non-zero when a part failed.
 # LINT_RESULT=failed (set by make test-all) adds a "lint: failed" line and one
 # failure to the total.
+#
+#   tools/test-all.sh --fast VM [FILE...]   (make test VM=<vm>, SPECS=): that VM's part alone, of FILE... or of
+#                                          every spec of `make test`; no hosts' part, no matrix (build/matrix/ is
+#                                          left as the last full run wrote it)
+fast=
+if [ "${1:-}" = --fast ]; then
+  fast=1
+  shift
+fi
 cd "$(dirname "$0")/.." || exit 1
 # Lua 5.5, which Debian 12 lacks: the interpreter mk/lua55.mk built (busted 2.3.0 and LuaSocket found through its
 # own default paths), named lua5.5 as the other VMs are
 PATH="$(pwd)/build/vm5.5/bin:$PATH"
-[ $# -gt 0 ] || { echo "usage: tools/test-all.sh VM..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: tools/test-all.sh VM... | --fast VM [FILE...]" >&2; exit 2; }
 
 logdir=$(mktemp -d /tmp/starvideos-test-all.XXXXXX) || exit 1
 trap 'rm -rf "$logdir"' EXIT
@@ -25,16 +34,25 @@ specs=$(find spec rocks/*/spec -name '*_spec.lua' -not -path '*/hosts/*' | sort)
 hosts=$(find spec rocks/*/spec -name '*_spec.lua' -path '*/hosts/*' | sort)
 # shellcheck disable=SC2086
 tagged=$(grep -l -e '#hosts' $specs)
+if [ -n "$fast" ] && [ $# -gt 1 ]; then
+  vm=$1
+  shift
+  specs="$*"
+  set -- "$vm"
+fi
 # the cells of docs/matrix.md each passing case proved (spec/support/matrix.lua), checked against the page last
 matrix="$(pwd)/build/matrix"
-rm -rf "$matrix" && mkdir -p "$matrix" || exit 1
-export STARVIDEOS_MATRIX="$matrix"
+if [ -z "$fast" ]; then
+  rm -rf "$matrix" && mkdir -p "$matrix" || exit 1
+  export STARVIDEOS_MATRIX="$matrix"
+fi
 results=""
 total_passed=0
 total_failed=0
 status=0
 
-# part NAME VM CPATH FILES...: one run of tools/run-specs.sh, its line kept
+# part NAME VM CPATH FILES...: one run of tools/run-specs.sh, its line kept (part_rerun: the command that runs its
+# failed files again, which tools/run-specs.sh prints, {} their names)
 part() {
   name=$1 vm=$2 cpath=$3
   shift 3
@@ -44,7 +62,7 @@ part() {
   env -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u LUA_CPATH_5_5 -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 -u LUA_PATH_5_5 \
     LUA_PATH="$LUA_DIRS./?.lua;;" LUA_CPATH="$cpath;;" STARVIDEOS_CPATH="$cpath" \
     STARVIDEOS_LUA="$vm" BUSTED_ARGS="--cpath=$cpath $BUSTED_ARGS" \
-    JOBS=$part_jobs TIER=$part_tier sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
+    JOBS=$part_jobs TIER=$part_tier RERUN="$part_rerun" sh tools/run-specs.sh "$vm" "$@" | tee "$logdir/$name.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$name.log" | tail -n 1)
   [ -n "$line" ] || line="0 passed, 1 failed"
   passed=$(echo "$line" | awk '{ print $1 }')
@@ -60,11 +78,17 @@ part() {
 part_jobs=${JOBS:-} part_tier=fast
 for vm in "$@"; do
   cpath="build/$vm/?.so"
-  [ "$vm" = lua5.4 ] && cpath="build/?.so"
+  part_rerun="make test VM=$vm SPECS=\"{}\""
+  [ "$vm" = lua5.4 ] && cpath="build/?.so" && part_rerun="make test SPECS=\"{}\""
   # shellcheck disable=SC2086
   part "$vm" "$vm" "$cpath" $specs
 done
-part_tier=hosts
+if [ -n "$fast" ]; then
+  printf '%s' "$results"
+  echo "$total_passed passed, $total_failed failed"
+  exit "$status"
+fi
+part_tier=hosts part_rerun="make test-hosts SPECS=\"{}\""
 # shellcheck disable=SC2086
 part hosts lua5.4 "build/?.so" $hosts $tagged
 

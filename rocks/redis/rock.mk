@@ -1,6 +1,6 @@
 # The redis rock's build (rocks/redis/csrc/), read by the Makefile after mk/sources.mk (include rocks/*/rock.mk):
 # its source lists, the rules of its modules and of its C test, added to the hooks of the core's build (SO, NGX_SO,
-# TEST_BINS, ROCK_VM_SOS, ROCK_VM_RULES, ROCK_ASAN_TESTS, DEPS: the Makefile names them) and its fuzz target's C.
+# TEST_BINS, ROCK_VM_SOS, ROCK_VM_RULES, ROCK_ASAN_TESTS, FAST_DEPS: the Makefile names them) and its fuzz target's C.
 # A rockspec cannot include this file, so spec/hosts/build_spec.lua checks that starvideos-redis-scm-1.rockspec
 # builds from the lists below, in this order.
 
@@ -15,9 +15,11 @@ REDIS_MOD_SRC := rocks/redis/csrc/redis.c rocks/redis/csrc/sock.c
 FLEET_SRC     := rocks/redis/csrc/url.c
 FLEET_MOD_SRC := $(FLEET_SRC) rocks/redis/csrc/native.c
 
-# the packages of the rock's specs (rocks/redis/spec/, and the core's specs that run a store): redis-server,
-# hiredis (and libssl-dev, the build's: TLS) for starvideos.redis
-DEPS += redis-server libhiredis-dev
+# the packages of the rock's specs (rocks/redis/spec/, and the core's specs that run a store), the fast tier's:
+# redis-server, hiredis (and libssl-dev, the build's: TLS) for starvideos.redis; hiredis for its release's binary
+# rocks too.  (Installed before HIREDIS below is decided: the Makefile's INSTALL_GOALS.)
+FAST_DEPS    += redis-server libhiredis-dev
+RELEASE_DEPS += libhiredis-dev
 
 # starvideos.redis (REDIS_MOD_SRC on hiredis): built where pkg-config finds hiredis (Debian: libhiredis-dev), else
 # skipped with one line; `make HIREDIS=no` leaves it out.  Its objects take hiredis' include root
