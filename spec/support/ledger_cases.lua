@@ -88,6 +88,26 @@ M.cases = {
       assert.is_nil(env.answer(other.refusal, other, addr .. "-other"), "other content: none")
     end },
 
+  { name = "refused by its status: a task recorded with its create's content address, its policy failure recorded "
+    .. "by another client (resume's, keep's, a query's), refuses that content; a service failure does not",
+    covers = { "before_create", "created", "status", "refusal" },
+    records = true,
+    run = function(env, assert)
+      local l, addr, other = env.open(), "addr-" .. core.random_id(), nil
+      for i, reason in ipairs { "policy", "service" } do
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "s" .. i, nil, nil, nil, addr .. i))
+        assert.is_true(env.answer(l.created, l, { id = "ts" .. i }, PARAMS, "s" .. i))
+        env.settle()
+        other = env.open() -- (one that did not make it: it knows the task by its record alone)
+        other:status("ts" .. i, "failed", nil, nil, "Prompt flagged", reason, reason == "policy" and "prompt" or nil)
+        env.settle()
+      end
+      local e = env.answer(l.refusal, l, addr .. 1)
+      assert.same({ "ts1", "policy", "prompt", "Prompt flagged" }, { e and e.id, e and e.reason, e and e.input,
+        e and e.error })
+      assert.is_nil(env.answer(other.refusal, other, addr .. 2), "a service failure: not kept")
+    end },
+
   { name = "events: client:sse's window of a key, shared by another client of the ledger, ids that only grow",
     promise = "sse",
     covers = { "events" },

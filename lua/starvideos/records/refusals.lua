@@ -9,8 +9,10 @@ return function(L, append)
   -- journal, the key's bucket's (this process's, or nginx's dict).  refused: a task's policy or input failure kept.
   function L:refusal(addr)
     if not self.path then return self.key.bucket:refusal(self.key.hash .. ":" .. addr) end
-    local st = not self.refusals[addr] and self:follow()
-    return self.refusals[addr] or st and st.refused[addr] or nil
+    if self.refusals[addr] then return self.refusals[addr] end
+    self.writer:flush() -- (a failure this process learned, its status record queued: read back)
+    local st = self:follow()
+    return st and st.refused[addr] or nil
   end
   function L:refused(id, addr, reason, input, words)
     local e = { event = "status", id = id, status = "failed", addr = addr, reason = reason, input = input,

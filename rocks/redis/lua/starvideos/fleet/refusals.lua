@@ -36,11 +36,15 @@ function M:get(addr)
   return e
 end
 
+-- What the hash keeps of task id's failure (its reason and input, failure.lua's; words: the service's): JSON.
+function M.entry(id, reason, input, words)
+  return cjson.encode { id = id, reason = reason, input = input, error = words }
+end
+
 -- A task's policy or input failure kept by its create's content address, queued as the ledger's records are.
 function M:put(id, addr, reason, input, words)
   local l = self.ledger
-  return l:_record("refused", { l.prefix .. "refused" }, { addr, cjson.encode { id = id, reason = reason,
-    input = input, error = words } })
+  return l:_record("refused", { l.prefix .. "refused" }, { addr, M.entry(id, reason, input, words) })
 end
 
 return M
