@@ -46,6 +46,17 @@ function M.ask(job)
   return e and M.refused(e) or nil
 end
 
+-- A task's status record rec folded into a journal's refusals (refused: content address -> the task its refusal
+-- names; t: the task, t.addr its created record's): a refusal kept (rec.addr), a failure the rules keep (its
+-- content refused, whoever learned it), or a completion (its content passed since: no longer refused).
+function M.fold(refused, t, rec)
+  local addr = type(rec.addr) == "string" and rec.addr or t.addr
+  if not addr then return end
+  t.addr = addr
+  if rec.addr or rec.status == "failed" and M.KEPT[rec.reason] then refused[addr] = t
+  elseif rec.status == "completed" then refused[addr] = nil end
+end
+
 -- A task of job failed (err: task_failed): its reason explained (the user's failure_patterns first), and kept in
 -- the ledger by the job's content address when it is policy or input.  err.
 function M.failed(job, err)

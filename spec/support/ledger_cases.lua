@@ -89,7 +89,8 @@ M.cases = {
     end },
 
   { name = "refused by its status: a task recorded with its create's content address, its policy failure recorded "
-    .. "by another client (resume's, keep's, a query's), refuses that content; a service failure does not",
+    .. "by another client (resume's, keep's, a query's), refuses that content; a service failure does not; a task "
+    .. "of that content completed since clears it",
     covers = { "before_create", "created", "status", "refusal" },
     records = true,
     run = function(env, assert)
@@ -106,6 +107,12 @@ M.cases = {
       assert.same({ "ts1", "policy", "prompt", "Prompt flagged" }, { e and e.id, e and e.reason, e and e.input,
         e and e.error })
       assert.is_nil(env.answer(other.refusal, other, addr .. 2), "a service failure: not kept")
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s3", nil, nil, nil, addr .. 1)) -- (a resend)
+      assert.is_true(env.answer(l.created, l, { id = "ts3" }, PARAMS, "s3"))
+      env.settle()
+      other:status("ts3", "completed", 3)
+      env.settle()
+      assert.is_nil(env.answer(l.refusal, l, addr .. 1), "its content passed since: refused no more")
     end },
 
   { name = "events: client:sse's window of a key, shared by another client of the ledger, ids that only grow",

@@ -126,6 +126,26 @@ M.cases = {
     end },
 }
 
+M.cases[#M.cases + 1] = {
+  name = "a resend that completed clears its content's refusal: the next plain call is sent, by the same client and "
+    .. "by another, 4 creates in all",
+  promise = "refused_before", on = { journal = true, redis = true },
+  run = function(env, assert)
+    env.emu:config { queued = 0, processing = 0 }
+    local c = env.client()
+    local _, err = generate(c)
+    assert.same({ "task_failed", "policy" }, { err.kind, err.reason })
+    env.emu:config { failures = require("cjson").null } -- (the service lifted its rule)
+    local resent = assert(generate(c, nil, { resend = true }))
+    assert.same({ "completed", 2 }, { resent.status, env.emu:creates() })
+    for n, client in ipairs { c, env.client() } do
+      local task, again = generate(client)
+      assert.equal("completed", task and task.status, again and again.message)
+      assert.equal(2 + n, env.emu:creates(), "sent: its content passed since")
+      client:close()
+    end
+  end }
+
 -- The list run with busted's functions (b: describe, it, before_each, after_each, assert, pending) on the ledger
 -- place name (spec/support/places.lua; opts: its options, as places.ledger takes them), against an emulator of its
 -- own: the cases that name the place.

@@ -8,7 +8,8 @@ local rule = require "starvideos.lease"
 local Bucket = require "starvideos.bucket" -- (its store: spend_limit's reservations, spend.lua's rule)
 -- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
 local function Spend() return require "starvideos.spend" end
-local prompt_head, kept = require("starvideos.rules").head, require("starvideos.rules").kept
+local prompt_head = require("starvideos.rules").head
+local Refusal = require "starvideos.refusal"
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
 local Sink = require "starvideos.sink"
@@ -170,12 +171,11 @@ function BY_TASK.claim(t, rec, _, owner, lease) -- a keeper carries it from here
   t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or rule.claimed(t.fence)
 end
 
-function BY_TASK.status(t, rec, st) -- (a refusal, refusal.lua's: its addr, else its created's if the rules keep it)
+function BY_TASK.status(t, rec, st)
   if type(rec.status) ~= "string" then return end
   t.status, t.error, t.reason, t.input = rec.status, rec.error, rec.reason, rec.input -- (reason: failure.lua's)
   if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
-  local addr = type(rec.addr) == "string" and rec.addr or kept(rec.status, rec.reason) and t.addr
-  if addr then t.addr, st.refused[addr] = addr, t end
+  Refusal.fold(st.refused, t, rec) -- (its content's refusal kept, or cleared)
 end
 
 function BY_TASK.part(t, rec) if type(rec.path) == "string" then t.part = rec.path end end

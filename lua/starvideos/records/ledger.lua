@@ -24,7 +24,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
-    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop, refusals = {} }, L)
+    field = "journal", fences = rule.fences(), asks = {}, waits = {}, loop = loop }, L)
   self.leases = leases.new(self) -- (the object it owns: its keepers, their claims, the holds it asks)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal.writer(path, not loop or loop.own)

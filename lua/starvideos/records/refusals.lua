@@ -9,8 +9,7 @@ return function(L, append)
   -- journal, the key's bucket's (this process's, or nginx's dict).  refused: a task's policy or input failure kept.
   function L:refusal(addr)
     if not self.path then return self.key.bucket:refusal(self.key.hash .. ":" .. addr) end
-    if self.refusals[addr] then return self.refusals[addr] end
-    self.writer:flush() -- (a failure this process learned, its status record queued: read back)
+    self.writer:flush() -- (what this process learned, its status records queued: read back, a completion too)
     local st = self:follow()
     return st and st.refused[addr] or nil
   end
@@ -18,7 +17,6 @@ return function(L, append)
     local e = { event = "status", id = id, status = "failed", addr = addr, reason = reason, input = input,
       error = words }
     if not self.path then return self.key.bucket:refuse(self.key.hash .. ":" .. addr, e) end
-    self.refusals[addr] = e -- (this process's, at once: its record may still be queued)
     return append(self, e, true)
   end
 end

@@ -20,7 +20,6 @@
 --   samples:<kind>  list of "took within", newest first, at most SAMPLES; kinds: kind -> model
 --   owed:<wid>      hash: wid, task, body, owner: a webhook event owed; owed: their set
 --   key:<hash>      what a key (docs/batch.md) names: "L<local>" a create sent, "T<id>" its task
---   refused         hash: a create's content address -> its task that failed for policy or input (refusals.lua)
 --   creates, tat    fleet/budget.lua's: create_limit's count, the bucket
 --   tcreates:<hash> tenant_limit's count of the tenant whose hash it is
 --   spend:*         spend_limit's reservations (spend.lua's rule: spend:sp:, held:, res:, told:, who:); spend:log
@@ -207,20 +206,21 @@ if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end
 if ARGV[3] then spend_end(spend_kv(), ARGV[1], false) end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, kinds, refused (more: samples:<kind>, asked for); ARGV id, status, took ('' none),
-  -- within, samples kept, retain, error, reason, input ('' none: failure.lua's), a refusal ('' none) by its addr
+  -- KEYS task:<id>, unfinished, kinds, refused (hash: content address -> fleet/refusals.lua's entry; more:
+  -- samples:<kind>, asked for); ARGV id, status, took ('' none), within, samples kept, retain, error, reason, input
+  -- ('' none: failure.lua's), the refusal kept by the task's addr ('' none; a completed task's addr: none)
   status = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local r = ARGV[3] ~= '' and redis.call('HMGET', KEYS[1], 'kind', 'model') or {}
-local list = r[1] and key('samples:' .. r[1])
+local r = redis.call('HMGET', KEYS[1], 'kind', 'model', 'addr')
+local list, addr = ARGV[3] ~= '' and r[1] and key('samples:' .. r[1]), KEYS[4] and r[3]
 local stop = needed()
 if stop then return stop end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[7]) end
 if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[8]) end
 if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'input', ARGV[9]) end
-local addr = KEYS[4] and redis.call('HGET', KEYS[1], 'addr')
-if addr and ARGV[10] and ARGV[10] ~= '' then redis.call('HSET', KEYS[4], addr, ARGV[10]) end
+if addr and ARGV[2] == 'completed' then redis.call('HDEL', KEYS[4], addr) -- (its content passed since)
+elseif addr and (ARGV[10] or '') ~= '' then redis.call('HSET', KEYS[4], addr, ARGV[10]) end
 if ARGV[2] == 'failed' then
   redis.call('SREM', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
