@@ -146,6 +146,37 @@ M.cases[#M.cases + 1] = {
     end
   end }
 
+M.cases[#M.cases + 1] = {
+  name = "another tenant's refusal is kept but never shown: the same content from tenant bob is refused before "
+    .. "sending, naming no task of alice's nor her words (its error, the command line's output); alice's own names it",
+  promise = "refused_before", on = { journal = true, redis = true, process = true },
+  run = function(env, assert)
+    env.emu:config { queued = 0, processing = 0 }
+    local _, first = generate(env.client(), nil, { tenant = "alice" })
+    assert.same({ "task_failed", "policy" }, { first.kind, first.reason })
+    local id = first.task.id
+    assert.truthy(says(first, WORDS), "alice's own error says the service's words")
+    local _, err = generate(env.client(), nil, { tenant = "bob" })
+    assert.same({ "refused_before", "policy", 1 }, { err and err.kind, err and err.reason, env.emu:creates() })
+    assert.is_false(says(err, id), "bob's error names alice's task: " .. err.message)
+    assert.is_false(says(err, WORDS), "bob's error says alice's words: " .. err.message)
+    assert.is_nil(err.task)
+    if env.place.option then -- (the command line: a process of its own, on the ledger)
+      local C = require "spec.support.cli_run"
+      local r = C.run({ "generate", "--model", "videos", "--prompt", PARAMS.prompt, "--duration", "5", "--tenant",
+        "bob", "--interval", "0.05", "--" .. env.place.option, env.place.where, "--json" },
+        { STARVIDEOS_API_KEY = env.emu.key, STARVIDEOS_BASE_URL = env.emu.url })
+      assert.equal(1, r.code, r.err)
+      assert.matches("refused_before", r.out .. r.err, 1, true)
+      assert.is_nil((r.out .. r.err):find(id, 1, true), r.out .. r.err)
+      assert.is_nil((r.out .. r.err):find(WORDS, 1, true), r.out .. r.err)
+      assert.equal(1, env.emu:creates())
+    end
+    local _, own = generate(env.client(), nil, { tenant = "alice" })
+    assert.same({ "refused_before", id }, { own.kind, own.task and own.task.id })
+    assert.equal(1, env.emu:creates())
+  end }
+
 -- The list run with busted's functions (b: describe, it, before_each, after_each, assert, pending) on the ledger
 -- place name (spec/support/places.lua; opts: its options, as places.ledger takes them), against an emulator of its
 -- own: the cases that name the place.

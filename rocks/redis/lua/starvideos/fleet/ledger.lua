@@ -244,7 +244,7 @@ end
 R.create_failed = Rules.settler(record_created, abandoned)
 function R:peek(want) return self.peeks:peek(want) end
 function R:refusal(addr) return self.refusals:get(addr) end -- (refusal.lua's: fleet/refusals.lua)
-function R:refused(id, addr, reason, input, words) return self.refusals:put(id, addr, reason, input, words) end
+function R:refused(...) return self.refusals:put(...) end -- (id, addr, reason, input, words, tenant)
 function R:events(k, size) -- client:sse's window of key k: a Redis stream under k's prefix (fleet/events.lua)
   return k:part("sse " .. self.where .. k.hash, function() return Events.new(self.store, k.hash, size) end)
 end
