@@ -229,7 +229,7 @@ local function planned(ctx, i, job, err, refused)
     e.id, e.model, e.err = task.id, task.model or job.model, nil
     e.action, e.reason = task.whole and "none" or "download", task.whole and "saved" or "created before"
   elseif refused then -- (the same content failed for policy or input: nothing sent, but with resend)
-    e.reason, e.id, e.err = "refused_before", refused.task.id, refused
+    e.reason, e.id, e.err = "refused_before", refused.task and refused.task.id, refused -- (another tenant's: none)
   elseif type(why) ~= "table" then
     e.action, e.id, e.err = "create", job.seen_id, nil
     e.reason = why or (ctx.ledger.records and "no key" or "no ledger")

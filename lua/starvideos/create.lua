@@ -202,7 +202,7 @@ end)
 
 -- recording: the ledger's pending record (false: a store's answer or a writer's record to come: asked again).
 C.record = unsent_past(function(job, t)
-  local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant)
+  local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant, job.addr)
   if type(ok) == "table" then return job:follow(ok, t) end
   if ok == false then return job.loop:wait_for(job, t) end
   if not ok then return job:finish(err) end

@@ -122,7 +122,7 @@ X.WINDOW = {
   sink = { "object" }, -- whether a file is an object's (an out's record)
   download = { "size" }, -- a saved file's size
   rules = { "pending", "created", "confirm", "taken", "settle_pending", "settler", "lapsed", "limited", "head",
-    "key_answer" }, -- what both ledgers record and decide
+    "key_answer", "kept" }, -- what both ledgers record and decide
   lease = { "FIRST", "RENEW", "fences", "holder", "onlooker", "keeper", "due", "part", "answered" }, -- leases
   spend = { "RULES", "clock", "window", "units_of", "covering", "refusal", "tell", "report", "moved" }, -- spend_limit
   bucket = { "RULES", "MAX_HOLD" }, -- the key's budget, run where the store runs it

@@ -27,14 +27,18 @@ function M.address(path, body, refs)
   return sign.sha256(table_concat(parts, "\n"))
 end
 
--- The error of a create refused before it is sent: e the refusal kept ({id, reason, input, error}).
-function M.refused(e)
-  local said = type(e.error) == "string" and string_format(": %q", e.error) or ""
+-- The error of a create for tenant (nil: nobody named) refused before it is sent: e the refusal kept ({id, reason,
+-- input, error, tenant}).  Another tenant's refusal refuses it all the same (the key pays), but says nothing of that
+-- task: neither its id nor the service's words (nor that tenant).
+function M.refused(e, tenant)
+  local own = e.tenant == tenant
+  local said = own and type(e.error) == "string" and string_format(": %q", e.error) or ""
   return errors.new_error("refused_before", string_format("the same create (model, parameters and "
-    .. "references) failed before as task %s, for %s%s%s; nothing was sent, nothing paid; change %s, or send it "
-    .. "anyway with resend = true (--resend)", tostring(e.id), tostring(e.reason), e.input and " (" .. e.input .. ")"
-    or "", said, e.input or (e.reason == "policy" and "the prompt or a reference" or "the parameters")),
-    { task = { id = e.id, status = "failed", error = e.error }, reason = e.reason, input = e.input })
+    .. "references) failed before %s, for %s%s%s; nothing was sent, nothing paid; change %s, or send it "
+    .. "anyway with resend = true (--resend)", own and "as task " .. tostring(e.id) or "for another tenant of this key",
+    tostring(e.reason), e.input and " (" .. e.input .. ")" or "", said,
+    e.input or (e.reason == "policy" and "the prompt or a reference" or "the parameters")),
+    { task = own and { id = e.id, status = "failed", error = e.error } or nil, reason = e.reason, input = e.input })
 end
 
 -- Before a create of job is sent (create.lua's peeking): nil (send it), false (the ledger has not answered: ask
@@ -43,7 +47,18 @@ function M.ask(job)
   if not job.addr or job.resend then return nil end
   local e = job.ledger:refusal(job.addr)
   if e == false then return false end
-  return e and M.refused(e) or nil
+  return e and M.refused(e, job.tenant) or nil
+end
+
+-- A task's status record rec folded into a journal's refusals (refused: content address -> the task its refusal
+-- names; t: the task, t.addr its created record's): a refusal kept (rec.addr), a failure the rules keep (its
+-- content refused, whoever learned it), or a completion (its content passed since: no longer refused).
+function M.fold(refused, t, rec)
+  local addr = type(rec.addr) == "string" and rec.addr or t.addr
+  if not addr then return end
+  t.addr, t.tenant = addr, t.tenant or type(rec.tenant) == "string" and rec.tenant or nil -- (its created's first)
+  if rec.addr or rec.status == "failed" and M.KEPT[rec.reason] then refused[addr] = t
+  elseif rec.status == "completed" then refused[addr] = nil end
 end
 
 -- A task of job failed (err: task_failed): its reason explained (the user's failure_patterns first), and kept in
@@ -53,7 +68,7 @@ function M.failed(job, err)
   if job.addr and M.KEPT[err.reason] and job.id then
     local words = err.task and err.task.error
     local ok, why = job.ledger:refused(job.id, job.addr, err.reason, err.input, type(words) == "string" and words
-      or nil)
+      or nil, job.tenant)
     if ok == nil and why then job:emit("warning", { field = "refused_before", message = "task " .. job.id
       .. "'s refusal was not kept (the same create may be sent again): " .. tostring(why) }) end
   end

@@ -45,12 +45,13 @@ end
 
 -- What a pending record holds: the create lid of params (to out, as Sink.recorded; want, a keyed job's: key, fp,
 -- body) for tenant (nil: nobody named).  Each ledger adds its owner and time.
--- want's parent and relation: the task it builds on (lineage.lua's again, remix, continue).
-function R.pending(params, lid, out, want, tenant)
+-- want's parent and relation: the task it builds on (lineage.lua's again, remix, continue); addr: the create's content
+-- address (refusal.lua's), carried to its task's record.
+function R.pending(params, lid, out, want, tenant, addr)
   local w = want or {}
   return { ["local"] = lid, model = params.model, out = Sink.recorded(out), tenant = tenant, key = w.key, fp = w.fp,
     body = w.body, prompt_hash = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    prompt = R.head(params.prompt), parent = w.parent, relation = w.relation }
+    prompt = R.head(params.prompt), parent = w.parent, relation = w.relation, addr = addr }
 end
 
 -- The create's JSON body of (valid) params, as it was sent: what `again` makes anew; nil when they are not whole
@@ -70,14 +71,21 @@ function R.cost(cfg, model)
 end
 
 -- What a created record holds: task id made by the create lid of params, p its pending record (R.pending's:
--- out, key, fp, body, tenant; nil: none), uncertain when only a failed create's answer named it, its cost, and
+-- out, key, fp, body, tenant, addr; nil: none), uncertain when only a failed create's answer named it, its cost, and
 -- the create's request ids (ids: request_id, server_request_id; a journal's, nil: none).
 function R.created(cfg, id, params, lid, p, uncertain, ids)
   p, ids = p or {}, ids or {}
   return { id = id, ["local"] = lid, model = params.model, duration = params.duration, resolution = params.resolution,
     prompt = params.prompt, uncertain = uncertain or nil, out = p.out, key = p.key, fp = p.fp,
     body = p.body or R.body_of(params), tenant = p.tenant, cost = R.cost(cfg, params.model),
-    request_id = ids.request_id, server_request_id = ids.server_request_id, parent = p.parent, relation = p.relation }
+    request_id = ids.request_id, server_request_id = ids.server_request_id, parent = p.parent, relation = p.relation,
+    addr = p.addr }
+end
+
+-- Whether a task's status, its failure's reason (failure.lua's), keeps its content refused (refusal.lua's KEPT): the
+-- rule of both ledgers, whoever learned the status (the job that made the task, resume, keep, wait, a query).
+function R.kept(status, reason)
+  return status == "failed" and require("starvideos.refusal").KEPT[reason] == true
 end
 
 -- What before_create kept of the create lid (ledger.outs: its pending record), taken.

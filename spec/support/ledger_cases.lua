@@ -80,12 +80,40 @@ M.cases = {
     run = function(env, assert)
       local l, addr = env.open(), "addr-" .. core.random_id()
       assert.is_nil(env.answer(l.refusal, l, addr), "none kept yet")
-      l:refused("t9", addr, "policy", "prompt", "Prompt flagged")
+      l:refused("t9", addr, "policy", "prompt", "Prompt flagged", "alice")
       env.settle()
       local other = env.open() -- another client's view of the same ledger
       local e = env.answer(other.refusal, other, addr)
-      assert.same({ "t9", "policy", "prompt", "Prompt flagged" }, { e.id, e.reason, e.input, e.error })
+      assert.same({ "t9", "policy", "prompt", "Prompt flagged", "alice" }, { e.id, e.reason, e.input, e.error,
+        e.tenant })
       assert.is_nil(env.answer(other.refusal, other, addr .. "-other"), "other content: none")
+    end },
+
+  { name = "refused by its status: a task recorded with its create's content address, its policy failure recorded "
+    .. "by another client (resume's, keep's, a query's), refuses that content; a service failure does not; a task "
+    .. "of that content completed since clears it",
+    covers = { "before_create", "created", "status", "refusal" },
+    records = true,
+    run = function(env, assert)
+      local l, addr, other = env.open(), "addr-" .. core.random_id(), nil
+      for i, reason in ipairs { "policy", "service" } do
+        assert.is_true(env.answer(l.before_create, l, PARAMS, "s" .. i, nil, nil, "alice", addr .. i))
+        assert.is_true(env.answer(l.created, l, { id = "ts" .. i }, PARAMS, "s" .. i))
+        env.settle()
+        other = env.open() -- (one that did not make it: it knows the task by its record alone)
+        other:status("ts" .. i, "failed", nil, nil, "Prompt flagged", reason, reason == "policy" and "prompt" or nil)
+        env.settle()
+      end
+      local e = env.answer(l.refusal, l, addr .. 1)
+      assert.same({ "ts1", "policy", "prompt", "Prompt flagged", "alice" }, { e and e.id, e and e.reason,
+        e and e.input, e and e.error, e and e.tenant })
+      assert.is_nil(env.answer(other.refusal, other, addr .. 2), "a service failure: not kept")
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "s3", nil, nil, nil, addr .. 1)) -- (a resend)
+      assert.is_true(env.answer(l.created, l, { id = "ts3" }, PARAMS, "s3"))
+      env.settle()
+      other:status("ts3", "completed", 3)
+      env.settle()
+      assert.is_nil(env.answer(l.refusal, l, addr .. 1), "its content passed since: refused no more")
     end },
 
   { name = "events: client:sse's window of a key, shared by another client of the ledger, ids that only grow",

@@ -67,6 +67,9 @@ local function counted(p, since, abandoned)
   end
 end
 
+-- Whether task t is the one its content's refusal names now (st.refused: journal.lua's).
+local function refusal(st, t) return t.addr ~= nil and st.refused[t.addr] == t end
+
 local function rewrite(path, tmp, lines, st, stats)
   local out, i, since = {}, 0, os_time() - config.MAX_PER
   stats.samples, stats.counted = 0, 0
@@ -80,12 +83,13 @@ local function rewrite(path, tmp, lines, st, stats)
       out[#out + 1] = line
     elseif count then
       out[#out + 1], stats.counted = count, stats.counted + 1
-    elseif t and t.at == i and (t.sample or (t.key and t.path) or t.addr) then -- a keyed file, a refusal: kept
+    elseif t and t.at == i and (t.sample or (t.key and t.path) or refusal(st, t)) then -- a keyed file, a refusal
+      local addr = refusal(st, t) and t.addr or nil -- (the task its content's refusal names: kept)
       out[#out + 1] = cjson.encode { event = "sample", id = t.id, model = t.model, duration = t.duration,
         resolution = t.resolution, took = t.sample and t.took, within = t.sample and t.within, time = t.created,
         status = t.status, path = t.path, bytes = t.bytes, sha256 = t.sha256, key = t.key, fp = t.fp, body = t.body,
-        tenant = t.tenant, cost = t.cost, parent = t.parent, relation = t.relation, addr = t.addr, reason = t.reason,
-        input = t.input, error = t.addr and t.error }
+        tenant = t.tenant, cost = t.cost, parent = t.parent, relation = t.relation, addr = addr, reason = t.reason,
+        input = t.input, error = addr and t.error }
       stats.samples = stats.samples + 1
     end
   end

@@ -9,6 +9,7 @@ local Bucket = require "starvideos.bucket" -- (its store: spend_limit's reservat
 -- spend.lua, loaded at its first use (a spend limit set, or reservations read back), as the optional layers are
 local function Spend() return require "starvideos.spend" end
 local prompt_head = require("starvideos.rules").head
+local Refusal = require "starvideos.refusal"
 local cjson = require("cjson.safe").new()
 local X = require "starvideos.extension"
 local Sink = require "starvideos.sink"
@@ -156,7 +157,7 @@ local function born(t, rec, st)
   t.duration, t.resolution, t.tenant, t.cost = rec.duration, rec.resolution, rec.tenant, rec.cost
   t.parent, t.relation = t.parent or rec.parent, t.relation or rec.relation -- (lineage: kept once known)
   keyed(st, rec, t)
-  if type(rec.body) == "string" then t.body = rec.body end
+  for _, k in ipairs { "body", "addr" } do if type(rec[k]) == "string" then t[k] = rec[k] end end -- (refusal.lua's)
 end
 
 function BY_TASK.created(t, rec, st, owner, lease)
@@ -170,11 +171,11 @@ function BY_TASK.claim(t, rec, _, owner, lease) -- a keeper carries it from here
   t.owner, t.lease, t.fence = owner, lease, tonumber(rec.fence) or rule.claimed(t.fence)
 end
 
-function BY_TASK.status(t, rec, st) -- (addr: a policy or input failure kept by its create's content, refusal.lua)
+function BY_TASK.status(t, rec, st)
   if type(rec.status) ~= "string" then return end
   t.status, t.error, t.reason, t.input = rec.status, rec.error, rec.reason, rec.input -- (reason: failure.lua's)
   if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
-  if type(rec.addr) == "string" then t.addr, st.refused[rec.addr] = rec.addr, t end
+  Refusal.fold(st.refused, t, rec) -- (its content's refusal kept, or cleared)
 end
 
 function BY_TASK.part(t, rec) if type(rec.path) == "string" then t.part = rec.path end end
@@ -380,8 +381,7 @@ end
 
 -- file_name(id) (docs/batch.md): "~" is escaped in every name within NAME_MAX,
 -- so a long name's hashed form never meets a short one.
-local NAME_MAX = 255 - #".mp4.part"
-local NAME_CUT = NAME_MAX - 17
+local NAME_MAX, NAME_CUT = 255 - #".mp4.part", 255 - #".mp4.part" - 17
 
 local function escape(c) return string_format("%%%02X", c:byte()) end
 

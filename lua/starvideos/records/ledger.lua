@@ -35,7 +35,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
-    field = "journal", asks = {}, waits = {}, loop = loop, refusals = {} }, L)
+    field = "journal", asks = {}, waits = {}, loop = loop }, L)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer = journal().writer(path, not loop or loop.own)
     self.said = require("starvideos.records.said").new(path, cfg, function() return self:follow() end)
@@ -219,16 +219,16 @@ local function asked(self, lid)
   if why ~= true then return nil, new_error("io", tostring(why) .. " (nothing was sent)", { field = "journal" }) end
 end
 
--- want (a keyed job's): key, fp, body, out, fresh; tenant: whom the create is for (nil: nobody named).  true
--- (send it), a task to follow, false (asked: ask again later), or nil, err.
-function L:before_create(params, lid, out, want, tenant)
+-- want (a keyed job's): key, fp, body, out, fresh; tenant: whom the create is for (nil: nobody named); addr: its
+-- content address (refusal.lua's).  true (send it), a task to follow, false (asked: ask again later), or nil, err.
+function L:before_create(params, lid, out, want, tenant, addr)
   if not self.path and not self.cfg.create_limit and not (tenant and self.cfg.tenant_limit) and not self.cfg.spend then
     return true
   end
   local answer, aerr = asked(self, lid)
   if answer ~= nil or aerr then return answer, aerr end
   want = self.path and want or nil
-  local rec = Rules.pending(params, lid, out, want, tenant)
+  local rec = Rules.pending(params, lid, out, want, tenant, addr)
   rec.event = "pending"
   local ok, err = true, nil
   if self.path then rec.owner, rec.lease = self:owner(); ok, err = rec.owner, rec.lease end -- (nil, why: no lease)

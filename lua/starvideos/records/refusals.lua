@@ -5,18 +5,18 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
 return function(L, append)
-  -- The refusal kept of a create's content address (refusal.lua): {id, reason, input, error}, or nil; without a
+  -- The refusal kept of a create's content address (refusal.lua): {id, reason, input, error, tenant}, or nil; without a
   -- journal, the key's bucket's (this process's, or nginx's dict).  refused: a task's policy or input failure kept.
   function L:refusal(addr)
     if not self.path then return self.key.bucket:refusal(self.key.hash .. ":" .. addr) end
-    local st = not self.refusals[addr] and self:follow()
-    return self.refusals[addr] or st and st.refused[addr] or nil
+    self.writer:flush() -- (what this process learned, its status records queued: read back, a completion too)
+    local st = self:follow()
+    return st and st.refused[addr] or nil
   end
-  function L:refused(id, addr, reason, input, words)
+  function L:refused(id, addr, reason, input, words, tenant) -- (tenant: its create's; a journal's task has it)
     local e = { event = "status", id = id, status = "failed", addr = addr, reason = reason, input = input,
-      error = words }
+      error = words, tenant = tenant }
     if not self.path then return self.key.bucket:refuse(self.key.hash .. ":" .. addr, e) end
-    self.refusals[addr] = e -- (this process's, at once: its record may still be queued)
     return append(self, e, true)
   end
 end

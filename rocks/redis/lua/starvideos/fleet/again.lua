@@ -57,7 +57,7 @@ end
 function M.status_keys(ledger, id, settled)
   local pre, known = ledger.prefix, ledger.known[id] or {}
   if settled then ledger.known[id] = nil end
-  return { pre .. "task:" .. id, pre .. "unfinished", pre .. "kinds",
+  return { pre .. "task:" .. id, pre .. "unfinished", pre .. "kinds", pre .. "refused",
     more = { known.kind and pre .. "samples:" .. known.kind } }
 end
 

@@ -161,7 +161,7 @@ function R:forget(lid, id)
 end
 
 -- One step of a create's ask: true (or the task its key names), false (not yet), or nil, err.
-function R:_ask(params, lid, out, want, tenant)
+function R:_ask(params, lid, out, want, tenant, addr)
   local ask = self.asks[lid]
   local function refuse(err)
     if ask then ask:drop() end
@@ -197,15 +197,15 @@ function R:_ask(params, lid, out, want, tenant)
     counted[#counted + 1] = { at = core.now(), tenant = self.cfg.tenant_limit and tenant }
   end
   if ask.verdict then return Rules.key_answer(ask.verdict, want, "--store " .. self.where) end
-  self.outs[lid] = Rules.pending(params, lid, out, want, tenant)
+  self.outs[lid] = Rules.pending(params, lid, out, want, tenant, addr) -- (addr: its task's record's)
   return true
 end
 
 -- As records/ledger.lua's (without a loop: waited for).
-function R:before_create(params, lid, out, want, tenant)
+function R:before_create(params, lid, out, want, tenant, addr)
   lid = lid or core.random_id()
   while true do
-    local ok, err = self:_ask(params, lid, out, want, tenant)
+    local ok, err = self:_ask(params, lid, out, want, tenant, addr)
     if ok ~= false or self.loop then return ok, err end
     self.store:step(self.store.timeout)
   end
@@ -244,7 +244,7 @@ end
 R.create_failed = Rules.settler(record_created, abandoned)
 function R:peek(want) return self.peeks:peek(want) end
 function R:refusal(addr) return self.refusals:get(addr) end -- (refusal.lua's: fleet/refusals.lua)
-function R:refused(id, addr, reason, input, words) return self.refusals:put(id, addr, reason, input, words) end
+function R:refused(...) return self.refusals:put(...) end -- (id, addr, reason, input, words, tenant)
 function R:events(k, size) -- client:sse's window of key k: a Redis stream under k's prefix (fleet/events.lua)
   return k:part("sse " .. self.where .. k.hash, function() return Events.new(self.store, k.hash, size) end)
 end
@@ -261,11 +261,12 @@ function R:settle_pending(lid, id)
   return Rules.settle_pending(self, lid, id, settle, "the store " .. self.where, "--store " .. self.where)
 end
 
-function R:status(id, status, took, within, why, reason, input) -- (reason, input: a failed task's, failure.lua's)
+function R:status(id, status, took, within, why, reason, input) -- (one the rules keep: its addr's content refused)
   if status == "failed" then self:let_go(id, true) end
   self:_record("status", Again.status_keys(self, id, status == "failed"), { id, status,
     took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
-    config.DEFAULTS.samples, config.DEFAULTS.retain, why or "", reason or "", input or "" })
+    config.DEFAULTS.samples, config.DEFAULTS.retain, why or "", reason or "", input or "",
+    Rules.kept(status, reason) and self.refusals.entry(id, reason, input, why) or "" })
 end
 
 -- (note: what the sink keeps with the record, sink.lua's noted: the bucket's etag, the one the task's hash holds)

@@ -6,7 +6,8 @@
 --   task:<id>       hash: id, model, duration, resolution, kind, out, owner, fence (1 at its
 --                   create, one more at each claim: the holder's number), prompt_hash,
 --                   prompt (its head), time, uncertain, status, error, reason, input, path and bytes
---                   (downloaded), part and part_dest, tenant, cost; a settled one expires after DEFAULTS.retain s
+--                   (downloaded), part and part_dest, tenant, cost, addr (its create's content address:
+--                   refusal.lua's); a settled one expires after DEFAULTS.retain s
 --   unfinished      set of the ids neither downloaded nor failed
 --   tasks           sorted set of the ids created, by tasks:seq (an expired one leaves when listed); tasks:seq
 --   pend:<local>    hash: local, model, owner, out, time, prompt_hash, prompt, key, fp, body,
@@ -205,18 +206,21 @@ if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end
 if ARGV[3] then spend_end(spend_kv(), ARGV[1], false) end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, kinds (more: samples:<its kind>, asked for); ARGV id, status, took ('' none),
-  -- within, samples kept, retain, error ('' none), a failure's reason and input ('' none: failure.lua's)
+  -- KEYS task:<id>, unfinished, kinds, refused (fleet/refusals.lua's; more: samples:<kind>); ARGV id, status, took
+  -- ('' none), within, samples, retain, error, reason, input ('' none), its addr's refusal ('' none; completed: none)
   status = [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local r = ARGV[3] ~= '' and redis.call('HMGET', KEYS[1], 'kind', 'model') or {}
-local list = r[1] and key('samples:' .. r[1])
+local r = redis.call('HMGET', KEYS[1], 'kind', 'model', 'addr', 'tenant')
+local list, addr = ARGV[3] ~= '' and r[1] and key('samples:' .. r[1]), KEYS[4] and r[3]
 local stop = needed()
 if stop then return stop end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[7]) end
 if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[8]) end
 if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'input', ARGV[9]) end
+if addr and ARGV[2] == 'completed' then redis.call('HDEL', KEYS[4], addr, addr .. ' tenant') -- (passed since)
+elseif addr and (ARGV[10] or '') ~= '' then redis.call('HSET', KEYS[4], addr, ARGV[10], addr .. ' tenant', r[4] or '')
+end
 if ARGV[2] == 'failed' then
   redis.call('SREM', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
