@@ -80,6 +80,12 @@ local HEADLINES = {
     return format("Cannot write the video to %s: check the folder exists and is writable.",
       tostring(ctx.out or "?"))
   end,
+  spend_limited = function()
+    return "The spending limit is reached: nothing was sent, nothing paid."
+  end,
+  refused_before = function()
+    return "This same video was refused before: change the prompt or its pictures."
+  end,
 }
 
 -- What the window says the job is doing: its state, but a download whose bytes are all in
@@ -94,8 +100,8 @@ function messages.state_text(job)
 end
 
 -- Every kind the library gives, in the README's order.
-messages.KINDS = { "invalid_request", "auth", "not_found", "rate_limited", "server", "network",
-  "timeout", "task_failed", "protocol", "io" }
+messages.KINDS = { "invalid_request", "auth", "not_found", "rate_limited", "spend_limited", "server", "network",
+  "timeout", "task_failed", "refused_before", "protocol", "io" }
 
 -- The headline and the detail for err (an error table, or any value the
 -- library or LÖVE raised); ctx: { out = the output path, base_url =, interval = the polls' }.
