@@ -36,6 +36,29 @@ describe("the command line's --resend and --fallback", function()
     assert.equals(before + 2, #posts(), "--resend: sent")
   end)
 
+  it("generate: a policy refusal is not sent again when --extra is respelled (its keys reordered, respaced): 1 "
+    .. "create, then 0", function()
+      emu:config { queued = 0, processing = 0, failures = { { kind = "policy", prompt = "forbidden" } } }
+      local journal = helper.tmpdir() .. "/j.jsonl"
+      local function gen(extra)
+        return C.run({ "generate", "--journal", journal, "--interval", "0.05", "--model", "videos", "--prompt",
+          "a forbidden cat", "--duration", "5", "--extra", extra }, env())
+      end
+      local before = #posts()
+      local r = gen('{"seed": 7, "style": "noir", "camera": {"lens": 35, "grain": true}}')
+      emu:config { failures = require("cjson").null }
+      assert.equals(1, r.code, r.err)
+      assert.matches("policy", r.err, 1, true)
+      assert.equals(before + 1, #posts())
+      for _, extra in ipairs { '{"camera":{"grain":true,"lens":35},"style":"noir","seed":7}',
+        '{ "style" : "noir" ,\n "camera" : { "lens" : 35 , "grain" : true } , "seed" : 7 }' } do
+        r = gen(extra)
+        assert.equals(1, r.code, r.err)
+        assert.matches("refused_before: the same create", r.err, 1, true)
+      end
+      assert.equals(before + 1, #posts(), "every respelling refused before sending")
+    end)
+
   it("batch: a rerun after an input refusal creates nothing for that line, its summary says why", function()
     emu:config { queued = 0, processing = 0, outcome = "failed", error = "Reference image resolution is too low." }
     local dir = helper.tmpdir()

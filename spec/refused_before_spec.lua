@@ -35,6 +35,45 @@ describe("a create's content address", function()
     assert.are_not.equal(a, addr())
     helper.cleanup()
   end)
+
+  it("is the content, not its spelling: a local file by a relative or absolute path, a copy, a hard link or a "
+    .. "symlink is one address; extra's keys in any order, one address; other bytes or other extra, another",
+    function()
+      local refusal, Create = require "starvideos.refusal", require "starvideos.create"
+      local core = require "starvideos.core"
+      local dir = helper.tmpdir()
+      local file = dir .. "/ref.png"
+      helper.write_file(file, "the same bytes")
+      local q = helper.shell_quote
+      assert(helper.execute("cp " .. q(file) .. " " .. q(dir .. "/copy.png") .. " && ln " .. q(file) .. " "
+        .. q(dir .. "/hard.png") .. " && ln -s " .. q(file) .. " " .. q(dir .. "/soft.png")))
+      local depth = select(2, helper.capture("pwd -P"):gsub("/[^/\n]+", ""))
+      local relative = "./" .. string.rep("../", depth) .. file:gsub("^/", "") -- (from this process's folder)
+      local function addr(params)
+        local p = { model = "videos", prompt = "a cat", duration = 5 }
+        for k, v in pairs(params) do p[k] = v end
+        local path, body = core.build_create(p, (Create.extra_json(p)))
+        return refusal.address(path, assert(body), (Create.references(p)))
+      end
+      local a = addr { referenceImages = { { file = file } } }
+      for _, f in ipairs { relative, dir .. "/./ref.png", dir .. "//ref.png", dir .. "/copy.png", dir .. "/hard.png",
+        dir .. "/soft.png" } do
+        assert(helper.exists(f), f)
+        assert.equal(a, addr { referenceImages = { { file = f } } }, f)
+      end
+      helper.write_file(dir .. "/other.png", "other bytes")
+      assert.are_not.equal(a, addr { referenceImages = { { file = dir .. "/other.png" } } })
+      local keys = { "seed", "style", "camera", "mood", "lens", "grain" }
+      local function extra(order)
+        local t = {}
+        for _, k in ipairs(order) do t[k] = k == "seed" and 7 or k end
+        return t
+      end
+      local e = addr { extra = extra(keys) }
+      assert.equal(e, addr { extra = extra { "grain", "lens", "mood", "camera", "style", "seed" } })
+      assert.are_not.equal(e, addr { extra = extra { "grain", "lens", "mood", "camera", "style" } })
+      helper.cleanup()
+    end)
 end)
 
 describe("refused before", function()
@@ -66,6 +105,29 @@ describe("refused before", function()
       assert.equal(3, emu:creates())
       c:close(); c2:close()
     end)
+
+  it("refuses refused content whose extra holds its keys in another order: 1 create, then 0", function()
+    emu:config { queued = 0, processing = 0, failures = { { kind = "policy", prompt = "forbidden" } } }
+    local c = client_of(emu)
+    local order = { "seed", "style", "camera", "mood", "lens", "grain" }
+    local function extra(list)
+      local t = {}
+      for _, k in ipairs(list) do t[k] = k == "seed" and 7 or { k, 1.5 } end
+      return t
+    end
+    local params = { model = "videos_fast", prompt = "a forbidden cat", duration = 4, extra = extra(order) }
+    local _, err = c:generate(params, { interval = 0.05, timeout = 10 })
+    assert.same({ "task_failed", "policy" }, { err.kind, err.reason })
+    assert.equal(1, emu:creates())
+    for _, list in ipairs { { "grain", "lens", "mood", "camera", "style", "seed" },
+      { "mood", "seed", "grain", "style", "lens", "camera" } } do
+      params.extra = extra(list)
+      local _, again = c:generate(params, { interval = 0.05, timeout = 10 })
+      assert.same({ "refused_before", err.task.id }, { again.kind, again.task.id })
+    end
+    assert.equal(1, emu:creates(), "every respelling refused before anything was sent")
+    c:close()
+  end)
 
   it("refuses a started job of refused content before sending: the job ends refused_before", function()
     failing(emu, "Prompt flagged by the moderation model")

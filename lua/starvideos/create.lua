@@ -86,7 +86,9 @@ function C.build(job, goal, spec)
     made.want = { key = key, fp = core.hash(path .. "\n" .. body), body = body, out = spec.out, fresh = spec.fresh,
       parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
   end
-  made.parents, made.kept = require("starvideos.provenance").start(job, spec) -- (what its record says, read now)
+  local perr
+  made.parents, made.kept, perr = require("starvideos.provenance").start(job, spec) -- (what its record says, now)
+  if perr then return nil, perr end
   return made
 end
 

@@ -250,13 +250,16 @@ function D.record(job, _, text)
   return { done = true, err = not ok and { message = string.format("%s: %s", path, tostring(err)) } or nil }
 end
 
--- The text of the provenance record beside the saved video at path, or nil.
+D.RECORD_MAX = 1024 * 1024 -- bytes a provenance record may hold (docs/lineage.md: one is a few kB)
+
+-- The text of the provenance record beside the saved video at path (path.json), nil when nothing is there, or nil,
+-- why (naming it) when what is there is no regular file of RECORD_MAX bytes at most: read from one open handle
+-- judged by fstat (core.read_whole), so that a FIFO, a device (a link to /dev/zero) or a huge file is refused at
+-- once, never waited on or read whole.
 function D.record_of(path)
-  local f = io.open(path .. ".json", "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
+  local rec = path .. ".json"
+  if not core.file_kind(rec, true) then return nil end -- (nothing there, or a link to nothing)
+  return core.read_whole(rec, D.RECORD_MAX)
 end
 
 return D

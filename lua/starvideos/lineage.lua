@@ -251,10 +251,22 @@ function M.timeout_of(client, opts)
   return t and shell.has("timeout") and t or nil
 end
 
--- A folder of this call's own (mktemp -d: no other user nor process names it), for the shots read back and joined
--- into an object out: its path, or nil, err.
+-- The shell's words that make a folder of this process's own in TMPDIR (mktemp -d: no other user nor process names
+-- it), named starvideos-film.PID.XXXXXX by the process's pid ($PPID: the process that runs the shell), after
+-- removing those of this user whose process is gone (a film killed while it joined: kill -0 fails; a live process's
+-- folder, or another user's, is never touched).
+M.PRIVATE_DIR = [[t="${TMPDIR:-/tmp}"
+for d in "$t"/starvideos-film.*.*; do
+  p="${d#"$t"/starvideos-film.}"; p="${p%%.*}"
+  case "$p" in ''|*[!0-9]*) continue ;; esac
+  [ -d "$d" ] && [ -O "$d" ] && ! kill -0 "$p" 2>/dev/null && rm -rf -- "$d"
+done
+mktemp -d "$t/starvideos-film.$PPID.XXXXXX"]]
+
+-- A folder of this call's own, for the shots read back and joined into an object out (the folders of films whose
+-- process was killed swept first: M.PRIVATE_DIR): its path, or nil, err.
 function M.private_dir()
-  local said, ok = shell.run_ok('mktemp -d "${TMPDIR:-/tmp}/starvideos-film.XXXXXX"')
+  local said, ok = shell.run_ok(M.PRIVATE_DIR)
   local dir = ok and said:match("^(/[^\n]+)\n?$")
   if dir then return dir end
   return nil, new_error("io", "film: no folder of its own for the shots read back (mktemp -d): " .. said,

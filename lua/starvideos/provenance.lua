@@ -113,28 +113,43 @@ end
 P.kept = kept
 
 -- A parent's entry (t: its task as the ledger lists it; relation: how the child builds on it): its task, video
--- and its record's SHA-256, read where its sink keeps it (ctx: a client's; nil when it has none).
+-- and its record's SHA-256, read where its sink keeps it (ctx: a client's; nil when it has none); or nil, why (its
+-- record is there but cannot be read: not a regular file, too large; why names it).
 function P.parent(ctx, t, relation, index)
-  local text = t.path and Sink.of(ctx.cfg, t.path).record_of(t.path, ctx)
+  local text, why = nil, nil
+  if t.path then text, why = Sink.of(ctx.cfg, t.path).record_of(t.path, ctx) end
+  if why then return nil, why end
   return { relation = relation, index = index, task = t.id, video = t.path and { path = t.path, sha256 = t.sha256,
     bytes = t.bytes } or nil, record_sha256 = text and sign().sha256(text) or nil }
 end
 
--- The parents of a job of spec (spec.parent: a task of the ledger; spec.relation): a list, or nil.
+-- The parents of a job of spec (spec.parent: a task of the ledger; spec.relation): a list, nil, or nil, err (the
+-- parent's record cannot be read: the create refused, nothing sent).
 local function parents_of(ctx, spec)
   if not spec.parent or not ctx.ledger.records then return nil end
   for _, t in ipairs(ctx.ledger:tasks() or {}) do
-    if t.id == spec.parent then return { P.parent(ctx, t, spec.relation) } end
+    if t.id == spec.parent then
+      local p, why = P.parent(ctx, t, spec.relation)
+      if not p then
+        return nil, require("starvideos.errors").new_error("invalid_request", string_format("%s: task %s's "
+          .. "provenance record %s (nothing was sent; remove it or put the record back)", tostring(spec.relation),
+          tostring(t.id), tostring(why)), { field = "task" })
+      end
+      return { p }
+    end
   end
   return { { relation = spec.relation, task = spec.parent } }
 end
 
 -- What a job of spec's record will say that is read when it is made, before anything is sent (Job.new): its parents
 -- (their records' SHA-256) and its params as kept (a local file hashed while it is there: a remix's copy of its
--- parent is removed once the create is sent); nothing with provenance = false.
+-- parent is removed once the create is sent); nothing with provenance = false; nil, nil, err when a parent's record
+-- cannot be read.
 function P.start(ctx, spec)
   if ctx.cfg.provenance == false or not spec.out then return nil end -- (a job that saves no video: no record)
-  local list = spec.parents or parents_of(ctx, spec)
+  local list, err = spec.parents, nil
+  if not list then list, err = parents_of(ctx, spec) end
+  if err then return nil, nil, err end
   local known = {}
   for _, p in ipairs(list or {}) do
     if p.video and p.video.sha256 then
@@ -175,13 +190,14 @@ function P.save(job, r, t)
   return w
 end
 
--- The text of the record beside the file path, or nil.
+-- The text of the record beside the file path, nil (none), or nil, why (not a regular file of 1 MiB at most).
 function P.read_file(path) return require("starvideos.download").record_of(path) end
 
 -- A film's shot i at path (task: its task) as its record names it: its task, video and record's SHA-256 (an object
 -- shot's size: its record's).
 local function shot(client, i, path, task, hash)
-  local text = Sink.of(client.cfg, path).record_of(path, client.ctx)
+  local text, why = Sink.of(client.cfg, path).record_of(path, client.ctx)
+  if why then return nil, why end
   local rec = text and cjson.decode(text)
   local object = Sink.object(path)
   local bytes = object and type(rec) == "table" and type(rec.video) == "table" and rec.video.bytes or nil
@@ -202,7 +218,11 @@ function P.joined(client, out, paths, tasks, made, hash)
   if not made then sum, err = hash(out) end
   if not sum then return nil, err end
   local parents = {}
-  for i, path in ipairs(paths) do parents[i] = shot(client, i, path, tasks[i] or {}, hash) end
+  for i, path in ipairs(paths) do
+    local why
+    parents[i], why = shot(client, i, path, tasks[i] or {}, hash)
+    if not parents[i] then return nil, why end
+  end
   local rec = P.record(out, sum, made and made.bytes or require("starvideos.download").size(out),
     { joined = "ffmpeg's concat of its shots", parents = parents })
   local owner = { out = out, loop = client.loop, key = client.ctx.key, cfg = client.cfg, advance = function() end }

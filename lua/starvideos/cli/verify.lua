@@ -19,10 +19,14 @@ local function size(path) return require("starvideos.download").size(path) end
 
 local function visible(s) return require("starvideos.shell").visible(tostring(s), true) end
 
--- The record beside path decoded, or nil, what is wrong with it.
+-- The record beside path decoded, or nil, what is wrong with it (naming the file).  (Read with a bound, from a
+-- regular file only: download.lua's record_of.)
 local function record_of(path)
-  local text = P.read_file(path)
-  if not text then return nil, "has no provenance record (" .. visible(path) .. P.SUFFIX .. " is not there)" end
+  local text, unread = P.read_file(path)
+  if unread then return nil, visible(unread) end
+  if not text then
+    return nil, visible(path) .. " has no provenance record (" .. visible(path) .. P.SUFFIX .. " is not there)"
+  end
   local rec, why = P.decode(text)
   if not rec then return nil, string_format("%s%s is not a record: %s", visible(path), P.SUFFIX, why) end
   if rec.format ~= P.FORMAT or type(rec.video) ~= "table" then
@@ -60,7 +64,13 @@ local function parent(path, i, p, r, seen)
   if type(pp) ~= "string" then return note("no file recorded: not checked") end
   if pp:find("^%a[%w+.-]*://") then return note(visible(pp) .. " is an object: not checked here") end
   if not p.record_sha256 then return note("it had no record when this one was written: not checked") end
-  local text = P.read_file(pp)
+  local function wrong(s) r.problems[#r.problems + 1] = what .. ": " .. s end
+  if pp:sub(1, 1) ~= "/" then -- (the library records a parent's absolute path: a relative one is not followed)
+    return wrong(string_format("%s is not an absolute path (a record names its parent's file by one): not read",
+      visible(pp)))
+  end
+  local text, unread = P.read_file(pp)
+  if unread then return wrong(visible(unread)) end
   if not text then return note(visible(pp) .. P.SUFFIX .. " is not present: not checked") end
   local sum = sign().sha256(text)
   if sum ~= p.record_sha256 then
@@ -70,7 +80,11 @@ local function parent(path, i, p, r, seen)
   end
   if seen[pp] then return end
   seen[pp] = true
-  if not size(pp) then return note(visible(pp) .. " is not present: its record checked only") end
+  local kind = require("starvideos.core").file_kind(pp, true) -- (nothing opened: a FIFO would wait for a writer)
+  if not kind then return note(visible(pp) .. " is not present: its record checked only") end
+  if kind ~= "file" then
+    return wrong(visible(pp) .. " is " .. require("starvideos.download").NOT_A_FILE[kind] .. ": not read")
+  end
   return check(pp, r, seen)
 end
 
@@ -78,7 +92,7 @@ end
 function check(path, r, seen)
   local rec, why = record_of(path)
   if not rec then
-    r.problems[#r.problems + 1] = visible(path) .. " " .. why
+    r.problems[#r.problems + 1] = why
     return
   end
   if against(path, rec, r) then

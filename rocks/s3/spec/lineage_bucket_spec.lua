@@ -180,7 +180,7 @@ describe("remix and continue with an s3:// parent or out", function()
     assert.is_true(put_between, "a step returned while the film's PUT or HEAD was under way")
     assert.equal(2, #copies)
     local folder = copies[1]:match("^(.*)/[^/]+$")
-    assert.matches("/starvideos%-film%.%w+$", folder)
+    assert.matches("/starvideos%-film%.%d+%.%w+$", folder)
     assert.equal(folder, copies[2]:match("^(.*)/[^/]+$"))
     assert.falsy(helper.execute("test -e " .. q(folder)), "its folder removed")
   end)
@@ -256,6 +256,51 @@ describe("remix and continue with an s3:// parent or out", function()
     it("remix ID --out of an s3:// parent: one create, the object read back and put under the refs", function()
       if why then pending(why) return end
       remixed(parent.id, "in snow", "snow.mp4", object_bytes("lineage/parent.mp4"))
+    end)
+
+    it("film FILE --out s3://...: a film killed (-9) while it joins leaves its folder in TMPDIR; the next film sweeps "
+      .. "it, a live process's folder stays", function()
+      if why then pending(why) return end
+      local tmp, bin = dir .. "/tmp", dir .. "/bin"
+      assert(helper.execute("mkdir -p " .. q(tmp) .. " " .. q(bin)))
+      -- an ffmpeg that holds the join (its pid in hung.pid) and is otherwise the real one
+      helper.write_file(bin .. "/ffmpeg", "#!/bin/sh\ncase \"$*\" in *concat*) echo $$ >" .. q(dir .. "/hung.pid")
+        .. "; exec sleep 300 ;; esac\nexec " .. q(helper.capture("command -v ffmpeg"):match("[^\n]+")) .. ' "$@"\n')
+      assert(helper.execute("chmod +x " .. q(bin .. "/ffmpeg")))
+      helper.write_file(dir .. "/killed.json", '{"shots": [{"model": "videos", "prompt": "a kite", "duration": 5}, '
+        .. '{"model": "videos", "prompt": "the kite falls", "duration": 5}]}')
+      -- `film killed.json --out s3://vids/films/NAME` with TMPDIR tmp (and PATH first: bin's ffmpeg)
+      local function film_cmd(name, path)
+        return "env TMPDIR=" .. q(tmp) .. (path and " PATH=" .. q(path) .. ':"$PATH"' or "") .. " STARVIDEOS_API_KEY="
+          .. q(KEY) .. " STARVIDEOS_BASE_URL=" .. q(emu.url) .. " AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER"
+          .. " AWS_ENDPOINT_URL=" .. q(st.url) .. " " .. q(helper.lua) .. " " .. q(helper.root .. "/bin/starvideos")
+          .. " film " .. q(dir .. "/killed.json") .. " --out s3://vids/films/" .. name .. " --interval 0.1 --journal "
+          .. q(dir .. "/killed.jsonl") .. " </dev/null 2>&1"
+      end
+      local film, live = helper.spawn(film_cmd("kite.mp4", bin) .. " >" .. q(dir .. "/killed.out")), nil
+      finally(function() -- (whatever fails: no process of the case outlives it, none waited for)
+        local hung = helper.read_file(dir .. "/hung.pid")
+        os.execute("kill -9 " .. film.pid .. (hung and " " .. hung:match("%d+") or "") .. (live and " " .. live.pid
+          or "") .. " 2>/dev/null")
+        if not film.closed then film:close() end
+        if live then live:close() end
+      end)
+      assert.truthy(helper.wait_until(function() return helper.read_file(dir .. "/hung.pid") end, 60),
+        helper.read_file(dir .. "/killed.out"))
+      local left = helper.listing(tmp)
+      assert.same({ 1, "starvideos-film." }, { #left, (left[1] or ""):sub(1, 16) }, left[1])
+      os.execute("kill -9 " .. film.pid)
+      film:close()
+      film.closed = true
+      assert.same(left, helper.listing(tmp), "the killed film's folder is left")
+      live = helper.spawn("sleep 300")
+      local kept = tmp .. "/starvideos-film." .. live.pid .. ".aBc123"
+      assert(helper.execute("mkdir " .. q(kept)))
+      helper.write_file(kept .. "/film.shot01.mp4", "a live film's shot")
+      local said, _, code = helper.capture(film_cmd("again.mp4"))
+      assert.equal(0, code, said)
+      assert.same({ "starvideos-film." .. live.pid .. ".aBc123" }, helper.listing(tmp), "the dead one's swept")
+      assert.equal("a live film's shot", helper.read_file(kept .. "/film.shot01.mp4"))
     end)
 
     it("film FILE --out s3://bucket/key: 2 creates, the film put whole into the bucket", function()

@@ -139,6 +139,34 @@ describe("local files as references, put into a bucket (s3rver behind a SigV4-ch
     end
   end)
 
+  it("a policy refusal of a create naming a local file is kept by the file's bytes: the same file by a relative or "
+    .. "absolute path, a copy, a hard link or a symlink is refused before anything is sent: 1 create, then 0",
+    function()
+      if why then pending(why) return end
+      emu:config { queued = 0, processing = 0, failures = { { kind = "policy", prompt = "forbidden" } } }
+      local c = require("starvideos").new { base_url = emu.url, api_key = emu.key, journal = dir .. "/policy.jsonl",
+        storage = { endpoint = st.url, access_key = "S3RVER", secret_key = "S3RVER", refs = "s3://vids/refs/" } }
+      local q = helper.shell_quote
+      local file = dir .. "/cat.png"
+      assert(helper.execute("cp " .. q(file) .. " " .. q(dir .. "/copy.png") .. " && ln -f " .. q(file) .. " "
+        .. q(dir .. "/hard.png") .. " && ln -sf " .. q(file) .. " " .. q(dir .. "/soft.png")))
+      local depth = select(2, helper.capture("pwd -P"):gsub("/[^/\n]+", ""))
+      local relative = "./" .. string.rep("../", depth) .. file:gsub("^/", "") -- (from this process's folder)
+      local function create(f)
+        return c:generate({ model = "videos", prompt = "a forbidden cat", duration = 5,
+          referenceImages = { { file = f } } }, { interval = 0.05, timeout = 30 })
+      end
+      local _, err = create(file)
+      assert.same({ "task_failed", "policy" }, { err.kind, err.reason })
+      assert.are.equal(1, emu:creates())
+      for _, f in ipairs { relative, file, dir .. "/copy.png", dir .. "/hard.png", dir .. "/soft.png" } do
+        local _, again = create(f)
+        assert.same({ "refused_before", err.task.id }, { again.kind, again.task and again.task.id }, f)
+      end
+      assert.are.equal(1, emu:creates(), "each spelling of the same bytes refused before anything was sent")
+      c:close()
+    end)
+
   it("a file that is not there, or cannot be read: refused naming its field, nothing created, nothing sent to the "
     .. "store", function()
     if why then pending(why) return end
