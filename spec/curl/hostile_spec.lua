@@ -190,8 +190,8 @@ describe("a client facing hostile HTTP servers", function()
         'local res, err = c:download(arg[1] .. "/v.mp4", arg[2])',
         'io.write(res and ("ok " .. res) or ("err " .. tostring(err)), "\\n")',
       }, "\n"))
-      local cmd = shell_quote(helper.lua) .. " " .. shell_quote(script) .. " " .. shell_quote(base) .. " "
-        .. shell_quote(path) .. " 2>&1"
+      local cmd = helper.CHILD_ENV .. shell_quote(helper.lua) .. " " .. shell_quote(script) .. " "
+        .. shell_quote(base) .. " " .. shell_quote(path) .. " 2>&1"
       local function inode()
         local out = helper.capture("stat -c %i " .. shell_quote(part) .. " 2>/dev/null")
         return out and out:match("%d+")

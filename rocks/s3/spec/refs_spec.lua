@@ -151,7 +151,7 @@ print(read_bytes() - before, err and err.kind, err and err.field, err)
     local words = { "timeout", "-s", "KILL", "60", helper.lua, dir .. "/create.lua", KEY, emu.url,
       "http://127.0.0.1:" .. port, file }
     for i, w in ipairs(words) do words[i] = helper.shell_quote(w) end
-    local out, _, code = helper.capture(table.concat(words, " ") .. " 2>&1")
+    local out, _, code = helper.capture(helper.CHILD_ENV .. table.concat(words, " ") .. " 2>&1")
     return out, code
   end
 
