@@ -140,28 +140,49 @@ describe("a task's eta and late event, however it is awaited (issue 65)", functi
   it("the command line's wait: six tasks teach the schedule (in the journal); a slow one is told its time left, "
     .. "then late", function()
     local journal = dir .. "/tasks.jsonl"
-    local function cli(args)
+    local function cli(args, no_journal)
       return helper.CHILD_ENV .. "STARVIDEOS_API_KEY=" .. KEY .. " " .. q(helper.lua) .. " "
-        .. q(helper.root .. "/bin/starvideos") .. " " .. args .. " --journal " .. q(journal) .. " --base-url "
-        .. q(emu.url)
+        .. q(helper.root .. "/bin/starvideos") .. " " .. args .. (no_journal and "" or " --journal " .. q(journal))
+        .. " --base-url " .. q(emu.url)
     end
     local function create()
       local out, ok = helper.capture(cli("create --model videos --prompt 'a cat' --duration 5 --json"))
       assert(ok, out)
-      return assert(cjson.decode(out), out).id
+      local task = assert(cjson.decode(out), out)
+      return task.id, task.created
     end
     local function wait(id)
-      local out, ok = helper.capture(cli("wait " .. q(id) .. " --interval 0.1 --log info") .. " 2>&1")
-      assert(ok, out)
-      return out
+      return helper.spawn(cli("wait " .. q(id) .. " --interval 0.1 --log info") .. " 2>&1")
     end
-    for _ = 1, TAUGHT do wait(create()) end
-    -- the slow task runs 30 s (the six took 0.3 s): processing still when the wait's first answer comes, however late
-    -- its process starts on a loaded machine (at 3 s it had ended before a wait started at load 6); the wait is read
-    -- line by line until its late line, then let go
-    emu:config { processing = 30 }
+    -- Each of the six is processing from its create (none is queued) until the spec has read its wait's first status
+    -- line (the wait has seen it unfinished), then run a `status` of it to its end (a second process, begun as the
+    -- slow one's wait is), and the wall clock's second is 2 past its create's (a wait process counts a task's age in
+    -- the whole seconds of its `created`): it is ended then, through the emulator (POST /_emulator/end), and its
+    -- wait sees it ended.  So each wait teaches a sample however late its process starts (tasks of 0.3 s had ended
+    -- before their waits started beside stress-ng --cpu 6: no sample), and each spans two processes' starts and two
+    -- of the clock's seconds where the slow task's first answer comes after one start: it is answered before it is
+    -- late (ended at its wait's first status line alone, the six taught 0 to 1 s beside stress-ng, and the slow
+    -- wait's first answer, 1 or 2 s after its create, was late at once: its status line said no time left).
+    emu:config { queued = 0, processing = 3600 }
+    for _ = 1, TAUGHT do
+      local id, created = create()
+      local lines, over = {}, false
+      local proc = wait(id)
+      for line in proc.pipe:lines() do
+        lines[#lines + 1] = line
+        if not over and line:match("^status: processing") then
+          local out, ok = helper.capture(cli("status " .. q(id), true) .. " 2>&1")
+          assert(ok and out:find("processing", 1, true), out)
+          assert(helper.wait_until(function() return os.time() >= created + 2 end, 5))
+          over = emu:finish(id)
+        end
+      end
+      assert(proc:close() and over, table.concat(lines, "\n"))
+    end
+    -- the slow task runs an hour (never ends here): processing still when the wait's first answer comes, however
+    -- late its process starts; the wait is read line by line until its late line, then let go
     local slow = create()
-    local proc = helper.spawn(cli("wait " .. q(slow) .. " --interval 0.1 --log info") .. " 2>&1")
+    local proc = wait(slow)
     local lines, status, late = {}, nil, nil
     for line in proc.pipe:lines() do
       lines[#lines + 1] = line

@@ -370,6 +370,11 @@ function Emulator:expire()
   return self:call("POST", "/_emulator/expire")
 end
 
+-- The task id ends now, as its outcome (POST /_emulator/end): its view.
+function Emulator:finish(id)
+  return self:call("POST", "/_emulator/end", { id = id })
+end
+
 function Emulator:tasks()
   return self:call("GET", "/_emulator/tasks")
 end

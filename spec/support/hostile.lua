@@ -591,6 +591,23 @@ function scenarios.slow_video(c, req)
   end
 end
 
+-- The video's head and its first half at once, then nothing until the spec opens the gate of its tag
+-- (GET /s/open/<tag>/...: every connection held under the tag then gets the rest, and every later one all of it at
+-- once): a download that has begun and is sure to be running still, whatever the pace, until the spec says.
+local opened = {}
+function scenarios.gated_video(c, req)
+  local half = math.floor(VIDEO_SIZE / 2)
+  if not send(c, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: " .. VIDEO_SIZE
+    .. "\r\nConnection: close\r\n\r\n" .. VIDEO:sub(1, half)) then return end
+  while not opened[req.tag] do sleep(0.01) end
+  send(c, VIDEO:sub(half + 1))
+end
+
+function scenarios.open(c, req)
+  opened[req.tag] = true
+  answer(c, "200 OK", { "Content-Type: text/plain" }, "open\n")
+end
+
 -- The video's head and its first 16 KiB at once, then a byte every 0.1 s until
 -- the client goes (or 60 s): a download that has begun and is sure to be
 -- running still, however fast the machine.

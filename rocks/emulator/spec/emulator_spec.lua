@@ -292,6 +292,27 @@ describe("the emulator", function()
       assert.are.equal("queued", query(emu, res.json.id).json.status)
     end)
 
+    it("ends a task on demand (POST /_emulator/end): an hour's task queued, then processing, ends as its outcome; "
+      .. "an unknown id is a 404, a body without an id a 400", function()
+      emu:config { queued = 3600, processing = 3600 }
+      local id = create(emu, { model = "videos", prompt = "a cat", duration = 5 }).json.id
+      assert.are.equal("queued", query(emu, id).json.status)
+      local ended = emu:finish(id)
+      assert.are.same({ id, "completed" }, { ended.id, ended.status })
+      local task = query(emu, id).json
+      assert.are.equal("completed", task.status)
+      assert.matches("%.mp4%?token=%w+$", task.video_url)
+      emu:config { queued = 0, outcome = "failed", error = "no luck" }
+      local failing = create(emu, { model = "videos", prompt = "a cat", duration = 5 }).json.id
+      assert.are.equal("processing", query(emu, failing).json.status)
+      emu:finish(failing)
+      assert.are.same({ "failed", "no luck" }, { query(emu, failing).json.status, query(emu, failing).json.error })
+      assert.are.equal("completed", emu:finish(id).status, "a task ended already stays as it was")
+      assert.has_error(function() emu:finish("video_videos_0") end,
+        'emulator POST /_emulator/end: HTTP 404 {"error":"no task video_videos_0"}')
+      assert.has_error(function() emu:call("POST", "/_emulator/end", {}) end)
+    end)
+
     it("answers 404 for an unknown task", function()
       local res = query(emu, "video_videos_0")
       assert.are.equal(404, res.status)

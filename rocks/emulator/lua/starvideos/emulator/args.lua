@@ -95,6 +95,7 @@ The options set the config's first values (below), which POST /_emulator/reset r
 
 control API (no auth, JSON): GET|DELETE /_emulator/requests, GET|POST /_emulator/config,
 GET|POST|DELETE /_emulator/faults, POST /_emulator/expire, GET /_emulator/tasks,
+POST /_emulator/end ({"id": ID}: that task ends now, as its outcome),
 POST /_emulator/reset. Each logged request carries `connection`, the number of its TCP
 connection (keep-alive reuse shows as repeated numbers), `at`, the emulator's clock
 (seconds) when it arrived, `status` and `bytes` (its answer's status and body bytes);

@@ -985,6 +985,19 @@ function Server:control(req)
       self.tokens = {}
       return json_response(200, { ok = true, expired = n })
     end
+  elseif name == "end" then
+    if method == "POST" then
+      local t, err = body_json()
+      if t and (type(t) ~= "table" or type(t.id) ~= "string") then err = 'expected {"id": "<a task\'s id>"}' end
+      if err then return json_response(400, { error = err }) end
+      local task = self.tasks[t.id]
+      if not task then return json_response(404, { error = "no task " .. t.id }) end
+      -- ends now: its time queued and processing cut to what it has run (a task ended already keeps its own)
+      local ran = gettime() - task.t0
+      task.queued = math_min(task.queued, ran)
+      task.processing = math_min(task.processing, ran - task.queued)
+      return json_response(200, self:task_view(task))
+    end
   elseif name == "tasks" then
     if method == "GET" then
       local list = {}
