@@ -133,6 +133,7 @@ build = {
     ["starvideos.seat"] = "lua/starvideos/seat.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.spend"] = "lua/starvideos/spend.lua",
+    ["starvideos.names"] = "lua/starvideos/names.lua",
     ["starvideos.sse"] = "lua/starvideos/sse.lua",
     ["starvideos.told"] = "lua/starvideos/told.lua",
     ["starvideos.store_option"] = "lua/starvideos/store_option.lua",

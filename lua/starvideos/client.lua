@@ -261,7 +261,7 @@ function Client:wait_all(list, opts)
     local ok, err = require("starvideos.sink").of(self.cfg, opts.out_dir).check_dir(opts.out_dir, "out_dir", self.cfg)
     if not ok then return nil, err end
   end
-  local jobs, file_name = {}, require("starvideos.records.journal").file_name
+  local jobs, file_name = {}, require("starvideos.names").file_name
   for i, v in ipairs(list) do
     local id = task_id(v, "wait_all")
     jobs[i] = assert(Job.new(self.ctx, nil, id, spec_of(opts, { task = type(v) == "table" and v or nil, index = i,

@@ -48,8 +48,8 @@ end
 
 M.models = readonly(core.models, "starvideos.models")
 
--- The file name a batch gives a prompt's video (records/journal.lua's).
-function M.file_name(...) return journal().file_name(...) end
+-- The file name a batch gives a task's video (names.lua's).
+M.file_name = require("starvideos.names").file_name
 
 -- The creates of a journal whose answer never came, with no network.
 function M.pending(path)

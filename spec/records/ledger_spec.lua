@@ -296,7 +296,7 @@ describe("the ledger", function()
   it("maps task ids to file names that differ when the ids differ", function()
     local names = {}
     for _, id in ipairs { "clip/1", "clip:1", "clip_1", "é1", "ö1" } do
-      local name = journal.file_name(id)
+      local name = require("starvideos.names").file_name(id)
       assert.is_nil(names[name], id .. " and " .. tostring(names[name]) .. " share " .. name)
       assert.is_nil(name:find("/", 1, true))
       names[name] = id

@@ -1,9 +1,7 @@
--- File names from task ids (journal.file_name): injective, within the
+-- File names from task ids (names.lua's file_name): injective, within the
 -- filesystem's 255 bytes with ".mp4.part", readable for ordinary ids.
 local helper = require "spec.helper"
-local journal = require "starvideos.records.journal"
-
-local name = journal.file_name
+local name = require("starvideos.names").file_name
 
 describe("file names from task ids", function()
   after_each(function() helper.cleanup() end)

@@ -8,7 +8,7 @@ local errors = require "starvideos.errors"
 local Job = require "starvideos.job"
 local Sink = require "starvideos.sink"
 local X = require "starvideos.extension"
-local journal = require "starvideos.records.journal"
+local file_name = require("starvideos.names").file_name
 local rule = require "starvideos.lease"
 
 local type, ipairs, pairs, next, tostring, setmetatable, require, string_format, os_date, math_min =
@@ -29,7 +29,7 @@ local function sweep(ctx, dir)
   schemes[""] = nil -- (files: nothing to sweep)
   for scheme in pairs(schemes) do
     local ext = X.optional("sink", scheme)
-    if ext and ext.sweep then ext.sweep(ctx, dir, journal.file_name) end
+    if ext and ext.sweep then ext.sweep(ctx, dir, file_name) end
   end
 end
 
@@ -42,7 +42,7 @@ local function keep_dest(t, dir, cfg)
   -- (compared as recorded now: journals of 0.3 recorded both as given, relative)
   if t.part then return t.part, Sink.recorded(t.part) == Sink.recorded(t.out) and "out" or "dir" end
   if t.out and (Sink.refusal(t.out) or Sink.of(cfg, t.out).check_out(t.out, cfg)) then return t.out, "out" end
-  return dir:gsub("/$", "") .. "/" .. journal.file_name(t.id) .. ".mp4", "dir"
+  return dir:gsub("/$", "") .. "/" .. file_name(t.id) .. ".mp4", "dir"
 end
 
 local function result(j, saved_to)

@@ -379,22 +379,4 @@ function J.tasks(st)
   return list
 end
 
--- file_name(id) (docs/batch.md): "~" is escaped in every name within NAME_MAX,
--- so a long name's hashed form never meets a short one.
-local NAME_MAX, NAME_CUT = 255 - #".mp4.part", 255 - #".mp4.part" - 17
-
-local function escape(c) return string_format("%%%02X", c:byte()) end
-
-function J.file_name(id)
-  if type(id) ~= "string" or id == "" then
-    error("file_name: expected a task id (a non-empty string), got " .. (id == "" and '""' or type(id)), 2)
-  end
-  local name = id:gsub("[^A-Za-z0-9_.%-]", escape):gsub("^%.", escape)
-  if #name <= NAME_MAX then return name end
-  local cut = name:sub(1, NAME_CUT)
-  local pct = cut:find("%%[^%%]?$") -- a %XX the cut would split
-  if pct then cut = cut:sub(1, pct - 1) end
-  return cut .. "~" .. core.hash(id)
-end
-
 return J
