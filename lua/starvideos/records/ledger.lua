@@ -70,7 +70,9 @@ local function append(self, rec, sync, sign, await)
   end
   local line, err = journal().line(rec)
   if not line then return nil, err end
-  return true, self.writer:put(line, sync, nil, self, await)
+  local ticket = self.writer:put(line, sync, nil, self, await)
+  if rec.event == "status" then self.status_upto = ticket end -- (a refusal, a completion: refusals.lua reads it back)
+  return true, ticket
 end
 
 -- A record that could not be written, that nobody waited for (the writer's word, journal.lua): an error (event

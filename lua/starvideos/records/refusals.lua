@@ -7,18 +7,17 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 return function(L, append)
   -- The refusal kept of a create's content address (refusal.lua): {id, reason, input, error, tenant}, or nil; without a
   -- journal, the key's bucket's (this process's, or nginx's dict).  refused: a task's policy or input failure kept.
-  -- What this process learned (its status records queued: a refusal, a completion) is read back once written: with
-  -- a loop, false until then (asked again on a later turn: a frame's step never waits on the disk), else waited for.
+  -- What this process learned (its status records queued: a refusal, a completion; status_upto, the last one's
+  -- ticket) is read back once written: with a loop, false until then (asked again on a later turn: a frame's step
+  -- never waits on the disk), else waited for.  Other records queued (the creates' pending) are not waited for: the
+  -- creates of a batch are asked in its order.
   function L:refusal(addr)
     if not self.path then return self.key.bucket:refusal(self.key.hash .. ":" .. addr) end
-    local w, upto = self.writer, self.refusal_upto or {}
-    self.refusal_upto = upto
-    upto[addr] = upto[addr] or w.sent -- (the records queued when first asked: those it waits for)
-    if not w:turn() and w.done < upto[addr] then
+    local w, upto = self.writer, self.status_upto
+    if upto and w.done < upto and not w:turn() and w.done < upto then
       if self.loop then return false end
       w:flush()
     end
-    upto[addr] = nil
     local st = self:follow()
     return st and st.refused[addr] or nil
   end
