@@ -67,4 +67,49 @@ describe("client:sse's window in a journal two processes share", function()
     c:close()
     if not ok then error(err, 0) end
   end)
+
+  -- A process that tells a few events and ends (every CLI command): its window of size events (events_window),
+  -- each line bounded at line_bytes, `count` status events told, its client closed.
+  local SHORT = [[
+local path, count, size, line_bytes = arg[1], tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4])
+require("starvideos.config").DEFAULTS.events_window = size
+require("starvideos.records.events").LINE_BYTES = line_bytes
+local sv, told = require "starvideos", require "starvideos.told"
+local c = sv.new { api_key = "k-short-runs", base_url = "http://127.0.0.1:9", journal = path }
+local record = told.recorder(told.window(c.key, c.ledger))
+for i = 1, count do record({ type = "status", id = "video_" .. i, status = "processing" }, "short") end
+c:close()
+print("told " .. count)
+]]
+
+  it("keeps the file within its bound however few events each of many processes tells, a new stream the window's "
+    .. "count at most", function()
+    local path, size, line_bytes, runs, each = dir .. "/short.jsonl", 10, 200, 40, 5
+    helper.write_file(dir .. "/short.lua", SHORT)
+    for i = 1, runs do
+      local out = helper.capture(helper.CHILD_ENV .. helper.shell_quote(helper.lua) .. " " .. helper.shell_quote(dir
+        .. "/short.lua") .. " " .. helper.shell_quote(path) .. " " .. each .. " " .. size .. " " .. line_bytes
+        .. " 2>&1")
+      assert.are.equal("told " .. each .. "\n", out, "run " .. i)
+    end
+    local bytes = helper.file_size(path .. ".events")
+    assert.is_true(bytes <= 25 + size * line_bytes, bytes .. " bytes left by " .. runs .. " runs of " .. each
+      .. " events (the bound: " .. (25 + size * line_bytes) .. ")")
+    local config = require "starvideos.config"
+    local window = config.DEFAULTS.events_window
+    config.DEFAULTS.events_window = size
+    local c = starvideos.new { api_key = "k-short-runs", base_url = "http://127.0.0.1:9", journal = path }
+    local cases_ = require "spec.support.sse_cases"
+    local open, until_ = cases_.opener(c)
+    local ok, err = pcall(function()
+      local s = open { tenant = "short" }
+      assert.is_true(until_(function() return s.text():find("retry:", 1, true) ~= nil end, 10), s.text())
+      local evs = s.events()
+      assert.are.equal(size, #evs, #evs .. " events told to a new stream (the window: " .. size .. ")")
+      s.close()
+    end)
+    config.DEFAULTS.events_window = window
+    c:close()
+    if not ok then error(err, 0) end
+  end)
 end)

@@ -21,16 +21,55 @@ E.TYPES = { created = true, status = true, progress = true, warning = true, late
 
 E.GAP_WAIT = 1 -- seconds a reader waits for an event numbered but not yet kept (its worker between the two) at most
 
--- The event as its stream's data: its fields but the service's whole task (`task`: its video_url is the key's).
+-- A text as a stream carries it: no place of the server's (a stream goes to whoever may read it, as the studio's
+-- page does): a URL's user:password@ left out, and each absolute path (a journal's, an out's, a folder's: one that
+-- begins a text or follows a space, a quote, "(" or "=") as its base name.
+local function public(text)
+  text = text:gsub("(%a[%w+.-]*://)[^/%s]*@", "%1")
+  return (text:gsub("()(/[^%s\"'`,;:()]*)", function(at, path)
+    if at > 1 and not text:sub(at - 1, at - 1):find("[%s\"'`(=]") then return nil end
+    return path:match("([^/]+)/*$") or path
+  end))
+end
+E.public = public
+
+-- A file an event names (a saved one's path, an out): a file on the server's disk by its name alone (no folder); an
+-- object's URL (s3://bucket/key: where the reader finds the video) without its user:password and its query (a
+-- signed URL's signature).
+local NAMES = { path = true, out = true }
+local function named(v)
+  if v:find("^%a[%w+.-]*://") then return public((v:gsub("[?#].*$", ""))) end
+  return v:match("([^/]+)/*$") or ""
+end
+
+-- A value of an event as a stream carries it: every text public (tables to a few levels), functions and userdata
+-- left out.
+local function carried(v, depth)
+  if type(v) == "string" then return public(v) end
+  if type(v) ~= "table" then return v end
+  if depth > 4 then return nil end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(x) ~= "function" and type(x) ~= "userdata" then out[k] = carried(x, depth + 1) end
+  end
+  return out
+end
+
+-- The event as its stream's data: its fields but the service's whole task (`task`: its video_url is the key's),
+-- each text public (a file it names by its name alone).
 local ERROR = { "message", "kind", "reason", "field", "status", "request_id", "server_request_id" }
 local function data_of(ev)
   local out = {}
   for k, v in pairs(ev) do
-    if k ~= "task" and type(v) ~= "function" and type(v) ~= "userdata" then out[k] = v end
+    if k ~= "task" and k ~= "error" and type(v) ~= "function" and type(v) ~= "userdata" then
+      out[k] = NAMES[k] and type(v) == "string" and named(v) or carried(v, 1)
+    end
   end
   if type(ev.error) == "table" then -- (a failed task's error: its words, not its task)
     out.error = {}
-    for _, k in ipairs(ERROR) do out.error[k] = ev.error[k] end
+    for _, k in ipairs(ERROR) do out.error[k] = carried(ev.error[k], 1) end
+  elseif ev.error ~= nil then
+    out.error = carried(ev.error, 1)
   end
   return cjson.encode(out) or cjson.encode { type = ev.type, id = ev.id }
 end

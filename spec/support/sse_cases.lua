@@ -217,6 +217,39 @@ M.cases = {
       if not ok then error(err, 0) end
     end },
 
+  { name = "an event carries no path of the server's: a failure's words name a file by its base name and a URL "
+    .. "without its password, a saved event its file by its name",
+    promise = "sse",
+    run = function(p, assert)
+      local t = tenant()
+      local s = p.open { tenant = t }
+      p.start { tenant = t, prompt = "a run saved, named" }
+      ended(p, s, "saved")
+      local was = p.emu:config()
+      p.emu:config { outcome = "failed", error = "cannot append to the journal /srv/private/sv/tasks.jsonl (--journal "
+        .. "/srv/private/sv/tasks.jsonl), nor to redis://:hunter2-pass@10.0.0.5:6379/0" }
+      local ok, err = pcall(function()
+        p.start { tenant = t, prompt = "a run that fails, naming paths" }
+        ended(p, s, "failed")
+      end)
+      p.emu:config { outcome = was.outcome, error = was.error }
+      if not ok then error(err, 0) end
+      local found = {} -- (every text of every event's data that names an absolute path or a URL's password)
+      local function look(v)
+        if type(v) == "table" then for _, x in pairs(v) do look(x) end
+        elseif type(v) == "string" and (v:find("^/") or v:find("[%s\"'(=]/[^%s/]") or v:find("://[^/%s]*@")) then
+          found[#found + 1] = v
+        end
+      end
+      for _, e in ipairs(s:events()) do look(e.data) end
+      assert.are.same({}, found)
+      local saved, failed = last_of(s, "saved"), last_of(s, "failed")
+      assert.is_truthy(saved.data.path:find("^[^/]+%.mp4$"), saved.data.path)
+      assert.are.equal("cannot append to the journal tasks.jsonl (--journal tasks.jsonl), nor to "
+        .. "redis://10.0.0.5:6379/0", failed.data.error.message:match("cannot append.*$"))
+      s:close()
+    end },
+
   { name = "a stream with nothing to tell writes a heartbeat comment every heartbeat seconds",
     promise = "sse",
     run = function(p, assert)

@@ -4,7 +4,9 @@
 -- thread, under the file's lock: the caller's thread never waits for the disk); its id is the base plus the offset
 -- of the line's end, so that ids are ordered across the processes.  Once the file is past its bound, a process
 -- keeps its last `size` lines under the lock (the journal's compaction's replace) with the base moved so that
--- every kept line keeps its id.
+-- every kept line keeps its id.  A process looks at the bound at its first put (the file as the processes before
+-- left it), every CHECK_EVERY puts and at its flush (its client's close), so that the file stays within it however
+-- few events each of many processes tells (every CLI command is one); a reader gets the key's last `size` at most.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -18,7 +20,7 @@ M.__index = M
 
 local HEAD = 25 -- the base's line: "base " .. 19 digits .. "\n"
 M.LINE_BYTES = 512 -- a line's bytes as the bound counts them: the file is cut back past size * this (1000: 512 kB)
-M.CHECK_EVERY = 64 -- a process looks at the file's size every this many of its puts
+M.CHECK_EVERY = 64 -- a process looks at the file's size every this many of its puts (and at its first, its flush)
 
 local function head(base) return string_format("base %019d\n", base) end
 
@@ -68,6 +70,7 @@ function M:put(text)
   if not self.writer then -- (the file made at the first event: a journal whose client tells none has none)
     local ok, err = made(self.path)
     if not ok then return nil, err end
+    self:bound() -- (what the processes before left: each may have told fewer than CHECK_EVERY)
     self.writer = journal.writer(self.path, self.inline)
   end
   self.writer:put(self.hash .. "\31" .. text .. "\n", false, nil, self.by)
@@ -76,8 +79,12 @@ function M:put(text)
   return true
 end
 
--- What was queued, written (seconds at most).
-function M:flush(seconds) if self.writer then self.writer:flush(seconds) end end
+-- What was queued, written (seconds at most), and the file then cut back if past its bound.
+function M:flush(seconds)
+  if not self.writer then return end
+  self.writer:flush(seconds)
+  self:bound()
+end
 
 -- The file's last size lines kept, once it is past its bound (under its lock: what the writer queued meanwhile is
 -- appended to the new file).
@@ -105,8 +112,9 @@ function M:bound()
   return ok
 end
 
--- The key's entries past seen (sse.lua's since): {id, text} pairs in order, and the last id read past (seen past
--- the newest id, 1e300 as well: none, and the newest, from which the reader is told what comes; no file yet: 0).
+-- The key's entries past seen (sse.lua's since): {id, text} pairs in order, its last `size` at most (the file,
+-- between two looks at its bound, may hold more), and the last id read past (seen past the newest id, 1e300 as
+-- well: none, and the newest, from which the reader is told what comes; no file yet: 0).
 function M:since(seen)
   local f, base, bytes = opened(self.path)
   if not (f and base) then if f then f:close() end; return {}, 0 end
@@ -122,6 +130,11 @@ function M:since(seen)
   for line, e in text:gmatch("([^\n]*)\n()") do
     upto = base + from + e - 1
     if line:sub(1, #prefix) == prefix then out[#out + 1] = { upto, line:sub(#prefix + 1) } end
+  end
+  if #out > self.size then
+    local last = {}
+    for i = #out - self.size + 1, #out do last[#last + 1] = out[i] end
+    out = last
   end
   return out, upto
 end
