@@ -1,0 +1,48 @@
+-- The words a user meets (issue "What new and hostile users found", items 15 to 21): what the command line prints
+-- for a create the spend limit refused under --log info, for --fallback moving on and giving up, for a film saved
+-- into a bucket, for verify given the wrong file, and for the dry run's total and a refusal's names.
+
+local helper = require "spec.helper"
+local C = require "spec.support.cli_run"
+
+local run, lines = C.run, C.lines
+
+local PRICE = '{"videos": 0.4}'
+local MODEL = '{"amount": 1, "scope": "model", "model": "videos"}' -- (two creates of 0.4, not three)
+
+describe("the words a user meets (What new and hostile users found, 15-21)", function()
+  local env = C.session(function() end)
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+
+  describe("--log info with --spend-limit (15)", function()
+    it("a refused create is logged by its reason, not `failed nil:`; each warning is said once", function()
+      local function capped(i)
+        return { "generate", "--model", "videos", "--prompt", "a cat " .. i, "--duration", "5", "--interval", "0.1",
+          "--out", dir .. "/" .. i .. ".mp4", "--journal", dir .. "/tasks.jsonl", "--prices", PRICE, "--spend-limit",
+          MODEL, "--log", "info" }
+      end
+      -- the log's lines without their time: what a line says
+      local function said(r)
+        local l = {}
+        for _, line in ipairs(lines(r.err)) do l[#l + 1] = (line:gsub("^%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z ", "")) end
+        return l
+      end
+      local journal = dir .. "/tasks.jsonl"
+      assert.equals(0, run(capped(1), env()).code)
+      local r = run(capped(2), env())
+      assert.equals(0, r.code, r.err)
+      local second = said(r)
+      assert.same({ "starvideos generate: warning: --spend-limit: 50% of 1 reached for model videos",
+        "starvideos generate: warning: --spend-limit: 80% of 1 reached for model videos" }, { second[1], second[2] })
+      assert.matches("^starvideos: status video_%S+ queued$", second[3])
+      r = run(capped(3), env())
+      assert.equals(1, r.code, r.err)
+      local limit = "0.8 spent of model videos in the ledger's life (at most 1, counted in the journal " .. journal
+        .. "): the next create is refused for good (a limit without per)"
+      assert.same({ "starvideos generate: warning: --spend-limit: 100% of 1 reached for model videos (a create was "
+        .. "refused)", "starvideos: failed (no task id): spend_limited: --spend-limit: " .. limit,
+        "starvideos generate: spend_limited: --spend-limit: " .. limit }, said(r))
+    end)
+  end)
+end)
