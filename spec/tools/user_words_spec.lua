@@ -11,7 +11,8 @@ local PRICE = '{"videos": 0.4}'
 local MODEL = '{"amount": 1, "scope": "model", "model": "videos"}' -- (two creates of 0.4, not three)
 
 describe("the words a user meets (What new and hostile users found, 15-21)", function()
-  local env = C.session(function() end)
+  local emu
+  local env = C.session(function(e) emu = e end)
   local dir
   before_each(function() dir = helper.tmpdir() end)
 
@@ -43,6 +44,30 @@ describe("the words a user meets (What new and hostile users found, 15-21)", fun
       assert.same({ "starvideos generate: warning: --spend-limit: 100% of 1 reached for model videos (a create was "
         .. "refused)", "starvideos: failed (no task id): spend_limited: --spend-limit: " .. limit,
         "starvideos generate: spend_limited: --spend-limit: " .. limit }, said(r))
+    end)
+  end)
+
+  describe("--fallback (16)", function()
+    after_each(function() emu:config { queued = 0.2, processing = 0.2, outcome = "completed" } end)
+
+    it("says it moves to the next model, and once every model failed, how many were tried, suggesting no --fallback",
+      function()
+      emu:config { queued = 0, processing = 0, outcome = "failed", error = "internal error" }
+      local r = run({ "generate", "--model", "videos", "--prompt", "a cat that falls back", "--duration", "5",
+        "--interval", "0.1", "--out", dir .. "/a.mp4", "--fallback", "videos_fast" }, env())
+      assert.equals(1, r.code, r.err)
+      local out = lines(r.out)
+      assert.equals(7, #out, r.out)
+      local first, second = out[1]:match("^id: (%S+)$"), out[5]:match("^id: (%S+)$")
+      assert.same({ "id: " .. first, "status: queued", "status: failed", "fallback: task " .. first .. " of videos "
+        .. "failed (service): trying videos_fast", "id: " .. second, "status: queued", "status: failed" }, out)
+      assert.same({ "starvideos generate: task_failed: task " .. second .. " failed: internal error",
+        "why: service: the service's own failure, on each of the 2 models tried: try again later" }, lines(r.err))
+      r = run({ "generate", "--model", "videos", "--prompt", "a dog that falls back", "--duration", "5",
+        "--interval", "0.1", "--fallback", "videos_fast", "--json" }, env())
+      assert.equals(1, r.code, r.err)
+      local doc = assert(require("cjson.safe").decode(r.out), r.out)
+      assert.same({ "task_failed", "service", 2 }, { doc.error.kind, doc.error.reason, doc.error.attempts })
     end)
   end)
 end)

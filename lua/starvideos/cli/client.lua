@@ -251,6 +251,12 @@ function M.new(ctx, opts, extra, keyless)
       local said = ev.field == "spend_limit" and output.spend_words(ev.message) or ev.message -- (a limit's 50/80/100%)
       output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", said, "\n")
     end
+    if ev.type == "fallback" then -- (--fallback: a line as the next model's create goes out, its entry in a batch)
+      local entry = ev.index and ctx.entry_of and ctx.entry_of(ev)
+      if not entry and ctx.display and ctx.display.line then ctx.display:line("fallback: " .. ev.message)
+      else output.err(args.PROG, " ", tostring(ctx.name), ": fallback: ", entry and entry .. ": " or "", ev.message,
+        "\n") end
+    end
     if (ev.type == "request" or ev.type == "response") and ctx.display and ctx.display.exchange then
       ctx.display:exchange(ev) -- (a batch's creates sent and answered: cli/progress.lua)
     end
