@@ -70,4 +70,26 @@ describe("the words a user meets (What new and hostile users found, 15-21)", fun
       assert.same({ "task_failed", "service", 2 }, { doc.error.kind, doc.error.reason, doc.error.attempts })
     end)
   end)
+
+  describe("verify given what is not the video (18)", function()
+    it("the record (PATH.json): exit 2, naming the video to give, not `differs`", function()
+      local video = dir .. "/x.mp4"
+      local r = run({ "generate", "--model", "videos", "--prompt", "a cat to verify", "--duration", "5",
+        "--interval", "0.1", "--out", video }, env())
+      assert.equals(0, r.code, r.err)
+      r = run { "verify", video .. ".json" }
+      assert.equals(2, r.code, r.err)
+      assert.equals("starvideos verify: " .. video .. ".json is a provenance record, not a video: give the video it "
+        .. "describes (starvideos verify " .. video .. ")", lines(r.err)[1])
+      assert.equals(0, run({ "verify", video }).code)
+    end)
+
+    it("an object's URL: exit 2, naming the commands that fetch the object and its record, then verify", function()
+      local r = run { "verify", "s3://vids/films/boat.mp4" }
+      assert.equals(2, r.code, r.err)
+      assert.equals("starvideos verify: s3://vids/films/boat.mp4 is an object's URL: verify reads a file and its "
+        .. "record beside it; fetch both, then verify the file: aws s3 cp s3://vids/films/boat.mp4 boat.mp4 && aws s3 "
+        .. "cp s3://vids/films/boat.mp4.json boat.mp4.json && starvideos verify boat.mp4", lines(r.err)[1])
+    end)
+  end)
 end)
