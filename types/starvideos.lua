@@ -527,6 +527,7 @@ function Job:cancel() end
 ---@field path string the film's file
 ---@field shots starvideos.Task[] each shot's task, in order
 ---@field copied boolean true: joined by a stream copy; false: re-encoded
+---@field bytes? integer the film's size, when its out is an object (s3://): its provenance record's
 ---@field provenance_error? string why the film's provenance record was not written (the film is made)
 
 ---what client:film would make (dry_run)

@@ -118,17 +118,21 @@ function M.refused(err, extra)
 end
 
 -- What to do for a reason (the command line's line, the studio's card): named, the input its words named as the
--- reader knows it (the field, or the command line's flag), or nil.
-function M.advice(reason, named)
+-- reader knows it (the field, or the command line's flag), or nil; tried: how many models a fallback tried, each
+-- failed (nil: one, or no fallback).
+function M.advice(reason, named, tried)
   if named == "prompt" then named = "the prompt" end
   if reason == "policy" then
     return "the service refused the content: change " .. (named or "the prompt or the reference")
   elseif reason == "input" then
     return "the service could not use a parameter or reference: change " .. (named or "the one its words name")
+  elseif reason == "service" and tried then
+    return "the service's own failure, on each of the " .. tried .. " models tried: try again later"
   elseif reason == "service" then
     return "the service's own failure: try again, or another model (--fallback)"
   end
   return "the service's words match no known failure: read them above"
+    .. (tried and " (each of the " .. tried .. " models tried failed)" or "")
 end
 
 return M

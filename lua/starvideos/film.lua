@@ -388,7 +388,8 @@ function M.film(client, shots, opts)
   if not ok then return after_made(same, #list) end
   local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
     function(path) return lineage.hash_file(client, path) end) -- (its shots' records named)
-  return { path = opts.out, shots = tasks, copied = same, provenance_error = not recorded and rerr or nil }
+  return { path = opts.out, shots = tasks, copied = same, bytes = made and made.bytes, -- (an object's: its record's)
+    provenance_error = not recorded and rerr or nil }
 end
 
 return M

@@ -148,6 +148,7 @@ C.CLASSES = {
   { "Film", "a film made (client:film)", fields = {
     { "path", "string", "the film's file" }, { "shots", "starvideos.Task[]", "each shot's task, in order" },
     { "copied", "boolean", "true: joined by a stream copy; false: re-encoded" },
+    { "bytes?", "integer", "the film's size, when its out is an object (s3://): its provenance record's" },
     { "provenance_error?", "string", "why the film's provenance record was not written (the film is made)" } } },
   { "FilmPlan", "what client:film would make (dry_run)", fields = {
     { "shots", "starvideos.FilmShot[]", "each shot" }, { "creates", "integer", "the creates it would send" },

@@ -6,7 +6,7 @@ local args = require "starvideos.cli.args"
 local output = require "starvideos.cli.output"
 local protect = require("starvideos.interrupt").pcall -- (a pcall that lets Ctrl-C through)
 
-local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
+local type, pairs, tostring, tonumber, select = type, pairs, tostring, tonumber, select
 local io_open, io_stdin, os_getenv = io.open, io.stdin, os.getenv
 local math_min = math.min
 local usage_error, quote = args.usage_error, args.quote
@@ -140,6 +140,21 @@ function M.money(opts, o)
   end
 end
 
+-- The log (--log, else $STARVIDEOS_LOG): its lines on stderr, at its level, without the warnings (the command says
+-- each in its own words: --spend-limit's 50/80/100%) and with a refused create's limit named by its flag; nil
+-- when neither is given, or the variable is not a level (the library refuses it: bad STARVIDEOS_LOG).
+function M.log(level)
+  if not level then level = (os_getenv("STARVIDEOS_LOG") or ""):lower() end
+  if level ~= "debug" and level ~= "info" then return nil end
+  local Log = require "starvideos.extras.log"
+  local wall = select(2, M.load()).wall
+  return function(line, kind) -- (the library's log as a function: every line, the event's type beside it)
+    if kind == "warning" or (level == "info" and Log.DEBUG_ONLY[kind]) then return end
+    if kind == "failed" then line = line:gsub(": spend_limit([:%[])", ": --spend-limit%1") end
+    output.err(Log.stamp(wall()), " ", line, "\n")
+  end
+end
+
 -- --proxy, --log and --create-limit into the client's options o (which holds
 -- the journal or store already).
 local function flag_options(opts, o)
@@ -149,7 +164,7 @@ local function flag_options(opts, o)
     if password then output.set_secret(password) end
     o.proxy = opts.proxy
   end
-  o.log = opts.log
+  o.log = M.log(opts.log)
   if opts.preflight then o.preflight = opts.preflight == "strict" and "strict" or false end
   if opts.key then -- a job's name in the ledger (generate, create)
     if opts.out then usage_error("--key and --out: a job with --out is keyed by its file already; give one") end
@@ -235,6 +250,12 @@ function M.new(ctx, opts, extra, keyless)
       local entry = ev.because and ev.index and ctx.entry_of and ctx.entry_of(ev)
       local said = ev.field == "spend_limit" and output.spend_words(ev.message) or ev.message -- (a limit's 50/80/100%)
       output.err(args.PROG, " ", tostring(ctx.name), ": warning: ", entry and entry .. ": " or "", said, "\n")
+    end
+    if ev.type == "fallback" then -- (--fallback: a line as the next model's create goes out, its entry in a batch)
+      local entry = ev.index and ctx.entry_of and ctx.entry_of(ev)
+      if not entry and ctx.display and ctx.display.line then ctx.display:line("fallback: " .. ev.message)
+      else output.err(args.PROG, " ", tostring(ctx.name), ": fallback: ", entry and entry .. ": " or "", ev.message,
+        "\n") end
     end
     if (ev.type == "request" or ev.type == "response") and ctx.display and ctx.display.exchange then
       ctx.display:exchange(ev) -- (a batch's creates sent and answered: cli/progress.lua)

@@ -73,8 +73,9 @@ local sent = {}
 -- The size of what was saved at path (a file's, else an object's as sent), or nil.
 function M.saved_size(path) return M.file_size(path) or sent[path] end
 
-function M.saved_line(path)
-  local size = M.saved_size(path)
+-- "saved PATH (16.5 KiB, 16863 bytes)"; bytes: the size when no file here has it (a film put into a bucket).
+function M.saved_line(path, bytes)
+  local size = M.saved_size(path) or bytes
   return string_format("saved %s (%s)", path, size and (size < 1024 and string_format("%d bytes", size)
     or string_format("%s, %d bytes", human_size(size), size)) or "size unknown")
 end

@@ -169,7 +169,7 @@ local function print_film(made, as_json)
     out(string_format("shot %d: task %s%s, %s\n", i, tostring(t.id), t.parent and string_format(" (%s %s)",
       t.relation == "remix" and "remixes" or "continues", t.parent) or "", display.saved_line(t.path or "?")))
   end
-  out(display.saved_line(made.path), string_format(": %d shots joined, %s\n", #made.shots, made.copied
+  out(display.saved_line(made.path, made.bytes), string_format(": %d shots joined, %s\n", #made.shots, made.copied
     and "by a stream copy" or "re-encoded (the shots differ in codec, size or frame rate)"))
   return 0
 end

@@ -233,7 +233,8 @@ function M.error_object(err)
   return { kind = err.kind, message = err.message, field = err.field, status = err.status,
     retry_after = err.retry_after, id = err.id, maybe_created = err.maybe_created, created = err.created,
     request_id = err.request_id, server_request_id = err.server_request_id, reason = err.reason, input = err.input,
-    limit = err.limit, spent = err.spent, amount = err.amount, tenant = err.tenant, model = err.model } -- (spend's)
+    limit = err.limit, spent = err.spent, amount = err.amount, tenant = err.tenant, model = err.model, -- (spend's)
+    attempts = err.attempts } -- (--fallback's: the models tried)
 end
 
 -- The one JSON document of a command that failed, whatever the command:
@@ -369,7 +370,8 @@ function M.report(ctx, err)
     write(io_stderr, M.maybe_made(ctx, err), "\n")
   elseif err.reason then -- (a failed task, a refused create: what to do, its input named by its flag)
     local named = err.input and (args.FIELD_FLAG[err.input] or err.input)
-    write(io_stderr, "why: ", err.reason, ": ", require("starvideos.failure").advice(err.reason, named), "\n")
+    local tried = type(err.attempts) == "number" and err.attempts > 1 and err.attempts or nil -- (--fallback's)
+    write(io_stderr, "why: ", err.reason, ": ", require("starvideos.failure").advice(err.reason, named, tried), "\n")
   end
   return code
 end

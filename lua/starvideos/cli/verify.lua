@@ -104,13 +104,26 @@ end
 
 -- The file at path verified: {checked =, problems =, notes =}.  (Bad input: a usage error, exit 2.)
 function M.verify(path)
-  if path:find("^%a[%w+.-]*://") then
-    args.usage_error("%s is an object's URL: verify reads a file (download the object and its .json beside it first)",
-      visible(path))
+  local word = require("starvideos.shell").word
+  local X = require "starvideos.extension"
+  if X.scheme(path) then -- (the commands that fetch the object and its record: its sink's, when its rock is here)
+    local name = path:match("([^/]+)/*$") or "video.mp4"
+    local sink = X.optional("sink", X.scheme(path))
+    local fetch = sink and sink.fetch and sink.fetch(path, name)
+    args.usage_error("%s is an object's URL: verify reads a file and its record beside it; fetch both, then verify "
+      .. "the file: %s", visible(path), fetch and fetch .. " && " .. args.INVOKED .. " verify " .. word(name)
+      or "the object as " .. word(name) .. ", its record " .. word(path .. P.SUFFIX) .. " as " .. word(name
+      .. P.SUFFIX) .. ", then " .. args.INVOKED .. " verify " .. word(name))
   end
-  local kind = require("starvideos.core").file_kind(path, true)
+  local file_kind = require("starvideos.core").file_kind
+  local kind = file_kind(path, true)
   if kind ~= "file" then
     args.usage_error("%s is %s", visible(path), require("starvideos.download").NOT_A_FILE[kind] or "not there")
+  end
+  local video = path:sub(-#P.SUFFIX) == P.SUFFIX and path:sub(1, -#P.SUFFIX - 1)
+  if video and video ~= "" and not file_kind(path .. P.SUFFIX, true) then -- (a record given: it has none of its own)
+    args.usage_error("%s is a provenance record, not a video: give the video it describes (%s verify %s)",
+      visible(path), args.INVOKED, word(video))
   end
   local r = { checked = {}, problems = {}, notes = {} }
   check(path, r, { [path] = true })

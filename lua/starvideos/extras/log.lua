@@ -7,6 +7,7 @@ local Log = {}
 local MARK = "[redacted]"
 
 local DEBUG_ONLY = { request = true, response = true, created = true, saved = true }
+Log.DEBUG_ONLY = DEBUG_ONLY -- (the command line's log: cli/client.lua)
 local PLAIN = { string = true, number = true, boolean = true } -- the types of the fields an unknown event shows
 
 -- A secret this long or longer is hidden wherever it is; a shorter one only where it stands whole (docs/logs-and-
@@ -94,8 +95,11 @@ local FORMAT = {
   status = function(ev)
     return fill("status {id} {status}", ev) .. (ev.index and fill(" (index {index})", ev) or "")
   end,
-  failed = function(ev) -- a job's end in error (job.lua): why, where failure.lua knows it
-    return fill("failed {id}: ", ev) .. (ev.reason and fill("{reason}", ev) .. (ev.input and fill(" ({input})", ev)
+  failed = function(ev) -- a job's end in error (job.lua): why, where failure.lua knows it; one with no task (refused
+    -- before its create, or its answer lost) by its error's kind
+    local head = ev.id and fill("failed {id}: ", ev)
+      or "failed (no task id): " .. (type(ev.error) == "table" and ev.error.kind and fill("{kind}: ", ev.error) or "")
+    return head .. (ev.reason and fill("{reason}", ev) .. (ev.input and fill(" ({input})", ev)
       or "") .. ": " or "") .. fill("{message}", ev)
   end,
   warning = "warning: {message}",

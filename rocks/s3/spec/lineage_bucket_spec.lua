@@ -313,6 +313,12 @@ describe("remix and continue with an s3:// parent or out", function()
       assert.equal(0, r.code, r.err)
       assert.equal(before + 2, emu:creates())
       assert.near(10, object_seconds("films/boat.mp4"), 0.5)
+      -- its size as the film's record has it, not "size unknown" (issue "What new and hostile users found", 17)
+      local bytes = #object_bytes("films/boat.mp4")
+      local said = {}
+      for l in r.out:gmatch("[^\n]+") do said[#said + 1] = l end
+      assert.equal(string.format("saved s3://vids/films/boat.mp4 (%s, %d bytes): 2 shots joined, by a stream copy",
+        require("starvideos.cli.display").human_size(bytes), bytes), said[#said])
     end)
   end)
 end)

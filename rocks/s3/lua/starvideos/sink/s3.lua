@@ -29,4 +29,14 @@ function S.describe(text)
   return { parts = #up.parts, id = up.upload }
 end
 
+-- The shell commands that fetch the object at url and its provenance record (url.json) into file and file.json
+-- (the AWS CLI's, which reads the same AWS_* variables): what `starvideos verify s3://...` names.
+function S.fetch(url, file)
+  local function w(s) -- (a shell word: bare when plain, else single-quoted)
+    if s:find("^[%w%./_+,:@%-]+$") then return s end
+    return "'" .. s:gsub("'", [['\'']]) .. "'"
+  end
+  return string.format("aws s3 cp %s %s && aws s3 cp %s %s", w(url), w(file), w(url .. ".json"), w(file .. ".json"))
+end
+
 return S
