@@ -31,6 +31,7 @@ local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, res
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
 function Job.new(ctx, goal, id, spec)
+  Video() -- (its download's module loaded as a job is made, by start or a call: never inside a frame's step)
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,

@@ -37,7 +37,8 @@ function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
     field = "journal", asks = {}, waits = {}, loop = loop }, L)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
-    self.writer = journal().writer(path, not loop or loop.own)
+    self.writer, self.leases = journal().writer(path, not loop or loop.own), self.leases -- (a journal's leases: made
+    -- with it, not in a frame's step at a task's first confirm)
     self.said = require("starvideos.records.said").new(path, cfg, function() return self:follow() end)
     self.counts = cfg.spend and Spend().counts(cfg) or nil
     require("starvideos.records.compact").maybe_compact(path, config.DEFAULTS.compact_at) -- (docs/batch.md)
