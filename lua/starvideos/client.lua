@@ -75,8 +75,10 @@ local function hook(cfg, key, loop, observe)
   local s = cfg.trace and require("starvideos.otel").settings(cfg.trace) -- (OTEL_* where trace gives none)
   if not (observe and (metrics or s)) then return nil end
   local tracer
-  cfg.observe, tracer = observe.new(cfg, key, loop, metrics, s, ngx and not cfg.transport
-    and function(xcfg, xkey) return require("starvideos.nginx.transport").new(xcfg, xkey) end)
+  cfg.observe, tracer = observe.new(cfg, key, loop, metrics, s, ngx and not cfg.transport and function(xcfg)
+    local xkey = Key.for_client(xcfg) -- (inside nginx, a loop of its own on nginx's sockets: a timer's)
+    return Loop.for_client(xcfg, xkey, require("starvideos.nginx.transport").new(xcfg, xkey))
+  end)
   return tracer
 end
 

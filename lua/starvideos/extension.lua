@@ -105,37 +105,23 @@ function X.find(point, key, what, field)
   return nil, new_error("invalid_request", message, { field = field, rock = rock })
 end
 
--- The window: what a product rock may use of the core beyond C (starvideos.core) and these points, by the core
--- module it comes from and its names there (docs/architecture.md, "What a rock may require of the core").  A rock
--- reads X.<window> (X.errors.new_error, X.lease.FIRST ...): a view of the module, its listed names alone; any
+-- The window: what a product rock may use of the core beyond C (starvideos.core, starvideos.sign) and these points,
+-- by the core module it comes from and its names there (docs/architecture.md, "What a rock may require of the
+-- core"): four parts, the error's shape, the defaults, an exchange with another host and the ledger's interface.  A
+-- rock reads X.<window> (X.errors.new_error, X.ledger.lease ...): a view of the module, its listed names alone; any
 -- other raises, naming the page.  The rest of the core may change without a rock knowing.
 X.WINDOW = {
   errors = { "new_error", "argerror" }, -- the error shape, a wrong argument
   config = { "DEFAULTS", "VERSION", "env", "nginx" }, -- the defaults, $NAME, nginx's ngx (nil outside it)
   request = { "new", "JSON", "UNTIL_DEADLINE" }, -- an exchange with another host (a bucket, a collector)
-  sign = { "sha256" }, -- SHA-256 (the C module starvideos.sign: loaded at first use)
-  otel = { "traceparent" }, -- a W3C traceparent read
-  shell = { "word" }, -- the command line's quoting
-  loop = { "for_client" }, -- the loop of a client's options (a collector's exports)
-  key = { "for_client", "hash_of" }, -- the shared part of a key, the key's hash (a store's records)
-  create = { "references", "extra_json", "MAX_FILE", "MEDIA_FIELDS" }, -- a create's references, its body
-  sink = { "object" }, -- whether a file is an object's (an out's record)
-  download = { "size" }, -- a saved file's size
-  rules = { "pending", "created", "confirm", "taken", "settle_pending", "settler", "lapsed", "limited", "head",
-    "key_answer", "kept" }, -- what both ledgers record and decide
-  lease = { "FIRST", "RENEW", "fences", "holder", "onlooker", "keeper", "due", "part", "answered" }, -- leases
-  spend = { "RULES", "clock", "window", "units_of", "covering", "refusal", "tell", "report", "moved" }, -- spend_limit
-  bucket = { "RULES", "MAX_HOLD" }, -- the key's budget, run where the store runs it
-  schedule = { "of", "kind_of", "first_read" }, -- the learned samples a store keeps
-  journal = { "carried", "tasks" }, -- a journal's records carried over (records/journal.lua)
-  leases = { "hold", "release" }, -- the process's flock leases (records/leases.lua)
+  ledger = { "implement", "record", "answer", "limited", "lease", "spend", "budget", "schedule", "lists",
+    "key_hash" }, -- the ledger's interface (ledger.lua): what both ledgers share
 }
-local MODULE = { journal = "records.journal", leases = "records.leases" }
 
 setmetatable(X, { __index = function(_, name)
   local names = X.WINDOW[name]
   if not names then return nil end
-  local module, listed = "starvideos." .. (MODULE[name] or name), {}
+  local module, listed = "starvideos." .. name, {}
   for _, n in ipairs(names) do listed[n] = true end
   local mod = require(module)
   local view = setmetatable({}, { __index = function(_, n)

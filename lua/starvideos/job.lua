@@ -104,6 +104,10 @@ end
 
 -- Its seat (seat.lua: what a sink and the references point see of it), made at its first use.
 function Job:seated() if not self.seat then self.seat = Seat.new(self) end return self.seat end
+-- (its seat's references and body: its create's local files as the check read them, and the create sent with each
+-- one's URL in its place: local_files.lua's)
+function Job:local_files() return require("starvideos.local_files").local_files(self.params, self.file_sums) end
+function Job:body_with(url_of) return require("starvideos.local_files").body_with(self.params, url_of) end
 
 function Job:finish(err) -- the job ends (err: why it failed), letting go of its reference objects (storage/refs.lua)
   self.done = true

@@ -52,6 +52,30 @@ function M.answered(h, sent, t, ms)
   h.renewed = sent
 end
 
+-- The process's leases by name (a journal's path, a store's "where prefix"), each shared by the ledgers of that
+-- name: name's (new(name) at the first hold: a lease table, or nil, err), one user more; or nil, err.
+local held = {}
+function M.hold(name, new)
+  local lease = held[name]
+  if not lease then
+    local err
+    lease, err = new(name)
+    if not lease then return nil, err end
+    lease.name, lease.users, held[name] = name, 0, lease
+  end
+  lease.users = lease.users + 1
+  return lease
+end
+
+-- One user fewer: whether it was the last (the lease let go then: its let_go(lease), when it has one).
+function M.release(lease)
+  lease.users = lease.users - 1
+  if lease.users > 0 then return false end
+  if held[lease.name] == lease then held[lease.name] = nil end
+  if lease.let_go then lease.let_go(lease) end
+  return true
+end
+
 -- The numbers a process holds by task id (its creates, its keeper's claims), each with its holder and the
 -- holder's lapses then.  ms: a store's lease, lapsed by the clock; nil: a journal's, an flock held while its
 -- process lives, lapsed only when its file is gone (removed by hand, or by a cleaner of /tmp).

@@ -1,6 +1,6 @@
 -- OpenTelemetry's settings read in one place (docs/observability.md#traces): the trace option checked (config.lua
--- calls it), its endpoint, header lines and service name with OTEL_* where the option gives none, and a W3C
--- traceparent parsed.  Never a header's value in a message: it may be a token.
+-- calls it), its endpoint, header lines and service name with OTEL_* where the option gives none.  Never a
+-- header's value in a message: it may be a token.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
@@ -11,14 +11,6 @@ local O = {}
 local function env(name)
   local v = os.getenv(name)
   if v ~= "" then return v end
-end
-
--- A W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>"): its trace id, span id and whether it is sampled, or nil.
-function O.traceparent(v)
-  local ver, tid, sid, flags = (type(v) == "string" and v or ""):match("^(%x%x)%-(%x+)%-(%x+)%-(%x%x)$")
-  if not ver or ver == "ff" or #tid ~= 32 or #sid ~= 16 or v:find("%u") or not tid:find("[^0]")
-      or not sid:find("[^0]") then return nil end
-  return tid, sid, tonumber(flags, 16) % 2 == 1
 end
 
 -- config.lua's checker of opts.traceparent: nil, or what was expected.  A string that is not a W3C traceparent is

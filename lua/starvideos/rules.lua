@@ -95,16 +95,6 @@ function R.taken(ledger, lid)
   return p
 end
 
--- Whether a keeper may have claimed task id since (then the ledger asks first: its confirm), by the numbers the
--- ledger holds (ledger.fences, starvideos.lease's).
-function R.lapsed(ledger, id, part) return ledger.fences:lapsed(id, part) end
-
--- The ledger's confirm: a question on task id (its leases'), asked only when the process may no longer hold it
--- when part is given (its lease not renewed for that part of a lease, or lapsed since: R.lapsed), else nil.
-function R.confirm(ledger, id, deadline, part)
-  if part and not R.lapsed(ledger, id, part) then return nil end
-  return ledger.leases:confirm(id, deadline)
-end
 
 -- create_limit's refusal (tenant: tenant_limit's, for that tenant), whoever counted (store: its name, when a
 -- store did).
@@ -160,35 +150,49 @@ function R.key_answer(e, want, at)
   return { id = e.id, model = e.model, alive = e.alive, upload = e.upload, sha256 = e.sha256, whole = whole(e, want) }
 end
 
--- A failed create settled (a ledger's create_failed; `record` and `abandon`: its own writes): the task recorded
--- (uncertain) when the answer named one, the create settled when it surely made nothing, else left pending.
-function R.settler(record, abandon)
-  return function(self, err, params, lid)
+-- The methods every ledger has the same way (docs/architecture.md, "The ledger"), given to class, made of its own
+-- writes: own.record(self, id, params, lid, p, uncertain, ids, err) records a created task; own.abandon(self, lid)
+-- settles a create that surely made nothing; own.settle(self, p, id) a pending create p settled by hand; own.where
+-- (self) names the ledger ("the store URL", "--store URL").  The methods:
+--   lapsed(id, part)   whether a keeper may have claimed task id since (then it asks first: confirm), by the
+--                      numbers the ledger holds (self.fences, starvideos.lease's)
+--   confirm(id, deadline, part)  a question on task id (its leases'), asked only when the process may no longer
+--                      hold it when part is given (its lease not renewed for that part of a lease, or lapsed
+--                      since), else nil
+--   create_failed(err, params, lid)  a failed create settled: the task recorded (uncertain) when the answer named
+--                      one, the create settled when it surely made nothing, else left pending
+--   settle_pending(lid, id)  a pending create settled by hand (`starvideos pending --forget ID`: it made nothing
+--                      worth keeping, its key creates again; `--adopt ID TASK_ID`: the task the user found it made,
+--                      recorded created as its answer would have been, so that its key follows that task and a
+--                      rerun pays for nothing again): id the task adopted, nil forgotten; its answer (true, or
+--                      nil, why), or nil, why when there is none
+function R.implement(class, own)
+  function class.lapsed(self, id, part) return self.fences:lapsed(id, part) end
+  function class.confirm(self, id, deadline, part)
+    if part and not self:lapsed(id, part) then return nil end
+    return self.leases:confirm(id, deadline)
+  end
+  function class.create_failed(self, err, params, lid)
     local p = R.taken(self, lid)
     if err.created and err.id then
-      record(self, err.id, params, lid, p, true, nil, err) -- (the error's request ids, for the journal's)
+      own.record(self, err.id, params, lid, p, true, nil, err) -- (the error's request ids, for the journal's)
     elseif not err.maybe_created then
-      if lid then abandon(self, lid) end
+      if lid then own.abandon(self, lid) end
     else
       err.pending = lid
     end
   end
-end
-
--- A pending create settled by hand (`starvideos pending --forget ID`: it made nothing worth keeping, its key
--- creates again; `--adopt ID TASK_ID`: the task the user found it made, recorded created as its answer would have
--- been, so that its key follows that task and a rerun pays for nothing again).  ledger's pending create lid (one
--- of ledger:pending()) settled with settle(ledger, p, id): id the task adopted, nil forgotten.  Its answer
--- (true, or nil, why), or nil, why when there is none; `in_where` and `at` name the ledger ("the store URL",
--- "--store URL").
-function R.settle_pending(ledger, lid, id, settle, in_where, at)
-  local list, err = ledger:pending()
-  if not list then return nil, err end
-  for _, p in ipairs(list) do
-    if p["local"] == lid then return settle(ledger, p, id) end
+  function class.settle_pending(self, lid, id)
+    local list, err = self:pending()
+    if not list then return nil, err end
+    for _, p in ipairs(list) do
+      if p["local"] == lid then return own.settle(self, p, id) end
+    end
+    local in_where, at = own.where(self)
+    return nil, errors.hint(string_format("no pending create %s in %s (`starvideos pending %s` lists them)",
+      tostring(lid), in_where, at))
   end
-  return nil, errors.hint(string_format("no pending create %s in %s (`starvideos pending %s` lists them)",
-    tostring(lid), in_where, at))
+  return class
 end
 
 return R

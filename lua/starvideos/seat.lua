@@ -7,16 +7,23 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local S = {}
 
 -- What a seat gives of its job: its values, read when asked (the job's now) ...
-local VALUES = { out = true, cfg = true, loop = true, key = true, deadline = true, id = true, params = true,
-  refs = true, status = true, state = true, file_sums = true, ledger = true }
+local VALUES = { out = true, cfg = true, loop = true, key = true, deadline = true, id = true, refs = true,
+  status = true, state = true, ledger = true }
+-- ... what it makes of the job when asked: references, the create's local files as the check read them
+-- (create.lua's local_files: {field, file, sha256, type, max} each) ...
+local MADE = {
+  references = function(job) return job:local_files() end,
+}
 -- ... and what it may ask of it: advance(t), await(w, t) (the job waits for w), progress(bytes, total), emit(name,
--- fields), and awaits(x): whether the job waits for x now (its request, or its references' upload).
+-- fields), awaits(x): whether the job waits for x now (its request, or its references' upload), and body(url_of):
+-- the create's path and body, each local file's URL (url_of: file -> URL) in its place (create.lua's body_with).
 local METHODS = {
   advance = function(job, t) return job:advance(t) end,
   await = function(job, w, t) return job:await(w, t) end,
   progress = function(job, bytes, total) return job:progress(bytes, total) end,
   emit = function(job, name, fields) return job:emit(name, fields) end,
   awaits = function(job, x) return job.req == x or job.checking == x end,
+  body = function(job, url_of) return job:body_with(url_of) end,
 }
 
 local JOB = {} -- (the key a seat holds its job at: this file's alone, and S.job's)
@@ -32,6 +39,7 @@ for k, m in pairs(METHODS) do BOUND[k] = function(seat, ...) return m(rawget(sea
 -- One metatable for every seat: a seat is one small table per job (a job waits for hours: 10,000 at once).
 local SEAT = { __newindex = taken, __metatable = false, __index = function(seat, k)
   if VALUES[k] then return rawget(seat, JOB)[k] end
+  if MADE[k] then return MADE[k](rawget(seat, JOB)) end
   local m = BOUND[k]
   if m then return m end
   error(string.format("a job's seat gives no %s: docs/architecture.md, \"What a rock may require of the core\"",

@@ -102,7 +102,10 @@ function V.answered(job, r, t)
     return job:confirm(t)
   end
   if not err then
-    if job.id then l:downloaded(job.id, Sink.recorded(job.out), r.sha256, r.bytes, r.note) end
+    if job.id then -- (its size: the sink's, else the file's)
+      local path = Sink.recorded(job.out)
+      l:downloaded(job.id, path, r.sha256, r.bytes or require("starvideos.download").size(path), r.note)
+    end
     if job.cfg.observe then job.cfg.observe:saved(require("starvideos.observed").job(job)) end -- (its metrics)
     local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
     if w then return job:await(w, t) end

@@ -339,7 +339,7 @@ describe("journal compaction and the samples reader", function()
       local st = journal.follow(path)
       assert.same({}, st.open, "no create left pending")
       local listed = {}
-      for _, e in ipairs(journal.tasks(st)) do listed[#listed + 1] = e.id or e["local"] end
+      for _, e in ipairs(require("starvideos.lists").tasks(st)) do listed[#listed + 1] = e.id or e["local"] end
       assert.same(round == 1 and { "t4", "t3", "t2", "t1" } or { "t1" }, listed)
       assert(compact.compact(path))
     end

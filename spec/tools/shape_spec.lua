@@ -273,19 +273,18 @@ describe("tools/shape.lua", function()
     function()
     local dir = checkout()
     local page = assert(helper.read_file(dir .. "/docs/architecture.md"))
-    page = page:gsub("(\n| `starvideos.extension` |[^\n]*)", "%1\n| `starvideos.job` | a job |\n"
-      .. "| `starvideos.loop` | a loop |", 1)
-    page = page:gsub("| `download` | `size` |", "| `download` | `size` `verify` |", 1)
+    page = page:gsub("(\n| `starvideos.extension` |[^\n]*)", "%1\n| `starvideos.job` | a job |", 1)
+    page = page:gsub("| `errors` | `new_error` `argerror` |", "| `errors` | `new_error` `argerror` `hint` |", 1)
     helper.write_file(dir .. "/docs/architecture.md", page)
     local path = "rocks/redis/lua/starvideos/fleet/scripts.lua"
-    local out, n = planted(dir, path, 'local A, B = X.lease.FIRST, X.lease.hidden\n'
-      .. 'local R = X.rules\nlocal C = R.confirm or R.secret -- X.lease.in_a_comment\n'
-      .. 'local P, Q = X.spend, X.bucket\nlocal D, E = P.clock, Q:not_given()\n')
+    local out, n = planted(dir, path, 'local A, B = X.ledger.lease, X.ledger.hidden\n'
+      .. 'local R = X.errors\nlocal C = R.new_error or R.secret -- X.ledger.in_a_comment\n'
+      .. 'local P, Q = X.config, X.request\nlocal D, E = P.env, Q:not_given()\n')
     assert.matches("docs/architecture.md: 4 core modules a rock may require, more than three", out, 1, true)
-    assert.matches("docs/architecture.md: the window's row of download is not `size`", out, 1, true)
-    assert.matches(path .. ":" .. (n + 1) .. ": reads lease.hidden, not in the window", out, 1, true)
-    assert.matches(path .. ":" .. (n + 3) .. ": reads rules.secret, not in the window", out, 1, true)
-    assert.matches(path .. ":" .. (n + 5) .. ": reads bucket.not_given, not in the window", out, 1, true)
+    assert.matches("docs/architecture.md: the window's row of errors is not `new_error` `argerror`", out, 1, true)
+    assert.matches(path .. ":" .. (n + 1) .. ": reads ledger.hidden, not in the window", out, 1, true)
+    assert.matches(path .. ":" .. (n + 3) .. ": reads errors.secret, not in the window", out, 1, true)
+    assert.matches(path .. ":" .. (n + 5) .. ": reads request.not_given, not in the window", out, 1, true)
     local _, hits = out:gsub("not in the window", "")
     assert.equal(3, hits, out) -- (several locals at once, a method call; not a listed name, nor a comment)
   end)
@@ -307,13 +306,21 @@ describe("tools/shape.lua", function()
 
   it("gives a rock the window's names of a core module and raises on any other, naming the page", function()
     local X = require "starvideos.extension"
-    assert.equal(require("starvideos.lease").FIRST, X.lease.FIRST)
+    assert.equal(require("starvideos.lease").FIRST, X.ledger.lease.FIRST)
     assert.equal(require("starvideos.errors").new_error, X.errors.new_error)
-    local ok, err = pcall(function() return X.lease.some_rule end)
+    local ok, err = pcall(function() return X.ledger.some_rule end)
     assert.is_false(ok)
-    assert.matches("starvideos.lease gives a rock no some_rule: the window is extension.lua's X.WINDOW "
+    assert.matches("starvideos.ledger gives a rock no some_rule: the window is extension.lua's X.WINDOW "
       .. "(docs/architecture.md, \"What a rock may require of the core\")", tostring(err), 1, true)
+    ok, err = pcall(function() return X.ledger.lease.number end) -- (lease.lua's, not the interface's)
+    assert.is_false(ok)
+    assert.matches("the ledger's lease gives a rock no number: docs/architecture.md, \"The ledger interface\"",
+      tostring(err), 1, true)
     assert.is_nil(X.job) -- (no part of that name)
+    assert.is_nil(X.lease) -- (a module behind the interface: no part)
+    local parts, names = 0, 0
+    for _, list in pairs(X.WINDOW) do parts, names = parts + 1, names + #list end
+    assert.same({ 4, 19 }, { parts, names }) -- (issue 77: at most 4 parts, about 20 names)
   end)
 
   -- A copy of the library with requires against the order added: a core module's lazy

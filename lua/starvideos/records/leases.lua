@@ -5,6 +5,7 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
+local carried = require("starvideos.lists").carried -- (a task carried: both ledgers')
 local rule = require "starvideos.lease"
 
 local ipairs, pairs, tostring, setmetatable, assert, os_remove, os_getenv, string_format =
@@ -15,7 +16,10 @@ local M = {}
 
 M.FOLLOW = 1024 * 1024 -- bytes of the journal a keeper reads per look
 
-local held = {} -- journal path (a store's "where prefix": fleet/leases.lua) -> this process's lease
+local function let_go_of(lease)
+  os_remove(lease.file) -- first: a name is never locked again once let go
+  lease.lock:unlock()
+end
 
 -- <journal>.owners/<id>, else (a folder the process may not write in, a journal given to
 -- nginx's `nobody`) under /tmp, a path the records then carry.
@@ -30,35 +34,12 @@ local function new_lease(path)
     if not lock2 then return nil, tostring(err) .. "; " .. tostring(err2) end
     lock, file = lock2, elsewhere
   end
-  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere }
+  return { id = id, lock = lock, path = path, file = file, elsewhere = elsewhere, let_go = let_go_of }
 end
 
-local function let_go_of(lease)
-  os_remove(lease.file) -- first: a name is never locked again once let go
-  lease.lock:unlock()
-end
-
--- The process's lease of key (new(key) at the first hold, else the journal's), one more user; or nil, err.
-function M.hold(key, new)
-  local lease = held[key]
-  if not lease then
-    local err
-    lease, err = (new or new_lease)(key)
-    if not lease then return nil, err end
-    lease.key, lease.users, held[key] = key, 0, lease
-  end
-  lease.users = lease.users + 1
-  return lease
-end
-
--- One user fewer: whether it was the last (a journal's lease is let go then).
-function M.release(lease)
-  lease.users = lease.users - 1
-  if lease.users > 0 then return false end
-  if held[lease.key] == lease then held[lease.key] = nil end
-  if lease.lock then let_go_of(lease) end
-  return true
-end
+-- The process's lease of journal path, one more user (lease.lua's hold); or nil, err.  release: one user fewer.
+function M.hold(path) return rule.hold(path, new_lease) end
+M.release = rule.release
 
 local Keeper = rule.keeper({})
 Keeper.__index = Keeper
@@ -153,7 +134,7 @@ function Leases:orphans(k)
         if let_go(k, t.owner, t.lease, cache) then candidates[#candidates + 1] = { id = t.id, owner = t.owner } end
       elseif not k.carrying[t.id] and k.again[t.id] and k.again[t.id] <= core.now() then -- its own, again
         k.again[t.id] = nil
-        out[#out + 1] = journal.carried(t, t.part, k.id)
+        out[#out + 1] = carried(t, t.part, k.id)
       end
     end
   end
@@ -174,7 +155,7 @@ function Leases:orphans(k)
   for _, c in ipairs(claimed) do
     c.t.owner, c.t.lease = k.id, k.elsewhere
     ledger.fences:take(c.id, c.fence, k)
-    out[#out + 1] = journal.carried(c.t, c.t.part, c.owner)
+    out[#out + 1] = carried(c.t, c.t.part, c.owner)
   end
   return out, pendings
 end
@@ -188,7 +169,7 @@ function Leases:orphaned()
   local k, cache, tasks, pendings = { path = ledger.path }, {}, {}, {}
   for _, t in ipairs(st.list) do
     if not t.path and t.status ~= "failed" and let_go(k, t.owner, t.lease, cache) then
-      tasks[#tasks + 1] = journal.carried(t, t.part, t.owner)
+      tasks[#tasks + 1] = carried(t, t.part, t.owner)
     end
   end
   for _, p in ipairs(st.open) do

@@ -111,13 +111,10 @@ end
 
 -- (its leases': records/leases.lua's, the interface's: docs/architecture.md)
 function L:keeper(look) return self.leases:keeper(look) end
-L.confirm = Rules.confirm
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
 end
-
-L.lapsed = Rules.lapsed
 
 -- The times of the journal's (st) pending records of the last `per` s (of tenant, when given), newest first, at
 -- most count.
@@ -292,8 +289,6 @@ function L:created(task, params, lid, ids)
     { task = task, id = task.id, field = "journal", created = true })
 end
 
--- (the rules' settler: the task recorded when the answer named one, abandoned when it surely made nothing)
-L.create_failed = Rules.settler(record_created, abandoned)
 
 function L:status(id, status, took, within, why, reason, input) -- (reason, input: a failed task's, failure.lua's)
   if status == "failed" then self.fences:let_go(id) end
@@ -304,7 +299,7 @@ end
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).
 function L:downloaded(id, path, sha256, bytes, note)
   local rec = { event = "downloaded", id = id, path = path, sha256 = sha256,
-    bytes = bytes or require("starvideos.download").size(path) }
+    bytes = bytes }
   for k, v in pairs(note or {}) do if rec[k] == nil then rec[k] = v end end -- (the sink's: sink.lua's noted)
   local lapsed = self:lapsed(id)
   local n, by = self.fences:let_go(id)
@@ -375,7 +370,7 @@ end
 
 function L:tasks()
   local st, err = self:read_all(true)
-  return st and journal().tasks(st), err
+  return st and require("starvideos.lists").tasks(st), err
 end
 
 -- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
@@ -386,9 +381,9 @@ local function settle(self, p, id)
   return append(self, rec, true)
 end
 
-function L:settle_pending(lid, id)
-  return Rules.settle_pending(self, lid, id, settle, self.path, "--journal " .. self.path)
-end
+-- (confirm, lapsed, create_failed and settle_pending: every ledger's, the interface's: docs/architecture.md)
+Rules.implement(L, { record = record_created, abandon = abandoned, settle = settle,
+  where = function(self) return self.path, "--journal " .. self.path end })
 
 -- client:spend()'s list (spend.lua's report): the journal's reservations, those of a process gone past its lease
 -- (its pending create unanswered: maybe paid) counted spent; without a journal, the key's bucket's.

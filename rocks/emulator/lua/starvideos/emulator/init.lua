@@ -7,9 +7,11 @@
 -- It alone needs LuaSocket (the library does not): loaded when a server starts
 -- listening, and when it is missing, listen() says how to install it.
 
-local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local cjson = require "cjson.safe"
-local shell_word = X.shell.word
+-- s as one word of a POSIX shell line: bare when plain, else in single quotes, each ' as '\''.
+local function shell_word(s)
+  return s:find("^[%w%./_+,:@%-]+$") and s or "'" .. s:gsub("'", [['\'']]) .. "'"
+end
 local files = require "starvideos.emulator.files"
 local ratelimit = require "starvideos.emulator.ratelimit"
 local failures = require "starvideos.emulator.fail"

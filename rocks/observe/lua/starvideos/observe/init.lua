@@ -8,10 +8,10 @@ require "starvideos.needs.observe" -- (a core outside this rock's range refused:
 local M = {}
 
 -- A client's observer (cfg.observe) and its tracer (nil: traces off; the client's close flushes it): metrics,
--- whether it counts; s, otel.lua's trace settings (nil: off); nginx_transport, inside nginx the function making
--- the exports' transport (nginx's sockets).
-function M.new(cfg, key, loop, metrics, s, nginx_transport)
-  local tracer = s and require("starvideos.observe.trace").of(key, cfg, s, loop, nginx_transport) or nil
+-- whether it counts; s, otel.lua's trace settings (nil: off); nginx_loop, inside nginx the function making the
+-- exports' loop of their own (nginx_loop(cfg): on nginx's sockets, client.lua's).
+function M.new(cfg, key, loop, metrics, s, nginx_loop)
+  local tracer = s and require("starvideos.observe.trace").of(key, cfg, s, loop, nginx_loop) or nil
   local registry = metrics and require("starvideos.observe.metrics").registry() or nil
   return require("starvideos.observe.observer").new(registry, tracer), tracer
 end

@@ -121,18 +121,25 @@ function O:saved(ev)
   if ev.seconds then self.m:add("starvideos_video_seconds_total", ev.seconds, m) end
 end
 
--- The parent of a job's span (its event ev): its traceparent, else inside nginx the request's `traceparent` header.
+-- The parent of a job's span (its event ev): its traceparent, else inside nginx the request's `traceparent` header;
+-- read as W3C's ("00-<32 hex>-<16 hex>-<2 hex>"): its trace id, span id and whether it is sampled, or nil.
 local function traceparent(ev)
-  if ev.traceparent then return ev.traceparent end
-  local ngx = config.nginx()
-  local ok, v = pcall(function() return ngx and ngx.var.http_traceparent end) -- (none in a timer)
-  return ok and v or nil
+  local v = ev.traceparent
+  if not v then
+    local ngx = config.nginx()
+    local ok, h = pcall(function() return ngx and ngx.var.http_traceparent end) -- (none in a timer)
+    v = ok and h or nil
+  end
+  local ver, tid, sid, flags = (type(v) == "string" and v or ""):match("^(%x%x)%-(%x+)%-(%x+)%-(%x%x)$")
+  if not ver or ver == "ff" or #tid ~= 32 or #sid ~= 16 or v:find("%u") or not tid:find("[^0]")
+      or not sid:find("[^0]") then return nil end
+  return tid, sid, tonumber(flags, 16) % 2 == 1
 end
 
 -- The task span of a job (its event ev), from t (false: its parent is not sampled): its trace, id, parent's id,
 -- name, start.
 function O:begin(ev, t)
-  local tid, sid, sampled = X.otel.traceparent(traceparent(ev))
+  local tid, sid, sampled = traceparent(ev)
   if tid and not sampled then self.spans[ev.task] = false; return end
   local tr = self.tr -- (observe/trace.lua's functions: loaded only when tracing)
   self.spans[ev.task] = { trace = tid or tr.trace_id(), id = tr.id(), parent = sid, name = "starvideos " .. ev.what,

@@ -9,8 +9,6 @@ local X = require "starvideos.extension" -- (its window: what a rock may use of 
 local core = require "starvideos.core"
 local config = X.config
 local Request = X.request
-local Loop = X.loop
-local Key = X.key
 local otlp = require "starvideos.observe.otlp"
 
 local now, wall = core.now, core.wall
@@ -20,15 +18,15 @@ local T = {}
 T.__index = T
 
 -- The key's tracer of these settings (otel.lua's; its part: inside nginx the worker's), exporting on the key's loop,
--- or inside nginx on a loop of its own with nginx_transport(cfg, key) (client.lua's: nginx's sockets) in a timer.
-function T.of(key, cfg, s, loop, nginx_transport)
+-- or inside nginx on a loop of its own, nginx_loop(cfg) (client.lua's: on nginx's sockets), in a timer.
+function T.of(key, cfg, s, loop, nginx_loop)
   return key:part("trace " .. s.endpoint .. "\0" .. s.headers .. "\0" .. s.service, function()
     -- the exports' own cfg: no events, no metrics of them, no key
     local xcfg = setmetatable({ on_event = false, observe = false, base_url = s.endpoint, max_connections = 1,
       requests_per_second = 1e6, api_key = false, transport = false }, { __index = cfg })
-    return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_transport and loop, cols = { {}, {} },
+    return setmetatable({ s = s, xcfg = xcfg, key = key, loop = not nginx_loop and loop, cols = { {}, {} },
       cap = D.trace_queue, batch = D.trace_batch, head = 1, tail = 0, dropped = 0, exported = 0, req = false,
-      armed = false, nginx_transport = nginx_transport, on_drop = false, told = -math.huge,
+      armed = false, nginx_loop = nginx_loop, on_drop = false, told = -math.huge,
       offset = wall() - now() }, T)
   end)
 end
@@ -146,8 +144,7 @@ end
 -- (premature, or the worker exiting: nginx stops or reloads: one batch more within TRACE_FLUSH); the rest later.
 local function pump(premature, self)
   self.timer, self.armed = false, false
-  local xkey = Key.for_client(self.xcfg)
-  local loop = Loop.for_client(self.xcfg, xkey, self.nginx_transport(self.xcfg, xkey))
+  local loop = self.nginx_loop(self.xcfg)
   local ngx = config.nginx()
   local req
   repeat
@@ -166,7 +163,7 @@ end
 -- (whose end looks again).
 function T:schedule(t)
   local at = due(self, t) or t
-  if self.nginx_transport then
+  if self.nginx_loop then
     if self.timer then return end
     self.timer = config.nginx().timer.at(math.max(0, at - t), pump, self) and true or false -- (none free: later)
     self.armed = self.timer
@@ -179,7 +176,7 @@ end
 
 -- Outside nginx: its timer fell due, or the export in flight ended: the next batch when it is due, else a timer.
 function T:advance(t)
-  if self.nginx_transport then return end -- (the timer's loop drives its own request)
+  if self.nginx_loop then return end -- (the timer's loop drives its own request)
   local req = self.req
   if req then
     if not req.done then return end
@@ -195,7 +192,7 @@ end
 
 -- A client closes: what is queued goes now, waited for at most TRACE_FLUSH seconds.
 function T:flush()
-  if self.nginx_transport or (self.tail < self.head and not self.req) then return end
+  if self.nginx_loop or (self.tail < self.head and not self.req) then return end
   self.flushing = true
   if not self.req then self.loop:at(now(), self) end
   self.loop:drive(function(s) return not s.req and s.tail < s.head end, self, now() + D.trace_flush)

@@ -5,9 +5,8 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local Rules = X.rules -- (what a pending record holds, limited, key_answer: both ledgers')
-local Spend = X.spend
-local rule = X.lease
+local I = X.ledger -- (the ledger's interface: what a pending record holds, limited, a key's answer)
+local Spend, rule = I.spend, I.lease
 local Acks = require "starvideos.fleet.acks" -- (spacing)
 local Scripts = require "starvideos.fleet.scripts" -- (spend_keys)
 local Spent = require "starvideos.fleet.spent" -- (log_terms)
@@ -132,7 +131,7 @@ function A:send(p, out, want)
   local pre, w = l.prefix, want or {}
   local count, per = limit_args(l.cfg.create_limit)
   local tcount, tper = limit_args(tenant and l.cfg.tenant_limit)
-  local rec = Rules.pending(p, lid, out, want, tenant)
+  local rec = I.record.pending(p, lid, out, want, tenant)
   rec.owner, rec.time = lease.id, Spend.clock() + (st.server.clock_off or 0)
   rec.price, rec.spend, self.which = Spend.covering(l.cfg, p.model, tenant, rec.time) -- (spend.lua's reservation)
   -- (its price logged whatever the limits, and what the script counts the limits again from: scripts.lua's log)
@@ -200,7 +199,7 @@ function A:step()
   if type(done) == "table" and done[1] == "limited" then
     local tenant = done[3] == "t" and self.tenant or nil
     local lim = self.ledger.cfg[tenant and "tenant_limit" or "create_limit"]
-    return Rules.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
+    return I.limited(lim, lim.count, tonumber(done[2]), self.ledger.where, tenant)
   end
   self.verdict = A.named(done)
   return true
@@ -239,7 +238,7 @@ function A.peeks(l) return setmetatable({ ledger = l, sent = setmetatable({}, { 
 -- of its own, nothing written: with a loop false until the store answered; else the rules' key_answer (a store
 -- failing: nil and the store's error, the create asking again under the keyed script).
 function Peeks:peek(want)
-  if want.fresh then return Rules.key_answer(nil, want) end
+  if want.fresh then return I.answer(nil, want) end
   local l = self.ledger
   local st = l.store
   local n, err = self.sent[want], nil
@@ -254,7 +253,7 @@ function Peeks:peek(want)
   self.sent[want] = nil
   local v, werr = st:wait(n)
   if v == nil and werr then return nil, werr end
-  return Rules.key_answer(A.named(v), want, "--store " .. l.where)
+  return I.answer(A.named(v), want, "--store " .. l.where)
 end
 
 return A

@@ -4,7 +4,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
-local Bucket = X.bucket
+local Bucket = X.ledger.budget
 local Store = require "starvideos.fleet.store"
 
 local F = {}

@@ -8,9 +8,8 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local journal = X.journal -- (carried)
-local records_leases = X.leases -- (its hold and release: the process's leases)
-local rule = X.lease
+local I = X.ledger -- (the ledger's interface)
+local lists, rule = I.lists, I.lease
 
 local type, ipairs, pairs, next, tostring, setmetatable = type, ipairs, pairs, next, tostring, setmetatable
 
@@ -28,10 +27,10 @@ local function new()
 end
 
 -- The process's lease of the key ("where prefix"), one more user of it (nothing sent yet).
-function M.hold(key) return records_leases.hold(key, new) end
+function M.hold(key) return rule.hold(key, new) end
 
 -- One user fewer: whether it was the last (its key is then the caller's to delete).
-function Lease:release() return records_leases.release(self) end
+function Lease:release() return rule.release(self) end
 
 -- The lease renewed, the store's identity answered (fleet/scripts.lua's lease): the script for id sent on
 -- ledger's store (h: a renewal's ask, its answer shared: store:send_for), n, or nil, err.
@@ -193,7 +192,7 @@ function Leases:orphans(k)
   rule.answered(k, t, core.now(), ledger.lease_ms) -- (the script renewed its lease)
   local tasks, pendings = {}, {}
   for i, h in ipairs(v[1]) do
-    tasks[i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
+    tasks[i] = lists.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil)
     ledger.fences:take(h.id, tonumber(h.claimed), k)
     k.claims[h.id] = h
     ledger:knows(h.id, h.kind, h.key_hash)
@@ -212,7 +211,7 @@ end
 function Leases:orphaned()
   local v, err = self.ledger:read_sets({ "unfinished", "pending" }, { id = "?" })
   if not v then return nil, err end
-  for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil) end
+  for i, h in ipairs(v[1]) do v[1][i] = lists.carried(h, h.part_dest, h.owner ~= "" and h.owner or nil) end
   return v[1], v[2]
 end
 

@@ -4,17 +4,13 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local config, errors, Schedule = X.config, X.errors, X.schedule
+local config, errors, I = X.config, X.errors, X.ledger -- (I: the ledger's interface)
 local Store = require "starvideos.fleet.store"
 local Ask = require "starvideos.fleet.ask"
 local Queue = require "starvideos.fleet.queue"
 local Again = require "starvideos.fleet.again"
 local leases = require "starvideos.fleet.leases"
-local rule = X.lease
-local journal = X.journal -- (carried, tasks)
-local Download = X.download -- (size)
-local Rules = X.rules -- (what a record holds, a key's answer, settled, cost: both ledgers')
-local Spend = X.spend
+local rule, Record, Spend, Schedule, lists = I.lease, I.record, I.spend, I.schedule, I.lists
 local Spent = require "starvideos.fleet.spent"
 local Events = require "starvideos.fleet.events"
 require "starvideos.fleet.scripts" -- (they join the store's)
@@ -55,7 +51,7 @@ end
 function R.new(store, cfg, loop, key)
   if type(store) ~= "table" or not store.cfg then store = Store.new(store, { timeout = cfg.connect_timeout }) end
   local sc = store:unverified(cfg.on_event).cfg
-  local hash = key and key.hash or X.key.hash_of(cfg.base_url, cfg.api_key)
+  local hash = I.key_hash(cfg, key)
   local where, prefix = store.where, "starvideos:{" .. hash .. "}:"
   local self = setmetatable({ store = store, cfg = cfg, hash = hash, prefix = prefix,
     where = where, field = "store", queue = Queue.for_key(store.server, where, prefix, loop and loop.own, sc.id),
@@ -66,8 +62,8 @@ function R.new(store, cfg, loop, key)
     Again.new(self)
   self.refusals = require("starvideos.fleet.refusals").new(self)
   store:watch(prefix, self, true)
-  if key and Schedule.first_read(key, where .. " " .. prefix) then
-    self.schedule = Schedule.of(key, cfg)
+  self.schedule = Schedule.learner(key, cfg, where .. " " .. prefix)
+  if self.schedule then
     local reader = { ledger = self, turn = read_samples }
     if loop then key:share(reader) else reader:turn() end
   end
@@ -196,8 +192,8 @@ function R:_ask(params, lid, out, want, tenant, addr)
     local counted = self:counted_creates(core.now())
     counted[#counted + 1] = { at = core.now(), tenant = self.cfg.tenant_limit and tenant }
   end
-  if ask.verdict then return Rules.key_answer(ask.verdict, want, "--store " .. self.where) end
-  self.outs[lid] = Rules.pending(params, lid, out, want, tenant, addr) -- (addr: its task's record's)
+  if ask.verdict then return I.answer(ask.verdict, want, "--store " .. self.where) end
+  self.outs[lid] = Record.pending(params, lid, out, want, tenant, addr) -- (addr: its task's record's)
   return true
 end
 
@@ -213,13 +209,13 @@ end
 
 -- p: what before_create kept of the create (its pending record, the rules').
 local function record_created(self, id, params, lid, p, uncertain)
-  local rec = Rules.created(self.cfg, id, params, nil, p, uncertain and "1")
+  local rec = Record.created(self.cfg, id, params, nil, p, uncertain and "1")
   local key_hash = rec.key and core.hash(rec.key)
   rec.owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   rec.kind, rec.time, rec.key_hash = Schedule.kind_of(params.model, params.duration, params.resolution), os_time(),
     key_hash
   rec.prompt_hash, rec.prompt = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
-    Rules.head(params.prompt)
+    Record.head(params.prompt)
   local args = Ask.pairs_of(rec, id, lid or "")
   local keys = Again.task_keys(self, id, lid or "", key_hash, lid and (self.spends[lid] or p and p.spend))
   if lid then self.spends[lid] = nil end
@@ -233,7 +229,7 @@ end
 function R:created(task, params, lid)
   local e = self.held[task.id]
   if not e then
-    e = record_created(self, task.id, params, lid, Rules.taken(self, lid))
+    e = record_created(self, task.id, params, lid, Record.taken(self, lid))
     if not self.loop then return true end
     self.held[task.id] = e
   end
@@ -241,7 +237,6 @@ function R:created(task, params, lid)
   return false
 end
 
-R.create_failed = Rules.settler(record_created, abandoned)
 function R:peek(want) return self.peeks:peek(want) end
 function R:refusal(addr) return self.refusals:get(addr) end -- (refusal.lua's: fleet/refusals.lua)
 function R:refused(...) return self.refusals:put(...) end -- (id, addr, reason, input, words, tenant)
@@ -257,23 +252,23 @@ local function settle(self, p, id)
   return ok, ferr and leases.message(ferr)
 end
 
-function R:settle_pending(lid, id)
-  return Rules.settle_pending(self, lid, id, settle, "the store " .. self.where, "--store " .. self.where)
-end
+-- (confirm, lapsed, create_failed and settle_pending: every ledger's, the interface's)
+I.implement(R, { record = record_created, abandon = abandoned, settle = settle,
+  where = function(self) return "the store " .. self.where, "--store " .. self.where end })
 
 function R:status(id, status, took, within, why, reason, input) -- (one the rules keep: its addr's content refused)
   if status == "failed" then self:let_go(id, true) end
   self:_record("status", Again.status_keys(self, id, status == "failed"), { id, status,
     took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
     config.DEFAULTS.samples, config.DEFAULTS.retain, why or "", reason or "", input or "",
-    Rules.kept(status, reason) and self.refusals.entry(id, reason, input, why) or "" })
+    Record.kept(status, reason) and self.refusals.entry(id, reason, input, why) or "" })
 end
 
 -- (note: what the sink keeps with the record, sink.lua's noted: the bucket's etag, the one the task's hash holds)
 function R:downloaded(id, path, sha256, bytes, note)
   local n = self:let_go(id, true)
   self:_record("downloaded", Again.downloaded_keys(self, id), { id, path, config.DEFAULTS.retain,
-    bytes or Download.size(path) or "", sha256 or "", n and tostring(n) or "", note and note.etag or "" })
+    bytes or "", sha256 or "", n and tostring(n) or "", note and note.etag or "" })
 end
 
 -- An upload to an object in progress (state: its record, storage/object.lua's), or ended (nil); a task's reference
@@ -296,10 +291,6 @@ function R:sink_state(id, kind, state, where)
 end
 function R:written(e) return not e or e.written ~= nil or e.refused or self.queue:failed_since(e) end -- (L:written)
 
--- Whether the task this process holds (created, or claimed by its keeper) may have been claimed since (then it
--- asks the store first: R:confirm): records/ledger.lua's, the fences' rule of a store.
-R.confirm = Rules.confirm
-R.lapsed = Rules.lapsed
 
 -- A task another holds now (a keeper's claim): no longer recorded again after a reset; its number forgotten
 -- (and returned) once its job ended.
@@ -352,7 +343,7 @@ end
 function R:unfinished()
   local v, err = self:read_sets { "unfinished" }
   if not v then return nil, err end
-  for i, h in ipairs(v[1]) do v[1][i] = journal.carried(h, h.part_dest) end
+  for i, h in ipairs(v[1]) do v[1][i] = lists.carried(h, h.part_dest) end
   return v[1]
 end
 
@@ -363,7 +354,7 @@ function R:tasks()
   for _, h in ipairs(v[1]) do
     h.created, h.bytes, h.status, h.cost = h.time, tonumber(h.bytes), h.status or "queued", tonumber(h.cost)
   end
-  return journal.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
+  return lists.tasks { list = v[1], pending = v[2], settled = {}, abandoned = {} }
 end
 
 -- client:spend()'s list (spend.lua's report, of the store's spend: names, recounted), a pending create whose owner's

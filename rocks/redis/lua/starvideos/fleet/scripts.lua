@@ -31,7 +31,7 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
-local FIRST = string.format("local FIRST = '%d'\n", X.lease.FIRST) -- (a task's first number)
+local FIRST = string.format("local FIRST = '%d'\n", X.ledger.lease.FIRST) -- (a task's first number)
 
 -- The labels of the keys spend.lua's rule touches for create lid's reservation under a spec ("key@end@amount ...",
 -- spend.S.covering's): its res:, and per limit sp:, held:, told: (each step) and who: (a limit of every tenant).
@@ -49,7 +49,7 @@ local function spend_labels(text, lid, out)
   return out
 end
 ]]
-local RULES = X.spend.RULES
+local RULES = X.ledger.spend.RULES
 local Spent = require "starvideos.fleet.spent" -- (the log of creates a limit is counted again from)
 
 -- spend.lua's rule on the store: its kv on the declared keys spend:<name>, values kept as strings (spend_kv());

@@ -14,7 +14,7 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
-local Spend = X.spend
+local Spend = X.ledger.spend
 local core = require "starvideos.core"
 local config = X.config
 

@@ -10,7 +10,6 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
-local Create = X.create
 local errors = X.errors
 local S3 = require "starvideos.storage.s3"
 local Object = require "starvideos.storage.object"
@@ -30,7 +29,7 @@ local MIME = { png = "image/png", jpeg = "image/jpeg", webp = "image/webp", gif 
   mov = "video/quicktime", wav = "audio/wav", mp3 = "audio/mpeg", m4a = "audio/mp4", aac = "audio/aac",
   ogg = "audio/ogg" }
 
-local function sign() return X.sign end
+local function sign() return require "starvideos.sign" end -- (C: loaded at first use)
 
 -- The store of cfg and where its references go: st, bucket, prefix; or nil, err (what to set).
 local function refs_of(cfg)
@@ -116,7 +115,7 @@ end
 
 -- Its bytes put (the file read whole, as the check read it, and hashed again: what is sent is what was checked).
 function Obj:put(t)
-  local body, err = core.read_whole(self.file, Create.MAX_FILE)
+  local body, err = core.read_whole(self.file, self.max)
   local sum = body and sign().sha256(body)
   if sum ~= self.sha256 then
     return self:answered(t, new_error("io", body and string_format("%s changed since it was checked: its SHA-256 "
@@ -162,19 +161,18 @@ end
 local U = {}
 U.__index = U
 
--- The object of a reference (ref: its field and file), made once per file's bytes: o, or nil, err.  Its SHA-256
--- and type are the check's (extras/preflight.lua, job.file_sums: taken from the bytes it judged).
+-- The object of a reference (the seat's: its field and file, its SHA-256 and type the check's, extras/preflight.lua:
+-- taken from the bytes it judged), made once per file's bytes: o, or nil, err.
 function U:object(ref, prefix)
-  local checked = (self.seat.file_sums or {})[ref.file]
-  if not checked then
+  if not ref.sha256 then
     return nil, new_error("invalid_request", ref.field .. ": " .. ref.file .. " was not checked", { field = ref.field })
   end
-  local sum, ext = checked.sha256, MIME[checked.type] and checked.type or "bin"
+  local sum, ext = ref.sha256, MIME[ref.type] and ref.type or "bin"
   local mime = MIME[ext] or "application/octet-stream"
   local url = "s3://" .. self.bucket .. "/" .. prefix .. sum .. "." .. ext
   local o = self.by_url[url]
   if not o then
-    o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field })
+    o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field, max = ref.max })
     self.by_url[url], self.list[#self.list + 1] = o, o
     self.st.server:hold(self.seat, url)
   end
@@ -191,11 +189,9 @@ function R.start(seat, t)
   local st, bucket, prefix = place(cfg)
   if not st then return up:finish(bucket, t) end
   up.st, up.bucket = st, bucket
-  for _, ref in ipairs(Create.references(seat.params)) do
-    if ref.file and not up.by_file[ref.file] then
-      local o, err = up:object(ref, prefix)
-      if not o then return up:finish(err, t) end
-    end
+  for _, ref in ipairs(seat.references) do
+    local o, err = up:object(ref, prefix)
+    if not o then return up:finish(err, t) end
   end
   up.left = #up.list
   for _, o in ipairs(up.list) do ask(up, o, t, "head") end
@@ -214,15 +210,6 @@ function U:got(o, t, err)
   if self.left == 0 then self:presigned(t) end
 end
 
--- The reference as the create names it: a local file's presigned URL in its place.
-local function sent_form(v, by_file, urls)
-  if type(v) ~= "table" then return v end
-  if v.file then return urls[by_file[v.file]] end
-  local list = {}
-  for i, r in ipairs(v) do list[i] = sent_form(r, by_file, urls) end
-  return list
-end
-
 -- Every object there: each named by a presigned GET that outlives the task's deadline (a week at most), the
 -- create's body built with them.
 function U:presigned(t)
@@ -239,10 +226,9 @@ function U:presigned(t)
     if not url then return self:finish(err, t) end
     urls[o], names[i] = url, o.url
   end
-  local params, sent = self.seat.params, {}
-  for k, v in pairs(params) do sent[k] = v end
-  for _, name in ipairs(Create.MEDIA_FIELDS) do sent[name] = sent_form(params[name], self.by_file, urls) end
-  local path, body = core.build_create(sent, Create.extra_json(params), true)
+  local url_of = {}
+  for file, o in pairs(self.by_file) do url_of[file] = urls[o] end
+  local path, body = self.seat:body(url_of)
   if not path then return self:finish(body, t) end
   self.body = body
   if not (self.cfg.storage and self.cfg.storage.keep_refs) then self.refs = cjson.encode(names) end

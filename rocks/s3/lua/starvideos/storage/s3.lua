@@ -23,7 +23,7 @@ S.WEEK = 7 * 86400 -- seconds: the longest a SigV4 presigned URL lives
 S.HOUR = 3600      -- seconds: the shortest lifetime a presigned URL is given (a queue may hold the task that long)
 S.MARGIN = 600     -- seconds a presigned URL outlives the task's deadline
 
-local function sign() return X.sign end
+local function sign() return require "starvideos.sign" end -- (C: loaded at first use)
 -- SigV4 and S3's percent-encoding: this rock's own C module (rocks/s3/csrc), loaded with the first request
 local function sigv4() return require "starvideos.sigv4" end
 

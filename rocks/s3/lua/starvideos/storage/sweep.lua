@@ -10,7 +10,6 @@ local X = require "starvideos.extension" -- (its window: what a rock may use of 
 local core = require "starvideos.core"
 local Object = require "starvideos.storage.object"
 local S3 = require "starvideos.storage.s3"
-local Sink = X.sink
 
 local next, ipairs, pairs, tonumber, tostring, os_time, string_format, table_concat, math_floor =
   next, ipairs, pairs, tonumber, tostring, os.time, string.format, table.concat, math.floor
@@ -40,7 +39,7 @@ local function ours(ctx, dir, name)
   for _, t in ipairs(ctx.ledger:tasks() or {}) do
     add(t.out)
     add(t.path)
-    if t.id and Sink.object(dir) then
+    if t.id and X.scheme(dir) then -- (an object's URL, not a folder)
       add(dir:gsub("/*$", "/") .. name(t.id) .. ".mp4")
     end
     if t.uploading and t.state ~= "downloaded" then held[t.uploading.id or ""] = true end
