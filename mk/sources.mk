@@ -11,18 +11,18 @@
 # The core: no Lua, no libcurl (the C tests and the fuzz targets link it alone).
 SV_SRC       := csrc/core/buf.c csrc/core/error.c csrc/core/text.c csrc/core/url.c csrc/core/clock.c \
                 csrc/core/id.c csrc/core/json.c csrc/core/models.c csrc/core/answer.c csrc/core/verdict.c csrc/core/limits.c \
-                csrc/core/journal.c csrc/core/part.c csrc/core/media.c
+                csrc/core/journal.c csrc/core/part.c csrc/core/media.c csrc/core/work.c
 # libcurl's transport: the multi handle (multi.c), what an exchange sends (send.c) and what comes back (body.c)
 SV_HTTP_SRC  := csrc/curl/multi.c csrc/curl/send.c csrc/curl/body.c
 # webhook signatures on libcrypto (HMAC-SHA256, base64), and a video's check as it
 # passes (stream.c: its SHA-256 and the MP4 check): sign.so only, linked with the
 # Makefile's CRYPTO_LIBS (the C tests and the fuzz targets do without it)
 SIGN_SRC     := csrc/core/sign.c csrc/core/stream.c
-# what the Lua modules share (the error table, the verdict, the .part handle)
-LSV_SRC      := csrc/lua/error.c csrc/lua/verdict.c csrc/lua/part.c
-# starvideos.core's own objects: its module functions, the commit, the journal's lock,
-# the media readers
-CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/lock.c csrc/lua/media.c
+# what the Lua modules share (the error table, the verdict, the .part handle, a helper thread's handle)
+LSV_SRC      := csrc/lua/error.c csrc/lua/verdict.c csrc/lua/part.c csrc/lua/work.c
+# starvideos.core's own objects: its module functions, the commit, the command runner, the journal's lock and
+# writer, the media readers
+CORE_LUA_SRC := csrc/lua/core.c csrc/lua/commit.c csrc/lua/run.c csrc/lua/lock.c csrc/lua/media.c
 # starvideos.core (core.so: neither libcurl nor libcrypto, so `require "starvideos"`
 # is quick), starvideos.curl (curl.so: the transport, loaded with the first client)
 # and starvideos.sign (sign.so: the webhook signatures, the one module linking

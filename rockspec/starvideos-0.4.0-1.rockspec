@@ -47,8 +47,8 @@ build = {
     ["starvideos.core"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/lua/error.c", "csrc/lua/verdict.c", "csrc/lua/part.c",
-        "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/lock.c", "csrc/lua/media.c" },
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/work.c", "csrc/lua/error.c", "csrc/lua/verdict.c", "csrc/lua/part.c",
+        "csrc/lua/work.c", "csrc/lua/core.c", "csrc/lua/commit.c", "csrc/lua/run.c", "csrc/lua/lock.c", "csrc/lua/media.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "pthread", "dl", "m" },
       -- curl/curlver.h only (the version for the User-Agent): no libcurl linked
@@ -57,9 +57,9 @@ build = {
     ["starvideos.sign"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/sign.c", "csrc/core/stream.c",
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/work.c", "csrc/core/sign.c", "csrc/core/stream.c",
         "csrc/lua/error.c", "csrc/lua/verdict.c",
-        "csrc/lua/part.c", "csrc/lua/sign.c", "csrc/lua/stream.c" },
+        "csrc/lua/part.c", "csrc/lua/work.c", "csrc/lua/sign.c", "csrc/lua/stream.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "crypto", "pthread", "dl", "m" },
       incdirs = { "$(CRYPTO_INCDIR)" },
@@ -68,8 +68,8 @@ build = {
     ["starvideos.curl"] = {
       sources = { "csrc/core/buf.c", "csrc/core/error.c", "csrc/core/text.c", "csrc/core/url.c",
         "csrc/core/clock.c", "csrc/core/id.c", "csrc/core/json.c", "csrc/core/models.c", "csrc/core/answer.c",
-        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/curl/multi.c", "csrc/curl/send.c", "csrc/curl/body.c",
-        "csrc/lua/error.c", "csrc/lua/verdict.c", "csrc/lua/part.c", "csrc/lua/curl.c" },
+        "csrc/core/verdict.c", "csrc/core/limits.c", "csrc/core/journal.c", "csrc/core/part.c", "csrc/core/media.c", "csrc/core/work.c", "csrc/curl/multi.c", "csrc/curl/send.c", "csrc/curl/body.c",
+        "csrc/lua/error.c", "csrc/lua/verdict.c", "csrc/lua/part.c", "csrc/lua/work.c", "csrc/lua/curl.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "pthread", "dl", "m" },
       incdirs = { "$(CURL_INCDIR)" },

@@ -73,7 +73,7 @@ if [ "${1:-}" = "--module" ]; then
   # shellcheck disable=SC2016
   sources=$(make -s --no-print-directory --eval 'sv-print-sources: ; @echo $(ALL_SRC)' \
     sv-print-sources) || exit 1
-  # -D_GNU_SOURCE: csrc/core/part.c defines it before its first header, and the
+  # -D_GNU_SOURCE: csrc/core/work.c defines it before its first header, and the
   # header forced in here comes before that
   # shellcheck disable=SC2086,SC2046
   exec $CC ${CFLAGS:--O2 -g} $WARN $DEFS -D_GNU_SOURCE -fPIC -fvisibility=hidden ${LUA_INC:-} $CURL_CFLAGS \

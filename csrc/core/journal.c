@@ -191,8 +191,8 @@ typedef struct jitem {
 struct sv_jwriter {
   pthread_mutex_t mu;
   pthread_cond_t work, moved; /* moved: room made or tickets done */
-  pthread_t thread;
-  int threaded, closing;
+  sv_work *thread; /* the work whose data this is (work.c) */
+  int made, threaded, closing; /* made: mu, work and moved are (jw_free destroys them) */
   jitem *head, *tail, *spent; /* spent: written, freed by the caller (its allocator's lock is never the thread's) */
   size_t queued;
   long long done;
@@ -256,10 +256,10 @@ static void write_batch(sv_jwriter *w, jitem *list) {
   sv_buf_free(&why);
 }
 
-static void *jw_thread(void *arg) {
-  sv_jwriter *w = arg;
+static void jw_run(sv_work *work, void *data) {
+  sv_jwriter *w = data;
   jitem *list;
-  sv_helper_background();
+  (void)work;
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->head && !w->closing) pthread_cond_wait(&w->work, &w->mu);
@@ -272,25 +272,15 @@ static void *jw_thread(void *arg) {
     pthread_mutex_lock(&w->mu);
   }
   pthread_mutex_unlock(&w->mu);
-  return NULL;
 }
 
-sv_jwriter *sv_jwriter_new(const char *path, int inline_) {
-  sv_jwriter *w = calloc(1, sizeof *w + strlen(path) + 1);
-  if (!w) return NULL;
-  strcpy(w->path, path);
-  if (pthread_mutex_init(&w->mu, NULL) != 0) { free(w); return NULL; }
-  pthread_cond_init(&w->work, NULL);
-  { /* moved: a timed wait on the monotonic clock (a step of the wall's lengthens none) */
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->moved, &attr);
-    pthread_condattr_destroy(&attr);
-  }
-  sv_helper_pin_module();
-  w->threaded = !inline_ && sv_helper_start(&w->thread, jw_thread, w) == 0; /* else each put writes at once */
-  return w;
+/* Its owner let go (sv_jwriter_free, once what it queued is written): the thread ends. */
+static void jw_stop(void *data) {
+  sv_jwriter *w = data;
+  pthread_mutex_lock(&w->mu);
+  w->closing = 1;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->mu);
 }
 
 static void free_items(jitem *it) {
@@ -299,6 +289,42 @@ static void free_items(jitem *it) {
     next = it->next;
     free(it);
   }
+}
+
+/* By the last of the owner and the thread. */
+static void jw_free(void *data) {
+  sv_jwriter *w = data;
+  if (!w->made) return;
+  pthread_cond_destroy(&w->work);
+  pthread_cond_destroy(&w->moved);
+  pthread_mutex_destroy(&w->mu);
+  free_items(w->spent);
+  free_items(w->head);
+  free_items(w->mine);
+  sv_buf_free(&w->fails);
+}
+
+static const sv_work_kind jw_kind = { jw_run, jw_stop, jw_free };
+
+sv_jwriter *sv_jwriter_new(const char *path, int inline_) {
+  sv_work *work = sv_work_new(&jw_kind, sizeof(sv_jwriter) + strlen(path) + 1);
+  sv_jwriter *w;
+  if (!work) return NULL;
+  w = sv_work_data(work);
+  w->thread = work;
+  strcpy(w->path, path);
+  if (pthread_mutex_init(&w->mu, NULL) != 0) { sv_work_close(work); return NULL; }
+  w->made = 1;
+  pthread_cond_init(&w->work, NULL);
+  { /* moved: a timed wait on the monotonic clock (a step of the wall's lengthens none) */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->moved, &attr);
+    pthread_condattr_destroy(&attr);
+  }
+  w->threaded = !inline_ && sv_work_start(work, 0); /* else each put writes at once */
+  return w;
 }
 
 /* The caller's items handed to the thread (under w->mu); the spent ones taken back, to free. */
@@ -381,18 +407,13 @@ int sv_jwriter_wait(sv_jwriter *w, long long ticket, double seconds) {
 
 void sv_jwriter_free(sv_jwriter *w) {
   if (!w) return;
-  if (w->threaded) {
+  if (w->threaded) { /* what is queued, written (the thread's end is never waited for) */
+    jitem *spent;
+    sv_jwriter_wait(w, w->last, -1);
     pthread_mutex_lock(&w->mu);
-    free_items(hand_over(w)); /* (the thread waits for the lock meanwhile: none of its allocations) */
-    w->closing = 1;
-    pthread_cond_signal(&w->work);
+    spent = hand_over(w);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
+    free_items(spent);
   }
-  pthread_cond_destroy(&w->work);
-  pthread_cond_destroy(&w->moved);
-  pthread_mutex_destroy(&w->mu);
-  free_items(w->spent);
-  sv_buf_free(&w->fails);
-  free(w);
+  sv_work_close(w->thread);
 }

@@ -5,28 +5,19 @@
    thread, since the caller may be a game's frame loop, where a step has a few
    milliseconds: the end of a download takes a few hundred milliseconds for
    300 MB.  The libcurl transport writes its bytes a bounded step per poll
-   (csrc/curl/body.c); sv_commit's thread commits them; callers poll (a mutex
-   and a few loads) and never wait for the disk.  The helpers touch only their file and
-   their own fields: no Lua, no libcurl; sv_helper_start serves both. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* dladdr, RTLD_NOLOAD, RTLD_NODELETE (sv_helper_pin_module) */
-#endif
+   (csrc/curl/body.c); the commit's helper thread (a work, work.c) commits them;
+   callers poll (a mutex and a few loads) and never wait for the disk.  The
+   helpers touch only their file and their own fields: no Lua, no libcurl. */
 #include "sv_core.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sys/syscall.h>
-#endif
 
 #ifndef O_NOFOLLOW
 #define O_NOFOLLOW 0
@@ -292,115 +283,57 @@ int sv_part_commit(int fd, double size, const char *part, const char *dest, cons
   return sv_sync_folder(dest, why);
 }
 
-/* Called first in each helper: the lowest priority (Linux sets it per thread),
-   so that waking a helper never takes the CPU from the caller's thread (a
-   game's frame); the helper runs when the caller sleeps or on another CPU. */
-void sv_helper_background(void) {
-#if defined(__linux__) && defined(SYS_gettid)
-  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
-#endif
-}
-
-static const char pin_anchor = 0; /* an address inside this module */
-
-static void pin_once(void) {
-  Dl_info info;
-  if (dladdr(&pin_anchor, &info) && info.dli_fname)
-    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE); /* never closed */
-}
-
-/* The module holds one more reference to itself, and so is never unloaded
-   (what ld -z nodelete does, here for every build, LuaRocks' included): a
-   helper that outlives the call that let go of it ends in this module's code. */
-void sv_helper_pin_module(void) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, pin_once);
-}
-
-int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg) {
-  sigset_t all, old;
-  int rc;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = pthread_create(t, NULL, fn, arg);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return rc;
-}
-
-struct sv_commit {
-  pthread_mutex_t lock;
-  pthread_t thread;
-  int threaded, joined;
-  int done, rc;  /* under lock: set once by the thread, read by the owner */
+/* A commit's work (sv_commit_start): its data, the .part the thread frees, and what it found. */
+typedef struct commit_job {
   sv_part *part; /* the thread's until done: it frees it */
   const sv_hasher *hash;
-  int has_mp4;
+  int has_mp4, rc;
   double mp4; /* with has_mp4: the seconds of the whole MP4 expected (< 0: any) */
-  char *dest;
   char why[512];
   char hex[SV_HASH_HEX];
-};
+  char dest[];
+} commit_job;
 
-static void *commit_thread(void *arg) {
-  sv_commit *c = arg;
+static void commit_run(sv_work *w, void *data) {
+  commit_job *c = data;
   sv_buf why = {0};
-  int rc;
-  if (c->threaded) sv_helper_background(); /* not when run in the caller's thread */
-  rc = sv_part_flush(c->part, &why);
-  if (rc == 0)
-    rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, c->hash,
-                        c->has_mp4 ? &c->mp4 : NULL, c->hex, &why);
+  (void)w;
+  c->rc = sv_part_flush(c->part, &why);
+  if (c->rc == 0)
+    c->rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, c->hash,
+                           c->has_mp4 ? &c->mp4 : NULL, c->hex, &why);
   sv_part_free(c->part);
   c->part = NULL;
-  pthread_mutex_lock(&c->lock);
-  c->rc = rc;
   snprintf(c->why, sizeof c->why, "%s", sv_buf_cstr(&why));
-  c->done = 1;
-  pthread_mutex_unlock(&c->lock);
   sv_buf_free(&why);
-  return NULL;
 }
 
-sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
-                           size_t whylen) {
-  sv_commit *c = calloc(1, sizeof *c + strlen(dest) + 1);
-  if (!c || pthread_mutex_init(&c->lock, NULL) != 0) {
-    free(c);
+static const sv_work_kind commit_kind = { commit_run, NULL, NULL };
+
+sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
+                         size_t whylen) {
+  sv_work *w = sv_work_new(&commit_kind, sizeof(commit_job) + strlen(dest) + 1);
+  commit_job *c;
+  if (!w) {
     sv_part_free(p);
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
-  c->dest = strcpy((char *)(c + 1), dest); /* the name lives past the struct */
+  c = sv_work_data(w);
+  strcpy(c->dest, dest);
   c->part = p;
   c->hash = hash;
   c->has_mp4 = mp4 != NULL;
   c->mp4 = mp4 ? *mp4 : -1;
-  c->threaded = 1; /* set before the thread starts: it reads it */
-  if (sv_helper_start(&c->thread, commit_thread, c) != 0) {
-    c->threaded = 0;
-    commit_thread(c); /* no thread to be had: do it here */
-  }
-  return c;
+  sv_work_start(w, 1); /* (no thread to be had: done here) */
+  return w;
 }
 
-int sv_commit_poll(sv_commit *c, const char **why, const char **hex) {
-  int done, rc;
-  if (pthread_mutex_trylock(&c->lock) != 0) return 1; /* the thread is finishing: look again later */
-  done = c->done;
-  rc = c->rc;
-  pthread_mutex_unlock(&c->lock);
-  if (!done) return 1;
-  if (c->threaded && !c->joined) { pthread_join(c->thread, NULL); c->joined = 1; }
+int sv_commit_result(sv_work *w, const char **why, const char **hex) {
+  commit_job *c = sv_work_data(w);
   if (why) *why = c->why;
   if (hex) *hex = c->hex;
-  return rc == 0 || rc == -2 ? rc : -1;
-}
-
-void sv_commit_free(sv_commit *c) {
-  if (!c) return;
-  if (c->threaded && !c->joined) pthread_join(c->thread, NULL);
-  pthread_mutex_destroy(&c->lock);
-  free(c);
+  return c->rc == 0 || c->rc == -2 ? c->rc : -1;
 }
 
 sv_part *sv_part_resume(sv_part *left, const char *path, double *offset, sv_buf *why) {

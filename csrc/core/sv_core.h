@@ -554,22 +554,43 @@ typedef struct sv_hasher {
 SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash,
                           const double *mp4, char *hex, sv_buf *why);
 
-/* A download's commit off the caller's thread: sv_commit_start takes the
-   .part p (the caller's no more) and, on a helper thread of its own, flushes
-   it, hashes it (with hash, when not NULL: the .part opened again for reading,
-   the same file as the one written) and checks it (with mp4), commits it to dest
-   (sv_part_commit), then frees it; it returns at once (NULL with why only when out
-   of memory; without a thread it is done before returning).  sv_commit_poll: 1
-   while the thread works, then 0 with *hex (the hash, "" without one), or -1 (or
-   -2: not a whole MP4) with *why (both owned by c).  sv_commit_free waits for
-   the thread when it still runs. */
-typedef struct sv_commit sv_commit;
-SV_API sv_commit *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
-                                  size_t whylen);
-SV_API int sv_commit_poll(sv_commit *c, const char **why, const char **hex);
-SV_API void sv_commit_free(sv_commit *c);
+/* A helper thread's one shape (work.c, after luv's work.c): a piece of work whose state its owner (a Lua handle,
+   a journal's writer) and the thread doing it share, freed by whichever of the two lets go of it last, so that an
+   owner never waits for the thread and the thread never finds its state gone.  A kind says what the work is: run
+   (on the thread: its results go into the work's data, the owner's once sv_work_poll says it is done); stop (or
+   NULL), called under the work's lock when its owner lets go while it runs (a command killed, a writer told to
+   end); free (or NULL), the data's own allocations let go of by the last of the two.
+     sv_work_new: the work with size bytes of data (sv_work_data), zeroed, not started; NULL out of memory.
+     sv_work_start: run on a helper thread (1), the module kept loaded; with none to be had, 0: with here, run done
+       on this thread before it returns, else never run.
+     sv_work_poll: 1 while run works (or its thread is ending: it never waits), then 0.
+     sv_work_lock, sv_work_unlock: the work's lock, over what the owner and run share of the data.
+     sv_work_close: the owner lets go (stop, then the last frees); never waits. */
+typedef struct sv_work sv_work;
+typedef struct sv_work_kind {
+  void (*run)(sv_work *w, void *data);
+  void (*stop)(void *data);
+  void (*free)(void *data);
+} sv_work_kind;
+SV_API sv_work *sv_work_new(const sv_work_kind *kind, size_t size);
+SV_API void *sv_work_data(sv_work *w);
+SV_API int sv_work_start(sv_work *w, int here);
+SV_API int sv_work_poll(sv_work *w);
+SV_API void sv_work_lock(sv_work *w);
+SV_API void sv_work_unlock(sv_work *w);
+SV_API void sv_work_close(sv_work *w);
 
-/* A helper thread (part.c): fn(arg) started with every signal blocked
+/* A download's commit off the caller's thread (a work): sv_commit_start takes the .part p (the caller's no more)
+   and, on a helper thread, flushes it, hashes it (with hash, when not NULL: the .part opened again for reading,
+   the same file as the one written) and checks it (with mp4), commits it to dest (sv_part_commit), then frees it;
+   it returns at once (NULL with why only when out of memory; without a thread it is done before returning).
+   Once sv_work_poll says it is done, sv_commit_result: 0 with *hex (the hash, "" without one), or -1 (or -2: not a
+   whole MP4) with *why (both the work's, until sv_work_close). */
+SV_API sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
+                                size_t whylen);
+SV_API int sv_commit_result(sv_work *c, const char **why, const char **hex);
+
+/* A helper thread (work.c): fn(arg) started with every signal blocked
    (the host's signals are not its own): 0 or pthread_create's error. */
 SV_API int sv_helper_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Called first in a helper: the lowest priority, so that it never takes the CPU from the caller's thread. */

@@ -600,6 +600,7 @@ LUAOPEN_API int luaopen_starvideos_core(lua_State *L) {
   luaL_newlib(L, funcs);
   lsv_open_part(L);
   lsv_open_commit(L);
+  lsv_open_run(L);
   lsv_open_lock(L);
   lsv_open_media(L);
   lua_pushvalue(L, -2);

@@ -1,7 +1,8 @@
 /* The Lua binding's pieces (csrc/lua/).  What the modules share, each linking
    it once: the error table and the verdict (error.c), the .part handle
-   (part.c).  starvideos.core (core.c) adds the commit (commit.c) and the
-   journal's lock (lock.c); starvideos.curl is curl.c; starvideos.sign sign.c. */
+   (part.c), a helper thread's handle (work.c).  starvideos.core (core.c) adds
+   the commit (commit.c), the command runner (run.c) and the journal's lock and
+   writer (lock.c); starvideos.curl is curl.c; starvideos.sign sign.c. */
 #ifndef LSV_H
 #define LSV_H
 
@@ -67,11 +68,27 @@ SV_API const sv_hasher *lsv_opt_hasher(lua_State *L, int idx);
    any duration, -1; a number: the seconds expected) into *seconds. */
 SV_API const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds);
 
+/* A helper thread's handle (work.c): a userdata of a class of its own holding a work (the core's sv_work), with
+   poll (nil while the thread works, then what push pushes of the done work: how many values) and close (also __gc
+   and __close: lets go of the work, never waiting for the thread).  lsv_new_work_class registers the class c (a
+   static: its methods keep its address).  lsv_push_work pushes a handle holding no work yet: its slot.
+   lsv_start_work: a handle of kind's work, its data size bytes and the string at 1 copied to data + at (NUL
+   ended), started (done here when no thread can be had) and pushed: 1, or nil and why: 2. */
+typedef struct lsv_work_class {
+  const char *mt;   /* the class's name */
+  const char *what; /* the handle's, in "the <what> handle was closed" */
+  int (*push)(lua_State *L, sv_work *w);
+} lsv_work_class;
+SV_API void lsv_new_work_class(lua_State *L, const lsv_work_class *c);
+SV_API sv_work **lsv_push_work(lua_State *L, const lsv_work_class *c);
+SV_API int lsv_start_work(lua_State *L, const lsv_work_class *c, const sv_work_kind *kind, size_t size, size_t at);
+
 /* The objects of starvideos.core: each registers its class and sets its
-   functions into the table on top (part_open; commit_start; lock_journal,
+   functions into the table on top (part_open; commit_start; run_start; lock_journal,
    try_lock and journal_writer). */
 SV_API void lsv_open_part(lua_State *L);
 SV_API void lsv_open_commit(lua_State *L);
+SV_API void lsv_open_run(lua_State *L);
 SV_API void lsv_open_lock(lua_State *L);
 /* media_sniff, media_tail and media_check (media.c) */
 SV_API void lsv_open_media(lua_State *L);

@@ -8,6 +8,7 @@
 #include "compat.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,88 +64,28 @@ static int sha256(lua_State *L, int file) {
 static int l_sha256(lua_State *L) { return sha256(L, 0); }
 static int l_sha256_file(lua_State *L) { return sha256(L, 1); }
 
-/* A file's SHA-256 taken on a helper thread (a job's parent checked while a frame loop goes on).  The state the
-   thread and the handle share is malloc'd, freed by whichever of the two lets go of it last (refs): a handle dropped
-   while the thread hashes costs its caller nothing (the thread ends on its own; this module stays loaded). */
-#define HASHING_MT "starvideos.hashing"
-
-typedef struct hashing_state {
-  pthread_mutex_t lock;
-  int refs;       /* under lock: the thread's and the handle's */
-  int done, rc;   /* under lock, set once by the thread */
-  int threaded;   /* set before the thread starts */
+/* A file's SHA-256 taken on a helper thread (a job's parent checked while a frame loop goes on): a work (work.c),
+   whose handle dropped while the thread hashes costs its caller nothing. */
+typedef struct hashing_job {
+  int rc; /* set by the thread, with hex or why */
   char hex[SV_SHA256_HEX + 1];
   char why[512];
-  char path[1]; /* (its whole name: the state is made as long as it needs) */
-} hashing_state;
+  char path[1]; /* (its whole name: the data is made as long as it needs) */
+} hashing_job;
 
-typedef struct lhashing { hashing_state *s; } lhashing; /* s: NULL once closed */
-
-/* One reference let go of (under no lock): the last frees the state. */
-static void hashing_release(hashing_state *s) {
-  int last;
-  pthread_mutex_lock(&s->lock);
-  last = --s->refs == 0;
-  pthread_mutex_unlock(&s->lock);
-  if (!last) return;
-  pthread_mutex_destroy(&s->lock);
-  free(s);
-}
-
-static void *hashing_thread(void *arg) {
-  hashing_state *h = arg;
-  char hex[SV_SHA256_HEX + 1];
+static void hashing_run(sv_work *w, void *data) {
+  hashing_job *h = data;
   sv_buf why = { 0 };
-  int rc;
-  if (h->threaded) sv_helper_background();
-  rc = sv_sha256(NULL, 0, h->path, hex, &why);
-  pthread_mutex_lock(&h->lock);
-  if (rc == 0) memcpy(h->hex, hex, sizeof hex);
-  else snprintf(h->why, sizeof h->why, "%s", sv_buf_cstr(&why));
-  h->rc = rc;
-  h->done = 1;
-  pthread_mutex_unlock(&h->lock);
+  (void)w;
+  h->rc = sv_sha256(NULL, 0, h->path, h->hex, &why);
+  if (h->rc != 0) snprintf(h->why, sizeof h->why, "%s", sv_buf_cstr(&why));
   sv_buf_free(&why);
-  hashing_release(h);
-  return NULL;
 }
 
-/* sha256_start(path) -> handle | nil, why: the file's SHA-256 taken on a helper thread (at the lowest priority),
-   so that the caller goes on; handle:poll() -> nil while it works, then hex | nil, why (as sha256_file's) */
-static int l_sha256_start(lua_State *L) {
-  size_t len;
-  const char *path = luaL_checklstring(L, 1, &len);
-  lhashing *lh = lsv_new_object(L, sizeof *lh, 0, HASHING_MT);
-  hashing_state *h = calloc(1, sizeof *h + len);
-  pthread_t thread;
-  if (!h || pthread_mutex_init(&h->lock, NULL) != 0) {
-    free(h);
-    lua_pushnil(L);
-    lua_pushstring(L, "out of memory");
-    return 2;
-  }
-  memcpy(h->path, path, len + 1);
-  h->refs = 2;
-  lh->s = h;
-  h->threaded = 1; /* set before the thread starts: it reads it */
-  if (sv_helper_start(&thread, hashing_thread, h) != 0) {
-    h->threaded = 0;
-    hashing_thread(h); /* no thread to be had: done here */
-  } else {
-    pthread_detach(thread);
-  }
-  return 1;
-}
+static const sv_work_kind hashing_kind = { hashing_run, NULL, NULL };
 
-static int h_poll(lua_State *L) {
-  lhashing *lh = luaL_checkudata(L, 1, HASHING_MT);
-  hashing_state *h = lh->s;
-  int done;
-  if (!h) return luaL_error(L, "the hashing handle was closed");
-  if (pthread_mutex_trylock(&h->lock) != 0) return 0; /* the thread is finishing: look again later */
-  done = h->done;
-  pthread_mutex_unlock(&h->lock);
-  if (!done) return 0;
+static int hashing_push(lua_State *L, sv_work *w) {
+  hashing_job *h = sv_work_data(w);
   if (h->rc == 0) {
     lua_pushstring(L, h->hex);
     return 1;
@@ -154,12 +95,13 @@ static int h_poll(lua_State *L) {
   return 2;
 }
 
-/* collected or closed: the thread is never waited for (it lets go of the state when it ends) */
-static int h_gc(lua_State *L) {
-  lhashing *lh = luaL_checkudata(L, 1, HASHING_MT);
-  if (lh->s) hashing_release(lh->s);
-  lh->s = NULL;
-  return 0;
+static const lsv_work_class hashing_class = { "starvideos.hashing", "hashing", hashing_push };
+
+/* sha256_start(path) -> handle | nil, why: the file's SHA-256 taken on a helper thread (at the lowest priority),
+   so that the caller goes on; handle:poll() -> nil while it works, then hex | nil, why (as sha256_file's);
+   handle:close() (or its collection) never waits for the thread (it lets go of the work when it ends) */
+static int l_sha256_start(lua_State *L) {
+  return lsv_start_work(L, &hashing_class, &hashing_kind, sizeof(hashing_job), offsetof(hashing_job, path));
 }
 
 static const luaL_Reg funcs[] = { { "sign", l_webhook_sign },     { "match", l_webhook_match },
@@ -170,10 +112,7 @@ static const luaL_Reg funcs[] = { { "sign", l_webhook_sign },     { "match", l_w
 LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */
   lua_pop(L, 1);
-  {
-    static const luaL_Reg methods[] = { { "poll", h_poll }, { "close", h_gc }, { NULL, NULL } };
-    lsv_new_class(L, HASHING_MT, methods, h_gc);
-  }
+  lsv_new_work_class(L, &hashing_class);
   luaL_newlib(L, funcs);
   lsv_set_cstr(L, "_VERSION", "starvideos.sign 0.4.0");
   /* SHA256: the hasher core.commit_start takes, run on its commit thread: this

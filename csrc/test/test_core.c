@@ -5,11 +5,13 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static sv_value S(const char *s) {
@@ -1287,6 +1289,97 @@ static void file_leases(void) {
   sv_buf_free(&why);
 }
 
+/* A helper thread's shape (sv_work, work.c): run on a thread of its own; poll never waits and says when run
+   returned; the owner's close while run works calls stop once and returns at once, the thread then frees the
+   state (free once); a work never started is freed by its close. */
+typedef struct test_job {
+  int fd;     /* run reads it until its end: the test's pipe */
+  int result; /* run's */
+} test_job;
+
+static pthread_mutex_t test_work_mu = PTHREAD_MUTEX_INITIALIZER;
+static int test_stops, test_frees;
+
+static void test_work_run(sv_work *w, void *data) {
+  test_job *j = data;
+  char c;
+  (void)w;
+  while (j->fd >= 0 && read(j->fd, &c, 1) == 1) continue;
+  j->result = 42;
+}
+
+static void test_work_stop(void *data) {
+  (void)data;
+  pthread_mutex_lock(&test_work_mu);
+  test_stops++;
+  pthread_mutex_unlock(&test_work_mu);
+}
+
+static void test_work_free(void *data) {
+  test_job *j = data;
+  if (j->fd >= 0) close(j->fd);
+  pthread_mutex_lock(&test_work_mu);
+  test_frees++;
+  pthread_mutex_unlock(&test_work_mu);
+}
+
+static const sv_work_kind test_kind = { test_work_run, test_work_stop, test_work_free };
+
+static int test_work_count(const int *n) {
+  int v;
+  pthread_mutex_lock(&test_work_mu);
+  v = *n;
+  pthread_mutex_unlock(&test_work_mu);
+  return v;
+}
+
+/* Waits for the thread to free its work (each step 1 ms; at most 10 s, for a machine that does not run it). */
+static int test_work_freed(int frees) {
+  struct timespec ms = { 0, 1000000 };
+  int i;
+  for (i = 0; i < 10000 && test_work_count(&test_frees) < frees; i++) nanosleep(&ms, NULL);
+  return test_work_count(&test_frees) == frees;
+}
+
+static void helper_work(void) {
+  int fd[2], threaded;
+  sv_work *w = sv_work_new(&test_kind, sizeof(test_job));
+  test_job *j;
+  struct timespec ms = { 0, 1000000 };
+  int i;
+  ok(w != NULL, "work: made", NULL);
+  if (!w || pipe(fd) != 0) return;
+  j = sv_work_data(w);
+  j->fd = fd[0];
+  threaded = sv_work_start(w, 1);
+  ok(threaded == 1, "work: run on a thread of its own", NULL);
+  ok(sv_work_poll(w) == 1, "work: poll says it works while run waits for its pipe", NULL);
+  sv_work_close(w); /* (were close to wait for run, this would never return: run waits for the pipe) */
+  ok(test_work_count(&test_stops) == 1 && test_work_count(&test_frees) == 0,
+     "work: closed while it runs: stop called, close returned, the state still the thread's", NULL);
+  close(fd[1]); /* run's read ends: the thread ends and frees the work */
+  ok(test_work_freed(1), "work: the thread frees the work it was let go of, once", NULL);
+  ok(test_work_count(&test_stops) == 1, "work: stop called once", NULL);
+
+  w = sv_work_new(&test_kind, sizeof(test_job));
+  if (!w) return;
+  j = sv_work_data(w);
+  j->fd = -1;
+  sv_work_start(w, 1);
+  for (i = 0; i < 10000 && sv_work_poll(w); i++) nanosleep(&ms, NULL);
+  ok(sv_work_poll(w) == 0 && j->result == 42, "work: poll says done once run returned; its result is the owner's",
+     NULL);
+  sv_work_close(w);
+  ok(test_work_freed(2) && test_work_count(&test_stops) == 1, "work: closed once done: freed, no stop", NULL);
+
+  w = sv_work_new(&test_kind, sizeof(test_job));
+  if (!w) return;
+  ((test_job *)sv_work_data(w))->fd = -1;
+  sv_work_close(w);
+  ok(test_work_count(&test_frees) == 3 && test_work_count(&test_stops) == 1,
+     "work: never started: freed by its close, no stop", NULL);
+}
+
 /* The journal's writer thread (sv_jwriter): records in order, each whole; a
    conditional record written only when nobody else wrote after what its
    caller read; a failure told by ticket; what is queued written at the end. */
@@ -2120,6 +2213,7 @@ static void warnings(void) {
 int main(void) {
   local_files();
   file_leases();
+  helper_work();
   journal_writer();
   validator();
   warnings();

@@ -3,7 +3,7 @@
    downloads, cancels one, closes the transport, then lua_close unloads the
    module (dlclose) and the host goes on for a while.  A thread of libcurl's (its
    resolver's) still running code of the module after that would crash the host:
-   the module stays loaded (sv_helper_pin_module, csrc/core/part.c).
+   the module stays loaded (sv_helper_pin_module, csrc/core/work.c).
    spec/curl/transport_spec.lua runs it many times.
      unload_test CPATH URL DIR  ->  prints "ok" and exits 0 */
 #include <lauxlib.h>

@@ -46,6 +46,37 @@ describe("core.commit_start(part, dest, sign.SHA256)", function()
     assert.equal("another file", helper.read_file(dir .. "/r.mp4.part"))
   end)
 
+  -- The commit's thread held up: the .part's name taken by a FIFO, which the thread's read opens and waits on until
+  -- a writer comes.  (Were close or the collection to wait for the thread, a writer 20 s later lets it end: that
+  -- writer's mark then says so.)
+  for _, how in ipairs { "closed", "collected" } do
+    it("a commit's handle " .. how .. " while its thread works: the caller never waits for it", function()
+      local part = dir .. "/" .. how .. ".mp4.part"
+      local safety, fed = dir .. "/" .. how .. ".safety", dir .. "/" .. how .. ".fed"
+      local fh = assert(core.part_open(part, 0))
+      assert(fh:write("the video"))
+      assert(fh:flush())
+      assert(os.remove(part))
+      assert.is_true(helper.execute("mkfifo " .. helper.shell_quote(part)))
+      assert.is_true(helper.execute("( sleep 20; [ -e " .. helper.shell_quote(fed) .. " ] || { touch "
+        .. helper.shell_quote(safety) .. "; echo late > " .. helper.shell_quote(part) .. "; } ) >/dev/null 2>&1 &"))
+      local h = assert(core.commit_start(fh, dir .. "/" .. how .. ".mp4", sign.SHA256))
+      assert.is_nil(h:poll())
+      if how == "closed" then
+        h:close()
+        assert.has_error(function() h:poll() end, "the commit handle was closed")
+      else
+        h = nil -- luacheck: ignore h
+        collectgarbage()
+        collectgarbage()
+      end
+      assert.is_nil(helper.read_file(safety), "the " .. how .. " handle waited for the commit's thread")
+      helper.write_file(fed, "")
+      local w = assert(io.open(part, "w")) -- (the thread's open returns: another file took the name, it ends)
+      w:close()
+    end)
+  end
+
   it("sign.part_commit (nginx's pool) commits prepare()'s values and gives the SHA-256", function()
     local fh = assert(core.part_open(dir .. "/n.mp4.part", 0))
     assert(fh:write(string.rep("n", 70000)))
