@@ -192,8 +192,8 @@ build/obj/%.o: csrc/%.c csrc/core/sv_core.h
 build/obj/rocks/%.o: rocks/%.c csrc/core/sv_core.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_INC) -c $< -o $@
-$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/curl/%,$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
-$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lua/%,$(ALL_SRC))): csrc/lua/lsv.h csrc/lua/compat.h csrc/curl/transport.h
+$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/curl/%,$(ALL_SRC))): csrc/curl/transport.h csrc/curl/exchange_fields.h csrc/curl/internal.h
+$(patsubst csrc/%.c,build/obj/%.o,$(filter csrc/lua/%,$(ALL_SRC))): csrc/lua/lsv.h csrc/lua/compat.h csrc/curl/transport.h csrc/curl/exchange_fields.h
 
 build/starvideos/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -221,9 +221,9 @@ build/$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h | $$(VM_PRE_$(1))
 build/$(1)/obj/rocks/%.o: rocks/%.c csrc/core/sv_core.h | $$(VM_PRE_$(1))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) $$(INC_$(1)) -c $$< -o $$@
-$$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/curl/%,$$(ALL_SRC))): csrc/curl/transport.h csrc/curl/internal.h
+$$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/curl/%,$$(ALL_SRC))): csrc/curl/transport.h csrc/curl/exchange_fields.h csrc/curl/internal.h
 $$(patsubst csrc/%.c,build/$(1)/obj/%.o,$$(filter csrc/lua/%,$$(ALL_SRC))): csrc/lua/lsv.h csrc/lua/compat.h \
-  csrc/curl/transport.h
+  csrc/curl/transport.h csrc/curl/exchange_fields.h
 
 build/$(1)/starvideos/core.so: $$(patsubst build/obj/%,build/$(1)/obj/%,$$(CORE_OBJ))
 	@mkdir -p $$(dir $$@)

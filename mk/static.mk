@@ -35,7 +35,7 @@ AR              ?= ar
 # $(1) the folder (build/static, build/static-tsan), $(2) the compile command,
 # $(3) the Lua headers.
 define STATIC_RULES
-$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h csrc/curl/transport.h csrc/curl/internal.h csrc/lua/lsv.h \
+$(1)/obj/%.o: csrc/%.c csrc/core/sv_core.h csrc/curl/transport.h csrc/curl/exchange_fields.h csrc/curl/internal.h csrc/lua/lsv.h \
   csrc/lua/compat.h csrc/lua/static.h
 	@mkdir -p $$(dir $$@)
 	$(2) $(3) -c $$< -o $$@

@@ -120,6 +120,7 @@ build = {
     ["starvideos.placement"] = "lua/starvideos/placement.lua",
     ["starvideos.censored"] = "lua/starvideos/censored.lua",
     ["starvideos.nginx.answer"] = "lua/starvideos/nginx/answer.lua",
+    ["starvideos.nginx.body"] = "lua/starvideos/nginx/body.lua",
     ["starvideos.nginx.budget"] = "lua/starvideos/nginx/budget.lua",
     ["starvideos.nginx.transport"] = "lua/starvideos/nginx/transport.lua",
     ["starvideos.nginx.wire"] = "lua/starvideos/nginx/wire.lua",

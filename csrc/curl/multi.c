@@ -183,7 +183,7 @@ static sv_xfer *xfer_new(sv_http *h, const sv_send *s, sv_error *err) {
   x->unit = sv_unit_of(s);
   x->service = s->service; /* (the key goes with the service's requests alone: send.c) */
   x->total = x->range_start = x->range_total = -1;
-  x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->keep_heads;
+  x->range = s->range && !(s->method && strcmp(s->method, "HEAD") == 0), x->keep_heads = s->heads;
   x->offset = s->offset > 0 && (x->range || !s->range) ? s->offset : 0; /* (a file's; a range's, not a HEAD's) */
   x->follow = s->follow && !x->service; /* (sv_curl_redirect; never with the key: it would go along) */
   x->hold = x->range && s->hold; /* (request.lua asks it of a ranged GET: the pause at the range's end) */

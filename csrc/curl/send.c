@@ -190,7 +190,7 @@ static void setup_easy(sv_http *h, sv_xfer *x, const sv_send *s) {
   /* a file's reads (and so its writes) of up to 128 KiB, not libcurl's 16: a 200 MB video in about 1,600 recv,
      poll and write calls each, not 12,000 (the curl tool reads 100 KB at a time) */
   if (s->file) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 128L * 1024);
-  if (s->public_only) public_only(x, s);
+  if (s->public) public_only(x, s);
   if (s->body || (s->method && (strcmp(s->method, "PUT") == 0 || strcmp(s->method, "POST") == 0))) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);

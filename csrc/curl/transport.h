@@ -25,57 +25,25 @@ typedef struct sv_http_config {
 #define SV_STEP 524288
 #define SV_TAP_STEP 262144
 
+/* An exchange's fields, one member per row of exchange_fields.h (each row says what its field means).  Where the
+   body goes is chosen once from them (csrc/curl/body.c's units): into file, else into memory, fed to tap too.  Each
+   moves in the caller's polls, a pass giving it a bounded step (then libcurl holds the exchange, paused, until the
+   next pass): a game's step(0) stays bounded, whatever the socket holds. */
+#define SV_MEMBER_OP(n) sv_op n;
+#define SV_MEMBER_URL(n) const char *n;
+#define SV_MEMBER_STR(n) const char *n;
+#define SV_MEMBER_FLAG(n) int n;
+#define SV_MEMBER_NUM(n) double n;
+#define SV_MEMBER_CLIENT(n) double n;
+#define SV_MEMBER_SIZE(n) size_t n;
+#define SV_MEMBER_BODY(n) const char *n; size_t n##_len; int n##_kept;
+#define SV_MEMBER_RANGE(n) int n;
+#define SV_MEMBER_TAP(n) sv_tap *n;
+#define SV_MEMBER_LUA(n)
 typedef struct sv_send {
-  sv_op op;                /* the verdict's (sv_xfer_exchange): the transport never reads it */
-  const char *url;
-  int service;             /* the service's request: "Authorization: Bearer <api_key>" sent (never to another host),
-                              its answer's own id, rate-limit lines and Date read */
-  const char *headers;     /* its header lines, each ending in "\n" (no CR), the only ones but Host, User-Agent, the
-                              body's length, Range, X-Request-Id and the key (none: libcurl's Accept; an empty
-                              Content-Type) */
-  const char *method;      /* GET, HEAD, PUT, POST or DELETE (a body goes with PUT and POST); NULL: GET, or POST
-                              with a body */
-  const char *what;        /* the word its messages name it by ("media", "notify"; NULL: "exchange") */
-  int range;               /* (not a HEAD) bytes offset to offset + max_body - 1 asked (Range), its body cut at
-                              max_body (whole: a server that ignores Range sends the whole file), from the byte
-                              asked or refused (SV_WIRE_GARBLED); without it, a body past max_body is garbled */
-  int hold;                /* (with range; request.lua asks it of a GET) a 200 to the Range (a host that ignores
-                              it: the whole file) is not ended at the range's end but held there, paused:
-                              sv_xfer_held says so once it finished, and sv_xfer_go_on reads the next range from
-                              it (one GET for a file's parts); a 206 ends as without it */
-  int keep_heads;          /* the answer's header lines kept (sv_exchange's heads) */
-  const char *body; size_t body_len; /* a POST when body is not NULL */
-  int body_kept;           /* the caller keeps body alive and unchanged until the exchange ends: not copied */
-  int fresh;               /* never on a reused connection (a create: see send.c) */
-  double timeout;          /* seconds for the whole exchange; 0: none */
-  double stall;            /* seconds without a byte before giving up; 0: none */
-  size_t max_body;         /* > 0.  An answer in memory: a longer one ends as SV_WIRE_GARBLED; a file's body
-                              without a length: the most bytes its file may hold */
-  /* Where the body goes, chosen once (csrc/curl/body.c's units): into file, else into memory, fed to tap too.
-     Each moves in the caller's polls, a pass giving it a bounded step (then libcurl holds the exchange, paused,
-     until the next pass): a game's step(0) stays bounded, whatever the socket holds. */
-  const char *file;        /* a 2xx body goes here (never through a symlink) */
-  double offset;           /* bytes already in file: the rest is asked for with Range (an exchange's: range;
-                              a 200 to it, the whole file: the bytes before offset dropped as they come) */
-  int follow;              /* follow redirects to URLs sv_url_check takes, at most 5 (never with the key) */
-  /* A GET's body fed to tap as it comes (NULL: none): a 2xx's bytes from offset, those kept, in order; room for
-     max_body bytes made at its first byte; SV_TAP_STEP bytes at most in a pass (its hashing bounded).  The caller keeps tap
-     alive until the exchange ends. */
-  sv_tap *tap;
-  int public_only;         /* refused, never connected to, when not a public address (sv_addr_private) */
-  /* The options that stay each client's own (the clients of a key share one
-     transport): the exchange's client's.  user_agent NULL: all three are the
-     transport's (sv_http_config). */
-  const char *user_agent;
-  const char *ca_file;     /* or NULL: the system's CAs */
-  double connect_timeout;  /* seconds */
-  /* "http://[user:password@]host:port" (sv_proxy_parse): this exchange goes
-     through that proxy (CONNECT for https; Basic auth with the credentials).
-     NULL: libcurl's own choice, from https_proxy / http_proxy / all_proxy /
-     no_proxy in the environment. */
-  const char *proxy;
-  /* sent as "X-Request-Id: <request_id>" (NULL: none); at most SV_REQUEST_ID_MAX bytes, no control character */
-  const char *request_id;
+#define SV_FIELD(name, kind) SV_MEMBER_##kind(name)
+#include "exchange_fields.h"
+#undef SV_FIELD
 } sv_send;
 
 #define SV_REQUEST_ID_MAX 128

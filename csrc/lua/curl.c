@@ -136,18 +136,10 @@ static void send_body(lua_State *L, sv_send *s) {
   lua_pop(L, 1);
 }
 
-/* What an exchange asks beyond its URL and body (at 2): what (the word its messages name it by), method, headers,
-   range = {first, last} (the body then cut at its length, and at max_body), heads (its answer's header lines kept),
-   public, hold; a file (and the bytes it has: offset), or a tap. */
-static void send_fields(lua_State *L, sv_send *s) {
+/* The request's range = {first, last} (at 2): the bytes asked for, its body then cut at their length (and at
+   max_body, read before). */
+static void send_range(lua_State *L, sv_send *s) {
   double first, last;
-  s->file = opt_string(L, 2, "file", NULL), s->offset = opt_number(L, 2, "offset", 0);
-  s->method = opt_string(L, 2, "method", NULL);
-  s->what = opt_string(L, 2, "what", NULL);
-  s->headers = opt_string(L, 2, "headers", NULL);
-  s->keep_heads = getbool(L, 2, "heads");
-  s->hold = getbool(L, 2, "hold");
-  s->public_only = getbool(L, 2, "public");
   lua_getfield(L, 2, "range");
   if (lua_type(L, -1) == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
@@ -160,6 +152,37 @@ static void send_fields(lua_State *L, sv_send *s) {
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
+}
+
+/* A request's table (at 2) read into s, a field at a time by its row in exchange_fields.h: those of a plain kind
+   here, by their kind; the others (op, url, body, range, tap, connect_timeout) by hand after; rest by
+   go_on_or_send. */
+#define SV_READ_STR(n) s->n = opt_string(L, 2, #n, NULL);
+#define SV_READ_FLAG(n) s->n = getbool(L, 2, #n);
+#define SV_READ_NUM(n) s->n = opt_number(L, 2, #n, 0);
+#define SV_READ_SIZE(n) s->n = (size_t)lsv_need_number(L, 2, #n, 1, 1e15, "send");
+#define SV_READ_OP(n)
+#define SV_READ_URL(n)
+#define SV_READ_CLIENT(n)
+#define SV_READ_BODY(n)
+#define SV_READ_RANGE(n)
+#define SV_READ_TAP(n)
+#define SV_READ_LUA(n)
+static int send_fields(lua_State *L, sv_send *s, sv_error *err) {
+  size_t len = 0;
+#define SV_FIELD(name, kind) SV_READ_##kind(name)
+#include "../curl/exchange_fields.h"
+#undef SV_FIELD
+  lua_getfield(L, 2, "op");
+  s->op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names); /* (the verdict's) */
+  lua_pop(L, 1);
+  s->url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
+  if (s->url && strlen(s->url) != len && sv_url_check(s->url, len, "url", SV_URL_ANY, err) != 0) return -1;
+  /* (the client's own options, with every exchange of it: request.lua) */
+  if (s->user_agent) s->connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
+  send_body(L, s);
+  send_range(L, s);
+  return 0;
 }
 
 /* The exchange s asks for (the transport's table at `table`): the held one named by rest= (a handle a result
@@ -181,39 +204,16 @@ static sv_xfer *go_on_or_send(lua_State *L, lhttp *lh, int table, const sv_send 
   return x ? x : sv_http_send(lh->h, s, err);
 }
 
-/* t:send{op=, url=, service= (the service's request: the key sent, its answer's id, rate limits, Date read), body=, fresh=, timeout=,
-   stall=, max_body=, file=, offset=, follow=, user_agent=, ca_file=, connect_timeout=, proxy=, request_id= (its
-   X-Request-Id), what=, method=, headers=, range=, heads=, tap=, public=, hold=, rest=} -> handle | nil, err
-   (no user_agent: the transport's user agent, CA file and connect timeout; no
-   proxy: the environment's, as libcurl reads it) */
+/* t:send(r) -> handle | nil, err: r's fields, exchange_fields.h's rows (no user_agent: the transport's user agent,
+   CA file and connect timeout; no proxy: the environment's, as libcurl reads it) */
 static int t_send(lua_State *L) {
   lhttp *lh = check_http(L);
   sv_send s = {0};
   sv_error err;
   sv_xfer *x;
-  size_t len = 0;
   sv_error_clear(&err);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "op");
-  s.op = (sv_op)luaL_checkoption(L, -1, NULL, sv_op_names); /* (the verdict's) */
-  lua_pop(L, 1);
-  s.url = opt_string(L, 2, "url", &len); /* a NUL inside would cut the URL short for C: the check sees all of it */
-  if (s.url && strlen(s.url) != len && sv_url_check(s.url, len, "url", SV_URL_ANY, &err) != 0) return lsv_fail(L, &err);
-  send_body(L, &s);
-  s.service = getbool(L, 2, "service");
-  s.fresh = getbool(L, 2, "fresh");
-  s.timeout = opt_number(L, 2, "timeout", 0);
-  s.follow = getbool(L, 2, "follow");
-  s.stall = opt_number(L, 2, "stall", 0); /* a download's, and a long exchange's */
-  s.max_body = (size_t)lsv_need_number(L, 2, "max_body", 1, 1e15, "send"); /* a download's: max_video_bytes */
-  send_fields(L, &s);
-  s.user_agent = opt_string(L, 2, "user_agent", NULL);
-  if (s.user_agent) { /* the client's own options, with every exchange of it (request.lua) */
-    s.ca_file = opt_string(L, 2, "ca_file", NULL);
-    s.connect_timeout = lsv_need_number(L, 2, "connect_timeout", 0.001, 86400, "send");
-  }
-  s.proxy = opt_string(L, 2, "proxy", NULL);
-  s.request_id = opt_string(L, 2, "request_id", NULL);
+  if (send_fields(L, &s, &err) != 0) return lsv_fail(L, &err);
   /* The handle's key is made in the table before the exchange exists: making
      it may raise (memory), and nothing may raise between the exchange and its
      place in the table.  Setting a key that is there never allocates. */
@@ -439,8 +439,13 @@ LUAOPEN_API int luaopen_starvideos_curl(lua_State *L) {
   /* libcurl's own threads (its resolver's) and a download's commit may outlive the state that loaded this module:
      it stays loaded for good, and libcurl with it (a lua_close that unloaded them crashed LuaJIT at exit) */
   sv_helper_pin_module();
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
   lsv_curl_register(L);
   lua_setfield(L, -2, "new");
+  lua_newtable(L); /* fields: name -> its kind, exchange_fields.h's rows (spec/exchange_fields_spec.lua's list) */
+#define SV_FIELD(name, kind) lua_pushliteral(L, #kind), lua_setfield(L, -2, #name);
+#include "../curl/exchange_fields.h"
+#undef SV_FIELD
+  lua_setfield(L, -2, "fields");
   return 1;
 }

@@ -1,6 +1,6 @@
 -- The answer of an HTTP/1.1 exchange on nginx's own socket (nginx/wire.lua's), read: its status line and
--- headers, its body as they frame it (a length, chunks, or until the server closes) into a file or memory, each
--- step under the time left.  Linear in the answer's bytes: what was read ahead is one string and a position in
+-- headers, its body as they frame it (a length, chunks, or until the server closes) into its unit (nginx/body.lua),
+-- each step under the time left.  Linear in the answer's bytes: what was read ahead is one string and a position in
 -- it (x.buf, x.pos), never copied to drop what was used.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -104,33 +104,13 @@ function A.head(x)
   return status, h, minor == "1" and not (h.connection or ""):lower():find("close", 1, true)
 end
 
--- A download's body past x.most: garbled, said by the core for both transports.
-local function too_long(x) return nil, "garbled", core.too_long(x.most, x.total ~= nil, x.at) end
-
--- Where the answer's bytes go: the file, else memory up to x.cap (past it: garbled, or a download's error page
--- cut, or a ranged exchange's read ended there: "capped"; a held one's 200 held there, x.hold (transport.lua's):
--- its read goes on, into the next range's x.parts, once it is asked for).
+-- Where the answer's bytes go: to the exchange's unit (nginx/body.lua), those of a 200 to a ranged exchange from
+-- x.from > 0 before it dropped.
 local function sink(x, data)
   if x.spent then return nil, "broken", "the exchange was cancelled" end
-  local n = math.min(x.skip, #data) -- (a 200 to a ranged exchange from x.from > 0: those before dropped)
+  local n = math.min(x.skip, #data)
   if n > 0 then x.skip, data = x.skip - n, data:sub(n + 1) end
-  if x.to_file and x.have + #data > x.most then return too_long(x) end
-  if x.to_file then
-    local ok, err = x.fh:write(data)
-    x.have = x.have + (ok and #data or 0)
-    return ok, "io", err
-  end
-  local over, rest = #data > x.cap - x.kept, nil
-  if over then data, rest = data:sub(1, x.cap - x.kept), data:sub(x.cap - x.kept + 1) end
-  x.parts[#x.parts + 1], x.kept = data, x.kept + #data
-  if not over or x.fh then return true end
-  if x.hold and x.status == 200 then
-    local ok, wire, msg = x.hold(x)
-    if not ok then return nil, wire, msg end
-    return sink(x, rest)
-  end
-  if x.from then return nil, "capped" end
-  return nil, "garbled", core.too_long(x.cap)
+  return x.unit.write(x, data)
 end
 
 -- n bytes of body, or (n nil) all until the server closes.
@@ -159,20 +139,16 @@ function A.body(x, h)
     return fixed(x, tonumber(cl))
   end
   while true do
-    if x.to_file and not x.spent then
-      -- chunks wholly read go to the file in C, up to one not plain or whole: read below
-      local pos, n = x.fh:chunks(x.buf, x.pos)
-      if pos then x.pos, x.have = pos, x.have + n end
-      if x.have > x.most then return too_long(x) end
-    end
-    local l, wire, msg = line(x, 1024)
+    local ok, wire, msg = x.unit.chunks(x) -- (those it takes whole; the rest read below)
+    if not ok then return nil, wire, msg end
+    local l
+    l, wire, msg = line(x, 1024)
     if not l then return nil, wire, msg end
     local hex, rest = l:match("^(%x+)(.*)$")
     if not hex or #hex > 12 or not (rest:find("^[ \t]*$") or rest:find("^[ \t]*;")) then
       return nil, "garbled", "bad chunked encoding"
     end
     if hex:find("^0+$") then break end
-    local ok
     ok, wire, msg = fixed(x, tonumber(hex, 16))
     if ok then l, wire, msg = line(x, 1024) end
     if not (ok and l) then return nil, wire, msg end
@@ -200,23 +176,6 @@ function A.lines(h)
   local lines = {}
   for k, v in pairs(h) do lines[#lines + 1] = k .. ": " .. v .. "\n" end
   return table.concat(lines)
-end
-
--- A download's 200 is written from byte 0 (never appended), a 206 from its Content-Range's: the one asked.
-function A.start_file(x, h)
-  local a, t = A.span(x.status, h)
-  if x.status == 206 and a ~= x.offset then x.first = a or -1; return nil, "broken", "" end -- (the verdict's rule)
-  if x.spent then return nil, "broken", "the exchange was cancelled" end
-  x.have, x.total, x.to_file, x.most = a, t, true, t or x.r.max_body
-  local ok, err = true, nil
-  if a > 0 then -- what lies past a in the .part is not this answer's
-    ok, err = x.fh:truncate(a)
-  elseif x.fh:at() > 0 then -- from byte 0 after all: a new file, as any download from 0
-    x.fh:close()
-    ok, err = core.part_open(x.r.file, 0)
-    x.fh = ok
-  end
-  return ok, "io", err
 end
 
 return A

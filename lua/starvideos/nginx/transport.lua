@@ -7,12 +7,12 @@ local errors = require "starvideos.errors"
 local semaphore = require "ngx.semaphore"
 local W = require "starvideos.nginx.wire"
 local A = require "starvideos.nginx.answer"
+local B = require "starvideos.nginx.body"
 
 local ngx = rawget(_G, "ngx")
 local now, new_error = core.now, errors.new_error
 
-local PAGE_MAX, KEPT = core.error_page_max, core.parts_kept -- (both transports': a download's error page kept for
--- the message; the unfinished downloads' .parts kept open)
+local KEPT = core.parts_kept -- (both transports': the unfinished downloads' .parts kept open)
 local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true } -- an exchange's
 local NO_CA = "ca_file has no effect inside nginx: name the CA file with lua_ssl_trusted_certificate"
 
@@ -35,10 +35,6 @@ end
 
 local function clamp(conns) -- as libcurl's
   return math.min(math.max(math.floor(conns), 1), 1024)
-end
-
-local function refuse(field, message)
-  return nil, new_error("invalid_request", message, { field = field })
 end
 
 -- A value config.lua always passes: none is defaulted here.
@@ -97,10 +93,8 @@ local function run(self, x)
   local ok, wire, msg = pcall(W.exchange, x.c or self.c, x, self.key)
   if x.gone then return release(self, x) end -- (held, then let go of: its part was taken, or is being)
   if not ok then wire, msg = "broken", tostring(wire) end
-  if x.fh and not x.spent then -- what was read is in the file before anyone looks (flushed)
-    local flushed, err = x.fh:flush()
-    if not flushed and not wire then wire, msg = "io", err end
-  end
+  local flushed, err = x.unit.flush(x) -- what was read is in the file before anyone looks
+  if not flushed and not wire then wire, msg = "io", err end
   x.wire, x.message, x.ended = wire or "none", msg, true
   release(self, x)
   if x.spent then return end
@@ -131,7 +125,8 @@ local function go_on(self, x, r, cap)
     return nil
   end
   self.holding[x] = nil
-  x.r, x.parts, x.kept, x.cap, x.from, x.op = r, {}, 0, cap, r.range[1], r.op
+  x.r, x.parts, x.kept, x.cap, x.from, x.op, x.unit = r, {}, 0, cap, r.range[1], r.op, B.of(r)
+  x.unit.start(x, x.head) -- (its 200, held: a tap's fed from here)
   x.deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil
   x.stall = r.stall and r.stall > 0 and r.stall
   x.spent, x.ended, x.held, x.wire, x.message = false, false, false, nil, nil
@@ -140,58 +135,81 @@ local function go_on(self, x, r, cap)
   return x
 end
 
--- A download's .part and the offset it goes on from: fh, offset | nil, err (core.part_open: the rule of both
--- transports, given the handle an unfinished attempt here left).
-local function open_part(self, r)
-  local file = r.file
-  if file == nil then return false, 0 end -- (its body kept in memory)
-  if type(file) ~= "string" or file == "" then return refuse("path", "path: expected a file path") end
+local function refused(field, message) return new_error("invalid_request", message, { field = field }) end
+local function any() end
+
+-- An exchange's fields (csrc/curl/exchange_fields.h's rows: spec/exchange_fields_spec.lua holds this list to them),
+-- each read here by N:send, in this order, as (r's value, r, the transport) -> why it is refused, or nil and what
+-- the exchange keeps of it.  `any`: taken as it is, read where it is used (nginx/wire.lua, body.lua: x.r's).
+local FIELDS = {
+  { "url", function(v) local u, bad = core.check_url(v, "url"); return bad, u end },
+  { "max_body", function(v) return type(v) ~= "number" and refused("max_body", "max_body: no cap on the answer's "
+    .. "size was given") or nil end },
+  { "ca_file", function(v) return v and refused("ca_file", NO_CA) or nil end },
+  { "user_agent", function(v, r, self) -- (the client's own, with its connect_timeout: a config of its own)
+    local c = self.c
+    if not v or (v == c.ua and r.connect_timeout == c.connect_timeout) then return nil, nil end
+    if v:find("[%c]") or type(r.connect_timeout) ~= "number" or r.connect_timeout <= 0 then
+      return refused("user_agent", "user_agent: control characters, or connect_timeout: not above 0")
+    end
+    return nil, setmetatable({ ua = v, connect_timeout = r.connect_timeout }, { __index = c })
+  end },
+  { "connect_timeout", any },
+  { "request_id", function(v)
+    if v and (type(v) ~= "string" or v == "" or #v > 128 or v:find("%c")) then
+      return refused("request_id", "request_id: expected 1 to 128 characters without control characters")
+    end
+  end },
+  { "proxy", function(v) local p, bad = W.proxy(v); return bad, p end },
+  { "file", function(v)
+    if v ~= nil and (type(v) ~= "string" or v == "") then return refused("path", "path: expected a file path") end
+  end },
+  { "method", function(v)
+    if v and not METHODS[v] then return refused("method", "method: expected GET, HEAD, PUT, POST or DELETE") end
+  end },
+  { "range", function(v)
+    if v and not (type(v) == "table" and tonumber(v[1]) and tonumber(v[2]) and v[1] >= 0 and v[2] >= v[1]) then
+      return refused("range", "range: expected {first, last}, 0 <= first <= last")
+    end
+  end },
+  { "op", any }, { "service", any }, { "headers", any }, { "what", any }, { "heads", any }, { "hold", any },
+  { "fresh", any }, { "timeout", any }, { "stall", any }, { "offset", any }, { "follow", any }, { "public", any },
+  { "body", any }, { "tap", any }, { "rest", any }, { "pieces", any },
+}
+N.FIELDS = {} -- (their names, for the spec)
+for i, row in ipairs(FIELDS) do N.FIELDS[i] = row[1] end
+
+-- The handle an unfinished attempt at file left here, taken (its unit's open goes on through it while it is still
+-- the file: core.part_open, the rule of both transports); a whole one not committed let go of.
+local function left_at(self, file)
+  if file == nil then return nil end
   self:discard(file)
   local was = self.left[file]
   if was then self.left[file], self.n_left = nil, self.n_left - 1 end
-  local fh, offset = core.part_open(file, r.offset or 0, was)
-  if not fh then return nil, new_error("io", offset, { field = "path" }) end
-  return fh, offset
+  return was
 end
 
 function N:send(r)
   live(self)
-  local u, bad = core.check_url(r.url, "url")
-  if not u then return nil, bad end
-  if type(r.max_body) ~= "number" then return refuse("max_body", "max_body: no cap on the answer's size was given") end
-  if r.ca_file then return refuse("ca_file", NO_CA) end
-  local c, own = self.c, nil
-  if r.user_agent and (r.user_agent ~= c.ua or r.connect_timeout ~= c.connect_timeout) then
-    if r.user_agent:find("[%c]") or type(r.connect_timeout) ~= "number" or r.connect_timeout <= 0 then
-      return refuse("user_agent", "user_agent: control characters, or connect_timeout: not above 0")
-    end
-    own = setmetatable({ ua = r.user_agent, connect_timeout = r.connect_timeout }, { __index = c })
+  local got = {}
+  for _, row in ipairs(FIELDS) do
+    local bad, value = row[2](r[row[1]], r, self)
+    if bad then return nil, bad end
+    got[row[1]] = value
   end
-  local rid = r.request_id
-  if rid and (type(rid) ~= "string" or rid == "" or #rid > 128 or rid:find("%c")) then
-    return refuse("request_id", "request_id: expected 1 to 128 characters without control characters")
-  end
-  local proxy, bad_proxy = W.proxy(r.proxy)
-  if proxy == nil then return nil, bad_proxy end
-  local fh, offset = open_part(self, r)
-  if fh == nil then return nil, offset end
-  local range, cap = r.range, fh and PAGE_MAX or r.max_body
-  if r.method and not METHODS[r.method] then
-    return refuse("method", "method: expected GET, HEAD, PUT, POST or DELETE")
-  end
-  if range and not (type(range) == "table" and tonumber(range[1]) and tonumber(range[2]) and range[1] >= 0 and
-      range[2] >= range[1]) then
-    return refuse("range", "range: expected {first, last}, 0 <= first <= last")
-  end
+  local range, unit = r.range, B.of(r) -- (where its body goes, chosen once)
+  local cap = unit.cap(r)
   if range then cap = math.min(cap, range[2] - range[1] + 1) end
   local held = type(r.rest) == "table" and go_on(self, r.rest, r, cap)
   if held then return held end
   -- as data (request.lua's): the service's request (service: the key, its answer's id, Date and lines read),
-  -- else another host's; its body into a file (fh) or memory
-  local x = { r = r, u = u, c = own, proxy = proxy or false, op = r.op, service = r.service,
-    auth = r.service, offset = offset, have = offset, from = range and r.method ~= "HEAD" and range[1] or nil,
-    fh = fh, parts = {}, kept = 0, cap = cap,
-    deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil, stall = r.stall and r.stall > 0 and r.stall }
+  -- else another host's
+  local x = { r = r, u = got.url, c = got.user_agent, proxy = got.proxy or false, op = r.op, service = r.service,
+    auth = r.service, from = range and r.method ~= "HEAD" and range[1] or nil, unit = unit, parts = {}, kept = 0,
+    cap = cap, deadline = r.timeout and r.timeout > 0 and now() + r.timeout or nil,
+    stall = r.stall and r.stall > 0 and r.stall }
+  local opened, err = unit.open(x, left_at(self, r.file))
+  if not opened then return nil, new_error("io", err, { field = "path" }) end
   if r.hold and range then -- (request.lua asks it of a ranged GET: the pause at the range's end)
     x.hold = function(y) return hold(self, y) end
   end
@@ -239,15 +257,15 @@ function N:result(x)
     x.first) -- (a range's first byte, a download's offset, and where the answer's bytes start)
   if task and pieces then task.body = x.parts end
   if task and x.held then task.held = x end -- (its read held: rest = on the next range's send goes on with it)
-  if x.fh then
+  local part = x.unit.take(x) -- (a download's .part handle)
+  if part then
     if task then
-      self.whole[x.r.file] = x.fh
+      self.whole[x.r.file] = part
     elseif self.n_left < KEPT and not self.left[x.r.file] then -- the first KEPT kept; others resume unchecked
-      self.left[x.r.file], self.n_left = x.fh, self.n_left + 1
+      self.left[x.r.file], self.n_left = part, self.n_left + 1
     else
-      x.fh:close()
+      part:close()
     end
-    x.fh = nil
   end
   return task, err, wire, bytes, total
 end
@@ -287,7 +305,8 @@ function N:cancel(x)
   if x.ended then return end
   local ok, killed = pcall(ngx.thread.kill, x.thread)
   if ok and killed then release(self, x) end -- else the thread ends by itself, writing nothing more
-  if x.fh then x.fh:close(); x.fh = nil end
+  local part = x.unit.take(x)
+  if part then part:close() end
 end
 
 -- On the descriptor the download wrote, checked to be a whole MP4 (mp4: true, or its seconds) and hashed in

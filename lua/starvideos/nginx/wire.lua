@@ -15,8 +15,7 @@ local BREATHE_PART = 0.002 -- the same for a bucket's part read or put (storage/
 local serial = 0           -- names the pools of connections never to be shared
 
 local W = {}
-local arm, wire_of, breathe, head, body, span, start_file = A.arm, A.wire_of, A.breathe, A.head, A.body, A.span,
-  A.start_file
+local arm, wire_of, breathe, head, body, span = A.arm, A.wire_of, A.breathe, A.head, A.body, A.span
 local CHUNK = A.CHUNK -- the most sent at once
 
 -- The proxy of an exchange (nil: none): false, or core.check_url's parts with `auth`
@@ -87,11 +86,10 @@ local function request(c, x, u, key)
   local method = r.method or (r.body and "POST" or "GET")
   local t = { method, " ", target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: ", c.ua, "\r\n" }
   if target ~= u.target and x.proxy.auth then t[#t + 1] = x.proxy.auth end -- an http URL through a proxy
-  -- its range (a file's: from the bytes it has), its request id, the key when asked (the service's only), its lines
-  if x.fh and x.offset > 0 then t[#t + 1] = string.format("Range: bytes=%.0f-\r\n", x.offset)
-  elseif x.from then
-    t[#t + 1] = string.format("Range: bytes=%.0f-%.0f\r\n", x.from, x.from + x.cap - 1)
-  end
+  -- its range (its unit's: a file's from the bytes it has), its request id, the key when asked (the service's
+  -- only), its lines
+  local range = x.unit.asks(x)
+  if range then t[#t + 1] = "Range: bytes=" .. range .. "\r\n" end
   if r.request_id then t[#t + 1] = "X-Request-Id: " .. r.request_id .. "\r\n" end -- (transport.lua checked it)
   if x.auth then t[#t + 1] = "Authorization: Bearer " .. key .. "\r\n" end
   t[#t + 1] = (r.headers or ""):gsub("\n", "\r\n")
@@ -147,7 +145,7 @@ function W.exchange(c, x, key)
     return "not_sent", "timed out waiting for a free connection (max_connections)"
   end
   x.slot, x.since = true, now()
-  x.breath = not x.fh and x.stall and BREATHE_PART or BREATHE
+  x.breath = x.unit.in_memory and x.stall and BREATHE_PART or BREATHE
   for hops = 0, 5 do
     local status, h, reusable = ask(c, x, u, key)
     if not status then return h, reusable end
@@ -158,8 +156,8 @@ function W.exchange(c, x, key)
     local follow, why, ok, wire, msg
     if x.r.follow then follow, why = core.redirect(url, status, h.location, hops, x.r.public) end
     x.at, x.skip = url, status == 200 and x.from or 0 -- (a ranged one's: a host that ignores Range)
-    if x.fh and (status == 200 or status == 206) and not follow then
-      ok, wire, msg = start_file(x, h)
+    if not follow then
+      ok, wire, msg = x.unit.start(x, h)
       if not ok then return wire, msg end
     end
     ok, wire, msg = body(x, h)
@@ -173,8 +171,7 @@ function W.exchange(c, x, key)
     x.sock = nil
     if reusable and not (x.to_close or x.unpooled) then sock:setkeepalive(c.idle_ms, c.pool_size) else sock:close() end
     if follow == nil then
-      if x.to_file and not x.total then x.total = x.have end
-      if not x.fh then x.have, x.total = x.kept, total end
+      x.unit.ended(x, total)
       return nil
     end
     if not follow then return "fatal", why end
