@@ -44,9 +44,31 @@ io.stdout:write("done\n"); io.stdout:flush()
 os.exit(0)
 ]=]
 
--- One run on a fresh emulator and ledger (ledger(dir) -> option, place): {b = B's creates' order at the server,
--- a_before = A's creates logged before B asked, a_between = A's creates between B's first and last, seconds = from
--- B's asking to each of its creates}.
+-- What the emulator logged of B's creates beside A's, B having asked at `at` (a wall clock's seconds, as the
+-- emulator's): {b = B's creates' order at the server, a_before = A's creates logged before B asked, a_between = A's
+-- creates between B's first and last, seconds = from B's asking to each of its creates}.  The prompts are "A 1",
+-- "B 3" ...
+function M.tally(emu, at)
+  local out = { b = {}, a_before = 0, a_between = 0, seconds = {} }
+  local a_since = 0
+  for _, r in ipairs(emu:requests()) do
+    if r.method == "POST" and r.path:find("^/v1/") then
+      local body = type(r.body) == "table" and r.body.prompt or r.body or ""
+      local tenant = body:match('"prompt"%s*:%s*"(%u) ') or body:match("^(%u) ")
+      if tenant == "B" then
+        out.b[#out.b + 1], out.a_between = #out.b + 1, out.a_between + (out.b[1] and a_since or 0)
+        out.seconds[#out.seconds + 1], a_since = r.at - at, 0
+      elseif r.at < at then
+        out.a_before = out.a_before + 1
+      else
+        a_since = a_since + 1
+      end
+    end
+  end
+  return out
+end
+
+-- One run on a fresh emulator and ledger (ledger(dir) -> option, place): M.tally's.
 function M.run(form, ledger)
   local emu = helper.emulator { key = "k-fair-runs", queued = 60, processing = 60 }
   local dir = helper.tmpdir()
@@ -72,23 +94,7 @@ function M.run(form, ledger)
     if not at then error("B's process said " .. tostring(asking) .. ": " .. tostring(b.pipe:read("*a")), 0) end
     local last = b.pipe:read("*l")
     if last ~= "done" then error("B's process ended: " .. tostring(last) .. " " .. tostring(b.pipe:read("*a")), 0) end
-    local out = { b = {}, a_before = 0, a_between = 0, seconds = {} }
-    local a_since = 0
-    for _, r in ipairs(emu:requests()) do
-      if r.method == "POST" and r.path:find("^/v1/") then
-        local body = type(r.body) == "table" and r.body.prompt or r.body or ""
-        local tenant = body:match('"prompt"%s*:%s*"(%u) ') or body:match("^(%u) ")
-        if tenant == "B" then
-          out.b[#out.b + 1], out.a_between = #out.b + 1, out.a_between + (out.b[1] and a_since or 0)
-          out.seconds[#out.seconds + 1], a_since = r.at - at, 0
-        elseif r.at < at then
-          out.a_before = out.a_before + 1
-        else
-          a_since = a_since + 1
-        end
-      end
-    end
-    return out
+    return M.tally(emu, at)
   end)
   for _, p in ipairs(procs) do
     helper.execute("kill -9 " .. p.pid .. " 2>/dev/null")
