@@ -10,12 +10,14 @@ local M = {}
 
 -- The child: `a N` (A's N creates as jobs, driven until killed), `b` (B's 5, its client made: "asking", then until
 -- each has its task: "done"), or `ab N` (A's N, then B's 5 once 8 of A's have their tasks).  arg: the mode, N, the
--- emulator's URL, its key, the ledger's option (store or journal) and place.
+-- emulator's URL, its key, the ledger's option (store or journal; none: the process alone) and place.
 local CHILD = [=[
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 local mode, n, url, key, ledger, place = arg[1], tonumber(arg[2]), arg[3], arg[4], arg[5], arg[6]
-local c = assert(starvideos.new { base_url = url, api_key = key, requests_per_second = 5, [ledger] = place })
+local o = { base_url = url, api_key = key, requests_per_second = 5 }
+if ledger ~= "none" then o[ledger] = place end
+local c = assert(starvideos.new(o))
 local function start(tenant, count)
   local jobs = {}
   for i = 1, count do
@@ -68,7 +70,7 @@ function M.tally(emu, at)
   return out
 end
 
--- One run on a fresh emulator and ledger (ledger(dir) -> option, place): M.tally's.
+-- One run on a fresh emulator and ledger (ledger(dir) -> option, place; "none": no ledger): M.tally's.
 function M.run(form, ledger)
   local emu = helper.emulator { key = "k-fair-runs", queued = 60, processing = 60 }
   local dir = helper.tmpdir()
