@@ -24,8 +24,8 @@ local function in_dict(rate)
   end
 end
 
-for name, backend in pairs { ["this process's bucket"] = in_process, ["nginx's shared dict"] = in_dict } do
-  Cases.run(name, backend, { describe = describe, it = it, assert = assert })
+for _, p in ipairs { { "this process's bucket", in_process, "process" }, { "nginx's shared dict", in_dict, "dict" } } do
+  Cases.run(p[1], p[2], { describe = describe, it = it, assert = assert }, p[3])
 end
 
 describe("the callers waiting on a full bucket", function()

@@ -1,8 +1,8 @@
 -- The fair share of the key's budget between waiting tenants (bucket.lua's share, docs/tenants-and-costs.md), one
 -- list of cases every place that keeps the budget passes: this process's bucket and nginx's shared dict
 -- (spec/fair_spec.lua), Redis' script (the redis rock's fair_redis_spec.lua).  drive(askers, take, stop): every asker
--- driven on the cases' clock, as a loop drives its jobs; run(name, backend, b): the cases on backend(rate) -> take
--- (b: busted's describe, it and assert).
+-- driven on the cases' clock, as a loop drives its jobs; run(name, backend, b, place): the cases on backend(rate) ->
+-- take (b: busted's describe, it and assert), proving the matrix's fair_share row at place.
 local M = {}
 
 -- askers: {at =, tenant =, name =}; take(t, tenant, asker) -> nil or the time to come back.  Each asks at its time
@@ -60,11 +60,13 @@ local function flood()
   return askers
 end
 
+local drive = M.drive
 
-function M.run(name, backend, b)
-  local describe, it, assert, drive = b.describe, b.it, b.assert, M.drive
-  describe("the fair share in " .. name, function()
-    it("gives B's five creates their share while A has 200 waiting: all within 3 s of asking", function()
+-- The cases, each {name =, promise = the matrix's row it proves (spec/support/promises.lua), run(backend, assert)}.
+M.cases = {
+  { name = "gives B's five creates their share while A has 200 waiting: all within 3 s of asking",
+    promise = "fair_share",
+    run = function(backend, assert)
       local got, order = drive(flood(), backend(5), 12)
       local last = 0
       for i = 1, 5 do
@@ -94,9 +96,10 @@ function M.run(name, backend, b)
         if a.tenant == "A" and got[a.name] > first and got[a.name] < last then a_between = a_between + 1 end
       end
       assert.is_true(a_between >= 3, "A's tokens between B's first and last: " .. a_between)
-    end)
+    end },
 
-    it("a tenant alone has the whole rate; once another stops asking, it has it again", function()
+  { name = "a tenant alone has the whole rate; once another stops asking, it has it again",
+    run = function(backend, assert)
       local askers = {}
       for i = 1, 80 do askers[i] = { at = 0, tenant = "A", name = "A" .. i } end
       askers[#askers + 1] = { at = 3, tenant = "B", name = "B1" }
@@ -108,17 +111,25 @@ function M.run(name, backend, b)
       end
       assert.is_true(count(1, 3) >= 9, "A alone: " .. count(1, 3) .. " in 2 s") -- the whole 5 a second
       assert.is_true(count(6, 9) >= 14, "A again alone: " .. count(6, 9) .. " in 3 s")
-    end)
+    end },
 
-    it("no tenant named is one tenant: the key's rate, as without tenants", function()
+  { name = "no tenant named is one tenant: the key's rate, as without tenants",
+    run = function(backend, assert)
       local askers = {}
       for i = 1, 40 do askers[i] = { at = 0, name = "n" .. i } end
       local got = drive(askers, backend(5), 10)
       local n = 0
       for _, at in pairs(got) do if at >= 1 and at < 5 then n = n + 1 end end
       assert.is_true(n >= 19 and n <= 21, n .. " tokens from 1 s to 5 s at 5 a second")
-    end)
-  end)
+    end },
+}
+
+-- The cases run with busted's functions (b: describe, it, assert) on backend(rate) -> take, `name` the place in
+-- words, `place` the matrix's (spec/support/matrix.lua): a case passed proves its promise there.
+function M.run(name, backend, b, place)
+  require("spec.support.case_list").each(b, "the fair share in " .. name, M.cases, function(case)
+    case.run(backend, b.assert)
+  end, nil, place)
 end
 
 return M

@@ -10,12 +10,14 @@ local M = {}
 
 -- The child: `a N` (A's N creates as jobs, driven until killed), `b` (B's 5, its client made: "asking", then until
 -- each has its task: "done"), or `ab N` (A's N, then B's 5 once 8 of A's have their tasks).  arg: the mode, N, the
--- emulator's URL, its key, the ledger's option (store or journal) and place.
+-- emulator's URL, its key, the ledger's option (store or journal; none: the process alone) and place.
 local CHILD = [=[
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
 local mode, n, url, key, ledger, place = arg[1], tonumber(arg[2]), arg[3], arg[4], arg[5], arg[6]
-local c = assert(starvideos.new { base_url = url, api_key = key, requests_per_second = 5, [ledger] = place })
+local o = { base_url = url, api_key = key, requests_per_second = 5 }
+if ledger ~= "none" then o[ledger] = place end
+local c = assert(starvideos.new(o))
 local function start(tenant, count)
   local jobs = {}
   for i = 1, count do
@@ -44,9 +46,31 @@ io.stdout:write("done\n"); io.stdout:flush()
 os.exit(0)
 ]=]
 
--- One run on a fresh emulator and ledger (ledger(dir) -> option, place): {b = B's creates' order at the server,
--- a_before = A's creates logged before B asked, a_between = A's creates between B's first and last, seconds = from
--- B's asking to each of its creates}.
+-- What the emulator logged of B's creates beside A's, B having asked at `at` (a wall clock's seconds, as the
+-- emulator's): {b = B's creates' order at the server, a_before = A's creates logged before B asked, a_between = A's
+-- creates between B's first and last, seconds = from B's asking to each of its creates}.  The prompts are "A 1",
+-- "B 3" ...
+function M.tally(emu, at)
+  local out = { b = {}, a_before = 0, a_between = 0, seconds = {} }
+  local a_since = 0
+  for _, r in ipairs(emu:requests()) do
+    if r.method == "POST" and r.path:find("^/v1/") then
+      local body = type(r.body) == "table" and r.body.prompt or r.body or ""
+      local tenant = body:match('"prompt"%s*:%s*"(%u) ') or body:match("^(%u) ")
+      if tenant == "B" then
+        out.b[#out.b + 1], out.a_between = #out.b + 1, out.a_between + (out.b[1] and a_since or 0)
+        out.seconds[#out.seconds + 1], a_since = r.at - at, 0
+      elseif r.at < at then
+        out.a_before = out.a_before + 1
+      else
+        a_since = a_since + 1
+      end
+    end
+  end
+  return out
+end
+
+-- One run on a fresh emulator and ledger (ledger(dir) -> option, place; "none": no ledger): M.tally's.
 function M.run(form, ledger)
   local emu = helper.emulator { key = "k-fair-runs", queued = 60, processing = 60 }
   local dir = helper.tmpdir()
@@ -72,23 +96,7 @@ function M.run(form, ledger)
     if not at then error("B's process said " .. tostring(asking) .. ": " .. tostring(b.pipe:read("*a")), 0) end
     local last = b.pipe:read("*l")
     if last ~= "done" then error("B's process ended: " .. tostring(last) .. " " .. tostring(b.pipe:read("*a")), 0) end
-    local out = { b = {}, a_before = 0, a_between = 0, seconds = {} }
-    local a_since = 0
-    for _, r in ipairs(emu:requests()) do
-      if r.method == "POST" and r.path:find("^/v1/") then
-        local body = type(r.body) == "table" and r.body.prompt or r.body or ""
-        local tenant = body:match('"prompt"%s*:%s*"(%u) ') or body:match("^(%u) ")
-        if tenant == "B" then
-          out.b[#out.b + 1], out.a_between = #out.b + 1, out.a_between + (out.b[1] and a_since or 0)
-          out.seconds[#out.seconds + 1], a_since = r.at - at, 0
-        elseif r.at < at then
-          out.a_before = out.a_before + 1
-        else
-          a_since = a_since + 1
-        end
-      end
-    end
-    return out
+    return M.tally(emu, at)
   end)
   for _, p in ipairs(procs) do
     helper.execute("kill -9 " .. p.pid .. " 2>/dev/null")

@@ -52,4 +52,4 @@ local function in_redis(rate)
   end
 end
 
-Cases.run("Redis' script", in_redis, { describe = describe, it = it, assert = assert })
+Cases.run("Redis' script", in_redis, { describe = describe, it = it, assert = assert }, "redis")

@@ -23,6 +23,14 @@ return {
       "shares the create limit between requests",
       { "redis", "nginx" } },
   } },
+  { "fair_share", {
+    { "rocks/redis/spec/hosts/fair_runs_redis_spec.lua",
+      "B's 5 creates in turn with A's, A's 200 and B's 5 in two processes",
+      { "redis", "job" } },
+    { "rocks/redis/spec/hosts/fair_runs_redis_spec.lua",
+      "B's 5 creates in turn with A's, B's 5 beside 100 of A's in one process",
+      { "redis", "job" } },
+  } },
   { "spend_refusal", {
     { "rocks/redis/spec/hosts/spend_store_spec.lua",
       "spend --store --spend-limit after creates made without it reads what they spent",
