@@ -210,7 +210,7 @@ P.list = {
         { "journal", "cli" } },
     } },
   { id = "failed_prices", title = "failed_prices: a task known failed costs its failed price, the difference released",
-    doc = "docs/tenants-and-costs.md#a-failed-task-s-price", na = { file = FAILED_NO_VIDEO, bucket = FAILED_NO_VIDEO },
+    doc = "docs/tenants-and-costs.md#a-failed-tasks-price", na = { file = FAILED_NO_VIDEO, bucket = FAILED_NO_VIDEO },
     open = { nginx = "no case fails a task inside nginx with failed_prices yet (the dict's rule: the ledger cases)",
       studio = "the studio sets no failed_prices", job = "no case steps a failing job in a frame loop with "
         .. "failed_prices yet (its ledger's rule: the ledger cases)" },
