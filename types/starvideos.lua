@@ -69,6 +69,7 @@
 ---@field ca_file? string PEM certificate authorities for https (outside nginx)
 ---@field connect_timeout? number seconds to connect (default 10)
 ---@field create_limit? starvideos.Limit at most count creates in any per seconds
+---@field failed_prices? table<starvideos.Model, number> what a task that fails at the service costs, per model (default: its full price)
 ---@field failure_patterns? starvideos.FailurePattern[] your texts of a failure and their reasons, tried first
 ---@field interval? number seconds between polls until the schedule has learned (default 30)
 ---@field journal? string the ledger on a JSON-lines file (not with store)

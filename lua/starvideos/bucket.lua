@@ -310,12 +310,13 @@ function B:count_creates(checks, t, ask)
   return B.count_on(lists, checks, t, self.spend, ask)
 end
 
--- Create lid's reservation settled (paid: its task made, or maybe) or released, where count_creates made it: true,
--- or nil, err (nginx's dict not had).  spend_get: its store (get) for client:spend().
-function B:end_spend(lid, paid, t)
-  if self.remote and self.remote.end_spend then return self.remote:end_spend(lid, paid, t) end
+-- Create lid's reservation settled (paid: its task made, or maybe) or released, where count_creates made it, or
+-- its task known failed at `to` units (spend.lua's spend_end): true, or nil, err (nginx's dict not had).
+-- spend_get: its store (get) for client:spend().
+function B:end_spend(lid, paid, t, to)
+  if self.remote and self.remote.end_spend then return self.remote:end_spend(lid, paid, to) end
   self.spend.now = t
-  Spend().finish(self.spend, lid, paid)
+  Spend().finish(self.spend, lid, paid, to)
   return true
 end
 

@@ -157,22 +157,24 @@ function C.tenant(v) -- (a tenant: the end user a create is made for)
   return bad and "a tenant name: a string of 1 to 200 bytes without control characters" or nil
 end
 
--- prices = {model = price of one create, ...}: the models' names (core.models), numbers >= 0
-function C.prices(v)
-  if type(v) ~= "table" then return "prices: a table {model = price, ...} expected, got " .. show(v), true end
-  for k, price in pairs(v) do
-    if type(k) ~= "string" or not core.models[k] then
-      local names = {}
-      for name in pairs(core.models) do names[#names + 1] = name end
-      table.sort(names)
-      return string.format("prices[%s]: not a model (%s)", show(k), table.concat(names, ", ")), true
-    end
-    if type(price) ~= "number" or price ~= price or price < 0 or price == math.huge then
-      return string.format("prices.%s: a price >= 0 expected, got %s", k, show(price)), true
+-- prices = {model = price of one create, ...} (failed_prices: of a task that failed at the service): the models'
+-- names (core.models), numbers >= 0; C.prices_of(name): the check of option name
+function C.prices_of(name)
+  return function(v)
+    if type(v) ~= "table" then return name .. ": a table {model = price, ...} expected, got " .. show(v), true end
+    for k, price in pairs(v) do
+      if type(k) ~= "string" or not core.models[k] then
+        local names = {}
+        for m in pairs(core.models) do names[#names + 1] = m end
+        table.sort(names)
+        return string.format("%s[%s]: not a model (%s)", name, show(k), table.concat(names, ", ")), true
+      end
+      if type(price) ~= "number" or price ~= price or price < 0 or price == math.huge then
+        return string.format("%s.%s: a price >= 0 expected, got %s", name, k, show(price)), true
+      end
     end
   end
 end
-
 -- A base URL, http(s)://host[:port][/path]: the core's one URL check (core.check_url).
 function C.url(v, field)
   local ok, err = core.check_url(v, field or "base_url", true)
@@ -305,7 +307,8 @@ M.CLIENT = {
   max_retries = C.retries, journal = C.path, sleep = C.fn, on_event = C.fn, ca_file = C.path,
   max_connections = C.connections, retry_backoff = C.interval, max_retry_wait = C.interval,
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
-  create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), prices = C.prices, store = C.store,
+  create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), store = C.store,
+  prices = C.prices_of("prices"), failed_prices = C.prices_of("failed_prices"),
   spend_limit = function(v) return require("starvideos.spend").check(v) end,
   tz_offset = function(v) return select(2, require("starvideos.spend").offset(v)) end,
   proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease, storage = C.storage,
@@ -367,8 +370,8 @@ function M.client(opts)
   local cfg = {}
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "store", "storage", "notify", "spend_limit",
-      "failure_patterns" } do
+  for _, k in ipairs { "create_limit", "tenant_limit", "prices", "failed_prices", "store", "storage", "notify",
+      "spend_limit", "failure_patterns" } do
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)

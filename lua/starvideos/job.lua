@@ -148,8 +148,9 @@ function Job:seen(task, t, created, secs, within)
   self.status = task.status
   if why and not self.reason then self.reason, self.input = Failure().classify(why, self.cfg.failure_patterns) end
   expect(self, t)
-  if changed and not created and self.ledger.records then
-    self.ledger:status(self.id, task.status, secs, within, why, self.reason, self.input)
+  -- (an end told to every ledger, a client's own too: a failure costs its model's failed_prices entry)
+  if changed and not created and (self.ledger.records or task.status == "failed" or task.status == "completed") then
+    self.ledger:status(self.id, task.status, secs, within, why, self.reason, self.input, self.model)
   end
   self:emit("status", nil, not changed and "progress" or nil) -- (on_progress: every answer)
   if changed and self.on_status then self.on_status(self) end

@@ -70,6 +70,13 @@ function R.cost(cfg, model)
   return price
 end
 
+-- What a task of model known failed at the service costs (failed_prices), or nil: its price stands (none given:
+-- the service's documents do not say that a failure is not billed).
+function R.failed_cost(cfg, model)
+  local p = cfg.failed_prices and cfg.failed_prices[model]
+  return type(p) == "number" and p or nil
+end
+
 -- What a created record holds: task id made by the create lid of params, p its pending record (R.pending's:
 -- out, key, fp, body, tenant, addr; nil: none), uncertain when only a failed create's answer named it, its cost, and
 -- the create's request ids (ids: request_id, server_request_id; a journal's, nil: none).

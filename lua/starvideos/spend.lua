@@ -204,9 +204,15 @@ function S.covering(cfg, model, tenant, t)
   return units(price) or math_ceil(price * S.UNIT), table.concat(parts, " "), which -- (resolve refused a finer one)
 end
 
--- A create of model's price in cfg.prices, in units (a finer one rounded up), or nil (no price).
-function S.units_of(cfg, model)
-  local p = cfg.prices and cfg.prices[model]
+-- A create of model's price in cfg.prices (failed: in cfg.failed_prices, a task of it failed), in units (a finer
+-- one rounded up), or nil (no price).
+function S.units_of(cfg, model, failed)
+  local p = cfg[failed and "failed_prices" or "prices"]
+  return S.in_units(p and p[model])
+end
+
+-- A price (a number, else nil) in units, a finer one rounded up: what a ledger counts of it.
+function S.in_units(p)
   if type(p) ~= "number" then return nil end
   return units(p) or math_ceil(p * S.UNIT)
 end
@@ -232,9 +238,10 @@ end
 -- spec", written first: a store that refuses it (a full dict) counts nothing, nil), in each limit's total ('sp:')
 -- and reserved ('held:'), a tenant's first in a limit of every tenant listed ('who:') -> the steps it crossed,
 -- "i:pct ...", each said once a window ('told:').  spend_end: lid's reservation
--- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once.  spend_told: a
--- step's mark ('told:'), true the first time (S.told: a journal's told record read, records/said.lua).  now: the
--- wall clock's, as the windows were read (their ttl).
+-- settled: paid (its task made, or maybe: kept in the total) or released (surely not sent), once; to (units): its
+-- task known failed, its price in every total become `to` (failed_prices), the difference released, once.
+-- spend_told: a step's mark ('told:'), true the first time (S.told: a journal's told record read, records/said.lua).
+-- now: the wall clock's, as the windows were read (their ttl).
 S.RULES = "local SPEND_STEPS = { " .. table.concat(S.STEPS, ", ") .. " }\n" .. [[
 local function spend_parse(text)
   local list = {}
@@ -283,19 +290,21 @@ local function spend_take(kv, lid, price, text, now, tenant)
   end
   return table.concat(crossed, ' ')
 end
-local function spend_end(kv, lid, paid)
+local function spend_end(kv, lid, paid, to)
   local r = kv.get('res:' .. lid)
-  if not r or string.sub(r, 1, 1) ~= 'r' then return end
-  local price, now, text = string.match(r, '^r (%S+) (%S+) ?(.*)$')
+  local state = r and string.sub(r, 1, 1)
+  if state ~= 'r' and not (to and state == 's') then return end
+  local price, now, text = string.match(r, '^%a (%S+) (%S+) ?(.*)$')
   price, now = tonumber(price), tonumber(now)
   local most = 1
   for _, s in ipairs(spend_parse(text)) do
     local ttl = spend_ttl(s, now)
-    spend_add(kv, 'held:' .. s.key, -price, ttl)
-    if not paid then spend_add(kv, 'sp:' .. s.key, -price, ttl) end
+    if state == 'r' then spend_add(kv, 'held:' .. s.key, -price, ttl) end
+    if to then spend_add(kv, 'sp:' .. s.key, to - price, ttl)
+    elseif not paid then spend_add(kv, 'sp:' .. s.key, -price, ttl) end
     if ttl > most then most = ttl end
   end
-  kv.set('res:' .. lid, (paid and 's' or 'x') .. string.sub(r, 2), most)
+  kv.set('res:' .. lid, (to and 'f ' .. to or (paid and 's ' or 'x ') .. price) .. ' ' .. now .. ' ' .. text, most)
 end
 ]]
 local over, take, finish, mark = (rawget(_G, "loadstring") or load)(S.RULES

@@ -440,6 +440,54 @@ M.cases = {
       assert.same("1.20", ("%.2f"):format(e.spent + e.reserved), "a reservation counted once")
     end },
 
+  { name = "failed_prices: a task known failed costs its model's failed price in every limit (the difference "
+    .. "released, once, whoever learns it), and in its cost; a completed one and another model's failure their price",
+    promise = "failed_prices",
+    covers = { "before_create", "created", "status", "spend", "tasks" },
+    run = function(env, assert)
+      local opts = { prices = PRICES, failed_prices = { videos = 0.1, videos_fast = 0.5 },
+        spend_limit = { { amount = 5, per = "day" },
+          { amount = 1.2, per = "day", scope = "model", model = "videos" } } }
+      local l = env.open(opts)
+      local fast = { model = "videos_fast", prompt = "a dog", duration = 5 }
+      for i, params in ipairs { PARAMS, PARAMS, PARAMS, fast } do
+        assert.is_true(env.answer(l.before_create, l, params, "f" .. i))
+        assert.is_true(env.answer(l.created, l, { id = "tf" .. i }, params, "f" .. i))
+      end
+      env.settle()
+      local function spent(c)
+        local out = {}
+        for _, e in ipairs(assert((c or l):spend())) do out[#out + 1] = ("%.2f"):format(e.spent + e.reserved) end
+        return out
+      end
+      assert.same({ "1.70", "1.20" }, spent())
+      local ok, err = env.answer(l.before_create, l, PARAMS, "f5")
+      assert.same({ nil, "spend_limited" }, { ok, err and err.kind }, "videos' limit full")
+      l:status("tf1", "failed", nil, nil, "Internal error", "service", nil, "videos")
+      l:status("tf2", "completed", 100, 1, nil, nil, nil, "videos")
+      l:status("tf4", "failed", nil, nil, "Internal error", "service", nil, "videos_fast") -- (its price: the same)
+      env.settle()
+      assert.same({ "1.40", "0.90" }, spent(), "0.4 became 0.1: 0.3 released in each limit")
+      l:status("tf1", "failed", nil, nil, "Internal error", "service", nil, "videos")
+      env.settle()
+      assert.same({ "1.40", "0.90" }, spent(), "counted once")
+      if l.records then -- another client of the ledger learns a failure (resume's, keep's): counted as well
+        local other = env.open(opts)
+        other:status("tf3", "failed", nil, nil, "Internal error", "service", nil, "videos")
+        env.settle()
+        assert.same({ "1.10", "0.60" }, spent(env.open(opts)), "read again: what a restart reads")
+        local by = {}
+        for _, t in ipairs(assert(env.open():tasks())) do by[t.id] = t.cost end
+        assert.same({ tf1 = 0.1, tf2 = 0.4, tf3 = 0.1, tf4 = 0.5 }, by)
+      else
+        l:status("tf3", "failed", nil, nil, "Internal error", "service", nil, "videos")
+        env.settle()
+      end
+      assert.is_true(env.answer(l.before_create, l, PARAMS, "f6"), "room again: 0.6 spent of 1.2")
+      ok, err = env.answer(l.before_create, l, PARAMS, "f7")
+      assert.same({ nil, "spend_limited", 1 }, { ok, err and err.kind, err and err.spent })
+    end },
+
   { name = "spend_limit's scopes: a tenant at its limit refused while another goes on; a model's refuses that model "
     .. "only; a day's opens again at the day's turn (the clock set)",
     promise = "spend_refusal",

@@ -292,4 +292,36 @@ describe("spend limits on the command line", function()
     assert.same({ 0, 0 }, { cjson.decode(r.out).creates, cjson.decode(r.out).refused })
     assert.equals(2, #posts())
   end)
+  it("--failed-prices: a task that fails at the service counts its failed price in --spend-limit and its cost; "
+    .. "a text that is not a JSON object of prices refused (exit 2), naming the flag", function()
+    local journal = dir .. "/tasks.jsonl"
+    local failed = '{"videos": 0}'
+    emu:config { failures = { { kind = "service", prompt = "boom" } } }
+    local r = run({ "generate", "--model", "videos", "--prompt", "boom", "--duration", "5", "--journal", journal,
+      "--prices", PRICE, "--failed-prices", failed, "--spend-limit", MODEL, "--interval", "0.05" }, env())
+    emu:config { failures = {} }
+    assert.equals(1, r.code, r.err)
+    r = run({ "spend", "--journal", journal, "--prices", PRICE, "--spend-limit", MODEL }, {})
+    assert.equals("model videos, in the ledger's life: 0 spent, 0 reserved, of 1; never resets", lines(r.out)[1])
+    local before = #posts()
+    for i, code in ipairs { 0, 0, 1 } do
+      r = run(with(CREATE, "--journal", journal, "--key", "k" .. i, "--prices", PRICE, "--spend-limit", MODEL), env())
+      assert.equals(code, r.code, r.err)
+    end
+    assert.equals(before + 2, #posts(), "0.4 released: two creates of 0.4 more, not one")
+    r = run({ "list", "--journal", journal, "--prices", PRICE }, {})
+    assert.equals("3 tasks: 2 created, 1 failed; cost 0.8", lines(r.out)[#lines(r.out)], "its cost 0")
+    for _, c in ipairs {
+      { "{videos", "--failed-prices expects a JSON object of prices by model, e.g. '{\"videos\": 0.4}', got text "
+        .. "that is not JSON" },
+      { "[0]", "--failed-prices expects a JSON object of prices by model" },
+      { '{"videos": -1}', "--failed-prices: failed_prices.videos: a price >= 0 expected, got -1" },
+      { '{"nope": 0}', '--failed-prices: failed_prices["nope"]: not a model' },
+    } do
+      r = run(with(CREATE, "--journal", journal, "--failed-prices", c[1]), env())
+      assert.equals(2, r.code, r.err)
+      assert.truthy(lines(r.err)[1]:find("starvideos create: " .. c[2], 1, true), r.err)
+    end
+    assert.equals(before + 2, #posts(), "nothing sent")
+  end)
 end)

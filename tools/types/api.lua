@@ -32,6 +32,8 @@ A.CLIENT = {
   create_limit = { "starvideos.Limit", "at most count creates in any per seconds" },
   tenant_limit = { "starvideos.Limit", "at most count creates of one tenant in any per seconds" },
   prices = { "table<starvideos.Model, number>", "the price of one create of each model" },
+  failed_prices = { "table<starvideos.Model, number>",
+    "what a task that fails at the service costs, per model (default: its full price)" },
   spend_limit = { "starvideos.SpendLimit|starvideos.SpendLimit[]", "caps on money: a create past one is refused" },
   tz_offset = { "number|string", 'the calendar of spend limits: hours from UTC (5.5) or "+HH:MM"' },
   store = { "string|starvideos.Store", "the ledger and the key's budget on Redis (not with journal)" },

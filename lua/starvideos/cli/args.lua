@@ -127,6 +127,9 @@ local FLAG = {
   prices = { kind = "str", meta = "JSON",
     text = "the price of one create per model, a JSON object (e.g. '{\"videos\": 0.4}'): each task's cost is "
       .. "recorded, and --dry-run adds them up" },
+  ["failed-prices"] = { kind = "str", meta = "JSON",
+    text = "what a task that fails at the service costs, per model, a JSON object (e.g. '{\"videos\": 0}'): once "
+      .. "its failure is known, its cost and every --spend-limit count it at that price (default: its full price)" },
   ["spend-limit"] = { kind = "str", meta = "JSON",
     text = "a cap on money, a JSON limit or a list of them (the option spend_limit), e.g. '{\"amount\": 5, \"per\": "
       .. "\"day\"}' or '[{\"amount\": 1, \"per\": \"day\", \"scope\": \"tenant\"}]': a create past one is "
@@ -234,14 +237,14 @@ local function child(request, summary, text)
   for k, v in pairs(text) do flag_text[k] = v end
   return { args = { "ID" }, needs_key = true, ledger = true, required = { "out" }, summary = summary,
     flags = flags(request, "out", "tenant", "interval", "timeout", "journal", "store", "create-limit", "tenant-limit",
-      "prices", "spend-limit", "preflight", CLIENT, NOTIFY), flag_text = flag_text }
+      "prices", "failed-prices", "spend-limit", "preflight", CLIENT, NOTIFY), flag_text = flag_text }
 end
 
 local COMMANDS = {
   create = {
     args = {}, needs_key = true,
     flags = flags(REQUEST, "key", "fresh", "resend", "tenant", "journal", "store", "create-limit", "tenant-limit",
-      "prices", "spend-limit", "preflight", CLIENT),
+      "prices", "failed-prices", "spend-limit", "preflight", CLIENT),
     summary = "create a task and print its id (the video is made asynchronously)",
     flag_text = { key = "the task's name in the ledger (--journal or --store): a rerun with the same KEY prints "
       .. "its task, creating none" },
@@ -251,7 +254,8 @@ local COMMANDS = {
     summary = "show a task's status (and video_url once completed); exit 1 when it failed",
   },
   wait = {
-    args = { "ID" }, needs_key = true, flags = flags("out", "interval", "timeout", "journal", "store", CLIENT, NOTIFY),
+    args = { "ID" }, needs_key = true, flags = flags("out", "interval", "timeout", "journal", "store", "failed-prices",
+      CLIENT, NOTIFY),
     summary = "wait until a task is completed and, with --out, download it; exit 1 when it fails or times out",
     flag_text = { out = "once completed, download the video to PATH (a directory gets <id>.mp4)",
       journal = "the journal that holds the task: its download is recorded there",
@@ -264,7 +268,8 @@ local COMMANDS = {
   generate = {
     args = {}, needs_key = true,
     flags = flags(REQUEST, "out", "key", "fresh", "resend", "fallback", "tenant", "interval", "timeout", "journal",
-      "store", "create-limit", "tenant-limit", "prices", "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
+      "store", "create-limit", "tenant-limit", "prices", "failed-prices", "spend-limit", "dry-run", "preflight", CLIENT,
+      NOTIFY),
     summary = "create a task, wait for it and, with --out, download the video",
     flag_text = { key = "the job's name in the ledger when it has no --out (a job with --out is keyed by its file): "
       .. "a rerun with the same KEY follows its task instead of paying again" },
@@ -272,8 +277,8 @@ local COMMANDS = {
   batch = {
     args = {}, needs_key = true,
     flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
-      "fresh", "resend", "fallback", "interval", "timeout", "create-limit", "tenant-limit", "prices", "spend-limit",
-      "dry-run", "preflight", CLIENT, NOTIFY),
+      "fresh", "resend", "fallback", "interval", "timeout", "create-limit", "tenant-limit", "prices", "failed-prices",
+      "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
     required = { "prompts-file", "out-dir" },
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
@@ -295,8 +300,8 @@ local COMMANDS = {
     flag_text = { preflight = "strict: what cannot be checked fails too (exit 2)" },
   },
   resume = {
-    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", "dry-run", CLIENT,
-      NOTIFY),
+    args = {}, needs_key = true, flags = flags("journal", "store", "dir", "interval", "timeout", "failed-prices",
+      "dry-run", CLIENT, NOTIFY),
     summary = "wait for and download every task of the ledger (journal or store) not downloaded yet",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose tasks to wait for and download (each download is recorded "
@@ -304,8 +309,8 @@ local COMMANDS = {
   },
   keep = {
     args = {}, needs_key = true,
-    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "prices", "spend-limit", "dry-run",
-      CLIENT, NOTIFY),
+    flags = flags("journal", "store", "dir", "once", "lease", "interval", "timeout", "prices", "failed-prices",
+      "spend-limit", "dry-run", CLIENT, NOTIFY),
     summary = "carry the ledger's tasks whose process died to their files, until --timeout, stopped or --once",
     ledger = true,
     flag_text = { journal = "the JSON-lines journal whose orphaned tasks to carry (other processes write it meanwhile)",

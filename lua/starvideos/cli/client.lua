@@ -113,17 +113,21 @@ local function without_nulls(v, depth)
 end
 M.without_nulls = without_nulls -- (a storyboard's shots: cli/lineage.lua)
 
--- --prices JSON and --spend-limit JSON into the client's options o (prices, spend_limit); a text that is not the
--- JSON expected is a usage error naming its flag (what the library refuses of them, refused() words).
+-- --prices JSON, --failed-prices JSON and --spend-limit JSON into the client's options o (prices, failed_prices,
+-- spend_limit); a text that is not the JSON expected is a usage error naming its flag (what the library refuses of
+-- them, refused() words).
 function M.money(opts, o)
   local decode = require("cjson.safe").decode
-  if opts.prices then
-    local v = decode(opts.prices)
-    if type(v) ~= "table" or not opts.prices:match("^%s*{") then
-      usage_error("--prices expects a JSON object of prices by model, e.g. '{\"videos\": 0.4}', got %s",
-        quote(opts.prices))
+  for flag, option in pairs { prices = "prices", ["failed-prices"] = "failed_prices" } do
+    local text = opts[flag]
+    if text then
+      local v, why = decode(text)
+      if type(v) ~= "table" or not text:match("^%s*{") then
+        usage_error("--%s expects a JSON object of prices by model, e.g. '{\"videos\": 0.4}', got %s", flag,
+          v == nil and "text that is not JSON (" .. tostring(why) .. ")" or quote(text))
+      end
+      o[option] = v
     end
-    o.prices = v
   end
   local text = opts["spend-limit"]
   if text then
@@ -198,7 +202,7 @@ end
 -- The flag behind a client option the library refused: its message, as the
 -- command line's ("bad option 'proxy' to 'new' (proxy: ...)" -> "--proxy: ...").
 local OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit",
-  tenant_limit = "--tenant-limit", prices = "--prices" }
+  tenant_limit = "--tenant-limit", prices = "--prices", failed_prices = "--failed-prices" }
 
 function M.refused(message)
   message = message:gsub("^[^:]*:%d+: ", "")

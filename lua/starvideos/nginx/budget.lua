@@ -166,9 +166,10 @@ function D:count_creates(checks, t, ask)
   end)
 end
 
--- Create lid's reservation settled or released (bucket.lua's end_spend), under the lock.
-function D:end_spend(lid, paid)
-  return locked(self, nil, function(kv) Spend().finish(kv, lid, paid); return true end)
+-- Create lid's reservation settled or released, or its task's failure counted (bucket.lua's end_spend), under the
+-- lock.
+function D:end_spend(lid, paid, to)
+  return locked(self, nil, function(kv) Spend().finish(kv, lid, paid, to); return true end)
 end
 
 -- The dict's reservations as client:spend() reads them (get).

@@ -62,8 +62,9 @@ local function counted(p, since, abandoned)
   local when = p and tonumber(p.time)
   local paid = p and not abandoned and p.price and p.spend
   if when and (when >= since or paid and p.spend:find("@0@", 1, true)) then
+    local price = paid and p.failed and require("starvideos.spend").in_units(p.failed) or p.price -- (failed_prices')
     return cjson.encode { event = "pending", ["local"] = p["local"], time = when, tenant = p.tenant, settled = true,
-      price = paid and p.price or nil, spend = paid and p.spend or nil, model = not abandoned and p.model or nil }
+      price = paid and price or nil, spend = paid and p.spend or nil, model = not abandoned and p.model or nil }
   end
 end
 

@@ -160,6 +160,7 @@ end
 
 function BY_TASK.created(t, rec, st, owner, lease)
   born(t, rec, st)
+  t.lid = type(rec["local"]) == "string" and rec["local"] or t.lid -- (its reservation's: a failure's cost counted)
   t.status = t.status or "queued"
   if not t.fence then t.owner, t.lease = owner, lease end -- (written again: a claim since stays)
   if type(rec.out) == "string" then t.out = rec.out end
@@ -174,6 +175,12 @@ function BY_TASK.status(t, rec, st)
   t.status, t.error, t.reason, t.input = rec.status, rec.error, rec.reason, rec.input -- (reason: failure.lua's)
   if type(rec.took) == "number" then t.took, t.within = rec.took, rec.within end
   Refusal.fold(st.refused, t, rec) -- (its content's refusal kept, or cleared)
+  if rec.status == "failed" and type(rec.cost) == "number" and rec.event == "status" then -- (failed_prices')
+    t.cost = rec.cost
+    local p = t.lid and st.by_local[t.lid]
+    if p then p.failed = rec.cost end -- (compact.lua's: what it paid)
+    if st.spend and t.lid then Spend().finish(J.spent(st), t.lid, true, Spend().in_units(rec.cost)) end
+  end
 end
 
 function BY_TASK.part(t, rec) if type(rec.path) == "string" then t.part = rec.path end end

@@ -35,7 +35,7 @@ L.SLICE = 65536 -- bytes of samples read per turn of a loop
 
 function L.new(path, cfg, loop, key)
   local self = setmetatable({ path = path, records = path ~= nil, cfg = cfg, outs = {}, key = key or false,
-    field = "journal", asks = {}, waits = {}, loop = loop }, L)
+    field = "journal", asks = {}, waits = {}, loop = loop, made = {} }, L)
   if path then -- (inside nginx, or with no loop, the caller's own thread writes)
     self.writer, self.leases = journal().writer(path, not loop or loop.own), self.leases -- (a journal's leases: made
     -- with it, not in a frame's step at a task's first confirm)
@@ -249,13 +249,14 @@ end
 
 -- Without a journal: create lid's reservation settled (paid) or released in the key's bucket; one that could not
 -- be (nginx's dict not had) told (journal_error's words: a record of it was not kept).
-local function end_spend(self, lid, paid)
-  local ok, err = self.key.bucket:end_spend(lid, paid, Spend().clock())
+-- to: its task known failed, what it cost in units (failed_prices).
+local function end_spend(self, lid, paid, to)
+  local ok, err = self.key.bucket:end_spend(lid, paid, Spend().clock(), to)
   if not ok then
     local on_event = self.cfg.on_event
     if on_event then on_event { type = "warning", field = "spend_limit", message = string_format("spend_limit: "
-      .. "create %s's reservation was not %s: %s", lid, paid and "settled" or "released", tostring(err and
-      err.message or err)) } end
+      .. "create %s's reservation was not %s: %s", lid, to and "counted at its failed price" or paid and "settled"
+      or "released", tostring(err and err.message or err)) } end
   end
 end
 
@@ -263,7 +264,10 @@ end
 -- ids: the create's request_id and server_request_id (its answer's, or its error's; nil: none).
 local function record_created(self, id, params, lid, p, uncertain, await, ids)
   if self.path then self.fences:take(id, rule().FIRST, self.lease) end
-  if not self.path and lid and self.cfg.spend then end_spend(self, lid, true) end
+  if not self.path and lid and self.cfg.spend then
+    end_spend(self, lid, true)
+    if self.cfg.failed_prices then self.made[id] = lid end -- (its failure's cost counted: L:status)
+  end
   local rec = Rules.created(self.cfg, id, params, lid, p, uncertain, ids)
   rec.event = "created"
   return append(self, rec, true, true, await)
@@ -290,10 +294,18 @@ function L:created(task, params, lid, ids)
 end
 
 
-function L:status(id, status, took, within, why, reason, input) -- (reason, input: a failed task's, failure.lua's)
+-- (reason, input: a failed task's, failure.lua's; model: its task's, whose failed_prices entry it then costs)
+function L:status(id, status, took, within, why, reason, input, model)
+  local cost = status == "failed" and Rules.failed_cost(self.cfg, model) or nil
+  if not self.path then -- (without a journal: the key's bucket counts the spend of the tasks this client made)
+    local lid = self.made[id]
+    if status == "failed" or status == "completed" then self.made[id] = nil end
+    if lid and cost then end_spend(self, lid, true, Spend().in_units(cost)) end
+    return
+  end
   if status == "failed" then self.fences:let_go(id) end
   append(self, { event = "status", id = id, status = status, took = took, within = within, error = why,
-    reason = reason, input = input })
+    reason = reason, input = input, cost = cost })
 end
 
 -- Written under the journal's lock, only at the holder's number, when its lease lapsed (else no claim came).

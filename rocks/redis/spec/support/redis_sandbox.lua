@@ -238,9 +238,14 @@ function C.XREVRANGE(r, k, _, _, _, n)
   for i = #v, math.max(1, #v - (tonumber(n) or #v) + 1), -1 do out[#out + 1] = { v[i].id, v[i].fields } end
   return out
 end
-function C.ZRANGEBYSCORE(r, k, lo, hi)
+function C.ZRANGEBYSCORE(r, k, lo, hi, with)
   local e, out = at(r, k), {}
-  for _, p in ipairs(sorted_members(e and e.v or {})) do if within(p[2], lo, hi) then out[#out + 1] = p[1] end end
+  for _, p in ipairs(sorted_members(e and e.v or {})) do
+    if within(p[2], lo, hi) then
+      out[#out + 1] = p[1]
+      if tostring(with):upper() == "WITHSCORES" then out[#out + 1] = string.format("%.17g", p[2]) end
+    end
+  end
   return out
 end
 function C.ZREVRANGEBYSCORE(r, k, hi, lo, ...)

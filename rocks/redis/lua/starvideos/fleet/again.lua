@@ -39,9 +39,12 @@ function M.task_keys(self, id, lid, key_hash, spend)
 end
 
 -- What ledger knows of task id that its records' keys follow from (the store's scripts ask for them else,
--- fleet/declared.lua): its kind (samples:<kind>), its key's hash (key:<hash>); forgotten once it is settled.
-function M.knows(ledger, id, kind, key_hash)
-  if kind or key_hash then ledger.known[id] = { kind = kind, key_hash = key_hash } end
+-- fleet/declared.lua): its kind (samples:<kind>), its key's hash (key:<hash>), its create (lid) and its
+-- reservation's spec (spend: a failure's cost, status_keys); forgotten once it is settled.
+function M.knows(ledger, id, kind, key_hash, spend, lid)
+  if kind or key_hash or lid then
+    ledger.known[id] = { kind = kind, key_hash = key_hash, spend = spend, lid = lid }
+  end
 end
 
 -- The keys of the abandoned script of create lid: its reservation's too, when its spec is known (ledger.spends).
@@ -53,12 +56,18 @@ function M.abandoned_keys(ledger, lid)
   return keys
 end
 
--- The keys of the status script of task id (its kind's samples, when known); settled: forgotten after.
-function M.status_keys(ledger, id, settled)
+-- The keys of the status script of task id (its kind's samples, when known; costed: a failure counted at its
+-- failed price, its reservation's and the log); settled: forgotten after.
+function M.status_keys(ledger, id, settled, costed)
   local pre, known = ledger.prefix, ledger.known[id] or {}
   if settled then ledger.known[id] = nil end
-  return { pre .. "task:" .. id, pre .. "unfinished", pre .. "kinds", pre .. "refused",
-    more = { known.kind and pre .. "samples:" .. known.kind } }
+  local keys = { pre .. "task:" .. id, pre .. "unfinished", pre .. "kinds", pre .. "refused",
+    more = { known.kind and pre .. "samples:" .. known.kind or nil } }
+  if costed then
+    keys.more[#keys.more + 1] = pre .. "spend:log"
+    if known.lid then Scripts.spend_keys(pre, known.spend, known.lid, keys.more) end -- (none: its res: alone)
+  end
+  return keys
 end
 
 -- The keys of the downloaded script of task id (its key:<hash>, when known), forgotten after.

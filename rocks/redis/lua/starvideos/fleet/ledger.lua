@@ -209,7 +209,7 @@ end
 
 -- p: what before_create kept of the create (its pending record, the rules').
 local function record_created(self, id, params, lid, p, uncertain)
-  local rec = Record.created(self.cfg, id, params, nil, p, uncertain and "1")
+  local rec = Record.created(self.cfg, id, params, lid, p, uncertain and "1") -- (local: its failure's, Spent.FAILED)
   local key_hash = rec.key and core.hash(rec.key)
   rec.owner = self.lease and self.lease.id or self:owner() -- (a lease Redis could not renew: still ours)
   rec.kind, rec.time, rec.key_hash = Schedule.kind_of(params.model, params.duration, params.resolution), os_time(),
@@ -217,9 +217,10 @@ local function record_created(self, id, params, lid, p, uncertain)
   rec.prompt_hash, rec.prompt = type(params.prompt) == "string" and core.hash(params.prompt) or nil,
     Record.head(params.prompt)
   local args = Ask.pairs_of(rec, id, lid or "")
-  local keys = Again.task_keys(self, id, lid or "", key_hash, lid and (self.spends[lid] or p and p.spend))
+  local spend = lid and (self.spends[lid] or p and p.spend)
+  local keys = Again.task_keys(self, id, lid or "", key_hash, spend)
   if lid then self.spends[lid] = nil end
-  self:knows(id, rec.kind, key_hash)
+  self:knows(id, rec.kind, key_hash, spend, lid)
   self.again:hold(id, keys, args) -- (until it is settled: recorded again after a reset)
   if self.lease then self.fences:take(id, rule.FIRST, self.lease) end
   return self:_record("created", keys, args, true)
@@ -256,12 +257,15 @@ end
 I.implement(R, { record = record_created, abandon = abandoned, settle = settle,
   where = function(self) return "the store " .. self.where, "--store " .. self.where end })
 
-function R:status(id, status, took, within, why, reason, input) -- (one the rules keep: its addr's content refused)
+-- (one the rules keep: its addr's content refused; a failed one of a model in failed_prices: counted at that price)
+function R:status(id, status, took, within, why, reason, input, model)
   if status == "failed" then self:let_go(id, true) end
-  self:_record("status", Again.status_keys(self, id, status == "failed"), { id, status,
+  local units = status == "failed" and Spend.units_of(self.cfg, model, true) -- (its failed_prices entry: a number)
+  self:_record("status", Again.status_keys(self, id, status == "failed", units), { id, status,
     took and string_format("%.17g", took) or "", within and string_format("%.17g", within) or "",
     config.DEFAULTS.samples, config.DEFAULTS.retain, why or "", reason or "", input or "",
-    Record.kept(status, reason) and self.refusals.entry(id, reason, input, why) or "" })
+    Record.kept(status, reason) and self.refusals.entry(id, reason, input, why) or "",
+    units and string_format("%d", units) or "", units and string_format("%.17g", self.cfg.failed_prices[model]) or "" })
 end
 
 -- (note: what the sink keeps with the record, sink.lua's noted: the bucket's etag, the one the task's hash holds)

@@ -206,14 +206,17 @@ if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2])) end
 if ARGV[3] then spend_end(spend_kv(), ARGV[1], false) end
 return 1
 ]],
-  -- KEYS task:<id>, unfinished, kinds, refused (fleet/refusals.lua's; more: samples:<kind>); ARGV id, status, took
-  -- ('' none), within, samples, retain, error, reason, input ('' none), its addr's refusal ('' none; completed: none)
-  status = [[
+  -- KEYS task:<id>, unfinished, kinds, refused (fleet/refusals.lua's; more: samples:<kind>, its reservation's); ARGV
+  -- id, status, took ('' none), within, samples, retain, error, reason, input ('' none), its addr's refusal ('' none;
+  -- completed: none), a failed one's cost in units and as given ('' none: its price stands; Spent.FAILED)
+  status = SPEND .. Spent.FAILED .. [[
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local r = redis.call('HMGET', KEYS[1], 'kind', 'model', 'addr', 'tenant')
 local list, addr = ARGV[3] ~= '' and r[1] and key('samples:' .. r[1]), KEYS[4] and r[3]
+local failed = ARGV[2] == 'failed' and (ARGV[11] or '') ~= '' and spend_failing(KEYS[1])
 local stop = needed()
 if stop then return stop end
+if failed then redis.call('HSET', KEYS[1], 'cost', ARGV[12]); spend_failed(failed, tonumber(ARGV[11])) end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[7] and ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[7]) end
 if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[8]) end

@@ -11,6 +11,11 @@
 --                  create is asked of it: at least what it counted (a window longer than the log: what it holds); a
 --                  tenant's first in a limit of every tenant listed ('who:', as spend_take lists it)
 --   spend_logged   what entries cost in a limit of scope "k" (the key's), "m" (model's) or "t" (tenant's), in units
+--   (M.FAILED)
+--   spend_failing  a task known failed (its record's key): its create's reservation and log read, their keys asked
+--                  for (needed() after it); spend_failed(f, units): then counted at units (failed_prices), its
+--                  reservation (spend.lua's spend_end) and its log's entry (at the reservation's time, else within an
+--                  hour of its record's)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
@@ -62,6 +67,34 @@ local function spend_recount(kv, log, text, now, model, tenant)
   end
 end
 ]]
+-- (after scripts.lua's SPEND: its spend_kv and spend_need)
+M.FAILED = [[
+local function spend_failing(task)
+  local f = { lid = redis.call('HGET', task, 'local'), task = task }
+  local res = f.lid and key('spend:res:' .. f.lid)
+  f.r = res and redis.call('GET', res)
+  f.text = f.r and string.match(f.r, '^[rs] %S+ %S+ ?(.*)$')
+  if f.text then spend_need(f.text, f.lid) end
+  f.log = f.lid and key('spend:log')
+  return f
+end
+local function spend_failed(f, units)
+  if f.text then spend_end(spend_kv(), f.lid, true, units) end
+  local at = tonumber(f.r and string.match(f.r, '^%a %S+ (%S+)'))
+  local near = at and 1 or 3600
+  at = at or tonumber(redis.call('HGET', f.task, 'time'))
+  if not (f.log and at) then return end
+  local list = redis.call('ZRANGEBYSCORE', f.log, at - near, at + near, 'WITHSCORES')
+  for i = 1, #list - 1, 2 do
+    local tail = string.sub(list[i], 1, #f.lid + 1) == f.lid .. ' ' and string.match(list[i], '^%S+ %S+ (.*)$')
+    if tail then
+      redis.call('ZREM', f.log, list[i])
+      redis.call('ZADD', f.log, list[i + 1], f.lid .. ' ' .. string.format('%d', units) .. ' ' .. tail)
+    end
+  end
+end
+]]
+
 local logged = (rawget(_G, "loadstring") or load)("local redis\n" .. M.RULES .. "return spend_logged")()
 
 -- What the script reads beside a spec (spend.lua's covering: which) to count its limits again: each limit's scope
