@@ -35,7 +35,8 @@ function Job.new(ctx, goal, id, spec)
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
-    state = "polling", step = "polling", req = false, video = {}, file_sums = {}, -- (file_sums: preflight's)
+    state = "polling", step = "polling", req = false, video = {}, file_sums = false, -- (file_sums: preflight's)
+    go_on = false, -- (what a download's wait goes on with: Job:await)
     deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k] == true and k or KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file or an object)
@@ -164,12 +165,23 @@ function Job:send(t, o)
   self.req:send(t)
 end
 
--- downloading: the job awaits its download's commit instead of a request (c: done, err; checked, hashed and
--- renamed off the loop's thread, it advances the job when it ends later).
-function Job:await(c, t)
+-- downloading: the job awaits c instead of a request (its download's fetch, commit or record: done, err; checked,
+-- hashed and renamed off the loop's thread, it advances the job when it ends later), go_on(job, c, t) called
+-- when it ended: the continuation made with the wait (nil: the one `next` named before the sink's fetch awaited).
+function Job:await(c, t, go_on)
   self:go("downloading")
-  self.req = c
+  self.req, self.go_on = c, go_on or self.go_on
   if c.done then return self:advance(t) end
+end
+-- The continuation of the download's next wait, named before the sink makes it (its fetch: a request the job
+-- sends, or an object the job awaits).
+function Job:next(go_on) self.go_on = go_on end
+
+-- downloading (answered): what the job awaited ended (c): its continuation, once.
+local function continued(self, c, t)
+  local go_on = self.go_on
+  self.go_on = false
+  return go_on(self, c, t)
 end
 
 -- polling: the task asked for now (the key's budget first).
@@ -336,7 +348,7 @@ local STATES = {
   sending = { due = Create.send, answered = Create.answered, shown = "creating" }, -- the create, its answer
   registering = { due = Create.register, shown = "creating" },    -- the task answered, its record written
   polling = { due = Job.poll, answered = polled },                -- polled until completed (or failed)
-  downloading = { due = video "start", answered = video "answered" }, -- the video downloaded and committed
+  downloading = { due = video "start", answered = continued }, -- the video downloaded and committed
   confirming = { due = video "confirm" },                      -- a whole .part, the store asked before its commit
   taken = { due = video "look" },                              -- another holds the task: its file awaited
   done = {}, cancelled = {},                                      -- ended
@@ -357,6 +369,7 @@ local function advance(self, t)
     self.checking, self.notes = false, pf.notes or self.notes
     if pf.err or self.goal == "checked" then return self:finish(pf.err) end
     if pf.body then self.create_body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
+    if pf.sums then self.file_sums = pf.sums end -- (the local files as the check read them: preflight's)
   end
   local req = self.req
   if req then
