@@ -129,6 +129,7 @@ build = {
     ["starvideos.records.events"] = "lua/starvideos/records/events.lua",
     ["starvideos.records.leases"] = "lua/starvideos/records/leases.lua",
     ["starvideos.records.ledger"] = "lua/starvideos/records/ledger.lua",
+    ["starvideos.records.reads"] = "lua/starvideos/records/reads.lua",
     ["starvideos.records.refusals"] = "lua/starvideos/records/refusals.lua",
     ["starvideos.records.samples"] = "lua/starvideos/records/samples.lua",
     ["starvideos.records.said"] = "lua/starvideos/records/said.lua",

@@ -49,7 +49,7 @@ function Job.new(ctx, goal, id, spec)
   if spec.params then -- the create built (create.lua): nothing is sent yet
     local made, err = Create.build(job, goal, spec)
     if not made then return nil, err end
-    for k, v in pairs(made) do job[k] = v end
+    job.create, job.model, job.kind = made, made.model, made.kind -- (the create it keeps: create.lua's build)
     job:go("peeking")
     local ok, rerr = Create.reach(job, goal, spec.out)
     if not ok then return nil, rerr end
@@ -144,7 +144,8 @@ end
 -- A task answer arrived at t (create or poll): events, and each status change recorded.
 function Job:seen(task, t, created, secs, within)
   self.task, self.id = task, task.id
-  if self.warnings then task.warnings = self.warnings end -- (a create's: what the service ignores of its params)
+  local warnings = self.create and self.create.warnings -- (a create's: what the service ignores of its params)
+  if warnings then task.warnings = warnings end
   local changed, why = task.status ~= self.status, errors.reason(task)
   self.status = task.status
   if why and not self.reason then self.reason, self.input = Failure().classify(why, self.cfg.failure_patterns) end
@@ -275,8 +276,9 @@ end
 -- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
 -- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).
 function Job:known()
-  if self.seen_key == nil and self.want then
-    local task, why, id = self.ledger:peek(self.want)
+  local want = self.create and self.create.want
+  if self.seen_key == nil and want then
+    local task, why, id = self.ledger:peek(want)
     if task == false then return false end
     self.seen_key, self.seen_why, self.seen_id = task or false, why, id
   end
@@ -294,7 +296,7 @@ end
 function Job:follow(rec, t)
   self.id = rec.id
   self:go("polling")
-  self:emit("attached", { key = self.want.key, alive = rec.alive or nil }) -- (alive: another live process holds it)
+  self:emit("attached", { key = self.create.want.key, alive = rec.alive or nil }) -- (alive: another live process)
   if rec.whole then
     self.status, self.task = "completed", { id = rec.id, status = "completed", model = rec.model }
     return self:saved(self.out, rec.sha256)
@@ -309,7 +311,8 @@ end
 -- checking: start(job, t) checks its references or puts its local files (preflight first, then the files): the
 -- object advance looks at until it is done.
 function Job:check(start, t)
-  self.files, self.preflight, self.checking = self.preflight and self.files, false, true -- (it may end at once)
+  local c = self.create
+  c.files, c.preflight, self.checking = c.preflight and c.files, false, true -- (it may end at once)
   self.checking = start(self, t)
 end
 
@@ -317,7 +320,7 @@ end
 function Job:warn()
   if self.warned then return end
   self.warned = true
-  for _, w in ipairs(self.warnings) do self:emit("warning", w) end
+  for _, w in ipairs(self.create.warnings) do self:emit("warning", w) end
 end
 
 -- Its create answered (req, the request): the task's id and the request's ids.
@@ -368,7 +371,7 @@ local function advance(self, t)
     if pf == true or not pf.done then return end
     self.checking, self.notes = false, pf.notes or self.notes
     if pf.err or self.goal == "checked" then return self:finish(pf.err) end
-    if pf.body then self.create_body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
+    if pf.body then self.create.body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
     if pf.sums then self.file_sums = pf.sums end -- (the local files as the check read them: preflight's)
   end
   local req = self.req
