@@ -242,9 +242,6 @@ end
 -- --submit: the entries queued in the store for the fleet's keepers; the batch id printed.
 local function submit(ctx, opts, dir, entries)
   if not opts.store then usage_error("--submit needs --store URL: the ledger every keeper shares") end
-  if opts.priority and (opts.priority < 1 or opts.priority > 5) then
-    usage_error("--priority %s: a whole number from 1 (first) to 5 (last)", tostring(opts.priority))
-  end
   local client = client_for.new(ctx, opts, { store = client_for.store(opts) })
   local list = {}
   for i = 1, #entries do list[i] = entries[i].params end
@@ -259,6 +256,9 @@ end
 
 function M.run(ctx, opts)
   if opts.status then return status(ctx, opts) end
+  if opts.priority and (opts.priority < 1 or opts.priority > 5) then
+    usage_error("--priority %s: a whole number from 1 (first) to 5 (last)", tostring(opts.priority))
+  end
   local defaults = args.request_params(opts)
   if opts.extra then defaults.extra = require("starvideos.cli.commands").extra_of(opts.extra) end
   local entries = read_entries(opts["prompts-file"], defaults)
