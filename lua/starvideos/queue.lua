@@ -37,12 +37,14 @@ Q.pick, Q.score = (rawget(_G, "loadstring") or load)(Q.RULES .. "return queue_pi
 
 -- The check of tenant_weights (config.lua's): nil when fine, else what was expected.
 function Q.check_weights(v)
-  if type(v) ~= "table" then return "tenant_weights: a table {tenant = weight, ...} expected, got a " .. type(v), true end
+  if type(v) ~= "table" then
+    return "tenant_weights: a table {tenant = weight, ...} expected, got a " .. type(v), true
+  end
   for k, w in pairs(v) do
     if type(k) ~= "string" or k == "" or #k > 200 or k:find("[%c\127]") then
       return "tenant_weights: a key that is not a tenant name: " .. tostring(k), true
     end
-    if type(w) ~= "number" or not (w > 0) or w == math.huge then
+    if type(w) ~= "number" or w ~= w or w <= 0 or w == math.huge then
       return string.format("tenant_weights[%q]: a positive number expected, got %s", k, tostring(w)), true
     end
   end

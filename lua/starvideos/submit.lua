@@ -11,7 +11,7 @@ local Queue = require "starvideos.queue"
 local config = require "starvideos.config"
 local cjson = require("cjson.safe").new()
 
-local type, ipairs, pairs, tostring, string_format = type, ipairs, pairs, tostring, string.format
+local type, pairs, tostring, string_format = type, pairs, tostring, string.format
 local new_error, argerror = errors.new_error, errors.argerror
 
 local M = {}
@@ -66,8 +66,6 @@ function M.submit(ctx, list, opts)
     error("bad option 'out' to 'submit' (required: a file name pattern with one %d, or a function(i, params): each "
       .. "entry's out, its key in the queue)", 3)
   end
-  local ok, err = shared(ctx.ledger)
-  if not ok then return nil, err end
   local entries, seen = {}, {}
   for i = 1, #list do
     local e, eerr = entry(ctx, list, i, opts)
@@ -77,6 +75,8 @@ function M.submit(ctx, list, opts)
     end
     seen[e.id], entries[i] = i, e
   end
+  local ok, err = shared(ctx.ledger)
+  if not ok then return nil, err end
   local batch, queued, known = core.random_id(), 0, 0
   for from = 1, #entries, M.CHUNK do
     local part = {}

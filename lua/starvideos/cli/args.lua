@@ -158,7 +158,8 @@ local FLAG = {
       .. "print the batch id and return: nothing is sent to the service" },
   status = { kind = "str", meta = "ID", text = "the counts of the batch ID that --submit queued: queued, created, "
     .. "saved, failed, total" },
-  priority = { kind = "int", meta = "N", text = "with --submit: the lines' priority, 1 (first) to 5 (last); default 3" },
+  priority = { kind = "int", meta = "N",
+    text = "with --submit: the lines' priority, 1 (first) to 5 (last); default 3" },
   ["skip-duplicates"] = { kind = "bool",
     text = "leave out each entry whose request an earlier line's is (else each is a paid create of its own; the "
       .. "run names them either way)" },

@@ -250,7 +250,8 @@ local function submit(ctx, opts, dir, entries)
   if ctx.json then output.print_json(b); return 0 end
   out(b.batch, "\n")
   output.err(string_format("%d queued, %d known to the ledger already: `starvideos batch --status %s --store "
-    .. "URL` counts them; `starvideos keep --store URL --dir D` on any host creates them\n", b.queued, b.known, b.batch))
+    .. "URL` counts them; `starvideos keep --store URL --dir D` on any host creates them\n", b.queued, b.known,
+    b.batch))
   return 0
 end
 
