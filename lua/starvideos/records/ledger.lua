@@ -118,6 +118,13 @@ end
 -- (its leases': records/leases.lua's, the interface's: docs/architecture.md)
 function L:keeper(look) return self.leases:keeper(look) end
 
+-- The queue (client:submit, docs/batch.md): kept in a store; a journal refuses it, naming the option.
+local function no_queue()
+  return nil, new_error("invalid_request", "submit's queue is kept in a store: starvideos.new{store = URL}; a journal "
+    .. "keeps none yet (generate_all runs a list on this host)", { field = "store" })
+end
+L.enqueue, L.batch = no_queue, no_queue
+
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
 end
