@@ -286,7 +286,6 @@ M.CALLS = {
   generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
     tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent, resend = C.bool, fallback = C.models },
   submit = { out = C.pattern, tenant = C.tenant, priority = C.priority, sleep = C.fn },
-  batch = {},
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn, dry_run = C.bool },
