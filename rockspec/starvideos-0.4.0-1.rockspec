@@ -138,6 +138,7 @@ build = {
     ["starvideos.seat"] = "lua/starvideos/seat.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.spend"] = "lua/starvideos/spend.lua",
+    ["starvideos.spend_option"] = "lua/starvideos/spend_option.lua",
     ["starvideos.queue"] = "lua/starvideos/queue.lua",
     ["starvideos.submit"] = "lua/starvideos/submit.lua",
     ["starvideos.names"] = "lua/starvideos/names.lua",
