@@ -14,7 +14,8 @@
 --     libcrypto/libssl and (the Redis rock's) hiredis;
 --   * on arm64, under qemu-aarch64 with the sysroot `make release` unpacked (Debian's arm64 Lua 5.4 and 5.1): the
 --     linux-aarch64 and all rocks unpacked as LuaRocks lays a tree out, a video generated against the (native)
---     emulator, every module loaded, and spec/core/ passing on that Lua with the tree's C modules;
+--     emulator, every module loaded, and spec/core/ passing on that Lua with the tree's C modules; and on 5.4
+--     docs/install.md's arm64 try run as written;
 --   * `luarocks lint` passes every rockspec (scm and versioned), and fails a broken one; each versioned rockspec
 --     is its scm one but for version, source and (a product rock) the core's range;
 --   * a product rock against a core outside its range (0.5.0, the only one a second server folder offers) is
@@ -412,6 +413,28 @@ print("generated", task.status, task.path)
         assert.equal(1, emu:creates())
         assert.equal(10, select(2, out:gsub("\nloaded\t[%w.]+\ttable", "")), out)
       end)
+
+      if luav == "5.4" then
+        it("runs docs/install.md's arm64 try as written (its two folders the spec's): a video, `completed cat.mp4 "
+          .. "Lua 5.4`", function()
+          local text = helper.read_file(helper.root .. "/docs/install.md")
+          local block = assert(text:match("<!%-%- the arm64 try: spec/hosts/release_spec%.lua runs this block %-%->\n"
+            .. "```sh\n(.-)```"), "docs/install.md's arm64 try")
+          local first = "REL=build/release SYSROOT=build/sysroot-aarch64\n"
+          assert.equal(first, block:sub(1, #first))
+          local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+          finally(function() emu:stop() end)
+          local dir = helper.tmpdir()
+          helper.write_file(dir .. "/try.sh", "REL=" .. q(rel) .. " SYSROOT=" .. q(SYSROOT) .. "\n"
+            .. block:sub(#first + 1))
+          local out, ok = sh("cd " .. q(dir) .. " && " .. trees.env_paths(";;", ";;") .. "STARVIDEOS_BASE_URL="
+            .. q(emu.url) .. " STARVIDEOS_API_KEY=" .. q(emu.key) .. " sh try.sh")
+          assert.is_true(ok, out)
+          assert.equal("completed\tcat.mp4\tLua 5.4\n", out)
+          assert.equal(1, emu:creates())
+          assert.is_true(helper.read_file(dir .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+        end)
+      end
 
       it("passes the core's specs (spec/core/) on that Lua, the emulator native", function()
         -- busted on the arm64 Lua (the sysroot's lua-busted), the checkout's Lua beside the tree's C modules
