@@ -49,16 +49,38 @@ function X.optional(point, key)
   error(mod, 0)
 end
 
+-- The numbered version of starvideos in the LuaRocks tree's manifest of lua (tree/lib/luarocks/rocks-LUA/manifest,
+-- which LuaRocks writes at each install: a file of Lua assignments, read as data; of several, the greatest as text);
+-- else nil (none there, or an scm one).  (Not config's VERSION: the command line's `emulator` and `store` ask before
+-- anything loaded it, and config requires this file.)
+local function tree_version(tree, lua)
+  local f = io.open(string.format("%s/lib/luarocks/rocks-%s/manifest", tree, lua))
+  if not f then return nil end
+  local text, env = f:read("*a"), {}
+  f:close()
+  local setfenv = rawget(_G, "setfenv") -- (Lua 5.1, LuaJIT: load takes no env)
+  local chunk
+  if setfenv then
+    chunk = text:sub(1, 1) ~= "\27" and rawget(_G, "loadstring")(text, "=manifest")
+    if chunk then setfenv(chunk, env) end
+  else
+    chunk = load(text, "=manifest", "t", env)
+  end
+  if not (chunk and pcall(chunk)) then return nil end
+  local repo = type(env.repository) == "table" and env.repository.starvideos
+  local newest
+  for v in pairs(type(repo) == "table" and repo or {}) do
+    if type(v) == "string" and v:find("^%d") and (not newest or v > newest) then newest = v end
+  end
+  return newest and newest:match("^(.-)%-%d+$")
+end
+
 -- A LuaRocks tree's starvideos, installed from a release (a numbered version, not scm): the release's install line
 -- for rock, from the folder of that release (docs/install.md, "Releases"); else nil.  file: this file's path.
 local function release_hint(rock, file)
   local tree, lua = file:match("^(.-)/share/lua/(%d+%.%d+)/starvideos/extension%.lua$")
-  local config = package.loaded["starvideos.config"] -- (loaded by then: the client's; not required, which loads this)
-  local version = tree and type(config) == "table" and config.VERSION
-  local f = version and io.open(string.format("%s/lib/luarocks/rocks-%s/starvideos/%s-1/rock_manifest", tree, lua,
-    version))
-  if not f then return nil end
-  f:close()
+  local version = tree and tree_version(tree, lua)
+  if not version then return nil end
   return string.format("from the starvideos-%s release folder it came from, with no server asked: luarocks "
     .. "--lua-version=%s --tree=%s install --only-server=<that folder>/%s --deps-mode=none %s", version, lua, tree,
     lua, rock)
