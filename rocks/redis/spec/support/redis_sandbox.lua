@@ -136,6 +136,13 @@ function C.HSETNX(r, k, f, v)
   return 1
 end
 function C.HGET(r, k, f) local e = at(r, k); return e and e.v[f] or false end
+function C.HEXISTS(r, k, f) local e = at(r, k); return e and e.v[f] ~= nil and 1 or 0 end
+function C.HKEYS(r, k)
+  local e, out = at(r, k), {}
+  for f in pairs(e and e.v or {}) do out[#out + 1] = f end
+  table.sort(out)
+  return out
+end
 function C.HMGET(r, k, ...)
   local e, out = at(r, k), {}
   for i, f in ipairs { ... } do out[i] = e and e.v[f] or false end
