@@ -152,6 +152,7 @@ build = {
     ["starvideos.interrupt"] = "lua/starvideos/interrupt.lua",
     ["starvideos.cli.progress"] = "lua/starvideos/cli/progress.lua",
     ["starvideos.extension"] = "lua/starvideos/extension.lua",
+    ["starvideos.install_hint"] = "lua/starvideos/install_hint.lua",
     ["starvideos.film"] = "lua/starvideos/film.lua",
     ["starvideos.provenance"] = "lua/starvideos/provenance.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",

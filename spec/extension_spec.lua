@@ -167,6 +167,8 @@ describe("extension points", function()
         .. helper.shell_quote(tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. case[1])))
       local file = tree .. "/share/lua/5.4/starvideos/extension.lua"
       helper.write_file(file, helper.read_file("lua/starvideos/extension.lua"))
+      helper.write_file(tree .. "/share/lua/5.4/starvideos/install_hint.lua", -- (beside it, as the rock installs it)
+        helper.read_file("lua/starvideos/install_hint.lua"))
       helper.write_file(tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. case[1] .. "/rock_manifest", "")
       helper.write_file(tree .. "/lib/luarocks/rocks-5.4/manifest", manifest(case[1]))
       local copy = dofile(file)
