@@ -33,53 +33,9 @@ local Store = require "starvideos.fleet.store"
 local FleetBudget = require "starvideos.fleet.budget" -- (CREATE: create_limit's count)
 local FIRST = string.format("local FIRST = '%d'\n", X.ledger.lease.FIRST) -- (a task's first number)
 
--- The labels of the keys spend.lua's rule touches for create lid's reservation under a spec ("key@end@amount ...",
--- spend.S.covering's): its res:, and per limit sp:, held:, told: (each step) and who: (a limit of every tenant).
--- One text: the scripts' and the client's (M.spend_labels).
-local SPEND_LABELS = [[
-local function spend_labels(text, lid, out)
-  out = out or {}
-  out[#out + 1] = 'spend:res:' .. lid
-  for k in string.gmatch(text or '', '(%S+)@%S+@%S+') do
-    out[#out + 1], out[#out + 2] = 'spend:sp:' .. k, 'spend:held:' .. k
-    for _, pct in ipairs(SPEND_STEPS) do out[#out + 1] = 'spend:told:' .. k .. ':' .. pct end
-    local every = string.match(k, '^([^:]+:[^:]+):[^:]+$')
-    if every then out[#out + 1] = 'spend:who:' .. every end
-  end
-  return out
-end
-]]
-local RULES = X.ledger.spend.RULES
-local Spent = require "starvideos.fleet.spent" -- (the log of creates a limit is counted again from)
-
--- spend.lua's rule on the store: its kv on the declared keys spend:<name>, values kept as strings (spend_kv());
--- spend_need(text, lid): its keys asked for (key(), before anything is written).
-local SPEND = RULES .. SPEND_LABELS .. Spent.RULES .. [[
-local function spend_kv()
-  local function ms(ttl) return math.ceil(ttl * 1000) end
-  local function at(k) return declared('spend:' .. k) end
-  return {
-    get = function(k) return redis.call('GET', at(k)) end,
-    set = function(k, v, ttl)
-      redis.call('SET', at(k), type(v) == 'string' and v or string.format('%.17g', v), 'PX', ms(ttl))
-    end,
-    add = function(k, ttl) return redis.call('SET', at(k), '1', 'NX', 'PX', ms(ttl)) ~= false end,
-  }
-end
-local function spend_need(text, lid)
-  for _, label in ipairs(spend_labels(text, lid)) do key(label) end
-end
--- a reservation's to settle (lid's, read from its res:): its keys asked for
-local function spend_end_need(lid)
-  local res = key('spend:res:' .. lid)
-  local r = res and redis.call('GET', res)
-  local text = r and string.match(r, '^r %S+ %S+ ?(.*)$')
-  if text then spend_need(text, lid) end
-end
-local function spend_field(name)
-  for i = 9, #ARGV - 1, 2 do if ARGV[i] == name then return ARGV[i + 1] end end
-end
-]]
+-- spend.lua's rule on the store, its kv and keys, and the log a limit is counted again from (fleet/spent.lua)
+local Spent = require "starvideos.fleet.spent"
+local SPEND = Spent.SCRIPT
 
 -- What key:<hash> (at k) names, asked by the owner key me (nil: none): a create still pending ({'pending',
 -- local, time}), a task not failed ({'task', id, fp, body, bytes, model, '1' when another live process holds it,
@@ -390,14 +346,6 @@ SCRIPTS.delivered = SCRIPTS.abandoned -- (its two keys and one id: no gone:<loca
 SCRIPTS.pending, SCRIPTS.owe = SCRIPTS.keyed, SCRIPTS.keyed
 for name, body in pairs(SCRIPTS) do Store.define("ledger_" .. name, body) end
 
--- The client's: the labels of the keys a reservation under spec touches (the scripts' spend_labels), each
--- prefixed with pre, appended to out.
-local labels = (rawget(_G, "loadstring") or load)(RULES .. SPEND_LABELS .. "return spend_labels")()
-local function spend_keys(pre, spec, lid, out)
-  for _, label in ipairs(labels(spec, lid)) do out[#out + 1] = pre .. label end
-  return out
-end
-
 -- (and each script's text by name, as the store runs it: its PRELUDE first)
-return setmetatable({ spend_keys = spend_keys }, {
+return setmetatable({ spend_keys = Spent.keys }, {
   __index = function(_, name) return Store.script_text("ledger_" .. name) end })

@@ -1,4 +1,6 @@
--- The store's log of creates (spend:log, by time), which a spend_limit is counted again from: so that a limit reads
+-- spend_limit on the store: spend.lua's rule run by the scripts (M.SCRIPT: its kv on the declared keys, the keys a
+-- reservation touches: M.keys, the client's), and the store's log of creates (spend:log, by time), which a
+-- spend_limit is counted again from: so that a limit reads
 -- what the creates of its window spent, whatever limits (or none) they were made with, as a journal's replay reads
 -- them (spend.lua's counts).  Plain Lua 5.1 for the store's scripts (fleet/scripts.lua's SPEND, on spend.lua's
 -- RULES), and the client's reading of it (spend's report).
@@ -139,6 +141,62 @@ function M.recounted(self, get, now, failed)
     if what == "who" then return names[1] and table.concat(names, "\n") or v end
     return math.max(tonumber(v) or 0, logged(list, l.scope:sub(1, 1), l.model, tenant, rates))
   end
+end
+
+-- The labels of the keys spend.lua's rule touches for create lid's reservation under a spec ("key@end@amount ...",
+-- spend.S.covering's): its res:, and per limit sp:, held:, told: (each step) and who: (a limit of every tenant).
+-- One text: the scripts' and the client's (M.keys).
+local SPEND_LABELS = [[
+local function spend_labels(text, lid, out)
+  out = out or {}
+  out[#out + 1] = 'spend:res:' .. lid
+  for k in string.gmatch(text or '', '(%S+)@%S+@%S+') do
+    out[#out + 1], out[#out + 2] = 'spend:sp:' .. k, 'spend:held:' .. k
+    for _, pct in ipairs(SPEND_STEPS) do out[#out + 1] = 'spend:told:' .. k .. ':' .. pct end
+    local every = string.match(k, '^([^:]+:[^:]+):[^:]+$')
+    if every then out[#out + 1] = 'spend:who:' .. every end
+  end
+  return out
+end
+]]
+
+-- spend.lua's rule on the store (the scripts' SPEND, fleet/scripts.lua): its kv on the declared keys spend:<name>,
+-- values kept as strings (spend_kv());
+-- spend_need(text, lid): its keys asked for (key(), before anything is written).
+M.SCRIPT = Spend.RULES .. SPEND_LABELS .. M.RULES .. [[
+local function spend_kv()
+  local function ms(ttl) return math.ceil(ttl * 1000) end
+  local function at(k) return declared('spend:' .. k) end
+  return {
+    get = function(k) return redis.call('GET', at(k)) end,
+    set = function(k, v, ttl)
+      redis.call('SET', at(k), type(v) == 'string' and v or string.format('%.17g', v), 'PX', ms(ttl))
+    end,
+    add = function(k, ttl) return redis.call('SET', at(k), '1', 'NX', 'PX', ms(ttl)) ~= false end,
+  }
+end
+local function spend_need(text, lid)
+  for _, label in ipairs(spend_labels(text, lid)) do key(label) end
+end
+-- a reservation's to settle (lid's, read from its res:): its keys asked for
+local function spend_end_need(lid)
+  local res = key('spend:res:' .. lid)
+  local r = res and redis.call('GET', res)
+  local text = r and string.match(r, '^r %S+ %S+ ?(.*)$')
+  if text then spend_need(text, lid) end
+end
+local function spend_field(name)
+  for i = 9, #ARGV - 1, 2 do if ARGV[i] == name then return ARGV[i + 1] end end
+end
+]]
+
+
+-- The client's: the labels of the keys a reservation under spec touches (the scripts' spend_labels), each
+-- prefixed with pre, appended to out.
+local labels = (rawget(_G, "loadstring") or load)(Spend.RULES .. SPEND_LABELS .. "return spend_labels")()
+function M.keys(pre, spec, lid, out)
+  for _, label in ipairs(labels(spec, lid)) do out[#out + 1] = pre .. label end
+  return out
 end
 
 return M
