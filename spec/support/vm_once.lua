@@ -9,13 +9,10 @@ return {
   ["spec/docs_spec.lua"] = "the reference's and the README's text against the options' tables",
   ["spec/docs_setup_spec.lua"] = "the setup pages' text and commands",
   ["spec/docs_recipes_spec.lua"] = "the docs' recipes and the tiers' installs, read from the pages and the Makefile",
-  ["rocks/observe/spec/docs_observe_spec.lua"] = "observability.md's queries, run by promtool",
-  ["rocks/observe/spec/dashboards_spec.lua"] = "the dashboards' JSON and rules against the metrics' families",
   ["spec/matrix_spec.lua"] = "docs/matrix.md against the declarations of the promises and places",
   ["spec/types_spec.lua"] = "types/starvideos.lua as tools/types.lua makes it",
   ["spec/versioned_spec.lua"] = "the versioned rockspecs as tools/versioned.lua makes them",
   ["spec/core/core_c_spec.lua"] = "the C core's own tests, no Lua inside",
-  ["rocks/redis/spec/url_c_spec.lua"] = "the Redis rock's URL grammar from C alone, no Lua inside",
   ["spec/studio_page_spec.lua"] = "the studio's page script, run by node",
   ["spec/tools/completion_spec.lua"] = "the completion scripts, run in bash, zsh and fish",
 }
