@@ -1,8 +1,8 @@
 # starvideos: build, test, demo.  `make test` and `make demo` work from a fresh clone.
 # `make` only builds: it never calls a package manager (any Linux with a C
 # compiler, Lua's headers and libcurl's).  Packages are installed by `make deps`, all of them,
-# and by each goal of INSTALL_GOALS (test, test-hosts, test-all, check, bench, demo, studio, release), its own
-# alone, when something is missing and apt-get exists (tools/deps.sh), before anything else.
+# and by each goal of INSTALL_GOALS (test, test-hosts, test-all, check, check-build, bench, demo, studio, release),
+# its own alone, when something is missing and apt-get exists (tools/deps.sh), before anything else.
 LUA       ?= lua5.4
 LUA_INC   ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
@@ -84,7 +84,7 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 #                 cases run under every VM) and test-all every VM's
 #   RELEASE_DEPS  `make release` (mk/release.mk) and spec/hosts/release_spec.lua: luarocks, zip, the cross compiler
 #                 and binutils of each arch of RELEASE_CROSS (aarch64 on x86_64), qemu-user to run the arm64 rocks
-#   CHECK_DEPS    `make check` (mk/check.mk): clang and its ASan runtime, valgrind
+#   CHECK_DEPS    `make check` and `make check-build` (mk/check.mk): clang and its ASan runtime, valgrind
 #   BENCH_DEPS    `make bench` (mk/bench.mk): the fast tier's, nginx with its lua module, curl, LuaSec, time, and
 #                 LÖVE under Xvfb on LuaJIT (bench/lineage_jobs.lua)
 #   STUDIO_DEPS   `make studio` (mk/studio.mk): the demo's, nginx with its lua module, LuaJIT's headers
@@ -111,11 +111,12 @@ GOAL_DEPS_test       = $(FAST_DEPS) $(VM_DEPS_$(VM))
 GOAL_DEPS_test-hosts = $(FAST_DEPS) $(HOST_DEPS) $(VM_DEPS) $(RELEASE_DEPS)
 GOAL_DEPS_test-all   = $(GOAL_DEPS_test-hosts)
 GOAL_DEPS_check      = $(FAST_DEPS) $(CHECK_DEPS)
+GOAL_DEPS_check-build = $(BUILD_DEPS) $(CHECK_DEPS)
 GOAL_DEPS_bench      = $(FAST_DEPS) $(BENCH_DEPS)
 GOAL_DEPS_demo       = $(DEMO_DEPS)
 GOAL_DEPS_studio     = $(STUDIO_DEPS)
 GOAL_DEPS_release    = $(BUILD_DEPS) $(VM_DEPS) $(RELEASE_DEPS)
-INSTALL_GOALS := test test-hosts test-all check bench demo studio release
+INSTALL_GOALS := test test-hosts test-all check check-build bench demo studio release
 DEPS        = $(FAST_DEPS) $(HOST_DEPS) $(VM_DEPS) $(RELEASE_DEPS) $(CHECK_DEPS) $(BENCH_DEPS) $(STUDIO_DEPS)
 # a list without its repeated words, in its order
 uniq        = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))

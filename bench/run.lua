@@ -242,8 +242,9 @@ end
 local ORDER = { "query_http", "query_https", "poll_many", "download", "step", "notice_lag", "soak", "require_time",
   "wait_all", "fleet", "journal_read" }
 
--- Scripts run only when BENCH_ONLY names them: a LÖVE game on Xvfb (bench/lineage_jobs.lua; a minute a run).
-local ALONE = { lineage_jobs = true }
+-- Scripts run only when BENCH_ONLY names them: a LÖVE game on Xvfb (bench/lineage_jobs.lua; a minute a run); how
+-- promptly calls keep their timeouts (bench/deadlines.lua: the bounds the specs left, measured where they are asked).
+local ALONE = { lineage_jobs = true, deadlines = true }
 
 -- Each script's path by its name: bench/<name>.lua, or a rock's rocks/<rock>/bench/<name>.lua (its product's rows).
 local PATH = setmetatable({}, { __index = function(_, name) return "bench/" .. name .. ".lua" end })

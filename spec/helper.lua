@@ -251,6 +251,78 @@ function helper.wait_until(pred, seconds)
   return pred() and true or false
 end
 
+-- This process' pid (Linux: /proc/self/stat, read by this process itself).
+local function own_pid()
+  local f = io_open("/proc/self/stat", "rb")
+  local pid = f and tonumber(f:read("*l"):match("^(%d+)"))
+  if f then f:close() end
+  return pid
+end
+
+-- The processes below this one but those of skip (a set of pids) and below them: pid -> its CPU ticks (utime +
+-- stime), from /proc (Linux; an empty table elsewhere).
+local function descendants(skip)
+  local me, kids, ticks = own_pid(), {}, {}
+  local p = io_popen("echo $$; exec cat /proc/[0-9]*/stat 2>/dev/null")
+  local reader = tonumber(p:read("*l")) -- (this read's own process, a child too: not one of the case's)
+  for line in p:lines() do
+    -- pid (comm) state ppid ... utime stime: fields 14 and 15, counted after the comm's ")"
+    local pid, rest = line:match("^(%d+) %(.*%) (.*)$")
+    if pid then
+      local f = {}
+      for w in rest:gmatch("%S+") do f[#f + 1] = w end
+      local ppid = tonumber(f[2])
+      kids[ppid] = kids[ppid] or {}
+      kids[ppid][#kids[ppid] + 1] = tonumber(pid)
+      ticks[tonumber(pid)] = (tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)
+    end
+  end
+  p:close()
+  local out, todo = {}, { me }
+  while #todo > 0 do
+    local pid = table.remove(todo)
+    for _, kid in ipairs(kids[pid] or {}) do
+      if not skip[kid] and kid ~= reader then
+        out[kid] = ticks[kid]
+        todo[#todo + 1] = kid
+      end
+    end
+  end
+  return out
+end
+
+-- Calls pred() until it returns true, as long as the case's work moves: false once nothing moved for 10 seconds,
+-- where moving is watched() (the state the case drives: a job's) taking another value, or a process below this one
+-- (a job's commands: ffmpeg, ffprobe, which a helper thread runs at the lowest priority, starved on a busy machine)
+-- beginning, ending or using CPU; but the servers' (a list of pids: the emulator's, whose answers to a stuck job's
+-- polls are no move of its own) and those below them.  A hang fails; a slow machine only waits longer: what the
+-- case waits for is its event, not a number of seconds.
+function helper.wait_moving(pred, watched, servers)
+  local skip = {}
+  for _, pid in ipairs(servers or {}) do skip[pid] = true end
+  local function mark()
+    local t = {}
+    for pid, n in pairs(descendants(skip)) do t[#t + 1] = pid .. ":" .. n end
+    table.sort(t)
+    return tostring(watched and watched()) .. " " .. tbl_concat(t, ",")
+  end
+  local last, moved, looked = mark(), socket.gettime(), socket.gettime()
+  while true do
+    if pred() then return true end
+    local t = socket.gettime()
+    if t - looked >= 0.25 then
+      local now_mark = mark()
+      looked = t
+      if now_mark ~= last then
+        last, moved = now_mark, t
+      elseif t - moved >= 10 then
+        return pred() and true or false
+      end
+    end
+    socket.sleep(0.01)
+  end
+end
+
 ---------------------------------------------------------------------------
 -- temporary directories
 

@@ -97,4 +97,22 @@ describe("docs/matrix.md", function()
       end
     end
   end)
+
+  -- (tools/test-all.sh runs these files in Lua 5.4's part alone)
+  it("runs once only files that prove no promise: none claimed by a promise, none a VM's case on the page", function()
+    local vms = {}
+    for _, axis in ipairs(matrix.AXES) do
+      if axis.id == "vm" then for _, place in ipairs(axis.places) do vms[place] = true end end
+    end
+    local on_page = {}
+    for place, file in text:gmatch("\n%- ([%w.]+): `([^`]+)`") do
+      if vms[place] then on_page[file] = true end
+    end
+    for file in pairs(require "spec.support.vm_once") do
+      assert(helper.exists(helper.root .. "/" .. file), "spec/support/vm_once.lua: no file " .. file)
+      assert.is_nil(file:find("/hosts/", 1, true), file .. " is the hosts tier's, run once already")
+      assert.is_nil(promises.claims[file], file .. " is claimed by a promise: it runs under every VM")
+      assert.is_nil(on_page[file], file .. " proves a VM's cell on docs/matrix.md: it runs under every VM")
+    end
+  end)
 end)

@@ -436,7 +436,9 @@ describe("starvideos workflows", function()
       assert.equal("timeout", err.kind)
       assert.is_string(err.id)
       assert.equal(err.id, err.task and err.task.id)
-      assert.is_true(took >= 0.9 and took < 3, "generate took " .. took .. " s with timeout = 1")
+      -- not before its second; and given up while the task still ran (its 30 s), at any pace: what it last saw
+      assert.is_true(took >= 0.9, "generate gave up after " .. took .. " s with timeout = 1")
+      assert.equal("processing", err.task.status)
       assert.equal(1, #logged(emu, "/v1/videos/videos", "POST"))
       assert.same({}, listing(dir))
     end)
@@ -648,17 +650,26 @@ describe("starvideos workflows", function()
       local client = new_client { max_connections = 2, requests_per_second = 100 }
       emu:clear()
       emu:fault { path = "/v1/result/", delay = 0.5, count = 6 }
-      local t0 = gettime()
       local results = client:wait_all(ids, { interval = 0.05, timeout = 20 })
-      local took = gettime() - t0
       for i, r in ipairs(results) do
         assert.is_nil(r.err)
         assert.equal(ids[i], r.task.id)
       end
-      assert.equal(6, #logged(emu, "/v1/result/"))
-      -- six answers of 0.5 s each, at most two at a time: three rounds (all at once: one)
-      assert.is_true(took >= 1.4, "6 delayed polls took " .. took .. " s over 2 connections")
-      assert.is_true(took < 5, "6 delayed polls took " .. took .. " s over 2 connections")
+      local polls = logged(emu, "/v1/result/")
+      assert.equal(6, #polls)
+      -- six answers held 0.5 s each, two at a time on the server (from each one's arrival to its answer written,
+      -- the emulator's clock: at any pace), never more (all at once: six)
+      local edges, held, most = {}, 0, 0
+      for _, r in ipairs(polls) do
+        edges[#edges + 1] = { r.at, 1 }
+        edges[#edges + 1] = { r.answered, -1 }
+      end
+      table.sort(edges, function(x, y) if x[1] ~= y[1] then return x[1] < y[1] end return x[2] < y[2] end)
+      for _, e in ipairs(edges) do
+        held = held + e[2]
+        most = math.max(most, held)
+      end
+      assert.equal(2, most, "the most polls the server held at once, over 2 connections")
     end)
 
     it("downloads every task into out_dir", function()

@@ -7,7 +7,7 @@
 -- libcurl transport's does.
 -- Every exchange is logged with the time it was sent (core.now).
 --
---   local fake = Fake.new { status = function(id, n) ... end, hold_downloads = true }
+--   local fake = Fake.new { status = function(id, n) ... end, hold_downloads = true, fake_clock = clock }
 --   starvideos.new { api_key = "k", base_url = "http://fake", transport = fake }
 --   fake.sent : { {op=, url=, offset=, at=}, ... }      fake.closed : true once closed
 --   fake:release() : the downloads held so far finish (with hold_downloads)
@@ -67,7 +67,8 @@ F.video = video
 function F.new(opts)
   opts = opts or {}
   return setmetatable({ sent = {}, done = {}, held = {}, polls = {}, next_id = 0, closed = false,
-    status = opts.status or function() return "completed" end, hold_downloads = opts.hold_downloads }, F)
+    status = opts.status or function() return "completed" end, hold_downloads = opts.hold_downloads,
+    fake_clock = opts.fake_clock }, F)
 end
 
 -- The .part handle of a download's file from offset (from 0 in a new file
@@ -123,8 +124,12 @@ function F:release()
   self.held = {}
 end
 
+-- (with a clock of spec/support/fake_clock.lua started, the wait moves it instead of sleeping)
 function F:poll(max_wait)
-  if not self.done[1] and max_wait and max_wait > 0 then core.sleep(math.min(max_wait, 0.01)) end
+  if not self.done[1] and max_wait and max_wait > 0 then
+    local clock = self.fake_clock
+    if clock and clock.running() then clock.advance(max_wait) else core.sleep(math.min(max_wait, 0.01)) end
+  end
   return #self.done
 end
 

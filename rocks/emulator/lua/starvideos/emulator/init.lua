@@ -1115,6 +1115,7 @@ function Server:serve(conn, req)
   entry.status, entry.bytes = res.status, req.method == "HEAD" and 0 or res.stream and res.length or #res.body
   entry.sent = 0
   write_response(conn, req, res, keep, entry)
+  entry.answered = gettime() -- (its answer written whole: from at to answered, the request was the server's)
   if conn.budget then error(DROPPED, 0) end
   return keep
 end
