@@ -73,7 +73,8 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 #                 the SDK's signer; Debian's nodejs has no npm, NodeSource's provides it: tools/deps.sh), ffmpeg (the
 #                 specs that decode videos: spec/lineage_spec.lua and spec/film_spec.lua, a rock's too), openssl
 #                 (spec/extras/webhook_spec.lua signs with it), strace (the transport cases' commit on libcurl,
-#                 spec/curl/transport_cases_spec.lua, and on nginx); and what each rock's rocks/<rock>/rock.mk adds.
+#                 spec/curl/transport_cases_spec.lua, and on nginx), locales (spec/core/answer_spec.lua's decimal comma:
+#                 localedef makes de_DE from its sources); and what each rock's rocks/<rock>/rock.mk adds.
 #                 (Its cases that need nginx, LuaJIT, promtool or another VM pend where those are missing.)
 #   HOST_DEPS     `make test-hosts`' own: luarocks (spec/hosts/luarocks_spec.lua), nginx with its lua module, curl and
 #                 LuaJIT's headers (the nginx specs; nginx's modules, NGX_SO), LuaSec and time (spec/hosts/bench_spec.lua),
@@ -94,7 +95,7 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 # `make deps` installs DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket lua-argparse
-FAST_DEPS  := $(DEMO_DEPS) lua-busted lua-check zsh fish nodejs npm ffmpeg openssl strace
+FAST_DEPS  := $(DEMO_DEPS) lua-busted lua-check zsh fish nodejs npm ffmpeg openssl strace locales
 HOST_DEPS  := luarocks nginx libnginx-mod-http-lua curl luajit2 libluajit2-5.1-dev lua-sec time valgrind love xvfb \
               tinyproxy faketime prometheus ccache chromium
 VM_DEPS_lua5.1 := lua5.1 liblua5.1-0-dev
