@@ -69,15 +69,18 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 #   DEMO_DEPS     `make demo`: the build's, LuaSocket and lua-argparse for the emulator
 #   FAST_DEPS     `make test`, the fast tier (spec/ and rocks/*/spec/ but their hosts/): the demo's, busted, luacheck,
 #                 zsh and fish (spec/tools/completion_spec.lua runs `starvideos completion`'s scripts in each shell),
-#                 nodejs (the specs' npm packages from spec/npm by mk/npm.mk, the core's and the rocks'), ffmpeg (the
+#                 nodejs and npm (the specs' npm packages from spec/npm by mk/npm.mk, the core's and the rocks': s3rver,
+#                 the SDK's signer; Debian's nodejs has no npm, NodeSource's provides it: tools/deps.sh), ffmpeg (the
 #                 specs that decode videos: spec/lineage_spec.lua and spec/film_spec.lua, a rock's too), openssl
-#                 (spec/extras/webhook_spec.lua signs with it); and what each rock's rocks/<rock>/rock.mk adds.
+#                 (spec/extras/webhook_spec.lua signs with it), strace (the transport cases' commit on libcurl,
+#                 spec/curl/transport_cases_spec.lua, and on nginx), locales (spec/core/answer_spec.lua's decimal comma:
+#                 localedef makes de_DE from its sources); and what each rock's rocks/<rock>/rock.mk adds.
 #                 (Its cases that need nginx, LuaJIT, promtool or another VM pend where those are missing.)
 #   HOST_DEPS     `make test-hosts`' own: luarocks (spec/hosts/luarocks_spec.lua), nginx with its lua module, curl and
 #                 LuaJIT's headers (the nginx specs; nginx's modules, NGX_SO), LuaSec and time (spec/hosts/bench_spec.lua),
 #                 valgrind (spec/hosts/oom_valgrind_spec.lua, embed_spec.lua), love and xvfb (LÖVE), tinyproxy
 #                 (proxy_spec.lua), faketime (clock_skew_spec.lua), prometheus (promtool and the server: the specs
-#                 of metrics and dashboards), strace (the nginx specs that look at the files a worker touches), ccache
+#                 of metrics and dashboards), ccache
 #                 (the hosts specs' repeated builds: spec/hosts/support/ccache.lua), chromium (studio_spec.lua)
 #   VM_DEPS_<vm>  each VM's interpreter and headers but Lua 5.4's (the build's) and Lua 5.5's (built from VENDOR,
 #                 mk/lua55.mk); VM_DEPS all of them: `make test VM=<vm>` installs its VM's, test-hosts (its #hosts
@@ -92,9 +95,9 @@ VM_PRE_lua5.5 := $(LUA55_BIN)
 # `make deps` installs DEPS, all of them.
 BUILD_DEPS := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson pkg-config gcc make
 DEMO_DEPS  := $(BUILD_DEPS) lua-socket lua-argparse
-FAST_DEPS  := $(DEMO_DEPS) lua-busted lua-check zsh fish nodejs ffmpeg openssl
+FAST_DEPS  := $(DEMO_DEPS) lua-busted lua-check zsh fish nodejs npm ffmpeg openssl strace locales
 HOST_DEPS  := luarocks nginx libnginx-mod-http-lua curl luajit2 libluajit2-5.1-dev lua-sec time valgrind love xvfb \
-              tinyproxy faketime prometheus strace ccache chromium
+              tinyproxy faketime prometheus ccache chromium
 VM_DEPS_lua5.1 := lua5.1 liblua5.1-0-dev
 VM_DEPS_lua5.2 := lua5.2 liblua5.2-dev
 VM_DEPS_lua5.3 := lua5.3 liblua5.3-dev

@@ -18,9 +18,14 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
   echo "deps: no apt-get here: install these (Debian names) or their equivalents by hand: $*" >&2
   exit 1
 fi
+# a name counts as there when a package of that name is installed, or an installed package provides it (npm: the
+# nodejs of NodeSource's repository carries its own npm and conflicts with Debian's)
+provided=$(dpkg-query -W -f='${Status}\t${Provides}\n' 2>/dev/null | sed -n 's/^install ok installed\t//p' |
+  sed 's/([^)]*)//g' | tr ',' '\n' | tr -d ' ')
 missing=""
 for p in "$@"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
+  printf '%s\n' "$provided" | grep -qxF "$p" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
