@@ -62,7 +62,8 @@ M.DEFAULTS = {
   replica_timeout = 1,       -- store = {replica_timeout = s}: the longest one WAIT waits
   prompt_head = 80,          -- characters of a prompt that records and task lists keep (docs/batch.md)
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
-  provenance = true,         -- each saved video's record beside it, PATH.json (docs/lineage.md)
+  provenance = true,         -- each saved video's record, PATH.json; {sign_key = PATH}: signed (docs/lineage.md)
+  mark = true,               -- each saved MP4's XMP mark inside it: made by a trained algorithm (docs/lineage.md)
   image_side_note = 64,      -- px: a reference image's shorter side under it is a preflight note
   metrics_dict = "starvideos_metrics", -- inside nginx: the lua_shared_dict of the host's metrics
   trace_queue = 2048,        -- spans waiting for export at most (more are dropped, counted)
@@ -316,7 +317,8 @@ M.CLIENT = {
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
   keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
-  failure_patterns = function(v) return require("starvideos.failure").check(v) end, provenance = C.bool,
+  failure_patterns = function(v) return require("starvideos.failure").check(v) end, mark = C.bool,
+  provenance = function(v) if type(v) ~= "boolean" then return require("starvideos.signer").check(v) end end,
 }
 
 -- $name, or nil when it is unset or empty.
@@ -375,6 +377,12 @@ function M.client(opts)
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)
+  local key = opts.provenance == nil and env("STARVIDEOS_SIGN_KEY") -- (the key read once, here: provenance.lua)
+  if key then cfg.provenance = { sign_key = key } end
+  if type(cfg.provenance) == "table" then
+    cfg.signer = require("starvideos.signer").signer(cfg.provenance, key and "STARVIDEOS_SIGN_KEY"
+      or "provenance", 4)
+  end
   if cfg.spend_limit ~= nil then -- (money caps: spend.lua; a limit whose price is unknown raises here)
     local Spend = require "starvideos.spend"
     cfg.tz_seconds = Spend.offset(cfg.tz_offset)

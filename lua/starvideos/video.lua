@@ -68,8 +68,15 @@ function V.start(job, t)
   if not parts then return job:finish(bad) end
   local task, upload = job.task, job:take_upload() -- (an upload a dead process left: gone on from once)
   job.sink.fetch(job:seated(), t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
-    resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload,
+    resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload, mark = V.mark(job),
     duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
+end
+
+-- The mark job's video carries (mark.lua's box: its model, its task), nil with mark = false.
+function V.mark(job)
+  if job.cfg.mark == false then return nil end
+  local task = job.task or {}
+  return require("starvideos.mark").of(job.model or task.model or job.params and job.params.model, job.id)
 end
 
 -- confirming (due): the whole download (v.got) committed once the store confirms that the process still holds
@@ -102,6 +109,10 @@ function V.answered(job, r, t)
     return job:confirm(t)
   end
   if not err then
+    if type(r.marked) == "string" then
+      job:emit("warning", { field = "mark", message = string.format("%s was saved without its mark (the XMP that "
+        .. "says it is AI-made): %s", tostring(job.out), r.marked) })
+    end
     if job.id then -- (its size: the sink's, else the file's)
       local path = Sink.recorded(job.out)
       l:downloaded(job.id, path, r.sha256, r.bytes or require("starvideos.download").size(path), r.note)
