@@ -744,7 +744,7 @@ P.list = {
         "a generate and its remix",
         { "journal", "file", "nginx" } },
     } },
-  { id = "mark", title = "each saved MP4 carries the XMP mark (trainedAlgorithmicMedia) inside it, its pictures untouched",
+  { id = "mark", title = "each saved MP4 carries the XMP mark (trainedAlgorithmicMedia), its pictures untouched",
     doc = "docs/lineage.md#the-mark-inside-the-file", na = { dict = NO_LEDGER, redis = NO_LEDGER },
     open = { bucket = "an s3:// object's mark (the last part carrying the box through the seat) is not built yet: "
         .. "issue 81's s3 part", nginx = "the mark inside nginx (its commit in the thread pool takes the box) has no "
