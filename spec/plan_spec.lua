@@ -103,7 +103,7 @@ describe("client:plan", function()
     local job = assert(Job.new(c.ctx, nil, nil, { params = list[1], out = dir .. "/1.mp4" }))
     assert(helper.wait_until(function() -- its pending record: the create sent, its answer never came
       c:step(0)
-      return c.ledger:before_create(list[1], job.local_id, dir .. "/1.mp4", job.want) == true
+      return c.ledger:before_create(list[1], job.create.local_id, dir .. "/1.mp4", job.create.want) == true
     end, 5))
     assert(c:generate(list[2], { out = dir .. "/2.mp4", interval = 0.05 }))
     local changed = { { model = "videos", prompt = "plan 1", duration = 5 },
@@ -115,8 +115,8 @@ describe("client:plan", function()
     assert.equal(before, #emu:requests())
     assert.same({ "none", "none", "none", "none" }, by(plan, "action"))
     assert.same({ "refused", "refused", "refused", "refused" }, by(plan, "reason"))
-    assert.same({ "invalid_request", "out", job.local_id }, { plan.entries[1].err.kind, plan.entries[1].err.field,
-      plan.entries[1].err.pending })
+    assert.same({ "invalid_request", "out", job.create.local_id }, { plan.entries[1].err.kind,
+      plan.entries[1].err.field, plan.entries[1].err.pending })
     assert.matches("made with other params", plan.entries[2].err.message, 1, true)
     assert.same({ "invalid_request", "duration" }, { plan.entries[3].err.kind, plan.entries[3].err.field })
     assert.same({ "io", "out" }, { plan.entries[4].err.kind, plan.entries[4].err.field })

@@ -96,6 +96,7 @@
 ---@field storage? starvideos.Storage the S3-compatible store of s3:// outs and local references
 ---@field store? string|starvideos.Store the ledger and the key's budget on Redis (not with journal)
 ---@field tenant_limit? starvideos.Limit at most count creates of one tenant in any per seconds
+---@field tenant_weights? table<string, number> each tenant's share of a queue's creates (default 1 each)
 ---@field timeout? number seconds of one HTTP exchange; a download: seconds without a byte (default 30)
 ---@field trace? starvideos.Trace|false a span per task, exported as OTLP/HTTP JSON; false: off
 ---@field transport? table a transport object (docs/architecture.md)
@@ -224,6 +225,13 @@
 ---@field task? string only the events of this task id
 ---@field tenant? string only the events of this tenant's tasks
 ---@field write? fun(chunk: string): any given each chunk; nil or false ends the stream (needed outside nginx)
+
+---The options of client:submit (config.lua's CALLS.submit)
+---@class starvideos.SubmitOpts
+---@field out? string|fun(i: integer, params: starvideos.Params): string each entry's out, its key in the queue: a pattern with one %d, or a function
+---@field priority? integer a queued entry's priority, 1 (first) to 5 (last), default 3
+---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
+---@field tenant? string the tenant the create is for
 
 ---The options of client:tasks (config.lua's CALLS.tasks)
 ---@class starvideos.TasksOpts
@@ -438,6 +446,20 @@ function Job:cancel() end
 ---@field by_model table<starvideos.Model, starvideos.PlanModel> creates and cost of each model
 ---@field refused integer the creates a spend limit would refuse (reason "spend_limited")
 ---@field cost? number the creates' prices summed, nil when one is unknown
+
+---a batch queued (client:submit)
+---@class starvideos.Submitted
+---@field batch string its id (client:batch's)
+---@field queued integer entries recorded queued
+---@field known integer entries whose out the ledger knew already, not queued again
+
+---a batch's entries now (client:batch)
+---@class starvideos.BatchCounts
+---@field queued integer not yet taken
+---@field created integer their create asked, not saved yet
+---@field saved integer saved to their out
+---@field failed integer ended without a video
+---@field total integer every entry
 
 ---a model's part of a plan
 ---@class starvideos.PlanModel
@@ -799,6 +821,12 @@ local Client = {}
 ---@return starvideos.Error? err
 function Client:again(task, overrides, opts) end
 
+---The counts of a batch submit returned, as the ledger holds them now.
+---@param id string
+---@return starvideos.BatchCounts? counts
+---@return starvideos.Error? err
+function Client:batch(id) end
+
 ---Validates params and checks their reference media, creating nothing.
 ---@param params starvideos.Params
 ---@return starvideos.Note[]? notes
@@ -920,6 +948,13 @@ function Client:start(params, opts) end
 ---@param seconds? number
 ---@return starvideos.Job[] finished
 function Client:step(seconds) end
+
+---Queues list in the store for every keep of the ledger to create, sending nothing.
+---@param list starvideos.Params[]
+---@param opts starvideos.SubmitOpts
+---@return starvideos.Submitted? b
+---@return starvideos.Error? err
+function Client:submit(list, opts) end
 
 ---Every task and create of the ledger, oldest first.
 ---@param opts? starvideos.TasksOpts

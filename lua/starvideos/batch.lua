@@ -224,7 +224,8 @@ local function planned(ctx, i, job, err, refused)
   local e = { index = i, action = "none", reason = "refused", err = err }
   if not job then return e end
   local task, why = job.seen_key, job.seen_why
-  e.model, e.out, e.key, e.warnings = job.model, job.out, job.want and job.want.key, job.warnings
+  local c = job.create or {}
+  e.model, e.out, e.key, e.warnings = job.model, job.out, c.want and c.want.key, c.warnings
   if task then
     e.id, e.model, e.err = task.id, task.model or job.model, nil
     e.action, e.reason = task.whole and "none" or "download", task.whole and "saved" or "created before"

@@ -286,6 +286,20 @@ function Client:plan(list, opts)
   return (require("starvideos.batch").plan(self.ctx, list, begin(self, "plan", opts, S.generate_all)))
 end
 
+-- Queue a list for every keep of the ledger to create, sending nothing; a batch's counts (submit.lua).
+function Client:submit(list, opts)
+  if type(list) ~= "table" then argerror(1, "submit", "list of params tables", type(list)) end
+  local got, err = require("starvideos.submit").submit(self.ctx, list, begin(self, "submit", opts))
+  return got, err
+end
+
+function Client:batch(id)
+  if type(id) ~= "string" or id == "" then argerror(1, "batch", "a batch id (submit's)", type(id)) end
+  live(self)
+  local counts, err = require("starvideos.submit").batch(self.ctx, id)
+  return counts, err
+end
+
 -- The calls on the client's ledger (client_ledger.lua: resume, keep, pending, tasks, spend), loaded at the first
 -- one: each puts them all on the class, then is called.
 for _, name in ipairs { "resume", "keep", "pending", "tasks", "spend" } do

@@ -104,6 +104,7 @@ C.retries = number_in(0, 10, "a whole number from 0 to 10", false, true)
 C.connections = number_in(1, 1024, "a whole number from 1 to 1024", false, true)
 C.resumes = number_in(0, 100, "a whole number from 0 to 100", false, true)
 C.pixels = number_in(0, 1e5, "a number of pixels in [0, 100000]")
+C.priority = number_in(1, 5, "a priority: a whole number from 1 (first) to 5 (last)", false, true) -- (queue.lua's)
 function C.path(v) if type(v) ~= "string" or v == "" then return "a file path" end end
 function C.fn(v) if type(v) ~= "function" then return "a function" end end
 function C.key(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end
@@ -285,6 +286,7 @@ M.CALLS = {
   create = { key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool },
   generate_all = { out = C.pattern, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
     tenant = C.tenant, key = C.fn, fresh = C.bool, traceparent = C.traceparent, resend = C.bool, fallback = C.models },
+  submit = { out = C.pattern, tenant = C.tenant, priority = C.priority, sleep = C.fn },
   wait_all = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn, out_dir = C.path },
   resume = { dir = C.path, interval = C.interval, timeout = C.seconds, sleep = C.fn, journal = C.path,
     on_progress = C.fn, dry_run = C.bool },
@@ -319,6 +321,7 @@ M.CLIENT = {
   keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
   failure_patterns = function(v) return require("starvideos.failure").check(v) end, mark = C.bool,
   provenance = function(v) if type(v) ~= "boolean" then return require("starvideos.signer").check(v) end end,
+  tenant_weights = function(v) return require("starvideos.queue").check_weights(v) end,
 }
 
 -- $name, or nil when it is unset or empty.
@@ -373,7 +376,7 @@ function M.client(opts)
   for k, v in pairs(M.DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
   for _, k in ipairs { "create_limit", "tenant_limit", "prices", "failed_prices", "store", "storage", "notify",
-      "spend_limit", "failure_patterns" } do
+      "spend_limit", "failure_patterns", "tenant_weights" } do
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)

@@ -74,7 +74,7 @@ function C.build(job, goal, spec)
     local _, xerr = X.find("references", nil, "local files as references", local_field(refs))
     if xerr then return nil, xerr end
   end
-  local made = { create_path = path, create_body = body, files = files > 0, model = params.model,
+  local made = { path = path, body = body, files = files > 0, model = params.model,
     addr = require("starvideos.refusal").address(path, body, refs), -- (what a refusal is kept by)
     resend = spec.resend,
     warnings = warnings, -- what the service will ignore (the core's, from the models' table): told before paying
@@ -95,7 +95,7 @@ end
 -- A bucket out a create will write (none of its key known to the ledger) asked once before the create is paid
 -- for (storage/object.lua's reach): true, or nil, err.
 function C.reach(job, goal, out)
-  if not out or goal == "checked" or not job.sink.reach or (job.want and job:known()) then return true end
+  if not out or goal == "checked" or not job.sink.reach or (job.create.want and job:known()) then return true end
   return job.sink.reach(out, job.cfg, job:seated())
 end
 
@@ -103,7 +103,7 @@ end
 -- then its record written (a ledger may say "not yet": the job holds the task and asks again on a later turn).
 function C.register(job, t, task)
   task = task or job.held
-  local ok, jerr = job.ledger:created(task, job.params, job.local_id, job.ids) -- (asked first: a listener may close)
+  local ok, jerr = job.ledger:created(task, job.params, job.create.local_id, job.ids) -- (first: a listener may close)
   if not job.held then -- (a batch counts it created)
     job:emit("created", { status = task.status }, "told") -- (to on_event and the key's event streams: sse.lua)
     job:hold(task, t)
@@ -125,7 +125,8 @@ end
 -- sending: the create's request req ended at t: its task registered, or its failure.
 function C.answered(job, req, t)
   if not req.task then -- (a refusal's words: why, failure.lua's)
-    job.ledger:create_failed(Failure().refused(req.err, job.cfg.failure_patterns), job.params, job.local_id)
+    job.ledger:create_failed(Failure().refused(req.err, job.cfg.failure_patterns), job.params,
+      job.create.local_id)
     return job:finish(req.err)
   end
   job:answered(req) -- (its id, its request ids)
@@ -183,11 +184,12 @@ end
 -- the create): nothing paid before.  Each ends by advancing the job (job.lua's advance takes what it found), which
 -- comes back here for the next.
 C.check = unsent_past(function(job, t)
-  if not (job.preflight or job.files) then return job:go("awaiting", t) end
-  local err = not job.preflight and refused(job)
+  local c = job.create
+  if not (c.preflight or c.files) then return job:go("awaiting", t) end
+  local err = not c.preflight and refused(job)
   if err then return job:finish(err) end
   local R = X.optional("references") -- (its start, given the job's seat)
-  job:check(job.preflight and job.cfg.on_media or function(j, at) return R.start(j:seated(), at) end, t) -- (client.lua)
+  job:check(c.preflight and job.cfg.on_media or function(j, at) return R.start(j:seated(), at) end, t) -- (client.lua)
   return job:advance(t)
 end)
 
@@ -204,7 +206,8 @@ end)
 
 -- recording: the ledger's pending record (false: a store's answer or a writer's record to come: asked again).
 C.record = unsent_past(function(job, t)
-  local ok, err = job.ledger:before_create(job.params, job.local_id, job.out, job.want, job.tenant, job.addr)
+  local ok, err = job.ledger:before_create(job.params, job.create.local_id, job.out, job.create.want, job.tenant,
+    job.create.addr)
   if type(ok) == "table" then return job:follow(ok, t) end
   if ok == false then return job.loop:wait_for(job, t) end
   if not ok then return job:finish(err) end
@@ -215,8 +218,8 @@ end)
 -- deadline came first; once sent it is never abandoned: it may be paid for.
 function C.send(job, t)
   job:warn()
-  return job:send(t, { op = "create", url = job.cfg.base_url .. job.create_path, path = job.create_path,
-    body = job.create_body, send_by = by(job) or nil })
+  return job:send(t, { op = "create", url = job.cfg.base_url .. job.create.path, path = job.create.path,
+    body = job.create.body, send_by = by(job) or nil })
 end
 
 -- A creating job cancelled while req (its create's request, or false) is where it is: false when the create is
@@ -230,15 +233,15 @@ function C.cancel(job, req)
     local unwritten = req.handle and tr and tr.written and not tr:written(req.handle)
     if not job.loop.queued[req] and (req.handle or req.done) and not unwritten then return false end
     -- not sent yet, or not sent again after an answer that made nothing: surely nothing was created
-    job.ledger:create_failed({}, job.params, job.local_id)
+    job.ledger:create_failed({}, job.params, job.create.local_id)
     return req.attempt > 0 and " (its create made nothing and was not sent again)" or " (its create was never sent)"
   elseif job.held then -- answered, its record not yet known written
     job.ledger:forget(nil, job.held.id)
     job:hold(nil) -- (the task stays the job's)
     return "", { created = true }
   elseif job.step == "recording" then -- a pending record asked for, the create never sent
-    job.ledger:forget(job.local_id)
-    job.ledger:create_failed({}, job.params, job.local_id)
+    job.ledger:forget(job.create.local_id)
+    job.ledger:create_failed({}, job.params, job.create.local_id)
   end
   return ""
 end

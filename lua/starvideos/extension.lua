@@ -115,7 +115,7 @@ X.WINDOW = {
   config = { "DEFAULTS", "VERSION", "env", "nginx" }, -- the defaults, $NAME, nginx's ngx (nil outside it)
   request = { "new", "JSON", "UNTIL_DEADLINE" }, -- an exchange with another host (a bucket, a collector)
   ledger = { "implement", "record", "answer", "limited", "lease", "spend", "budget", "schedule", "lists",
-    "key_hash" }, -- the ledger's interface (ledger.lua): what both ledgers share
+    "key_hash", "queue" }, -- the ledger's interface (ledger.lua): what both ledgers share
 }
 
 setmetatable(X, { __index = function(_, name)

@@ -35,7 +35,8 @@ function Job.new(ctx, goal, id, spec)
   local t, cfg, task = now(), ctx.cfg, spec.task
   local job = setmetatable({ loop = ctx.loop, key = ctx.key, budget = ctx.key.bucket, ledger = ctx.ledger, cfg = cfg,
     deliveries = ctx.deliveries, id = id, goal = goal, task = task, status = task and task.status, done = false,
-    state = "polling", step = "polling", req = false, video = {}, file_sums = {}, -- (file_sums: preflight's)
+    state = "polling", step = "polling", req = false, video = {}, file_sums = false, -- (file_sums: preflight's)
+    go_on = false, -- (what a download's wait goes on with: Job:await)
     deadline = t + (spec.timeout or cfg.wait_timeout) }, Job)
   for k, v in pairs(spec) do if KEPT[k] then job[KEPT[k] == true and k or KEPT[k]] = v end end
   job.sink = Sink.of(cfg, spec.out) -- (a file or an object)
@@ -48,7 +49,7 @@ function Job.new(ctx, goal, id, spec)
   if spec.params then -- the create built (create.lua): nothing is sent yet
     local made, err = Create.build(job, goal, spec)
     if not made then return nil, err end
-    for k, v in pairs(made) do job[k] = v end
+    job.create, job.model, job.kind = made, made.model, made.kind -- (the create it keeps: create.lua's build)
     job:go("peeking")
     local ok, rerr = Create.reach(job, goal, spec.out)
     if not ok then return nil, rerr end
@@ -143,7 +144,8 @@ end
 -- A task answer arrived at t (create or poll): events, and each status change recorded.
 function Job:seen(task, t, created, secs, within)
   self.task, self.id = task, task.id
-  if self.warnings then task.warnings = self.warnings end -- (a create's: what the service ignores of its params)
+  local warnings = self.create and self.create.warnings -- (a create's: what the service ignores of its params)
+  if warnings then task.warnings = warnings end
   local changed, why = task.status ~= self.status, errors.reason(task)
   self.status = task.status
   if why and not self.reason then self.reason, self.input = Failure().classify(why, self.cfg.failure_patterns) end
@@ -164,12 +166,23 @@ function Job:send(t, o)
   self.req:send(t)
 end
 
--- downloading: the job awaits its download's commit instead of a request (c: done, err; checked, hashed and
--- renamed off the loop's thread, it advances the job when it ends later).
-function Job:await(c, t)
+-- downloading: the job awaits c instead of a request (its download's fetch, commit or record: done, err; checked,
+-- hashed and renamed off the loop's thread, it advances the job when it ends later), go_on(job, c, t) called
+-- when it ended: the continuation made with the wait (nil: the one `next` named before the sink's fetch awaited).
+function Job:await(c, t, go_on)
   self:go("downloading")
-  self.req = c
+  self.req, self.go_on = c, go_on or self.go_on
   if c.done then return self:advance(t) end
+end
+-- The continuation of the download's next wait, named before the sink makes it (its fetch: a request the job
+-- sends, or an object the job awaits).
+function Job:next(go_on) self.go_on = go_on end
+
+-- downloading (answered): what the job awaited ended (c): its continuation, once.
+local function continued(self, c, t)
+  local go_on = self.go_on
+  self.go_on = false
+  return go_on(self, c, t)
 end
 
 -- polling: the task asked for now (the key's budget first).
@@ -263,8 +276,9 @@ end
 -- any token, without the ledger's lock (following a task needs none; a create still asks under it).  Why it
 -- creates, or the error it will be refused with (the peek's): job.seen_why (a plan's, batch.lua).
 function Job:known()
-  if self.seen_key == nil and self.want then
-    local task, why, id = self.ledger:peek(self.want)
+  local want = self.create and self.create.want
+  if self.seen_key == nil and want then
+    local task, why, id = self.ledger:peek(want)
     if task == false then return false end
     self.seen_key, self.seen_why, self.seen_id = task or false, why, id
   end
@@ -282,7 +296,7 @@ end
 function Job:follow(rec, t)
   self.id = rec.id
   self:go("polling")
-  self:emit("attached", { key = self.want.key, alive = rec.alive or nil }) -- (alive: another live process holds it)
+  self:emit("attached", { key = self.create.want.key, alive = rec.alive or nil }) -- (alive: another live process)
   if rec.whole then
     self.status, self.task = "completed", { id = rec.id, status = "completed", model = rec.model }
     return self:saved(self.out, rec.sha256)
@@ -297,7 +311,8 @@ end
 -- checking: start(job, t) checks its references or puts its local files (preflight first, then the files): the
 -- object advance looks at until it is done.
 function Job:check(start, t)
-  self.files, self.preflight, self.checking = self.preflight and self.files, false, true -- (it may end at once)
+  local c = self.create
+  c.files, c.preflight, self.checking = c.preflight and c.files, false, true -- (it may end at once)
   self.checking = start(self, t)
 end
 
@@ -305,7 +320,7 @@ end
 function Job:warn()
   if self.warned then return end
   self.warned = true
-  for _, w in ipairs(self.warnings) do self:emit("warning", w) end
+  for _, w in ipairs(self.create.warnings) do self:emit("warning", w) end
 end
 
 -- Its create answered (req, the request): the task's id and the request's ids.
@@ -336,7 +351,7 @@ local STATES = {
   sending = { due = Create.send, answered = Create.answered, shown = "creating" }, -- the create, its answer
   registering = { due = Create.register, shown = "creating" },    -- the task answered, its record written
   polling = { due = Job.poll, answered = polled },                -- polled until completed (or failed)
-  downloading = { due = video "start", answered = video "answered" }, -- the video downloaded and committed
+  downloading = { due = video "start", answered = continued }, -- the video downloaded and committed
   confirming = { due = video "confirm" },                      -- a whole .part, the store asked before its commit
   taken = { due = video "look" },                              -- another holds the task: its file awaited
   done = {}, cancelled = {},                                      -- ended
@@ -356,7 +371,8 @@ local function advance(self, t)
     if pf == true or not pf.done then return end
     self.checking, self.notes = false, pf.notes or self.notes
     if pf.err or self.goal == "checked" then return self:finish(pf.err) end
-    if pf.body then self.create_body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
+    if pf.body then self.create.body, self.refs = pf.body, pf.refs end -- (the local files' URLs: storage/refs.lua)
+    if pf.sums then self.file_sums = pf.sums end -- (the local files as the check read them: preflight's)
   end
   local req = self.req
   if req then

@@ -14,6 +14,10 @@ local M = {}
 function M.keeper(class)
   function class.orphans(k) return k.leases:orphans(k) end
   function class.owed(k) return k.leases:owed_orphans(k) end
+  -- the queue (client:submit's): the next entry claimed for it (queue.lua's rule), false (none), or nil, err; an
+  -- entry's state told: "d" its create answered, "s" saved, "f" failed, "q" back to the queue (nothing sent)
+  function class.queued(k, weights) return k.leases:queued(k, weights) end
+  function class.queue_state(k, e, state) return k.leases:queue_state(k, e, state) end
   return class
 end
 

@@ -15,6 +15,7 @@
 --   schedule               the learned schedule a ledger teaches: learner(key, cfg, name), kind_of
 --   lists                  the ledger's lists as keep and client:tasks read them: carried, tasks
 --   key_hash(cfg, key)     the store's name of the key
+--   queue                  the queue's rule (queue.lua): RULES (its text: which entry a keeper takes next), score
 -- A name here is a promise to the rocks (extension.lua's X.WINDOW lists these); the modules behind may change.
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -67,6 +68,9 @@ I.schedule = given("schedule", {
 
 local Lists = require "starvideos.lists"
 I.lists = given("lists", { carried = Lists.carried, tasks = Lists.tasks })
+
+local Queue = require "starvideos.queue"
+I.queue = given("queue", { RULES = Queue.RULES, score = Queue.score })
 
 function I.key_hash(cfg, key)
   return key and key.hash or require("starvideos.key").hash_of(cfg.base_url, cfg.api_key)

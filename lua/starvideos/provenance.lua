@@ -213,10 +213,10 @@ end
 
 -- The record of job's video, saved whole (r: its commit: sha256, bytes) at job.out.
 function P.of_job(job, r)
-  local task, ids = job.task or {}, job.ids or {}
+  local task, ids, c = job.task or {}, job.ids or {}, job.create or {}
   return P.record(job.out, r.sha256, r.bytes, { model = job.model or task.model or job.params and job.params.model,
     task_id = job.id, request_id = ids.request_id, server_request_id = ids.server_request_id,
-    params = job.kept or job.params and kept(job.params), parents = job.parents, tenant = job.tenant,
+    params = c.kept or job.params and kept(job.params), parents = c.parents, tenant = job.tenant,
     mark = P.mark_of(job.cfg, r.marked), unmarked = type(r.marked) == "string" and r.marked or nil })
 end
 

@@ -56,8 +56,9 @@ end
 -- Before a create of job is sent (create.lua's peeking): nil (send it), false (the ledger has not answered: ask
 -- again), or the refusal (nothing sent).  resend = true asks nothing.
 function M.ask(job)
-  if not job.addr or job.resend then return nil end
-  local e = job.ledger:refusal(job.addr)
+  local c = job.create
+  if not c.addr or c.resend then return nil end
+  local e = job.ledger:refusal(c.addr)
   if e == false then return false end
   return e and M.refused(e, job.tenant) or nil
 end
@@ -77,9 +78,10 @@ end
 -- the ledger by the job's content address when it is policy or input.  err.
 function M.failed(job, err)
   Failure.explain(err, job.cfg.failure_patterns)
-  if job.addr and M.KEPT[err.reason] and job.id then
+  local addr = job.create and job.create.addr
+  if addr and M.KEPT[err.reason] and job.id then
     local words = err.task and err.task.error
-    local ok, why = job.ledger:refused(job.id, job.addr, err.reason, err.input, type(words) == "string" and words
+    local ok, why = job.ledger:refused(job.id, addr, err.reason, err.input, type(words) == "string" and words
       or nil, job.tenant)
     if ok == nil and why then job:emit("warning", { field = "refused_before", message = "task " .. job.id
       .. "'s refusal was not kept (the same create may be sent again): " .. tostring(why) }) end

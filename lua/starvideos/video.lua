@@ -67,6 +67,7 @@ function V.start(job, t)
   local parts, bad = core.check_url(url, "video_url")
   if not parts then return job:finish(bad) end
   local task, upload = job.task, job:take_upload() -- (an upload a dead process left: gone on from once)
+  job:next(V.fetched)
   job.sink.fetch(job:seated(), t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
     resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload, mark = V.mark(job),
     duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
@@ -88,7 +89,7 @@ function V.confirm(job, t)
   if held == nil then return end
   local got = v.got
   v.got = nil
-  if held then return job:await(job.sink.commit(got, job:seated()), t) end
+  if held then return job:await(job.sink.commit(got, job:seated()), t, V.committed) end
   job.sink.release(got)
   if not why.timeout then return taken(job, why, t) end
   job.ledger:sink_state(job.id, "part", got.part, Sink.recorded(got.dest))
@@ -96,35 +97,12 @@ function V.confirm(job, t)
     .. "this process still holds task %s; its whole video stays at %s", tostring(job.id), got.part)))
 end
 
--- downloading (answered): the download ended (whole: committed now, or confirming first), or its commit.
-function V.answered(job, r, t)
-  if r.provenance then return V.recorded(job, r) end
-  job:progress(r.bytes, r.total)
-  local err, v, l = r.err, job.video, job.ledger
-  if not err and r.whole ~= nil then -- the store asked first when the holder's lease was not renewed for half a
-    -- lease or lapsed since; else no claim can have come (it needs the lease gone): committed, Redis answering or not
-    v.hold = job.id and l:confirm(job.id, job.deadline, rule.ASK) or nil
-    if not v.hold then return job:await(job.sink.commit(r, job:seated()), t) end
-    v.got = r
-    return job:confirm(t)
-  end
-  if not err then
-    if type(r.marked) == "string" then
-      job:emit("warning", { field = "mark", message = string.format("%s was saved without its mark (the XMP that "
-        .. "says it is AI-made): %s", tostring(job.out), r.marked) })
-    end
-    if job.id then -- (its size: the sink's, else the file's)
-      local path = Sink.recorded(job.out)
-      l:downloaded(job.id, path, r.sha256, r.bytes or require("starvideos.download").size(path), r.note)
-    end
-    if job.cfg.observe then job.cfg.observe:saved(require("starvideos.observed").job(job)) end -- (its metrics)
-    local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
-    if w then return job:await(w, t) end
-    return job:saved(job.out, r.sha256)
-  end
-  -- not a whole video, or not a video's answer (a body longer than it can be), or a sink that must be given the
-  -- video again (err.redo), nothing kept: once more from byte 0
-  if (err.check or err.redo or r.wire == "garbled") and not v.rechecked then
+-- The download failed (err; wire: its exchange's end): not a whole video, or not a video's answer (a body longer
+-- than it can be), or a sink that must be given the video again (err.redo), nothing kept: once more from byte 0;
+-- an expired URL refreshed once; else the job ends, saying how to fetch the video of a task completed and paid for.
+local function failed(job, err, wire, t)
+  local v = job.video
+  if (err.check or err.redo or wire == "garbled") and not v.rechecked then
     v.rechecked = true
     if job.url or not job.id then return V.start(job, t) end -- a bare URL: the same one
     return job:refresh(t) -- else a fresh URL first
@@ -138,6 +116,37 @@ function V.answered(job, r, t)
       .. "video", err.message, job.id, job.id, shell_word(job.out)))
   end
   return job:finish(err)
+end
+
+-- downloading (the sink's fetch ended, r: whole): committed now, or confirming first.  The store is asked first
+-- when the holder's lease was not renewed for half a lease or lapsed since; else no claim can have come (it needs
+-- the lease gone): committed, Redis answering or not.
+function V.fetched(job, r, t)
+  job:progress(r.bytes, r.total)
+  if r.err then return failed(job, r.err, r.wire, t) end
+  local v = job.video
+  v.hold = job.id and job.ledger:confirm(job.id, job.deadline, rule.ASK) or nil
+  if not v.hold then return job:await(job.sink.commit(r, job:seated()), t, V.committed) end
+  v.got = r
+  return job:confirm(t)
+end
+
+-- downloading (its commit ended, r): the video saved, recorded, its provenance record beside it (awaited).
+function V.committed(job, r, t)
+  job:progress(r.bytes, r.total)
+  if r.err then return failed(job, r.err, r.wire, t) end
+  if type(r.marked) == "string" then
+    job:emit("warning", { field = "mark", message = string.format("%s was saved without its mark (the XMP that "
+      .. "says it is AI-made): %s", tostring(job.out), r.marked) })
+  end
+  if job.id then -- (its size: the sink's, else the file's)
+    local path = Sink.recorded(job.out)
+    job.ledger:downloaded(job.id, path, r.sha256, r.bytes or require("starvideos.download").size(path), r.note)
+  end
+  if job.cfg.observe then job.cfg.observe:saved(require("starvideos.observed").job(job)) end -- (its metrics)
+  local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
+  if w then return job:await(w, t, V.recorded) end
+  return job:saved(job.out, r.sha256)
 end
 
 -- downloading (its video saved, its provenance record written: r): the job ends, the video saved; a record that

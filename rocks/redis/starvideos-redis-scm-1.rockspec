@@ -72,6 +72,7 @@ build = {
       ["starvideos.fleet.sentinel"] = "rocks/redis/lua/starvideos/fleet/sentinel.lua",
       ["starvideos.fleet.spent"] = "rocks/redis/lua/starvideos/fleet/spent.lua",
       ["starvideos.fleet.refusals"] = "rocks/redis/lua/starvideos/fleet/refusals.lua",
+      ["starvideos.fleet.queued"] = "rocks/redis/lua/starvideos/fleet/queued.lua",
       ["starvideos.fleet.events"] = "rocks/redis/lua/starvideos/fleet/events.lua",
       ["starvideos.fleet.store"] = "rocks/redis/lua/starvideos/fleet/store.lua",
       ["starvideos.fleet.url"] = "rocks/redis/lua/starvideos/fleet/url.lua",

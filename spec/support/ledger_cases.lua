@@ -757,6 +757,32 @@ M.cases = {
       assert.matches("no pending create nosuch", why, 1, true)
     end },
 
+  { name = "the queue: entries queued for a batch once (a key known not again), counted by the batch; a journal "
+    .. "refuses it, naming store",
+    covers = { "enqueue", "batch" },
+    records = true,
+    run = function(env, assert)
+      local l = env.open()
+      local function entry(i)
+        local out = env.dir .. "/q" .. i .. ".mp4"
+        return { id = core.hash(out), key = out, out = out, priority = 3, data = '{"out":"' .. out .. '"}' }
+      end
+      local got, err = l:enqueue("b1", { entry(1), entry(2) }, 2)
+      if l.field == "journal" then
+        assert.is_nil(got)
+        assert.same({ "invalid_request", "store" }, { err.kind, err.field })
+        assert.is_nil((l:batch("b1")))
+        return
+      end
+      assert.same({ queued = 2, known = 0 }, got)
+      assert.same({ queued = 1, known = 1 }, l:enqueue("b2", { entry(2), entry(3) }, 2))
+      assert.same({ queued = 2, created = 0, saved = 0, failed = 0, total = 2 }, l:batch("b1"))
+      assert.same({ queued = 2, created = 0, saved = 0, failed = 0, total = 2 }, env.open():batch("b2"))
+      got, err = l:batch("nosuch")
+      assert.is_nil(got)
+      assert.is_nil(err, "no such batch: nil alone")
+    end },
+
   { name = "a pending create adopted by hand: its task recorded created for it, no longer pending; one unknown "
     .. "refused, naming it",
     covers = { "settle_pending", "pending", "tasks" },

@@ -35,6 +35,7 @@ A.CLIENT = {
   failed_prices = { "table<starvideos.Model, number>",
     "what a task that fails at the service costs, per model (default: its full price)" },
   spend_limit = { "starvideos.SpendLimit|starvideos.SpendLimit[]", "caps on money: a create past one is refused" },
+  tenant_weights = { "table<string, number>", "each tenant's share of a queue's creates (default 1 each)" },
   tz_offset = { "number|string", 'the calendar of spend limits: hours from UTC (5.5) or "+HH:MM"' },
   store = { "string|starvideos.Store", "the ledger and the key's budget on Redis (not with journal)" },
   proxy = { "string", "an HTTP proxy, http://[user:password@]host:port" },
@@ -73,6 +74,7 @@ A.CALLS = {
   dry_run = { "boolean", "true: return what it would do (a plan), sending nothing" },
   resume_limit = { "integer", "attempts after the first, 0 to 100", "resume_limit" },
   job = { "boolean", "true: a job at once, moved by client:step (the call's value its job.result)" },
+  priority = { "integer", "a queued entry's priority, 1 (first) to 5 (last), default 3" },
 }
 A.CALLS_BY = {
   download = { timeout = { "number", "seconds for the whole download", "download_timeout" },
@@ -82,6 +84,8 @@ A.CALLS_BY = {
       'the files: a pattern with one %d ("videos/%04d.mp4"), or a function' },
     key = { "fun(i: integer, params: starvideos.Params): string", "the key of an entry without a file" },
     timeout = { "number", "seconds for each entry, from its start", "wait_timeout" } },
+  submit = { out = { "string|fun(i: integer, params: starvideos.Params): string",
+    "each entry's out, its key in the queue: a pattern with one %d, or a function" } },
   wait_all = { out_dir = { "string", "each completed task's video saved in this folder" },
     timeout = { "number", "seconds for each task", "wait_timeout" } },
   resume = { timeout = { "number", "seconds for each task", "wait_timeout" } },

@@ -92,6 +92,13 @@ C.CLASSES = {
     { "by_model", "table<starvideos.Model, starvideos.PlanModel>", "creates and cost of each model" },
     { "refused", "integer", "the creates a spend limit would refuse (reason \"spend_limited\")" },
     { "cost?", "number", "the creates' prices summed, nil when one is unknown" } } },
+  { "Submitted", "a batch queued (client:submit)", fields = {
+    { "batch", "string", "its id (client:batch's)" }, { "queued", "integer", "entries recorded queued" },
+    { "known", "integer", "entries whose out the ledger knew already, not queued again" } } },
+  { "BatchCounts", "a batch's entries now (client:batch)", fields = {
+    { "queued", "integer", "not yet taken" }, { "created", "integer", "their create asked, not saved yet" },
+    { "saved", "integer", "saved to their out" }, { "failed", "integer", "ended without a video" },
+    { "total", "integer", "every entry" } } },
   { "PlanModel", "a model's part of a plan", fields = {
     { "creates", "integer", "its creates" }, { "cost?", "number", "their prices summed, nil when unknown" } } },
   { "PlanEntry", "one entry of a plan", fields = {

@@ -153,6 +153,13 @@ local FLAG = {
     text = "one prompt a line (blank and # lines skipped), or one JSON params object a line in a .jsonl file" },
   ["out-dir"] = { kind = "str", meta = "DIR",
     text = "the videos go to DIR/0001.mp4 and on (DIR is made when its parent exists)" },
+  submit = { kind = "bool",
+    text = "queue every line in --store for the keepers of the fleet (`starvideos keep --store URL`) to create, "
+      .. "print the batch id and return: nothing is sent to the service" },
+  status = { kind = "str", meta = "ID", text = "the counts of the batch ID that --submit queued: queued, created, "
+    .. "saved, failed, total" },
+  priority = { kind = "int", meta = "N",
+    text = "with --submit: the lines' priority, 1 (first) to 5 (last); default 3" },
   ["skip-duplicates"] = { kind = "bool",
     text = "leave out each entry whose request an earlier line's is (else each is a paid create of its own; the "
       .. "run names them either way)" },
@@ -284,9 +291,9 @@ local COMMANDS = {
     args = {}, needs_key = true,
     flags = flags("prompts-file", "out-dir", BATCH, "tenant", "journal", "store", "skip-failed", "skip-duplicates",
       "fresh", "resend", "fallback", "interval", "timeout", "create-limit", "tenant-limit", "prices", "failed-prices",
-      "spend-limit", "dry-run", "preflight", CLIENT, NOTIFY),
+      "spend-limit", "dry-run", "preflight", "submit", "status", "priority", CLIENT, NOTIFY),
     summary = "generate a video per line of a file, rerun-safe: a rerun never pays for a video twice",
-    required = { "prompts-file", "out-dir" },
+    required = { "prompts-file", "out-dir" }, unless = "status",
     flag_text = { journal = "the batch's journal (default: DIR/starvideos.jsonl); a rerun must name the same one",
       store = "the fleet's ledger, a store's URL scheme://..., instead of a journal (only when given: "
         .. "not $STARVIDEOS_STORE); a rerun must name the same one",

@@ -227,7 +227,39 @@ local function counts_hint(ctx, opts, ev, before)
   output.watch(ctx)
 end
 
+-- --status ID: a submitted batch's counts, a line (or JSON).
+local function status(ctx, opts)
+  if not opts.store then usage_error("--status needs --store URL: the ledger the batch was submitted to") end
+  local client = client_for.new(ctx, opts, { store = client_for.store(opts) })
+  local c, err = client:batch(opts.status)
+  if not c then return output.report(ctx, err) end
+  if ctx.json then output.print_json(c); return 0 end
+  out(string_format("batch %s: %d queued, %d created, %d saved, %d failed of %d\n", opts.status, c.queued,
+    c.created, c.saved, c.failed, c.total))
+  return 0
+end
+
+-- --submit: the entries queued in the store for the fleet's keepers; the batch id printed.
+local function submit(ctx, opts, dir, entries)
+  if not opts.store then usage_error("--submit needs --store URL: the ledger every keeper shares") end
+  local client = client_for.new(ctx, opts, { store = client_for.store(opts) })
+  local list = {}
+  for i = 1, #entries do list[i] = entries[i].params end
+  local b, err = client:submit(list, { out = dir .. "/%04d.mp4", tenant = opts.tenant, priority = opts.priority })
+  if not b then return output.report(ctx, err) end
+  if ctx.json then output.print_json(b); return 0 end
+  out(b.batch, "\n")
+  output.err(string_format("%d queued, %d known to the ledger already: `starvideos batch --status %s --store "
+    .. "URL` counts them; `starvideos keep --store URL --dir D` on any host creates them\n", b.queued, b.known,
+    b.batch))
+  return 0
+end
+
 function M.run(ctx, opts)
+  if opts.status then return status(ctx, opts) end
+  if opts.priority and (opts.priority < 1 or opts.priority > 5) then
+    usage_error("--priority %s: a whole number from 1 (first) to 5 (last)", tostring(opts.priority))
+  end
   local defaults = args.request_params(opts)
   if opts.extra then defaults.extra = require("starvideos.cli.commands").extra_of(opts.extra) end
   local entries = read_entries(opts["prompts-file"], defaults)
@@ -239,6 +271,7 @@ function M.run(ctx, opts)
     usage_error("--out-dir %s is a bucket: give --journal PATH or --store URL (the batch's record of its paid tasks,"
       .. " which a rerun reads)", quote(opts["out-dir"]))
   end
+  if opts.submit then return submit(ctx, opts, dir, entries) end
   local journal = not store and (opts.journal or dir .. "/starvideos.jsonl") or nil
   local at, at_note = output.ledger_words(journal, opts)
   local client = client_for.new(ctx, opts, { journal = journal, store = store })

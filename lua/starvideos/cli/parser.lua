@@ -299,7 +299,9 @@ function Line:finish()
   local c = self.c
   if #self.pos < #c.args then usage_error("missing %s", c.args[#self.pos + 1]) end
   for _, r in ipairs(c.required or {}) do
-    if self.opts[r] == nil then usage_error("--%s %s is required", r, args.flag_of(c, r).meta) end
+    if self.opts[r] == nil and not (c.unless and self.opts[c.unless] ~= nil) then -- (unless: a flag that needs none)
+      usage_error("--%s %s is required", r, args.flag_of(c, r).meta)
+    end
   end
 end
 

@@ -139,6 +139,56 @@ local function carry(ctx, st, opts, tasks, t)
   end
 end
 
+-- The queued entries (client:submit's), one claimed at a time while none of this keep's waits for its create, by
+-- priority and the tenants' weights (queue.lua's rule, run where the queue is kept): each a generate to its out, as
+-- generate_all's entry would be (its key its out: never created twice).  A create a limit refused, nothing sent, goes
+-- back to the queue for the next keeper, and this one claims again after the refusal's wait.
+local function take_queued(ctx, st, opts, t)
+  if st.creating or t < st.queue_at or not st.keeper then return end
+  local e, err = st.keeper:queued(ctx.cfg.tenant_weights)
+  if e == nil then
+    st.queue_at = t + st.every
+    if err and ctx.cfg.on_event then ctx.cfg.on_event { type = "warning", message = "keep: the queue: " .. err } end
+    return
+  end
+  if not e then st.queue_at, st.drained = t + st.every, true; return end -- (none queued now)
+  local i = #st.results + 1
+  local j, why
+  j, why = Job.new(ctx, nil, nil, { params = e.params, out = e.out, tenant = e.tenant, index = i,
+    interval = opts.interval, finished = st.fin, on_progress = function(ev)
+      if opts.on_progress then opts.on_progress(ev) end
+      if st.creating == j and ev.id and (ev.type == "status" or ev.type == "attached") then -- (its create answered)
+        st.creating, st.made = nil, true
+        st.keeper:queue_state(e, "d")
+      end
+    end })
+  if not j then -- (its params or out refused here: failed for good, nothing sent)
+    st.results[i] = { err = why }
+    st.keeper:queue_state(e, "f")
+    return take_queued(ctx, st, opts, t)
+  end
+  st.results[i], st.running[j], st.queued[j], st.creating = false, true, e, j
+  ctx.loop:at(t, j)
+end
+
+-- A queued entry's job ended: its state in the queue; one a limit refused before anything was sent goes back.
+local function queued_end(ctx, st, j, e)
+  if st.creating == j then st.creating = nil end
+  local err = j.err
+  if not j.id and err and not err.maybe_created and (err.kind == "rate_limited" or err.kind == "spend_limited"
+      or err.kind == "io") then
+    st.keeper:queue_state(e, "q")
+    st.queue_at = now() + (err.retry_after or st.every)
+  else
+    st.keeper:queue_state(e, (err or not j.path) and "f" or "s")
+  end
+  if ctx.cfg.on_event and err then
+    ctx.cfg.on_event { type = "warning", message = string_format("keep: queued %s: %s", e.out, tostring(err)) }
+  end
+end
+
+local function ready(st) return st.fin[1] ~= nil or st.made end
+
 -- One look at the ledger (the keeper made at the first): its orphans claimed, the pendings of dead
 -- processes reported, owed webhooks swept.  One that failed (the store unreachable...) is a
 -- warning, and another look later (from `every` doubling to 30 s): keep never ends on it.
@@ -198,18 +248,24 @@ function K.run(ctx, opts, alive)
   local sleep = opts.sleep or cfg.sleep
   local stop = opts.timeout and now() + opts.timeout
   local st = { keeper = false, dir = opts.dir or ".", results = {}, running = {}, saved_to = {}, fin = {},
-    look = now(), every = rule.look(opts.lease or cfg.lease) }
+    look = now(), every = rule.look(opts.lease or cfg.lease), queued = {}, queue_at = 0, creating = nil,
+    made = false, drained = false }
   while alive() and not (exiting and exiting()) do
     local t = now()
     if stop and t >= stop then break end
     if t >= st.look and not (opts.once and st.looked) then look_at(ctx, st, opts, t) end
-    if opts.once and st.looked and not next(st.running) then break end
-    loop:drive(loop.has_finished, st.fin, math_min(st.look, stop or st.look, exiting and t + 1 or st.look), sleep)
+    if st.looked then st.made = false; take_queued(ctx, st, opts, t) end
+    if opts.once and st.looked and st.drained and not next(st.running) then break end
+    local wake = st.look -- (and the next claim, while none of its creates waits)
+    if st.keeper and st.looked and not st.creating then wake = math_min(wake, math.max(st.queue_at, t)) end
+    loop:drive(ready, st, math_min(wake, stop or wake, exiting and t + 1 or wake), sleep)
     for k = #st.fin, 1, -1 do
       local j = st.fin[k]
-      st.fin[k], st.running[j], st.keeper.carrying[j.id] = nil, nil, nil
+      st.fin[k], st.running[j] = nil, nil
+      if j.id then st.keeper.carrying[j.id] = nil end
       st.results[j.index] = result(j, st.saved_to[j])
-      if j.err and j.err.transient then st.keeper.again[j.id] = now() + cfg.keep_again end
+      if st.queued[j] then queued_end(ctx, st, j, st.queued[j]); st.queued[j] = nil
+      elseif j.err and j.err.transient then st.keeper.again[j.id] = now() + cfg.keep_again end
     end
   end
   for j in pairs(st.running) do -- the deadline: what was left goes on from its .part next time

@@ -43,8 +43,9 @@ end
 
 -- A local file read as a URL is, from the disk: read whole from one open handle (core.read_whole: a link to a
 -- device or a FIFO, a folder, a file larger than any reference refused unread, at once), its first bytes sniffed,
--- its tail when the sniffer asks, its SHA-256 taken from the same bytes (job.file_sums: what storage/refs.lua names
--- and uploads is what was checked).  One that is not there, cannot be read, or is empty, refuses the create.
+-- its tail when the sniffer asks, its SHA-256 taken from the same bytes (pf.sums, the job's file_sums once it took
+-- them: what storage/refs.lua names and uploads is what was checked).  One that is not there, cannot be read, or is
+-- empty, refuses the create.
 local function read_file(self)
   local path = self.file
   local bytes, why = core.read_whole(path, Create.MAX_FILE)
@@ -56,7 +57,7 @@ local function read_file(self)
     info, swhy = core.media_tail(info, bytes:sub(info.tail + 1, info.tail + CHUNK), info.tail)
   end
   self.info, self.why = info, swhy
-  self.pf.owner.file_sums[path] = { sha256 = require("starvideos.sign").sha256(bytes), type = info and info.type }
+  self.pf.sums[path] = { sha256 = require("starvideos.sign").sha256(bytes), type = info and info.type }
 end
 
 -- Its request answered: the next step (head -> first bytes -> tail), or the end.
@@ -98,7 +99,7 @@ function P.start(job, t)
   local allow = cfg.allow_private_media
   if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
   local pf = setmetatable({ loop = job.loop, key = job.key, cfg = cfg, owner = job, model = params.model,
-    refs = {}, notes = {}, done = false, deadline = t + cfg.timeout, public = not allow }, P)
+    refs = {}, notes = {}, sums = {}, done = false, deadline = t + cfg.timeout, public = not allow }, P)
   for _, ref in ipairs(Create.references(params)) do -- (with preflight false: the local files alone)
     if ref.file or cfg.preflight ~= false or job.goal == "checked" then pf.refs[#pf.refs + 1] = ref end
   end

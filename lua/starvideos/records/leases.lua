@@ -68,6 +68,10 @@ function Leases:keeper(look)
   return setmetatable(k, Keeper)
 end
 
+-- A journal keeps no queue (client:submit refuses it): none to claim.
+function Leases.queued() return false end
+function Leases.queue_state() end
+
 -- Is the owner's lease let go?  Taken for a moment to see; one let go is removed (its holder is gone).
 local function let_go(k, owner, elsewhere, cache)
   if not owner then return true end

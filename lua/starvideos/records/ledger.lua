@@ -23,9 +23,15 @@ local L = {}
 -- Its leases (records/leases.lua: its keepers, their claims, the holds it asks) and its tasks' fences (lease.lua's),
 -- the objects it owns, made at their first use: a process's own ledger that never keeps nor confirms makes none.
 local OWNED = { leases = function(self) return leases().new(self) end, fences = function() return rule().fences() end }
+-- The journal read back (records/reads.lua: read_all, saw, unfinished, tasks, pending, spend), its methods given
+-- to L at the first read: a client that reads nothing back never loads them.
+local READS = { read_all = true, saw = true, unfinished = true, tasks = true, pending = true, spend = true }
 function L.__index(self, k)
   local make = OWNED[k]
-  if not make then return L[k] end
+  if not make then
+    if READS[k] and L[k] == nil then require("starvideos.records.reads")(L) end
+    return L[k]
+  end
   local v = make(self)
   rawset(self, k, v)
   return v
@@ -111,6 +117,13 @@ end
 
 -- (its leases': records/leases.lua's, the interface's: docs/architecture.md)
 function L:keeper(look) return self.leases:keeper(look) end
+
+-- The queue (client:submit, docs/batch.md): kept in a store; a journal refuses it, naming the option.
+local function no_queue()
+  return nil, new_error("invalid_request", "submit's queue is kept in a store: starvideos.new{store = URL}; a journal "
+    .. "keeps none yet (generate_all runs a list on this host)", { field = "store" })
+end
+L.enqueue, L.batch = no_queue, no_queue
 
 function L:let_go(id, ended)
   if ended then self.fences:let_go(id) end
@@ -357,34 +370,6 @@ function L:delivered(wid, status)
   append(self, { event = "delivered", wid = wid, status = status })
 end
 
--- The journal read whole (what this process queued written first; missing_ok: none yet reads as empty): st, or
--- nil, err (its leases' orphaned and leased read it too).  Unreadable lines are told once each: a warning (path,
--- message: st.unreadable).
-function L:read_all(missing_ok)
-  if not self.path then return nil, "no journal" end
-  self.writer:flush()
-  local st, err = journal().follow(self.path, nil, nil, not missing_ok)
-  if st then self:saw(st) end
-  return st, err
-end
-
-function L:saw(st)
-  local on_event = self.cfg.on_event
-  if st.bad <= (self.told_bad or 0) then return end
-  self.told_bad = st.bad
-  if on_event then on_event { type = "warning", path = self.path, message = st.unreadable } end
-end
-
-function L:unfinished()
-  local st, err = self:read_all()
-  return st and journal().unfinished(st.list), err
-end
-
-function L:tasks()
-  local st, err = self:read_all(true)
-  return st and require("starvideos.lists").tasks(st), err
-end
-
 -- A pending create p settled by hand (the rules' settle_pending): forgotten, or task id adopted.
 local function settle(self, p, id)
   if not id then return append(self, { event = "abandoned", ["local"] = p["local"], forgot = true }, true) end
@@ -397,25 +382,6 @@ end
 Rules.implement(L, { record = record_created, abandon = abandoned, settle = settle,
   where = function(self) return self.path, "--journal " .. self.path end })
 
--- client:spend()'s list (spend.lua's report): the journal's reservations, those of a process gone past its lease
--- (its pending create unanswered: maybe paid) counted spent; without a journal, the key's bucket's.
-function L:spend(tenant)
-  local t = Spend().clock()
-  if not self.path then return Spend().report(self.cfg, self.key.bucket:spend_get(t), t, tenant) end
-  self:flush()
-  local st, err = self:follow() -- (read on from the last look: a scrape of the metrics reads what was added)
-  if not st then return nil, err end
-  local me = self.lease and self.lease.id
-  return Spend().report(self.cfg, journal().spent(st).get, t, tenant, Spend().moved(st.open, function(p)
-    return p.owner ~= me and not self.leases:alive(p.owner, p.lease)
-  end))
-end
-
 require("starvideos.records.refusals")(L, append) -- (refusal, refused: a policy or input failure kept)
-
-function L:pending()
-  local st, err = self:read_all()
-  return st and st.open, err
-end
 
 return L

@@ -10,6 +10,14 @@ return {
       "generates with a store per request",
       { "redis", "nginx" } },
   } },
+  { "submit", {
+    { "rocks/redis/spec/hosts/queue_store_spec.lua",
+      "submits 200 entries sending nothing; 4 keepers, one killed -9 mid-way",
+      { "redis", "file", "lua" } },
+    { "rocks/redis/spec/hosts/queue_store_spec.lua",
+      "batch --submit prints the batch id and sends nothing",
+      { "redis", "file", "cli" } },
+  } },
   { "ctrl_c", {
     { "rocks/redis/spec/hosts/places_redis_spec.lua",
       "generate_all: one error saying what was paid and naming `starvideos resume --store`",

@@ -228,6 +228,10 @@ function Leases:leased()
     last = (tonumber(v[4]) or 0) / 1000 }
 end
 
+-- The queue's next entry claimed for keeper k, and an entry's state it tells (fleet/queued.lua).
+function Leases:queued(k, weights) return require("starvideos.fleet.queued").claim(self.ledger, k, weights) end
+function Leases:queue_state(k, e, state) return require("starvideos.fleet.queued").state(self.ledger, k, e, state) end
+
 -- Claims for keeper k the owed webhooks whose owner's lease is gone: {wid=, task=, body=}; or nil, err.
 function Leases:owed_orphans(k)
   if k.closed then return nil, "the keeper is closed" end

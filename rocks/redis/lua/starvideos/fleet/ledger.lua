@@ -13,6 +13,7 @@ local leases = require "starvideos.fleet.leases"
 local rule, Record, Spend, Schedule, lists = I.lease, I.record, I.spend, I.schedule, I.lists
 local Spent = require "starvideos.fleet.spent"
 local Events = require "starvideos.fleet.events"
+local Queued = require "starvideos.fleet.queued"
 require "starvideos.fleet.scripts" -- (they join the store's)
 
 local type, ipairs, tonumber, setmetatable, require, string_format, math_floor, os_time =
@@ -142,6 +143,10 @@ end
 
 -- (its leases' keepers: records/ledger.lua's, docs/architecture.md)
 function R:keeper(look) return self.leases:keeper(look) end
+
+-- The queue (client:submit's, fleet/queued.lua): entries queued for a batch; a batch's counts.
+function R:enqueue(batch, entries, total) return Queued.submit(self, batch, entries, total) end
+function R:batch(id) return Queued.batch(self, id) end
 
 R.knows = Again.knows
 
