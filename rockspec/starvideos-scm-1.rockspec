@@ -149,6 +149,7 @@ build = {
     ["starvideos.sse"] = "lua/starvideos/sse.lua",
     ["starvideos.told"] = "lua/starvideos/told.lua",
     ["starvideos.store_option"] = "lua/starvideos/store_option.lua",
+    ["starvideos.notify_option"] = "lua/starvideos/notify_option.lua",
     ["starvideos.sink"] = "lua/starvideos/sink.lua",
     ["starvideos.rules"] = "lua/starvideos/rules.lua",
     ["starvideos.interrupt"] = "lua/starvideos/interrupt.lua",

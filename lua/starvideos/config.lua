@@ -196,38 +196,8 @@ function C.log(v)
   end
 end
 
--- The webhook signatures' C module (sign.so, on libcrypto), loaded on first use.
-function M.sign()
-  local ok, m = pcall(require, "starvideos.sign")
-  if not ok then
-    error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
-      .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
-  end
-  return m
-end
-
--- notify = {url =, secret =[, retry_for =]}: its messages never hold the secret.
-function C.notify(v)
-  if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v), true end
-  for k in pairs(v) do
-    if k ~= "url" and k ~= "secret" and k ~= "retry_for" then
-      return "notify: unknown field '" .. tostring(k) .. "' (expected url, secret, retry_for)", true
-    end
-  end
-  local ok, err = core.check_url(v.url, "notify.url")
-  if not ok then return err.message, true end
-  if type(v.secret) ~= "string" or v.secret == "" then
-    return "notify.secret: expected a non-empty string, got " .. (v.secret == "" and "an empty one" or type(v.secret)),
-      true
-  end
-  if not M.sign().sign(v.secret, "msg_check", 0, "") then
-    return "notify.secret: a whsec_ secret whose part after whsec_ is not base64", true
-  end
-  local f = v.retry_for
-  if f ~= nil and (type(f) ~= "number" or f ~= f or f < 0 or f > 86400 * 7) then
-    return "notify.retry_for: expected seconds from 0 to 604800, got " .. tostring(f), true
-  end
-end
+-- notify = {url =, secret =[, retry_for =]} (notify_option.lua's check: its messages never hold the secret)
+function C.notify(v) return require("starvideos.notify_option").check(v) end
 
 -- storage = a table (docs/storage.md): its fields are the bucket's rock's to check (the references point's check,
 -- extension.lua), never a value shown.  Without that rock, any table: an s3:// out or a local file as a reference is
@@ -279,7 +249,7 @@ end
 -- The options of each public call of a client.
 M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
-  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
+  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes, mark = C.bool },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
     key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool,
     fallback = C.models },
@@ -320,7 +290,7 @@ M.CLIENT = {
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
   keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
   failure_patterns = function(v) return require("starvideos.failure").check(v) end, mark = C.bool,
-  provenance = function(v) if type(v) ~= "boolean" then return require("starvideos.signer").check(v) end end,
+  provenance = function(v) return type(v) ~= "boolean" and require("starvideos.signer").check(v) or nil end,
   tenant_weights = function(v) return require("starvideos.queue").check_weights(v) end,
 }
 
@@ -380,11 +350,8 @@ function M.client(opts)
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)
-  local key = opts.provenance == nil and env("STARVIDEOS_SIGN_KEY") -- (the key read once, here: provenance.lua)
-  if key then cfg.provenance = { sign_key = key } end
-  if type(cfg.provenance) == "table" then
-    cfg.signer = require("starvideos.signer").signer(cfg.provenance, key and "STARVIDEOS_SIGN_KEY"
-      or "provenance", 4)
+  if type(cfg.provenance) == "table" or opts.provenance == nil and env("STARVIDEOS_SIGN_KEY") then
+    require("starvideos.signer").of(cfg, opts.provenance == nil and env("STARVIDEOS_SIGN_KEY"), 4) -- (read once)
   end
   if cfg.spend_limit ~= nil then -- (money caps: spend.lua; a limit whose price is unknown raises here)
     local Spend = require "starvideos.spend"

@@ -81,7 +81,7 @@ end
 function D.fetch(seat, t, url, path, d)
   local job = require("starvideos.seat").job(seat) -- (the core's own sink: it sends on the job itself)
   job:send(t, { op = "download", url = url, path = path, deadline = job.deadline, part = d.part, dest = d.dest,
-    resume_limit = d.resume_limit, duration = d.duration, mark = d.mark })
+    resume_limit = d.resume_limit, duration = d.duration, mark = seat.mark }) -- (its mark: the seat's)
 end
 
 -- Whether a close that stops the job's request req keeps what it holds for the next run (a cancel otherwise lets

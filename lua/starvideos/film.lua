@@ -361,17 +361,6 @@ local function worst(client, list, planned, fallback)
   return planned
 end
 
--- A film's mark (mark.lua's box: its shots' models and task ids), or nil with mark = false.
-local function film_mark(cfg, tasks)
-  if cfg.mark == false then return nil end
-  local models, ids, seen = {}, {}, {}
-  for i, t in ipairs(tasks) do
-    ids[i] = tostring(t.id)
-    if t.model and not seen[t.model] then seen[t.model], models[#models + 1] = true, tostring(t.model) end
-  end
-  return require("starvideos.mark").of(models[1] and table.concat(models, ", ") or nil, table.concat(ids, " "))
-end
-
 -- client:film's: the shots made (client:generate for a new shot, client:continue for one that continues,
 -- client:remix for one that remixes an earlier shot) and joined: {path, shots = {tasks}, copied}, or nil, err
 -- (err.shot: the shot that failed); with opts.dry_run, the plan.
@@ -399,16 +388,14 @@ function M.film(client, shots, opts)
   end
   doing("joining")
   local ok, same, made, marked
-  local mark = film_mark(client.cfg, tasks)
+  local mark = require("starvideos.mark").of_film(client.cfg, tasks)
   if job.cancelled() then ok, same = nil, cancelled_at("the film was joined")
   elseif Sink.object(opts.out) then
     ok, same, made, marked = into_object(client, tasks, opts.out, opts, lineage.timeout_of(client, opts), mark)
   else ok, same, marked = M.join(paths, opts.out, lineage.timeout_of(client, opts), mark) end
   if not ok then return after_made(same, #list) end
-  if type(marked) == "string" and client.cfg.on_event then
-    client.cfg.on_event { type = "warning", field = "mark", message = string_format("%s was saved without its mark "
-      .. "(the XMP that says it is AI-made): %s", opts.out, marked) }
-  end
+  local on = type(marked) == "string" and client.cfg.on_event
+  if on then on(require("starvideos.mark").unmarked(opts.out, marked)) end
   local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
     function(path) return lineage.hash_file(client, path) end, marked) -- (its shots' records named)
   return { path = opts.out, shots = tasks, copied = same, bytes = made and made.bytes, -- (an object's: its record's)

@@ -23,9 +23,10 @@ local Job = {}; Job.__index = Job
 local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
 -- A spec's fields a job keeps (spec name -> job field, true: the same; upload, refs: the sink's and the references'
--- states a dead process left, kept by their rocks' own names, storage/).
+-- states a dead process left, kept by their rocks' own names, storage/; mark: a download's, false: its video unmarked).
 local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, resume_limit = true, index = true,
-  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true }
+  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true,
+  mark = true }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.

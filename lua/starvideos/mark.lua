@@ -57,4 +57,29 @@ function M.of(model, task)
   return M.box(M.xmp(model and tostring(model) or nil, task and tostring(task) or nil, library))
 end
 
+-- The mark of a job's video (the seat's `mark`: seat.lua): its box (its model, its task), or nil with mark = false
+-- (the call's, else the client's: a parent read back to be made from is a copy, never marked: lineage.lua).
+function M.of_job(job)
+  if job.mark == false or job.mark == nil and job.cfg.mark == false then return nil end
+  local task = job.task or {}
+  return M.of(job.model or task.model or job.params and job.params.model, job.id)
+end
+
+-- A film's mark (its shots' models and task ids: tasks), or nil with mark = false (cfg: the client's).
+function M.of_film(cfg, tasks)
+  if cfg.mark == false then return nil end
+  local models, ids, seen = {}, {}, {}
+  for i, t in ipairs(tasks) do
+    ids[i] = tostring(t.id)
+    if t.model and not seen[t.model] then seen[t.model], models[#models + 1] = true, tostring(t.model) end
+  end
+  return M.of(models[1] and table.concat(models, ", ") or nil, table.concat(ids, " "))
+end
+
+-- The warning event of a video saved at out without its mark (why: the commit's words).
+function M.unmarked(out, why)
+  return { type = "warning", field = "mark", message = string.format("%s was saved without its mark (the XMP that "
+    .. "says it is AI-made): %s", tostring(out), tostring(why)) }
+end
+
 return M

@@ -33,4 +33,11 @@ function S.signer(prov, named, level)
   return { key = key, key_id = require("starvideos.sign").sha256(key:public()) }
 end
 
+-- The client's signer (cfg.signer) of cfg.provenance, or of env_key ($STARVIDEOS_SIGN_KEY, read where provenance is
+-- not given: then cfg.provenance = {sign_key = env_key}); raises at level (config.lua's M.client) on a bad key.
+function S.of(cfg, env_key, level)
+  if env_key then cfg.provenance = { sign_key = env_key } end
+  cfg.signer = S.signer(cfg.provenance, env_key and "STARVIDEOS_SIGN_KEY" or "provenance", level + 1)
+end
+
 return S

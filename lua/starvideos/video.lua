@@ -69,15 +69,8 @@ function V.start(job, t)
   local task, upload = job.task, job:take_upload() -- (an upload a dead process left: gone on from once)
   job:next(V.fetched)
   job.sink.fetch(job:seated(), t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
-    resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload, mark = V.mark(job),
+    resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload,
     duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
-end
-
--- The mark job's video carries (mark.lua's box: its model, its task), nil with mark = false.
-function V.mark(job)
-  if job.cfg.mark == false then return nil end
-  local task = job.task or {}
-  return require("starvideos.mark").of(job.model or task.model or job.params and job.params.model, job.id)
 end
 
 -- confirming (due): the whole download (v.got) committed once the store confirms that the process still holds
@@ -135,10 +128,7 @@ end
 function V.committed(job, r, t)
   job:progress(r.bytes, r.total)
   if r.err then return failed(job, r.err, r.wire, t) end
-  if type(r.marked) == "string" then
-    job:emit("warning", { field = "mark", message = string.format("%s was saved without its mark (the XMP that "
-      .. "says it is AI-made): %s", tostring(job.out), r.marked) })
-  end
+  if type(r.marked) == "string" then job:emit("warning", require("starvideos.mark").unmarked(job.out, r.marked)) end
   if job.id then -- (its size: the sink's, else the file's)
     local path = Sink.recorded(job.out)
     job.ledger:downloaded(job.id, path, r.sha256, r.bytes or require("starvideos.download").size(path), r.note)

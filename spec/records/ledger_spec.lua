@@ -73,7 +73,7 @@ describe("the ledger", function()
     assert.equal(task.id, recs[2].id)
     assert.same({ "processing", "completed" }, { recs[3].status, recs[4].status })
     assert.equal(dir .. "/v.mp4", recs[5].path)
-    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_file(dir .. "/v.mp4"))
+    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_video(dir .. "/v.mp4"))
     assert.same({}, Ledger.new(j, {}):unfinished())
   end)
 
@@ -220,7 +220,7 @@ describe("the ledger", function()
     local sent
     for _, s in ipairs(fake2.sent) do if s.op == "download" then sent = s end end
     assert.equal(100000 - OVERLAP, sent.offset)
-    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_file(out))
+    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_video(out))
     assert.is_false(helper.exists(out .. ".part"))
   end)
 
