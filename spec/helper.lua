@@ -586,6 +586,17 @@ end
 -- The saved video at path, unmarked (helper.unmarked).
 function helper.read_video(path) return helper.unmarked(helper.read_file(path)) end
 
+-- The size of the saved video at path without the mark at its end (helper.unmarked), its last 4 KiB read alone.
+function helper.video_size(path)
+  local f = assert(io.open(path, "rb"))
+  local size = f:seek("end")
+  local n = math.min(size, 4096)
+  f:seek("set", size - n)
+  local tail = f:read(n) or ""
+  f:close()
+  return size - (#tail - #helper.unmarked(tail))
+end
+
 -- Decode JSON text, turning it into a Lua value (nil on bad JSON).
 function helper.json(text)
   if type(text) ~= "string" then return nil end

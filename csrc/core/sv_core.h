@@ -755,6 +755,9 @@ SV_API double sv_stream_from(const sv_stream *s);
 SV_API double sv_stream_at(const sv_stream *s);
 SV_API int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why);
 SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
+/* Whether a box (a mark: part.c's sv_mark) can follow the bytes fed, all of a whole MP4: they end where a top-level
+   box of a size ends (not one of size 0, which runs to the end of the file): 0, or -1 with why. */
+SV_API int sv_stream_markable(const sv_stream *s, sv_buf *why);
 SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
 /* Bytes handed on as they come (the libcurl transport's exchange, its

@@ -126,7 +126,7 @@ end
 
 -- downloading (its commit ended, r): the video saved, recorded, its provenance record beside it (awaited).
 function V.committed(job, r, t)
-  job:progress(r.bytes, r.total)
+  if r.marked ~= true then job:progress(r.bytes, r.total) end -- (a marked file's: its transfer's and its box's)
   if r.err then return failed(job, r.err, r.wire, t) end
   if type(r.marked) == "string" then job:emit("warning", require("starvideos.mark").unmarked(job.out, r.marked)) end
   if job.id then -- (its size: the sink's, else the file's)

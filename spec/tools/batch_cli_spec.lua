@@ -368,7 +368,7 @@ describe("starvideos batch and --key", function()
       if x.path:find("^/videos/") then ranges[#ranges + 1] = x.range or "none" end
     end
     assert.same({ "bytes=" .. (CUT - 65536) .. "-" }, ranges) -- (on from the .part, 64 KiB of it checked again)
-    assert.equal(SIZE, helper.file_size(dir .. "/v/0001.mp4"))
+    assert.equal(SIZE, helper.video_size(dir .. "/v/0001.mp4"))
   end)
 
   it("hints name what the command line has: a changed entry, and a create another live batch has in flight",
