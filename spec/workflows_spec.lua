@@ -20,7 +20,6 @@ local function exists(path)
   return false
 end
 
-local file_size = helper.file_size
 
 local listing = helper.listing
 
