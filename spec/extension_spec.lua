@@ -20,6 +20,14 @@ local function refusal(err, rock)
   assert.truthy(io.open(spec), spec)
 end
 
+-- A LuaRocks tree's manifest (lib/luarocks/rocks-5.4/manifest) as LuaRocks writes it with starvideos at version.
+local function manifest(version)
+  return string.format('commands = {}\ndependencies = {\n   starvideos = {\n      ["%s"] = {}\n   }\n}\n'
+    .. 'modules = {}\nrepository = {\n   starvideos = {\n      ["%s"] = {\n         {\n            arch = '
+    .. '"installed",\n            commands = {},\n            dependencies = {},\n            modules = {}\n'
+    .. '         }\n      }\n   }\n}\n', version, version)
+end
+
 describe("extension points", function()
   it("name a module by the point and key, never by a module of another rock", function()
     assert.are.equal("starvideos.sink.s3", X.name("sink", "s3"))
@@ -150,7 +158,8 @@ describe("extension points", function()
   it("installed from a release into a LuaRocks tree: the hint is the release's own install line, --only-server, no "
     .. "checkout and no server named", function()
     -- a tree as `luarocks install --only-server=<release>/5.4 starvideos` leaves it: the module in share/lua/5.4, the
-    -- rock's record under lib/luarocks/rocks-5.4/starvideos/<VERSION>-1; then the same tree with an scm core
+    -- rock's record under lib/luarocks/rocks-5.4/starvideos/<VERSION>-1 and in the tree's manifest; then the same tree
+    -- with an scm core
     local v = require("starvideos.config").VERSION
     for _, case in ipairs { { v .. "-1", true }, { "scm-1", false } } do
       local tree = helper.tmpdir()
@@ -158,7 +167,10 @@ describe("extension points", function()
         .. helper.shell_quote(tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. case[1])))
       local file = tree .. "/share/lua/5.4/starvideos/extension.lua"
       helper.write_file(file, helper.read_file("lua/starvideos/extension.lua"))
+      helper.write_file(tree .. "/share/lua/5.4/starvideos/install_hint.lua", -- (beside it, as the rock installs it)
+        helper.read_file("lua/starvideos/install_hint.lua"))
       helper.write_file(tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. case[1] .. "/rock_manifest", "")
+      helper.write_file(tree .. "/lib/luarocks/rocks-5.4/manifest", manifest(case[1]))
       local copy = dofile(file)
       local message, rock = copy.why("sink", "s3", "s3:// outs")
       assert.are.equal("starvideos-s3", rock)
@@ -172,6 +184,32 @@ describe("extension points", function()
         assert.truthy(message:find("luarocks make --deps-mode=none rocks/s3/starvideos-s3-scm-1.rockspec at the top",
           1, true), message)
       end
+    end
+  end)
+
+  it("installed from a release: starvideos emulator and store check name the release's install line too", function()
+    -- a tree as the release's `luarocks install --only-server=<release>/5.4 starvideos` leaves it (the core's Lua in
+    -- share/lua/5.4, its C modules in lib/lua/5.4, its record under lib/luarocks/rocks-5.4), its command run with
+    -- that tree's paths alone: the emulator's and the Redis rock's modules nowhere
+    local q = helper.shell_quote
+    local v = require("starvideos.config").VERSION
+    local tree = helper.tmpdir()
+    local record = tree .. "/lib/luarocks/rocks-5.4/starvideos/" .. v .. "-1"
+    assert(os.execute(string.format("mkdir -p %s %s %s %s && cp -r lua/starvideos %s && cp -r build/starvideos %s "
+      .. "&& cp bin/starvideos %s && : > %s", q(tree .. "/share/lua/5.4"), q(tree .. "/lib/lua/5.4"),
+      q(tree .. "/bin"), q(record), q(tree .. "/share/lua/5.4/"), q(tree .. "/lib/lua/5.4/"), q(tree .. "/bin/"),
+      q(record .. "/rock_manifest"))))
+    helper.write_file(tree .. "/lib/luarocks/rocks-5.4/manifest", manifest(v .. "-1"))
+    local env = string.format("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH=%s LUA_CPATH=%s", q(tree
+      .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua;;"), q(tree .. "/lib/lua/5.4/?.so;;"))
+    for _, case in ipairs { { "emulator --port 0", "starvideos emulator", "starvideos-emulator" },
+      { "store check redis://127.0.0.1:1", "starvideos store check", "starvideos-redis" } } do
+      local out = helper.capture(string.format("%s lua5.4 %s %s 2>&1; echo \"exit $?\"", env,
+        q(tree .. "/bin/starvideos"), case[1]))
+      assert.are.same({ "starvideos: " .. case[2] .. " needs the " .. case[3] .. " rock (from the starvideos-" .. v
+        .. " release folder it came from, with no server asked: luarocks --lua-version=5.4 --tree=" .. tree
+        .. " install --only-server=<that folder>/5.4 --deps-mode=none " .. case[3] .. ")", "exit 2" },
+        { out:match("^[^\n]*"), out:match("(exit %d+)\n$") }, out)
     end
   end)
 

@@ -3,6 +3,7 @@
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
 local Spend = require "starvideos.spend"
+local Option = require "starvideos.spend_option"
 
 local PRICES = { videos = 0.4, videos_fast = 0.5, videos_stable = 1, videos_stable_fast = 1, starvideos_o3 = 2 }
 local PARAMS = { model = "videos", prompt = "a cat", duration = 5 }
@@ -162,8 +163,8 @@ describe("spend_limit", function()
     assert.same({ utc(2024, 2, 29, 22), utc(2024, 3, 1, 22) }, { Spend.window("day", utc(2024, 2, 29, 22), 7200) })
     assert.same({ utc(2024, 2, 29, 12), utc(2024, 2, 29, 13) }, { Spend.window(3600, t + 59, 0) })
     assert.same({ 0, 0 }, { Spend.window(nil, t, 0) })
-    assert.same({ 19800, -10800, 19800, 0 }, { Spend.offset("+05:30"), Spend.offset("-03:00"), Spend.offset(5.5),
-      Spend.offset(nil) })
+    assert.same({ 19800, -10800, 19800, 0 }, { Option.offset("+05:30"), Option.offset("-03:00"), Option.offset(5.5),
+      Option.offset(nil) })
   end)
 
   it("a limit counted in this process only (neither journal nor store) is said once, as a warning, when the "

@@ -10,6 +10,7 @@
 #   OUT/<lua>/<rock>-VERSION-1.<arch>.rock  each rock built for that Lua (5.1 serves LuaJIT too), packed as a
 #                                        binary rock: linux-<this machine>, and linux-<arch> for each arch of CROSS
 #                                        (cross-built); OUT/<lua>/manifest*: a server that needs no compiler
+#   OUT/5.5/lua-cjson-V-1.<arch>.rock    lua-cjson for Lua 5.5 (Debian packages none), built from VENDOR's archive
 #   OUT/BUILD                            the platforms, the glibc and the libraries the binary rocks were built on,
 #                                        and the newest glibc symbol version their modules take
 #   OUT/SHA256SUMS                       every file above, `sha256sum -c` from OUT
@@ -139,6 +140,35 @@ build() {
   (cd "$b_dir" && "$luarocks" --lua-version="$b_lua" build --pack-binary-rock --deps-mode=none \
     "$out/$b_rock-$version-1.src.rock" "$@" > "$stage/build.log" 2>&1) || { cat "$stage/build.log" >&2; exit 1; }
 }
+# lua-cjson for Lua 5.5, which Debian packages for 5.1 to 5.4 only: VENDOR's lua-cjson-<v>.tar.gz built as a
+# binary rock into DIR (the 5.5 folder), for this machine and each arch of CROSS, so that a 5.5 install from the
+# folder needs no compiler.  Its rockspec is the archive's (whose file name still says 2.1.0.17) with the archive's
+# version and without copy_directories (the archive has no tests/).
+cjson_55() {
+  c_tar=
+  for f in "$vendor"/lua-cjson-*.tar.gz; do [ ! -f "$f" ] || c_tar=$f; done
+  [ -n "$c_tar" ] || { echo "release: no $vendor/lua-cjson-*.tar.gz: Lua 5.5's lua-cjson is built from it" >&2; exit 2; }
+  c_ver=$(basename "$c_tar" .tar.gz) && c_ver=${c_ver#lua-cjson-}
+  cjson_build "$native" "$1"
+  for arch in $cross; do
+    cjson_build "$arch" "$1" CC="$arch-linux-gnu-gcc" LD="$arch-linux-gnu-gcc" CFLAGS="-O2 -fPIC" \
+      LIBFLAG="-shared -Wl,-rpath-link,$sysroot/usr/lib/$arch-linux-gnu"
+  done
+}
+# cjson_build ARCH DIR [VAR=VALUE...]: that binary rock for ARCH into DIR, from the archive afresh (no object of
+# another arch's build)
+cjson_build() {
+  c_arch=$1 c_dir=$2
+  shift 2
+  rm -rf "$stage/cjson" && mkdir "$stage/cjson" && tar -xzf "$c_tar" -C "$stage/cjson" --strip-components=1
+  sed -e "s/^version = \"[^\"]*\"/version = \"$c_ver-1\"/" -e "s/^\( *tag = \)\"[^\"]*\"/\1\"$c_ver\"/" \
+    -e '/copy_directories/d' "$stage"/cjson/lua-cjson-*-1.rockspec > "$stage/cjson.rockspec"
+  mv "$stage/cjson.rockspec" "$stage/cjson/lua-cjson-$c_ver-1.rockspec"
+  (cd "$stage/cjson" && "$luarocks" --lua-version=5.5 make --pack-binary-rock --deps-mode=none \
+    "lua-cjson-$c_ver-1.rockspec" LUA_INCDIR="$stage/lua5.5" "$@" > "$stage/build.log" 2>&1 \
+    && mv "lua-cjson-$c_ver-1.linux-$native.rock" "$c_dir/lua-cjson-$c_ver-1.linux-$c_arch.rock") \
+    || { cat "$stage/build.log" >&2; exit 1; }
+}
 for lua in "$@"; do
   mkdir "$out/$lua"
   for rock in $rocks; do
@@ -159,6 +189,7 @@ for lua in "$@"; do
       mv "$stage/cross/$rock-$version-1.linux-$native.rock" "$out/$lua/$rock-$version-1.linux-$arch.rock"
     done
   done
+  [ "$lua" != 5.5 ] || cjson_55 "$out/$lua"
   manifest "$out/$lua"
 done
 
@@ -192,6 +223,7 @@ deb_version() { sed -n "s/^$1_\([^_]*\)_.*/\1/p" "$sysroot/PACKAGES" | sed 's/^[
     echo "$arch libcurl: $(deb_version libcurl4), openssl: $(deb_version libssl3), hiredis: $hiredis"
   done
   echo "lua: $*"
+  [ -z "${c_ver:-}" ] || echo "lua-cjson for Lua 5.5: $c_ver, built from $(basename "$c_tar") (VENDOR)"
 } > "$out/BUILD"
 
 (cd "$out" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)

@@ -282,8 +282,8 @@ M.CLIENT = {
   user_agent = C.header, requests_per_second = C.rate, min_interval = C.interval, interval = C.interval,
   create_limit = limit("create_limit"), tenant_limit = limit("tenant_limit"), store = C.store,
   prices = C.prices_of("prices"), failed_prices = C.prices_of("failed_prices"),
-  spend_limit = function(v) return require("starvideos.spend").check(v) end,
-  tz_offset = function(v) return select(2, require("starvideos.spend").offset(v)) end,
+  spend_limit = function(v) return require("starvideos.spend_option").check(v) end,
+  tz_offset = function(v) return select(2, require("starvideos.spend_option").offset(v)) end,
   proxy = C.proxy, log = C.log, notify = C.notify, lease = C.lease, storage = C.storage,
   preflight = C.preflight, allow_private_media = C.bool, min_image_side = C.pixels, metrics = C.bool,
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
@@ -353,10 +353,10 @@ function M.client(opts)
   if type(cfg.provenance) == "table" or opts.provenance == nil and env("STARVIDEOS_SIGN_KEY") then
     require("starvideos.signer").of(cfg, opts.provenance == nil and env("STARVIDEOS_SIGN_KEY"), 4) -- (read once)
   end
-  if cfg.spend_limit ~= nil then -- (money caps: spend.lua; a limit whose price is unknown raises here)
-    local Spend = require "starvideos.spend"
-    cfg.tz_seconds = Spend.offset(cfg.tz_offset)
-    cfg.spend = Spend.resolve(cfg, 4)
+  if cfg.spend_limit ~= nil then -- (money caps: spend_option.lua; a limit whose price is unknown raises here)
+    local Option = require "starvideos.spend_option"
+    cfg.tz_seconds = Option.offset(cfg.tz_offset)
+    cfg.spend = Option.resolve(cfg, 4)
   end
   if cfg.store ~= nil then require("starvideos.store_option").keep(cfg, opts.store ~= nil, 4) end -- (read once)
   if cfg.store ~= nil and cfg.journal ~= nil then

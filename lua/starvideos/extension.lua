@@ -49,40 +49,12 @@ function X.optional(point, key)
   error(mod, 0)
 end
 
--- A LuaRocks tree's starvideos, installed from a release (a numbered version, not scm): the release's install line
--- for rock, from the folder of that release (docs/install.md, "Releases"); else nil.  file: this file's path.
-local function release_hint(rock, file)
-  local tree, lua = file:match("^(.-)/share/lua/(%d+%.%d+)/starvideos/extension%.lua$")
-  local config = package.loaded["starvideos.config"] -- (loaded by then: the client's; not required, which loads this)
-  local version = tree and type(config) == "table" and config.VERSION
-  local f = version and io.open(string.format("%s/lib/luarocks/rocks-%s/starvideos/%s-1/rock_manifest", tree, lua,
-    version))
-  if not f then return nil end
-  f:close()
-  return string.format("from the starvideos-%s release folder it came from, with no server asked: luarocks "
-    .. "--lua-version=%s --tree=%s install --only-server=<that folder>/%s --deps-mode=none %s", version, lua, tree,
-    lua, rock)
-end
-
--- How to install rock: luarocks make of its rockspec at the top of the checkout this library was loaded from, the
--- release's line where it was installed from a release, or luarocks make at the top of the checkout the starvideos
--- rock was built from (a LuaRocks tree has no rockspecs of the others).
+-- How to install rock (install_hint.lua, beside this file: loaded only when a rock is missing).
 local function install_hint(rock)
-  local short = rock:gsub("^starvideos%-", "")
-  local spec = "rocks/" .. short .. "/" .. rock .. "-scm-1.rockspec"
-  local file = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
-  if file:sub(1, 1) ~= "/" then file = (os.getenv("PWD") or ".") .. "/" .. file end
-  local root = file:match("^(.-)lua/starvideos/extension%.lua$")
-  local f = root and io.open(root .. spec)
-  if f then
-    f:close()
-    return string.format("from this checkout: cd %s && luarocks make --deps-mode=none %s", (root:gsub("/+$", "")),
-      spec)
-  end
-  local release = release_hint(rock, file)
-  if release then return release end
-  return "luarocks make --deps-mode=none " .. spec .. " at the top of the checkout starvideos came from: "
-    .. "docs/install.md, \"The other rocks\""
+  local here = debug.getinfo(1, "S").source:match("^@(.*/)extension%.lua$")
+  local ok, hint = pcall(dofile, (here or "") .. "install_hint.lua")
+  if not (here and ok) then hint = require "starvideos.install_hint" end -- (a build that embeds its modules)
+  return hint(rock)
 end
 
 -- Why point's key is refused (what: the feature as the user asked for it), and the rock named, if one is known.

@@ -47,7 +47,7 @@ function M.refused(e, tenant)
   local said = own and type(e.error) == "string" and string_format(": %q", e.error) or ""
   return errors.new_error("refused_before", string_format("the same create (model, parameters and "
     .. "references) failed before %s, for %s%s%s; nothing was sent, nothing paid; change %s, or send it "
-    .. "anyway with resend = true (--resend)", own and "as task " .. tostring(e.id) or "for another tenant of this key",
+    .. "anyway with resend = true", own and "as task " .. tostring(e.id) or "for another tenant of this key",
     tostring(e.reason), e.input and " (" .. e.input .. ")" or "", said,
     e.input or (e.reason == "policy" and "the prompt or a reference" or "the parameters")),
     { task = own and { id = e.id, status = "failed", error = e.error } or nil, reason = e.reason, input = e.input })

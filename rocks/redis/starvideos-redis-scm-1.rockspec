@@ -71,6 +71,7 @@ build = {
       ["starvideos.fleet.scripts"] = "rocks/redis/lua/starvideos/fleet/scripts.lua",
       ["starvideos.fleet.sentinel"] = "rocks/redis/lua/starvideos/fleet/sentinel.lua",
       ["starvideos.fleet.spent"] = "rocks/redis/lua/starvideos/fleet/spent.lua",
+      ["starvideos.fleet.reads"] = "rocks/redis/lua/starvideos/fleet/reads.lua",
       ["starvideos.fleet.refusals"] = "rocks/redis/lua/starvideos/fleet/refusals.lua",
       ["starvideos.fleet.queued"] = "rocks/redis/lua/starvideos/fleet/queued.lua",
       ["starvideos.fleet.events"] = "rocks/redis/lua/starvideos/fleet/events.lua",

@@ -536,6 +536,14 @@ local BLOCKS = {
       assert(not spec or helper.exists(CLONE .. "/" .. spec), "docs/install.md#8 names " .. tostring(spec))
     end
   end },
+  ["docs/install.md#9"] = { "sh", "check (spec/hosts/release_spec.lua runs it as written, its two folders the "
+    .. "release's): the programs it runs installed, its first line the folders release_spec gives", function()
+    for _, program in ipairs { "unzip", "qemu-aarch64" } do
+      if missing(program) then return end
+    end
+    assert(block("docs/install.md#9").body:find("^REL=build/release SYSROOT=build/sysroot%-aarch64\n"),
+      "docs/install.md#9's first line")
+  end },
   ["docs/keep-and-fleet.md#1"] = { "sh", "check: the first line (it runs an hour); run: --once, after "
     .. "docs/batch.md#3", function()
     check_sh("docs/keep-and-fleet.md#1")

@@ -8,12 +8,14 @@
 --     module says the machine of its rock's platform;
 --   * under Lua 5.4, Lua 5.1, LuaJIT (5.1's rocks) and Lua 5.5: every rock installed by `luarocks install
 --     --only-server` into a fresh tree with a PATH from which cc, gcc, clang, make and pkg-config are absent, no line
---     naming luarocks.org; but on 5.5 (whose C modules a Lua 5.5 built from ../shared/vendor loads), a video
---     generated against the emulator from that tree, every C module of the tree loaded there, and `ldd` of each
---     naming only the C library, libm, libpthread/libdl, libcurl, libcrypto/libssl and (the Redis rock's) hiredis;
+--     naming luarocks.org (on 5.5 lua-cjson too, from the folder: Debian has none for 5.5); a video generated
+--     against the emulator from that tree (on 5.5 by a Lua 5.5 built from ../shared/vendor), every C module of the
+--     tree loaded there, and `ldd` of each naming only the C library, libm, libpthread/libdl, libcurl,
+--     libcrypto/libssl and (the Redis rock's) hiredis;
 --   * on arm64, under qemu-aarch64 with the sysroot `make release` unpacked (Debian's arm64 Lua 5.4 and 5.1): the
 --     linux-aarch64 and all rocks unpacked as LuaRocks lays a tree out, a video generated against the (native)
---     emulator, every module loaded, and spec/core/ passing on that Lua with the tree's C modules;
+--     emulator, every module loaded, and spec/core/ passing on that Lua with the tree's C modules; and on 5.4
+--     docs/install.md's arm64 try run as written;
 --   * `luarocks lint` passes every rockspec (scm and versioned), and fails a broken one; each versioned rockspec
 --     is its scm one but for version, source and (a product rock) the core's range;
 --   * a product rock against a core outside its range (0.5.0, the only one a second server folder offers) is
@@ -173,6 +175,16 @@ describe("make release", function()
         end
       end
     end
+    -- lua-cjson for Lua 5.5 (Debian packages none), built from ../shared/vendor's archive, for both platforms, in the
+    -- 5.5 folder and its manifest, and named in BUILD
+    local cv = assert(helper.capture("cd " .. q(rel .. "/5.5") .. " && ls lua-cjson-*-1.linux-x86_64.rock")
+      :match("^lua%-cjson%-([%d.]+)%-1%.linux%-x86_64%.rock\n$"), "no lua-cjson rock in 5.5/")
+    assert.is_true(has("5.5/lua-cjson-" .. cv .. "-1.linux-aarch64.rock"))
+    local m55 = {}
+    assert(load(assert(helper.read_file(rel .. "/5.5/manifest-5.5")), "manifest-5.5", "t", m55))()
+    assert.is_table(m55.repository["lua-cjson"] and m55.repository["lua-cjson"][cv .. "-1"], "5.5/manifest-5.5")
+    assert.matches("\nlua%-cjson for Lua 5%.5: " .. cv:gsub("%.", "%%.") .. ", built from lua%-cjson%-", "\n"
+      .. helper.read_file(rel .. "/BUILD"))
     -- a manifest for every Lua in every folder, 5.5's too (LuaRocks 3.8's make-manifest writes 5.1-5.4's only)
     for _, dir in ipairs { "", "5.1/", "5.2/", "5.3/", "5.4/", "5.5/" } do
       for _, name in ipairs { "manifest", "manifest-5.1", "manifest-5.4", "manifest-5.5" } do
@@ -300,9 +312,14 @@ describe("make release", function()
     assert.same({ ["linux-aarch64"] = 6 * #LUAS, ["linux-x86_64"] = 6 * #LUAS }, seen)
   end)
 
-  it("installs every rock for Lua 5.5 from its folder with no compiler, asking no server; a Lua 5.5 loads its C "
-    .. "modules", function()
+  it("installs every rock and lua-cjson for Lua 5.5 from its folder with no compiler, asking no server; a Lua 5.5 "
+    .. "loads its C modules and generates a video from that tree alone", function()
     local tree = tmp .. "/tree-5.5"
+    local out55, ok55 = sh("PATH=" .. q(nocc) .. " luarocks --lua-version=5.5 install --only-server="
+      .. q(rel .. "/5.5") .. " --tree=" .. q(tree) .. " --deps-mode=none lua-cjson")
+    assert.is_true(ok55, out55)
+    assert.matches("Installing " .. rel .. "/5.5/lua-cjson-", out55, 1, true)
+    assert.is_nil(out55:find("luarocks.org", 1, true), out55)
     for _, rock in ipairs(ROCKS) do
       local out, ok = sh("PATH=" .. q(nocc) .. " luarocks --lua-version=5.5 install --only-server="
         .. q(rel .. "/5.5") .. " --tree=" .. q(tree) .. " --deps-mode=none " .. rock)
@@ -311,11 +328,11 @@ describe("make release", function()
       assert.matches(rock .. " " .. v .. "-1 is now installed", out, 1, true)
       assert.is_nil(out:find("luarocks.org", 1, true), out)
     end
-    assert.same({ "starvideos/core.so", "starvideos/curl.so", "starvideos/fleet/native.so",
+    assert.same({ "cjson.so", "cjson/safe.so", "starvideos/core.so", "starvideos/curl.so", "starvideos/fleet/native.so",
       "starvideos/redis.so", "starvideos/sign.so", "starvideos/sigv4.so" }, trees.files(tree .. "/lib/lua/5.5"))
     -- then on a Lua 5.5 (the vendored sources' interpreter, built here as ../shared/vendor's README says), every C
-    -- module of that tree loaded, and the core reading an answer.  (A video on 5.5 waits for the library's Lua to
-    -- load there: bucket.lua's rule text assigns to a for-loop variable, which 5.5 refuses; issue 68's part 1.)
+    -- module of that tree loaded (lua-cjson's from the folder), the core reading an answer, and a video generated
+    -- against the emulator
     local vendor
     for _, d in ipairs { os.getenv("VENDOR") or "", helper.root .. "/../shared/vendor",
       helper.root .. "/../../shared/vendor" } do
@@ -330,17 +347,27 @@ describe("make release", function()
     assert.is_true(ok, out)
     helper.write_file(l55 .. "/run.lua", [[
 for _, m in ipairs { "starvideos.core", "starvideos.curl", "starvideos.sign", "starvideos.redis",
-  "starvideos.fleet.native", "starvideos.sigv4" } do
+  "starvideos.fleet.native", "starvideos.sigv4", "cjson", "cjson.safe" } do
   print("loaded", m, type(require(m)))
 end
 local t = assert(require("starvideos.core").verdict("query", 200, '{"id":"t","status":"queued"}'))
 print(_VERSION, t.id, t.status)
+local c = assert(require("starvideos").new { api_key = arg[2], base_url = arg[1] })
+local task = assert(c:generate({ model = "videos", prompt = "a cat", duration = 5 }, { out = arg[3], interval = 0.05 }))
+print("generated", task.status, task.path)
 ]])
-    out, ok = sh("cd " .. q(l55) .. " && " .. trees.env_paths(tree .. "/share/lua/5.5/?.lua",
-      tree .. "/lib/lua/5.5/?.so") .. "./lua run.lua")
+    local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+    finally(function() emu:stop() end)
+    -- (the tree's modules alone: no system folder, whose Lua 5.4 modules a 5.5 would not load)
+    out, ok = sh("cd " .. q(l55) .. " && " .. trees.env_paths(tree .. "/share/lua/5.5/?.lua;" .. tree
+      .. "/share/lua/5.5/?/init.lua", tree .. "/lib/lua/5.5/?.so") .. "./lua run.lua " .. q(emu.url) .. " "
+      .. q(emu.key) .. " " .. q(l55 .. "/cat.mp4"))
     assert.is_true(ok, out)
-    assert.equal(6, select(2, out:gsub("loaded\t[%w.]+\ttable\n", "")), out)
+    assert.equal(8, select(2, out:gsub("loaded\t[%w.]+\ttable\n", "")), out)
     assert.matches("\nLua 5.5\tt\tqueued\n", out, 1, true)
+    assert.matches("generated\tcompleted\t" .. l55 .. "/cat.mp4", out, 1, true)
+    assert.is_true(helper.read_file(l55 .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+    assert.equal(1, emu:creates())
   end)
 
   -- The arm64 rocks on an arm64 Lua (Debian's lua5.4 and lua5.1 of the sysroot `make release` unpacked) under
@@ -386,6 +413,28 @@ print(_VERSION, t.id, t.status)
         assert.equal(1, emu:creates())
         assert.equal(10, select(2, out:gsub("\nloaded\t[%w.]+\ttable", "")), out)
       end)
+
+      if luav == "5.4" then
+        it("runs docs/install.md's arm64 try as written (its two folders the spec's): a video, `completed cat.mp4 "
+          .. "Lua 5.4`", function()
+          local text = helper.read_file(helper.root .. "/docs/install.md")
+          local block = assert(text:match("<!%-%- the arm64 try: spec/hosts/release_spec%.lua runs this block %-%->\n"
+            .. "```sh\n(.-)```"), "docs/install.md's arm64 try")
+          local first = "REL=build/release SYSROOT=build/sysroot-aarch64\n"
+          assert.equal(first, block:sub(1, #first))
+          local emu = helper.emulator { queued = 0.1, processing = 0.1 }
+          finally(function() emu:stop() end)
+          local dir = helper.tmpdir()
+          helper.write_file(dir .. "/try.sh", "REL=" .. q(rel) .. " SYSROOT=" .. q(SYSROOT) .. "\n"
+            .. block:sub(#first + 1))
+          local out, ok = sh("cd " .. q(dir) .. " && " .. trees.env_paths(";;", ";;") .. "STARVIDEOS_BASE_URL="
+            .. q(emu.url) .. " STARVIDEOS_API_KEY=" .. q(emu.key) .. " sh try.sh")
+          assert.is_true(ok, out)
+          assert.equal("completed\tcat.mp4\tLua 5.4\n", out)
+          assert.equal(1, emu:creates())
+          assert.is_true(helper.read_file(dir .. "/cat.mp4") == SAMPLE, "the video differs from the emulator's")
+        end)
+      end
 
       it("passes the core's specs (spec/core/) on that Lua, the emulator native", function()
         -- busted on the arm64 Lua (the sysroot's lua-busted), the checkout's Lua beside the tree's C modules

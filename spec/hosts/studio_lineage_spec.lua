@@ -6,9 +6,10 @@
 -- and "remix" each make one create and a child card that names its parent, linked to the parent's card, whose video
 -- plays; a continue without its end frame refused with the library's message, nothing sent.  The journal holds the
 -- lineage (client:tasks{parent = id}); a reload and a restart show the same parents.  Restarted without a bucket, a
--- remix is refused with the library's message, nothing sent; over HTTP, a child of another browser's card and bodies
--- a child does not take are refused; and a continue's ffmpeg (one on the studio's PATH that waits until nginx has
--- answered this spec) holds no worker.  Waits for conditions, never for a time.
+-- remix and a continue are refused naming STUDIO_REFS, nothing sent (the parent's URL still valid); over HTTP, a
+-- child of another browser's card and bodies a child does not take are refused; and a continue's ffmpeg (one on
+-- the studio's PATH that waits until nginx has answered this spec) holds no worker.  Waits for conditions, never
+-- for a time.
 
 local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("a card's children in the studio", { "/usr/sbin/nginx", "curl" }) then return end
@@ -45,6 +46,33 @@ local function by_key(list)
   local out = {}
   for _, c in ipairs(list) do out[c.key] = c end
   return out
+end
+
+-- The studio's cookie of the browser whose state the browser's phases kept in dir.
+local function cookie(dir)
+  local state = assert(cjson.decode(helper.read_file(dir .. "/state.json")))
+  for _, c in ipairs(state.cookies) do if c.name == "studio_tenant" then return c.value end end
+end
+
+-- A continue of the card parent (its end frame from emu) POSTed as the browser of cookie mine does: its card's key.
+local function post_continue(url, mine, parent, emu)
+  local status, text = studio_run.post(url, mine, cjson.encode { from = parent, relation = "continue",
+    last_image = emu.url .. "/media/end.png?w=320&h=240" })
+  assert.equal(202, status, text)
+  return cjson.decode(text).key
+end
+
+-- The card key of the browser of cookie mine once it is saved or failed (nil after 60 s).
+local function ended(url, mine, key)
+  local card
+  helper.wait_until(function()
+    local list = helper.capture("curl -s -H " .. q("Cookie: studio_tenant=" .. mine) .. " " .. q(url .. "tasks"))
+    for _, c in ipairs((cjson.decode(list) or {}).cards or {}) do
+      if c.key == key and (c.state == "saved" or c.state == "failed") then card = c end
+    end
+    return card
+  end, 60)
+  return card
 end
 
 describe("a card's children in the studio", function()
@@ -122,34 +150,37 @@ describe("a card's children in the studio", function()
     end
   end)
 
-  it("shows the same parents after a restart; without a bucket (and the parent's URL expired) a remix is refused "
-    .. "with the library's message",
+  it("shows the same parents after a restart; without a bucket a remix and a continue are refused naming "
+    .. "STUDIO_REFS, nothing sent (the parent's URL still valid)",
     function()
     assert(seen, "the first case ran")
     assert.truthy(studio_run.stop(proc, port), "nginx let go of its port")
     proc, url = studio_run.start(dir, port, emu, { STUDIO_TENANT_LIMIT = "" })
-    emu:config { url_ttl = 0 } -- (the parent's video_url expired: a remix without a bucket has only its file)
+    -- (the parent's video_url still valid: the library alone would remix from it, and pay)
     local back = studio_run.browser { phase = "lineage_back", url = url, key = seen.parent.key,
       state = dir .. "/state.json" }
-    emu:config { url_ttl = require("cjson").null }
     local cards = by_key(back.cards)
     for _, how in ipairs { "continued", "again", "remix" } do
       local card = cards[seen[how].key]
       assert.same({ seen[how].from, seen[how].href, "saved" }, { card.from, card.href, card.state }, how)
     end
     assert.equal("failed", back.no_bucket.state)
-    -- (the library's message names what is missing: the keys here, or storage.refs where AWS_* are set)
-    assert.matches("^storage%.[%a_]+: .*give storage = {", back.no_bucket.error)
+    assert.equal("remix: the card's video is put into your bucket for the service to fetch: start the studio with "
+      .. "STUDIO_REFS=s3://bucket/prefix/ (docs/studio.md) (nothing was sent)", back.no_bucket.error)
     assert.equal(back.no_bucket.error, back.no_bucket_error)
-    assert.equal(4, emu:creates(), "nothing sent for the refused remix, nothing again after the restart")
+    -- a continue (its end frame given) over HTTP: its card fails the same way
+    local mine = cookie(dir)
+    local failed = ended(url, mine, post_continue(url, mine, seen.parent.key, emu))
+    assert.same({ "failed", "continue: the card's last frame is put into your bucket for the service to fetch: "
+      .. "start the studio with STUDIO_REFS=s3://bucket/prefix/ (docs/studio.md) (nothing was sent)" },
+      { failed and failed.state, failed and failed.error }, cjson.encode(failed))
+    assert.equal(4, emu:creates(), "nothing sent for the refused remix and continue, nothing again after the restart")
   end)
 
   it("refuses a child of another browser's card, an unknown relation and a field a child does not take: 0 creates",
     function()
     assert(seen, "the first case ran")
-    local state = assert(cjson.decode(helper.read_file(dir .. "/state.json")))
-    local mine
-    for _, c in ipairs(state.cookies) do if c.name == "studio_tenant" then mine = c.value end end
+    local mine = cookie(dir)
     local from = seen.parent.key
     for _, case in ipairs {
       { studio_run.tenant(url), { from = from, relation = "again" }, 404, "from: no such card" },
@@ -180,26 +211,14 @@ describe("a card's children in the studio", function()
     proc, url = studio_run.start(dir, port, emu, { STUDIO_TENANT_LIMIT = "", STUDIO_REFS = "s3://vids/refs/",
       AWS_ENDPOINT_URL = st.url, AWS_ACCESS_KEY_ID = "S3RVER", AWS_SECRET_ACCESS_KEY = "S3RVER",
       PATH = bin .. ":" .. os.getenv("PATH") })
-    local state = assert(cjson.decode(helper.read_file(dir .. "/state.json")))
-    local mine
-    for _, c in ipairs(state.cookies) do if c.name == "studio_tenant" then mine = c.value end end
-    local status, text = studio_run.post(url, mine, cjson.encode { from = seen.parent.key, relation = "continue",
-      last_image = emu.url .. "/media/end.png?w=320&h=240" })
-    assert.equal(202, status, text)
-    local key = cjson.decode(text).key
+    local mine = cookie(dir)
+    local key = post_continue(url, mine, seen.parent.key, emu)
     assert.truthy(helper.wait_until(function() return helper.exists(bin .. "/started") end, 30), "ffmpeg ran")
     -- (a worker held by ffmpeg would answer nothing until it ends, and it ends only after this answer)
     local page = helper.capture("curl -s -m 20 -o /dev/null -w '%{http_code}' " .. q(url))
     helper.write_file(bin .. "/go", "")
     assert.equal("200", page, "the page, while ffmpeg runs")
-    local saved
-    helper.wait_until(function()
-      local cards = helper.capture("curl -s -H " .. q("Cookie: studio_tenant=" .. mine) .. " " .. q(url .. "tasks"))
-      for _, c in ipairs((cjson.decode(cards) or {}).cards or {}) do
-        if c.key == key and (c.state == "saved" or c.state == "failed") then saved = c end
-      end
-      return saved
-    end, 60)
+    local saved = ended(url, mine, key)
     assert.same({ "saved", seen.parent.key, "continue" }, { saved and saved.state, saved and saved.parent,
       saved and saved.relation }, cjson.encode(saved))
     assert.equal(5, emu:creates())

@@ -757,8 +757,8 @@ M.cases = {
       assert.matches("no pending create nosuch", why, 1, true)
     end },
 
-  { name = "the queue: entries queued for a batch once (a key known not again), counted by the batch; a journal "
-    .. "refuses it, naming store",
+  { name = "the queue: entries queued for a batch once (a key known not again), claimed by a keeper one at a time, "
+    .. "counted by the batch; a journal refuses it, naming store",
     covers = { "enqueue", "batch" },
     records = true,
     run = function(env, assert)
@@ -781,6 +781,13 @@ M.cases = {
       got, err = l:batch("nosuch")
       assert.is_nil(got)
       assert.is_nil(err, "no such batch: nil alone")
+      local k = l:keeper() -- (a keeper claims them one at a time, by the queue's rule: the oldest first here)
+      local e1, e2 = k:queued(), k:queued()
+      assert.same({ env.dir .. "/q1.mp4", env.dir .. "/q2.mp4" }, { e1 and e1.out, e2 and e2.out })
+      assert.truthy(k:queue_state(e1, "s"))
+      assert.truthy(k:queue_state(e2, "f"))
+      assert.same({ queued = 0, created = 0, saved = 1, failed = 1, total = 2 }, l:batch("b1"))
+      k:close()
     end },
 
   { name = "a pending create adopted by hand: its task recorded created for it, no longer pending; one unknown "

@@ -667,6 +667,22 @@ P.list = {
         "a policy refusal: the same create from 4 requests over 2 workers",
         { "dict", "nginx" } },
     } },
+  { id = "refusal_content", title = "a refusal kept by the content, not its spelling: extra in any key order or "
+      .. "spacing, a local reference by any path, a copy or a link, is one content",
+    doc = "docs/failures.md#the-same-refusal-never-paid-twice", na = { file = NO_SINK, bucket = NO_SINK },
+    open = { dict = "no case respells a refused create inside nginx yet (the address is the core's, one on every "
+        .. "ledger)", redis = "no case respells a refused create on a store yet (the address is the core's, one on "
+        .. "every ledger)", nginx = "no case respells a refused create inside nginx yet",
+      job = "no case respells a refused create in a frame loop yet", studio = "the studio sends no extra and no "
+        .. "local file" },
+    cases = {
+      { "spec/refused_before_spec.lua",
+        "is the content, not its spelling",
+        { "process", "lua" } },
+      { "spec/refusal_cli_spec.lua",
+        "generate: a policy refusal is not sent again when --extra is respelled",
+        { "journal", "cli" } },
+    } },
   { id = "fallback", title = "a fallback that cannot pay twice: the next model only after a final service or unknown "
       .. "failure, each attempt a keyed job",
     doc = "docs/failures.md#a-fallback-that-cannot-pay-twice", na = { file = NO_SINK, bucket = NO_SINK,
@@ -725,6 +741,23 @@ P.list = {
       { "spec/hosts/studio_spec.lua",
         "puts the API key in no answer",
         { "studio", "file" } },
+    } },
+  { id = "sse_bounds", title = "a progress stream within its bounds: any Last-Event-ID a bounded answer, ids that only "
+      .. "grow, a window of events_window, no place of the server's",
+    doc = "docs/reference.md#clientsse", na = { cli = "the command line serves no HTTP stream" },
+    open = { bucket = "no case of the bucket's stream asks past its newest id yet (the window is the ledger's)",
+      job = "no case steps a stream's job from an id past its newest yet (client:sse's job, the sse row's)",
+      studio = "no case sends the studio's stream a Last-Event-ID past its newest yet" },
+    cases = {
+      { "spec/sse_spec.lua",
+        "numbers a window made again in the same second after the one before",
+        { "process", "lua" } },
+      { "spec/sse_spec.lua",
+        "numbers a journal's window after its ids before",
+        { "journal", "lua" } },
+      { "spec/sse_journal_spec.lua",
+        "keeps the file within its bound however few events each of many processes tells",
+        { "journal", "lua" } },
     } },
   { id = "provenance", title = "each saved video's provenance record beside it; verify checks it and its parents'",
     doc = "docs/lineage.md#where-each-video-came-from", na = {},

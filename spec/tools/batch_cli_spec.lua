@@ -242,7 +242,7 @@ describe("starvideos batch and --key", function()
     assert.matches("^create +0003%.mp4 %(line 3%) +videos +0%.4 +its task video_%S+ failed before: a new paid create$",
       l[4])
     assert.matches("^create +0004%.mp4 %(line 4%) +videos +0%.4 +new: the ledger knows no task of its key$", l[5])
-    assert.equal("2 creates (videos 2: 0.8), cost 0.8; 1 download; 1 left as it is; nothing was sent", l[6])
+    assert.equal("2 creates of videos, cost 0.8; 1 download; 1 left as it is; nothing was sent", l[6])
     assert.matches("1 entry whose task failed created again", r.err, 1, true)
     r = run(batch_args(dir .. "/p.jsonl", dir .. "/v", { "--dry-run", "--json", "--skip-failed" }))
     assert.equal(0, r.code, r.err)
@@ -269,7 +269,7 @@ describe("starvideos batch and --key", function()
       "--key", "cat", "--dry-run", "--prices", '{"videos": 0.4}' }
     assert.equal(0, r.code, r.err)
     assert.equal("ACTION  ENTRY  MODEL   PRICE  WHY\n"
-      .. "create  cat    videos  0.4    new: the ledger knows no task of its key\n1 create (videos 1: 0.4), "
+      .. "create  cat    videos  0.4    new: the ledger knows no task of its key\n1 create of videos, "
       .. "cost 0.4; 0 downloads; 0 left as they are; nothing was sent\n", r.out)
     assert.same({}, emu:requests())
     r = run { "create", "--model", "videos", "--prompt", "a cat", "--duration", "5", "--journal", journal, "--key",
@@ -290,6 +290,18 @@ describe("starvideos batch and --key", function()
     assert.same({ id, "orphaned", 0, 1 }, { doc.entries[1].id, doc.entries[1].reason, doc.creates, doc.downloads })
     assert.equal(requests, #emu:requests())
     assert.falsy(helper.exists(dir .. "/" .. id .. ".mp4"))
+  end)
+
+  it("--dry-run's totals of two models: each model's creates and cost in words, a model without a price named",
+    function()
+    helper.write_file(dir .. "/p.jsonl", '{"prompt": "a cat"}\n{"prompt": "a fox", "model": "videos_fast"}\n'
+      .. '{"prompt": "an owl"}\n')
+    local requests = #emu:requests()
+    local r = batch(dir .. "/p.jsonl", dir .. "/v", { "--dry-run", "--prices", '{"videos": 0.4}' })
+    assert.equal(0, r.code, r.err)
+    assert.equal("3 creates (2 of videos, cost 0.8; 1 of videos_fast, price unknown), cost unknown (a model without a "
+      .. "price: --prices); 0 downloads; 0 left as they are; nothing was sent", r.out:match("([^\n]*)\n$"))
+    assert.equal(requests, #emu:requests())
   end)
 
   it("list --check names the repair, and a rerun fetches again a changed file of the recorded size", function()

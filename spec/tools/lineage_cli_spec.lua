@@ -115,6 +115,22 @@ describe("lineage on the command line", function()
     assert.equals(4, #posts(), "run again: no shot paid twice")
   end)
 
+  it("film past --spend-limit: refused before its first shot, in the command line's words, nothing sent", function()
+    local board = dir .. "/storyboard.json"
+    helper.write_file(board, cjson.encode { shots = {
+      { model = "videos", prompt = "shot one", duration = 4 }, { model = "videos", prompt = "shot two", duration = 5 },
+      { model = "videos", prompt = "shot three", duration = 4 } } })
+    local before = #posts()
+    local r = run({ "film", board, "--out", dir .. "/film.mp4", "--journal", journal, "--prices", '{"videos": 0.4}',
+      "--spend-limit", '{"amount": 1, "scope": "model", "model": "videos"}' }, env())
+    assert.equals(1, r.code, r.err)
+    assert.matches("storyboard.json: shot 3: the film's 3 creates (cost 1.2) are more than the spend limits let "
+      .. "through: after the shots before it, --spend-limit: 0.8 spent of model videos", r.err, 1, true)
+    -- (the option's Lua name nowhere; its kind spend_limited stays)
+    assert.is_nil(r.err:find("%f[%w_]spend_limit%f[^%w_]"), r.err)
+    assert.equals(before, #posts(), "no shot sent")
+  end)
+
   it("film stopped by Ctrl-C after its second shot: exit 130 and the command that goes on, which run as printed "
     .. "makes the film with 4 creates in all", function()
     emu:config { processing = 2 } -- (a shot takes 2 s: the film is still at work when its second shot is saved)

@@ -295,11 +295,11 @@ describe("tools/shape.lua", function()
     local path = "rocks/observe/lua/starvideos/observe/observer.lua"
     local out, n = planted(dir, path, "local function f(req, job) return req.done, req.err, req.status "
       .. "end\nlocal function g(req, job) return req.owner.job, job.params, job:advance() end -- job.id\n"
-      .. "local function h(req, job) return req.dest, job.create_body end\n")
+      .. "local function h(req, job) return req.dest, job.create end\n")
     assert.matches(path .. ":" .. (n + 2) .. ": reads req.owner, a field of the core's requests", out, 1, true)
     assert.matches(path .. ":" .. (n + 2) .. ": reads job.params, a field of the core's jobs", out, 1, true)
     assert.matches(path .. ":" .. (n + 3) .. ": reads req.dest, a field of the core's requests", out, 1, true)
-    assert.matches(path .. ":" .. (n + 3) .. ": reads job.create_body, a field of the core's jobs", out, 1, true)
+    assert.matches(path .. ":" .. (n + 3) .. ": reads job.create, a field of the core's jobs", out, 1, true)
     local _, hits = out:gsub("a field of the core's", "")
     assert.equal(4, hits, out) -- (results read, a method, a comment: none; fields assigned anywhere in the core)
   end)

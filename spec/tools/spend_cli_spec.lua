@@ -263,7 +263,7 @@ describe("spend limits on the command line", function()
     assert.equals(1, l[4]:find("none    0003.mp4 (line 3)  videos  0.4    spend_limited: --spend-limit: 0.8 spent of "
       .. "model videos in the ledger's life (at most 1): the next create is refused for good", 1, true), l[4])
     assert.matches("^none +0004%.mp4 %(line 4%) +videos +0%.4 +spend_limited: ", l[5])
-    assert.equals("2 creates (videos 2: 0.8), cost 0.8; 0 downloads; 2 left as they are (2 creates refused by "
+    assert.equals("2 creates of videos, cost 0.8; 0 downloads; 2 left as they are (2 creates refused by "
       .. "--spend-limit); nothing was sent", l[6])
     r = run(with(args, "--dry-run", "--json"), env())
     local doc = assert(cjson.decode(r.out), r.out)

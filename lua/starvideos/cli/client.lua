@@ -200,16 +200,13 @@ local function flag_options(opts, o)
   M.money(opts, o)
 end
 
--- The flag behind a client option the library refused: its message, as the
+-- The flag behind a client option the library refused (output.OPTION_FLAG's): its message, as the
 -- command line's ("bad option 'proxy' to 'new' (proxy: ...)" -> "--proxy: ...").
-local OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit",
-  tenant_limit = "--tenant-limit", prices = "--prices", failed_prices = "--failed-prices", provenance = "--sign-key" }
-
 function M.refused(message)
   message = message:gsub("^[^:]*:%d+: ", "")
   local option, inner = message:match("^bad option '([%w_]+)' to 'new' %((.*)%)$")
   if option == "spend_limit" then return output.spend_words(inner) end
-  local flag = OPTION_FLAG[option]
+  local flag = output.OPTION_FLAG[option]
   if not flag then return message end
   inner = inner:gsub("^%a+_limit%.count: ", "N: "):gsub("^%a+_limit%.per: ", "SECONDS: ")
   return flag .. ": " .. inner:gsub("^" .. option .. ": ", ""):gsub("^provenance%.sign_key: ", "")

@@ -285,16 +285,29 @@ local function extra_words(field, message)
   end))
 end
 
--- The library's words of a spend limit as the command line's, its field named by --spend-limit (a limit of the
--- list by its place in the JSON list, [2]), a price to give by --prices: "spend_limit[2].amount: ..." ->
--- "--spend-limit [2].amount: ...", "spend_limit.per: ..." -> "--spend-limit: per: ...", "...; give prices.videos"
--- -> "...; give --prices a price for videos".
+-- The flag of each option of the library the command line sets (starvideos.new's, a call's opts): the one table
+-- that turns the library's words for them into the command line's (M.option_words, cli/client.lua's refused).
+M.OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit", tenant_limit = "--tenant-limit",
+  prices = "--prices", failed_prices = "--failed-prices", spend_limit = "--spend-limit", fresh = "--fresh",
+  resend = "--resend", provenance = "--sign-key" }
+
+-- A Lua caller's words for an option as the command line's: "send it anyway with resend = true" -> "... with
+-- --resend", "(or fresh = true)" -> "(or --fresh)".
+function M.option_words(message)
+  return (message:gsub("%f[%w_]([%a_]+) = true", M.OPTION_FLAG))
+end
+
+-- The library's words of a spend limit as the command line's, wherever in the message: its field named by
+-- --spend-limit (a limit of the list by its place in the JSON list, [2]), a price to give by --prices:
+-- "spend_limit[2].amount: ..." -> "--spend-limit [2].amount: ...", "spend_limit.per: ..." -> "--spend-limit: per:
+-- ...", a film's "... after the shots before it, spend_limit: 0.8 spent" -> "..., --spend-limit: 0.8 spent",
+-- "...; give prices.videos" -> "...; give --prices a price for videos".
 function M.spend_words(message)
+  local flag = M.OPTION_FLAG.spend_limit
   message = message:gsub("prices has no price", "--prices has no price"):gsub("give prices%.([%w_]+)",
     "give --prices a price for %1")
-  local index, rest = message:match("^spend_limit(%[%d+%])(.*)$")
-  if index then return "--spend-limit " .. index .. rest end
-  return (message:gsub("^spend_limit%.", "--spend-limit: "):gsub("^spend_limit:", "--spend-limit:"))
+  return (message:gsub("%f[%w_]spend_limit(%[%d+%])", flag .. " %1"):gsub("%f[%w_]spend_limit%.", flag .. ": ")
+    :gsub("%f[%w_]spend_limit%f[^%w_]", flag))
 end
 
 -- One line for a person. A local validation error names the flag that carries
@@ -305,6 +318,10 @@ function M.describe(err)
   if err.kind == "rate_limited" and err.status and type(err.retry_after) == "number" then
     -- a 429's Retry-After longer than the command waits: when to try again, said
     return string.format("%s (Retry-After: %.0f s)", tostring(err), err.retry_after)
+  end
+  if err.kind == "refused_before" and type(message) == "string" then -- (resend = true: --resend; an input its flag)
+    return err.kind .. ": " .. M.option_words(message):gsub("change ([%w_]+), or", function(input)
+      return args.FIELD_FLAG[input] and "change " .. args.FIELD_FLAG[input] .. ", or" end)
   end
   if type(field) ~= "string" or type(message) ~= "string" then return tostring(err) end
   if M.exit_code(err) == 2 and err.kind == "io" then -- a path refused: named by its flag, as wait's own check does
@@ -319,8 +336,7 @@ function M.describe(err)
   end
   if err.kind ~= "invalid_request" or err.status then return tostring(err) end
   if field == "out" or field == "key" then -- a key refused: fresh = true is the command line's --fresh
-    return err.kind .. ": " .. message:gsub("%(or fresh = true%)", "(or --fresh)"):gsub(
-      "give another (%a+), or fresh = true", "give another --%1, or --fresh")
+    return err.kind .. ": " .. M.option_words(message):gsub("give another (%a+), or", "give another --%1, or")
   end
   message = extra_words(field, message)
   if message:sub(1, 8) == "--extra:" then return message end

@@ -36,19 +36,22 @@ local function why(e)
   return r
 end
 
--- "3 creates (videos 2: 0.8; videos_fast 1: price unknown), cost unknown; 1 download; 2 left as they are (1 create
--- refused by --spend-limit)".
+-- "2 creates of videos, cost 0.8; ..." (one model), "3 creates (2 of videos, cost 0.8; 1 of videos_fast, price
+-- unknown), cost unknown (a model without a price: --prices); 1 download; 2 left as they are (1 create refused by
+-- --spend-limit); nothing was sent".
 local function totals(plan)
   local models, parts = {}, {}
   for m in pairs(plan.by_model) do models[#models + 1] = m end
   table_sort(models)
   for _, m in ipairs(models) do
     local b = plan.by_model[m]
-    parts[#parts + 1] = string_format("%s %d: %s", m, b.creates, b.cost and amount(b.cost) or "price unknown")
+    parts[#parts + 1] = string_format("%d of %s, %s", b.creates, m, b.cost and "cost " .. amount(b.cost)
+      or "price unknown")
   end
   local none, refused = #plan.entries - plan.creates - plan.downloads, plan.refused or 0
+  local made = #models == 1 and " of " .. models[1] or parts[1] and " (" .. table_concat(parts, "; ") .. ")" or ""
   return string_format("%d create%s%s, cost %s; %d download%s; %d %s%s; nothing was sent", plan.creates,
-    plan.creates == 1 and "" or "s", parts[1] and " (" .. table_concat(parts, "; ") .. ")" or "",
+    plan.creates == 1 and "" or "s", made,
     plan.cost and amount(plan.cost) or "unknown (a model without a price: --prices)", plan.downloads,
     plan.downloads == 1 and "" or "s", none, none == 1 and "left as it is" or "left as they are",
     refused > 0 and string_format(" (%d create%s refused by --spend-limit)", refused, refused == 1 and "" or "s")

@@ -43,8 +43,9 @@ end
 -- The environment of a child that must see no Lua module but those of path and cpath: no LUA_INIT, no
 -- version-specific paths.
 function M.env_paths(path, cpath)
-  return "env -u LUA_INIT -u LUA_INIT_5_2 -u LUA_INIT_5_3 -u LUA_INIT_5_4 -u LUA_PATH_5_2 -u LUA_PATH_5_3 "
-    .. "-u LUA_PATH_5_4 -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 LUA_PATH=" .. q(path)
+  return "env -u LUA_INIT -u LUA_INIT_5_2 -u LUA_INIT_5_3 -u LUA_INIT_5_4 -u LUA_INIT_5_5 -u LUA_PATH_5_2 "
+    .. "-u LUA_PATH_5_3 -u LUA_PATH_5_4 -u LUA_PATH_5_5 -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 "
+    .. "-u LUA_CPATH_5_5 LUA_PATH=" .. q(path)
     .. " LUA_CPATH=" .. q(cpath) .. " "
 end
 

@@ -1,8 +1,9 @@
 -- A card's children (docs/studio.md): "again", "remix" and "continue" of a card of the browser's own, each one
 -- create the library makes from the parent's task in the journal (client:again, client:remix, client:continue:
 -- docs/lineage.md), run in a timer as a generate is (studio.runner); the library records `parent` and `relation`
--- in the journal, and the child's card names its parent's card.  What the library refuses (no bucket, no ffmpeg,
--- no last image, a parent not whole) fails the child's card with its message, and nothing is sent.
+-- in the journal, and the child's card names its parent's card.  A remix and a continue without a bucket (STUDIO_REFS)
+-- are refused by the studio (M.refusal); what the library refuses (no ffmpeg, no last image, a parent not whole)
+-- fails the child's card with its message; and nothing is sent.
 
 local cjson = require "cjson.safe"
 local cards = require "studio.cards"
@@ -12,6 +13,9 @@ local ipairs, pairs, type, tostring = ipairs, pairs, type, tostring
 local M = {}
 
 M.RELATIONS = { again = true, remix = true, continue = true }
+
+-- The children that put a local file into the bucket for the service to fetch: what each puts there.
+M.FILES = { remix = "the card's video", continue = "the card's last frame" }
 
 -- What a child's body may hold: the parent card's key, the relation, a prompt, and a continue's end frame (a URL).
 local TAKEN = { from = true, relation = true, prompt = true, last_image = true }
@@ -39,6 +43,17 @@ function M.request(tenant, body)
   end
   if how ~= "continue" and params.last_image then return nil, 400, "last_image: taken by a continue only" end
   return { how = how, parent = parent, params = params }
+end
+
+-- The refusal of the child req (as M.request made it) by a studio without a bucket (storage: STUDIO_REFS's option,
+-- nil without it), or nil: a remix and a continue are refused before anything is sent, as docs/studio.md says
+-- (the library alone would remix from the parent's video_url while it is valid, and pay).
+function M.refusal(req, storage)
+  local what = M.FILES[req.how]
+  if not what or storage then return nil end
+  return { kind = "invalid_request", field = "STUDIO_REFS", message = req.how .. ": " .. what .. " is put into your "
+    .. "bucket for the service to fetch: start the studio with STUDIO_REFS=s3://bucket/prefix/ (docs/studio.md) "
+    .. "(nothing was sent)" }
 end
 
 -- The create the journal recorded for task id (its params as sent), or an empty table.

@@ -160,6 +160,8 @@ end
 -- A generate of params, or (child: studio.lineage's request) a child of a card's task, for key's card.
 local function run(premature, key, tenant, params, child)
   if premature then return end -- nginx stops: the journal has what was created, the next start resumes it
+  local refused = child and lineage.refusal(child, conf.storage)
+  if refused then return finish(key, tenant, nil, refused) end
   local c = client()
   c.on_event = on_end(function() return key end, tenant)
   local warnings = {} -- (what the service will ignore of params, each said once before the create is sent)

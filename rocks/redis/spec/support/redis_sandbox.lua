@@ -136,6 +136,14 @@ function C.HSETNX(r, k, f, v)
   return 1
 end
 function C.HGET(r, k, f) local e = at(r, k); return e and e.v[f] or false end
+function C.HEXISTS(r, k, f) local e = at(r, k); return e and e.v[f] ~= nil and 1 or 0 end
+local function names_of(r, k) -- (a hash's fields, a set's members: sorted)
+  local e, out = at(r, k), {}
+  for f in pairs(e and e.v or {}) do out[#out + 1] = f end
+  table.sort(out)
+  return out
+end
+C.HKEYS = names_of
 function C.HMGET(r, k, ...)
   local e, out = at(r, k), {}
   for i, f in ipairs { ... } do out[i] = e and e.v[f] or false end
@@ -171,12 +179,7 @@ function C.SREM(r, k, ...)
   if e and next(e.v) == nil then r.db[k] = nil end
   return 1
 end
-function C.SMEMBERS(r, k)
-  local e, out = at(r, k), {}
-  for m in pairs(e and e.v or {}) do out[#out + 1] = m end
-  table.sort(out)
-  return out
-end
+C.SMEMBERS = names_of
 function C.ZADD(r, k, s, m) of(r, k, "zset")[tostring(m)] = tonumber(s); return 1 end
 function C.ZSCORE(r, k, m) local e = at(r, k); local s = e and e.v[m]; return s and tostring(s) or false end
 function C.ZCARD(r, k) local e = at(r, k); local n = 0; for _ in pairs(e and e.v or {}) do n = n + 1 end; return n end

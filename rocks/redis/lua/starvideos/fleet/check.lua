@@ -33,7 +33,7 @@ local tries = {
   {'TIME'}, {'SET', s, '1', 'PX', 1000}, {'GET', s}, {'EXISTS', s}, {'TYPE', s}, {'EXPIRE', s, 1},
   {'PEXPIRE', s, 1000}, {'PTTL', s}, {'INCR', n}, {'PEXPIRE', n, 1000},
   {'HSET', h, 'f', '1'}, {'PEXPIRE', h, 1000}, {'HSETNX', h, 'g', '1'}, {'HGET', h, 'f'}, {'HMGET', h, 'f'},
-  {'HGETALL', h}, {'HINCRBY', h, 'c', 1}, {'HDEL', h, 'g'},
+  {'HGETALL', h}, {'HEXISTS', h, 'f'}, {'HKEYS', h}, {'HINCRBY', h, 'c', 1}, {'HDEL', h, 'g'},
   {'LPUSH', l, 'x'}, {'PEXPIRE', l, 1000}, {'LRANGE', l, 0, 0}, {'LTRIM', l, 0, 0},
   {'SADD', t, 'x'}, {'PEXPIRE', t, 1000}, {'SMEMBERS', t}, {'SREM', t, 'x'},
   {'ZADD', z, 1, 'x'}, {'PEXPIRE', z, 1000}, {'ZCARD', z}, {'ZRANGE', z, 0, 0}, {'ZRANGEBYSCORE', z, 0, 1},
