@@ -119,11 +119,7 @@ function M.join(paths, out, timeout, mark)
     os.remove(tmp)
     return nil, new_error("io", "film: ffmpeg could not join the shots: " .. said, { field = "out" })
   end
-  local marked -- (the mark appended: true, or why not; nil: mark = false)
-  if mark then
-    local done, why = core.mark_file(tmp, mark)
-    marked = done or tostring(why)
-  end
+  local marked = require("starvideos.mark").append(tmp, mark) -- (true, or why not; nil: mark = false)
   local renamed, rerr = os.rename(tmp, out)
   if not renamed then
     os.remove(tmp)
@@ -394,10 +390,8 @@ function M.film(client, shots, opts)
     ok, same, made, marked = into_object(client, tasks, opts.out, opts, lineage.timeout_of(client, opts), mark)
   else ok, same, marked = M.join(paths, opts.out, lineage.timeout_of(client, opts), mark) end
   if not ok then return after_made(same, #list) end
-  local on = type(marked) == "string" and client.cfg.on_event
-  if on then on(require("starvideos.mark").unmarked(opts.out, marked)) end
-  local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
-    function(path) return lineage.hash_file(client, path) end, marked) -- (its shots' records named)
+  local recorded, rerr = require("starvideos.provenance").filmed(client, opts.out, paths, tasks, made, marked,
+    lineage.hash_file) -- (its shots' records named)
   return { path = opts.out, shots = tasks, copied = same, bytes = made and made.bytes, -- (an object's: its record's)
     provenance_error = not recorded and rerr or nil }
 end

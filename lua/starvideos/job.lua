@@ -104,10 +104,9 @@ function Job:emit(kind, extra, to)
   if to ~= "told" and self.on_progress then self.on_progress(ev) end
 end
 
--- Its seat (seat.lua: what a sink and the references point see of it), made at its first use.
+-- Its seat (seat.lua: what a sink and the references point see of it), made at its first use; the seat's references
+-- and body (local_files.lua's): its create's local files as the check read them, the create sent with their URLs.
 function Job:seated() if not self.seat then self.seat = Seat.new(self) end return self.seat end
--- (its seat's references and body: its create's local files as the check read them, and the create sent with each
--- one's URL in its place: local_files.lua's)
 function Job:local_files() return require("starvideos.local_files").local_files(self.params, self.file_sums) end
 function Job:body_with(url_of) return require("starvideos.local_files").body_with(self.params, url_of) end
 

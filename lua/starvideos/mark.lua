@@ -76,6 +76,14 @@ function M.of_film(cfg, tasks)
   return M.of(models[1] and table.concat(models, ", ") or nil, table.concat(ids, " "))
 end
 
+-- mark (M.of's box; nil: none) appended to the file at path, after its last top-level box (core.mark_file): true,
+-- why it could not be (a string), or nil without a mark.
+function M.append(path, mark)
+  if not mark then return nil end
+  local done, why = require("starvideos.core").mark_file(path, mark)
+  return done or tostring(why)
+end
+
 -- The warning event of a video saved at out without its mark (why: the commit's words).
 function M.unmarked(out, why)
   return { type = "warning", field = "mark", message = string.format("%s was saved without its mark (the XMP that "

@@ -275,6 +275,16 @@ function P.joined(client, out, paths, tasks, made, hash, marked)
   return true
 end
 
+-- A film made at out (film.lua's M.film: paths, tasks, made, marked as P.joined takes them): what came of its mark
+-- told (a warning event when it could not be written: mark.lua's unmarked), then its record written, naming its
+-- shots' records, each file's SHA-256 taken by hash_file(client, path) (lineage.lua's: where the client's transport
+-- does its disk work): true, or nil, why.
+function P.filmed(client, out, paths, tasks, made, marked, hash_file)
+  local on = type(marked) == "string" and client.cfg.on_event
+  if on then on(require("starvideos.mark").unmarked(out, marked)) end
+  return P.joined(client, out, paths, tasks, made, function(path) return hash_file(client, path) end, marked)
+end
+
 -- The record's JSON decoded: a table, or nil, why.
 function P.decode(text)
   local rec = cjson.decode(text)
