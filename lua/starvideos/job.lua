@@ -218,8 +218,8 @@ function Job:taken(by)
 end
 
 -- The job's video is at path (its SHA-256 sha256): the job and its task name it, and the job ends.
-function Job:saved(path, sha256)
-  self.path, self.sha256 = path, sha256
+function Job:saved(path, sha256, bytes)
+  self.path, self.sha256, self.bytes = path, sha256, bytes or self.bytes -- (bytes: the saved file's, its mark's box in)
   if self.task then self.task.path, self.task.sha256 = path, sha256 end
   self:emit("saved", { path = path, sha256 = sha256 }, "told")
   return self:finish()

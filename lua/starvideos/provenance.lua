@@ -228,7 +228,7 @@ function P.save(job, r, t)
   local ok, text = require("starvideos.interrupt").pcall(P.text, P.of_job(job, r), job.cfg.signer) -- (Ctrl-C goes
   -- through)
   local w = ok and job.sink.record(job:seated(), t, text) or { done = true, err = { message = tostring(text) } }
-  w.provenance, w.sha256 = true, r.sha256
+  w.provenance, w.sha256, w.bytes = true, r.sha256, r.bytes
   return w
 end
 

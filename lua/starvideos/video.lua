@@ -136,7 +136,7 @@ function V.committed(job, r, t)
   if job.cfg.observe then job.cfg.observe:saved(require("starvideos.observed").job(job)) end -- (its metrics)
   local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
   if w then return job:await(w, t, V.recorded) end
-  return job:saved(job.out, r.sha256)
+  return job:saved(job.out, r.sha256, r.bytes)
 end
 
 -- downloading (its video saved, its provenance record written: r): the job ends, the video saved; a record that
@@ -146,7 +146,7 @@ function V.recorded(job, r)
     job:emit("warning", { field = "provenance", message = "the provenance record of " .. tostring(job.out)
       .. " was not written: " .. tostring(r.err.message) })
   end
-  return job:saved(job.out, r.sha256)
+  return job:saved(job.out, r.sha256, r.bytes)
 end
 
 -- The job cancelled: its question dropped; a whole download awaiting the store let go of, its .part kept
