@@ -789,9 +789,8 @@ P.list = {
     } },
   { id = "mark", title = "each saved MP4 carries the XMP mark (trainedAlgorithmicMedia), its pictures untouched",
     doc = "docs/lineage.md#the-mark-inside-the-file", na = { dict = NO_LEDGER, redis = NO_LEDGER },
-    open = { bucket = "an s3:// object's mark (the last part carrying the box through the seat) is not built yet: "
-        .. "issue 81's s3 part", nginx = "the mark inside nginx (its commit in the thread pool takes the box) has no "
-        .. "case yet", studio = "the studio's saved videos: no case reads their mark yet" },
+    open = { nginx = "the mark inside nginx (its commit in the thread pool takes the box) has no case yet",
+      studio = "the studio's saved videos: no case reads their mark yet" },
     cases = {
       { "spec/mark_spec.lua", "generate --out: exiftool reads DigitalSourceType", { "process", "file", "cli" } },
       { "spec/mark_spec.lua", "a job moved by step(0): its video marked", { "journal", "file", "job" } },
