@@ -6,6 +6,7 @@
 -- unmarked, its record and a warning saying why.  A film is marked after its join.  (An s3:// object:
 -- rocks/s3/spec/hosts/mark_s3_spec.lua; nginx: spec/hosts/places_nginx_spec.lua; signatures: spec/signed_spec.lua.)
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- (the tools run here are not built with make check's sanitizers)
 local cli = require "spec.support.cli_run"
 local starvideos = require "starvideos"
 local P = require "starvideos.provenance"
@@ -18,13 +19,13 @@ local TOOLS = helper.execute("command -v exiftool >/dev/null 2>&1 && command -v 
 
 -- What exiftool reads of the file at path: its tags (-j, the XMP group and the QuickTime's), or fails the case.
 local function exif(path)
-  local out = helper.capture("exiftool -j -G1 -XMP:all " .. helper.shell_quote(path))
+  local out = helper.capture(U .. "exiftool -j -G1 -XMP:all " .. helper.shell_quote(path))
   local list = assert(helper.json(out), "exiftool said: " .. tostring(out))
   return list[1]
 end
 
 local function framemd5(path_or_url)
-  local out = helper.capture("ffmpeg -v error -nostdin -i " .. helper.shell_quote(path_or_url)
+  local out = helper.capture(U .. "ffmpeg -v error -nostdin -i " .. helper.shell_quote(path_or_url)
     .. " -map 0:v -f framemd5 - 2>&1")
   local lines = {}
   for line in out:gmatch("[^\n]+") do if not line:find("^#") then lines[#lines + 1] = line end end
@@ -62,13 +63,13 @@ describe("the mark inside a saved MP4", function()
       assert.equal(Mark.SOURCE, tags["XMP-iptcExt:DigitalSourceType"])
       assert.equal("videos", tags["XMP-iptcExt:AISystemUsed"])
       assert.equal("starvideos " .. require("starvideos.config").VERSION, tags["XMP-xmp:CreatorTool"])
-      local text = helper.capture("exiftool -b -XMP " .. helper.shell_quote(out))
+      local text = helper.capture(U .. "exiftool -b -XMP " .. helper.shell_quote(out))
       assert.matches('starvideos:TaskId="' .. task.id .. '"', text, 1, true)
       -- the served video, as the service has it
       local c = client()
       local t = assert(c:query(task.id))
       c:close()
-      local served = helper.capture("curl -s " .. helper.shell_quote(t.video_url))
+      local served = helper.capture(U .. "curl -s " .. helper.shell_quote(t.video_url))
       local saved = assert(helper.read_file(out))
       assert.equal(served, saved:sub(1, #served), "the served bytes, untouched, first")
       assert.is_true(#saved > #served)
@@ -88,7 +89,7 @@ describe("the mark inside a saved MP4", function()
       local c = client { mark = false }
       local out = dir .. "/plain.mp4"
       local t = assert(c:generate({ model = "videos", prompt = "plain", duration = 5 }, { out = out }))
-      local served = helper.capture("curl -s " .. helper.shell_quote(assert(c:query(t.id)).video_url))
+      local served = helper.capture(U .. "curl -s " .. helper.shell_quote(assert(c:query(t.id)).video_url))
       c:close()
       assert.equal(served, helper.read_file(out))
       local rec = assert(P.decode(assert(helper.read_file(out .. ".json"))))
@@ -119,7 +120,7 @@ describe("the mark inside a saved MP4", function()
     c:close()
     local tags = exif(out)
     assert.equal(Mark.SOURCE, tags["XMP-iptcExt:DigitalSourceType"])
-    local text = helper.capture("exiftool -b -XMP " .. helper.shell_quote(out))
+    local text = helper.capture(U .. "exiftool -b -XMP " .. helper.shell_quote(out))
     assert.matches('starvideos:TaskId="' .. f.shots[1].id .. " " .. f.shots[2].id .. '"', text, 1, true)
     assert.equal("videos", tags["XMP-iptcExt:AISystemUsed"])
     local rec = assert(P.decode(assert(helper.read_file(out .. ".json"))))

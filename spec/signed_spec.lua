@@ -5,6 +5,7 @@
 -- key, 1 with another, with a field changed or no signature, 2 with a key file that is none.  A bad key is refused
 -- when the client is made, naming the option; the key's bytes are in no output, log, event or record.
 local helper = require "spec.helper"
+local U = helper.UNINSTRUMENTED -- (the tools run here are not built with make check's sanitizers)
 local cli = require "spec.support.cli_run"
 local starvideos = require "starvideos"
 local P = require "starvideos.provenance"
@@ -21,9 +22,9 @@ describe("signed provenance records", function()
     dir = helper.tmpdir()
     env = { STARVIDEOS_API_KEY = KEY, STARVIDEOS_BASE_URL = emu.url }
     priv, pub, other_pub = dir .. "/key.pem", dir .. "/pub.pem", dir .. "/other.pub.pem"
-    assert(helper.execute("openssl genpkey -algorithm ed25519 -out " .. q(priv) .. " 2>/dev/null"))
-    assert(helper.execute("openssl pkey -in " .. q(priv) .. " -pubout -out " .. q(pub)))
-    assert(helper.execute("openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -out "
+    assert(helper.execute(U .. "openssl genpkey -algorithm ed25519 -out " .. q(priv) .. " 2>/dev/null"))
+    assert(helper.execute(U .. "openssl pkey -in " .. q(priv) .. " -pubout -out " .. q(pub)))
+    assert(helper.execute(U .. "openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -out "
       .. q(other_pub)))
   end)
   teardown(function()
@@ -35,7 +36,7 @@ describe("signed provenance records", function()
   local function secrets()
     local pem = assert(helper.read_file(priv))
     local body = pem:gsub("%-%-%-%-%-[^\n]*\n?", ""):gsub("%s", "")
-    local hex = helper.capture("openssl pkey -in " .. q(priv) .. " -text -noout"):match("priv:(.-)pub:")
+    local hex = helper.capture(U .. "openssl pkey -in " .. q(priv) .. " -text -noout"):match("priv:(.-)pub:")
     return { body, (hex:gsub("[%s:]", "")) }
   end
   local function none_in(text, where)
@@ -55,16 +56,16 @@ describe("signed provenance records", function()
       local text = assert(helper.read_file(out .. ".json"))
       none_in(text, "the record")
       local rec = assert(P.decode(text))
-      local raw = helper.capture("openssl pkey -pubin -in " .. q(pub) .. " -outform DER | tail -c 32 | sha256sum")
+      local raw = helper.capture(U .. "openssl pkey -pubin -in " .. q(pub) .. " -outform DER | tail -c 32 | sha256sum")
       assert.same({ "ed25519", raw:match("^%x+") }, { rec.signature.alg, rec.signature.key_id })
       -- the documented bytes, made by another hand: python3's json, keys sorted, no spaces, UTF-8 as it is
       local bytes, sig = dir .. "/signed.bytes", dir .. "/signed.sig"
-      assert(helper.execute("python3 -c " .. q("import json,sys; r=json.load(open(sys.argv[1])); del r['signature']; "
-        .. "sys.stdout.buffer.write(json.dumps(r, sort_keys=True, separators=(',', ':'), ensure_ascii=False)"
-        .. ".encode())") .. " " .. q(out .. ".json") .. " > " .. q(bytes)))
+      assert(helper.execute(U .. "python3 -c " .. q("import json,sys; r=json.load(open(sys.argv[1])); "
+        .. "del r['signature']; sys.stdout.buffer.write(json.dumps(r, sort_keys=True, separators=(',', ':'), "
+        .. "ensure_ascii=False).encode())") .. " " .. q(out .. ".json") .. " > " .. q(bytes)))
       assert.equal(P.signed_bytes(rec), helper.read_file(bytes), "the library's bytes are RFC 8785's")
       assert(helper.execute("printf %s " .. q(rec.signature.value) .. " | base64 -d > " .. q(sig)))
-      assert.truthy(helper.execute("openssl pkeyutl -verify -pubin -inkey " .. q(pub) .. " -rawin -in " .. q(bytes)
+      assert.truthy(helper.execute(U .. "openssl pkeyutl -verify -pubin -inkey " .. q(pub) .. " -rawin -in " .. q(bytes)
         .. " -sigfile " .. q(sig) .. " >/dev/null"), "openssl verifies the signature")
       local good = cli.run({ "verify", out, "--pubkey", pub }, env)
       assert.equal(0, good.code, good.err)
@@ -118,9 +119,9 @@ describe("signed provenance records", function()
   it("a bad key is refused when the client is made, naming the option: unreadable, not PEM, RSA, encrypted",
     function()
       local rsa, enc, words = dir .. "/rsa.pem", dir .. "/enc.pem", dir .. "/words.pem"
-      assert(helper.execute("openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:1024 -out " .. q(rsa)
+      assert(helper.execute(U .. "openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:1024 -out " .. q(rsa)
         .. " 2>/dev/null"))
-      assert(helper.execute("openssl pkey -in " .. q(priv) .. " -aes256 -passout pass:secret -out " .. q(enc)))
+      assert(helper.execute(U .. "openssl pkey -in " .. q(priv) .. " -aes256 -passout pass:secret -out " .. q(enc)))
       helper.write_file(words, "not a key\n")
       local cases = { { dir .. "/missing.pem", "cannot be read" }, { words, "is not an Ed25519 private key in PEM" },
         { rsa, "is a RSA key, not Ed25519" }, { enc, "is encrypted" } }
