@@ -139,7 +139,7 @@ describe("batch killed with kill -9 and run again", function()
     local totals = out:match("\n(%d+ creates? .-; nothing was sent)\n$")
     assert.truthy(totals, out)
     assert.equal(#listed, tonumber(totals:match("^%d+")), totals)
-    for model, n in pairs(by_model) do assert.matches(model .. " " .. n .. ": ", totals, 1, true) end
+    for model, n in pairs(by_model) do assert.matches(n .. " of " .. model .. ", cost ", totals, 1, true) end
     assert.matches(string.format(", cost %.14g;", cost), totals, 1, true)
     local _, _, code = cli("")
     assert.truthy(code == 0 or code == 1, helper.read_file(log))

@@ -397,6 +397,8 @@ local BLOCKS = {
     assert(select(2, own:gsub("\nvideo_videos_%d+\t", "")) == 2, out)
   end },
   ["docs/batch.md#4"] = { "sh", "run after #3 (see docs/batch.md#3)", function() check_sh("docs/batch.md#4") end },
+  ["docs/batch.md#6"] = { "-", "shown (a store's queue: rocks/redis/spec/hosts/queue_store_spec.lua runs it)",
+    function() check_sample("docs/batch.md#6") end },
   ["docs/batch.md#5"] = { "lua", "run after #3, client its journal's (see docs/batch.md#3)", function()
     check_lua("docs/batch.md#5")
   end },
