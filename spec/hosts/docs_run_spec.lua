@@ -397,8 +397,8 @@ local BLOCKS = {
     assert(select(2, own:gsub("\nvideo_videos_%d+\t", "")) == 2, out)
   end },
   ["docs/batch.md#4"] = { "sh", "run after #3 (see docs/batch.md#3)", function() check_sh("docs/batch.md#4") end },
-  ["docs/batch.md#6"] = { "-", "shown (a store's queue: rocks/redis/spec/hosts/queue_store_spec.lua runs it)",
-    function() check_sample("docs/batch.md#6") end },
+  ["docs/batch.md#6"] = { "lua", "shown (a store's queue: rocks/redis/spec/hosts/queue_store_spec.lua runs it)",
+    function() check_lua("docs/batch.md#6") end },
   ["docs/batch.md#5"] = { "lua", "run after #3, client its journal's (see docs/batch.md#3)", function()
     check_lua("docs/batch.md#5")
   end },
@@ -684,6 +684,8 @@ local BLOCKS = {
     assert(out:find("\n1\tcreate\tnew\tvideos\t0.4\n2\tcreate\tnew\tvideos_fast\tunknown\n2\tunknown\n", 1, true), out)
   end },
   ["docs/tenants-and-costs.md#2"] = { "lua", "run by #1", function() check_lua("docs/tenants-and-costs.md#2") end },
+  ["docs/tenants-and-costs.md#4"] = { "lua", "shown: failed_prices beside a limit of its model",
+    function() check_lua("docs/tenants-and-costs.md#4") end },
   ["docs/tenants-and-costs.md#3"] = { "-", "shown: a dry run's lines", function()
     check_sample("docs/tenants-and-costs.md#3")
   end },
