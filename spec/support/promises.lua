@@ -165,10 +165,10 @@ P.list = {
       nginx = "keep in an nginx worker's timer working the queue on a store: no case runs it yet" },
     cases = {
       { "spec/submit_spec.lua",
-        "the queue's rule (queue.lua) shares 3:1 between tenants",
+        "shares 3:1 between tenants",
         { "lua" } },
       { "spec/submit_spec.lua",
-        "client:submit refuses before anything is queued",
+        "a priority outside 1-5",
         { "lua" } },
     } },
   { id = "rate_hold", title = "the rate-limit hold: a 429 or a spent reset holds every request of the key",
