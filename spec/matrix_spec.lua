@@ -98,6 +98,39 @@ describe("docs/matrix.md", function()
     end
   end)
 
+  -- (a run whose records hold more cases than the page names, or cases in another order, writes the same page)
+  it("is checked against a run by the cases it names: other passing cases change no cell, a named case gone does",
+    function()
+    local dir, q = helper.tmpdir(), helper.shell_quote
+    local lines = {}
+    local id
+    for line in text:gmatch("[^\n]+") do
+      id = line:match("^### ([%w_]+)$") or id
+      local place, file, case = line:match("^%- ([^:]+): `([^`]+)`: (.+)$")
+      if id and place then
+        for _, f in ipairs { file, "spec/aaa_first_spec.lua" } do -- (the other case sorts before the page's)
+          lines[#lines + 1] = string.format('{"promise":%q,"place":%q,"file":%q,"case":%q}', id, place, f, case)
+        end
+      end
+    end
+    assert.truthy(#lines > 100, "the page's cases read")
+    local page = dir .. "/matrix.md"
+    helper.write_file(page, text)
+    local function check(records)
+      helper.write_file(dir .. "/records/all.jsonl", table.concat(records, "\n") .. "\n")
+      return helper.capture("cd " .. q(helper.root) .. " && STARVIDEOS_MATRIX_PAGE=" .. q(page)
+        .. " lua5.4 tools/matrix.lua check " .. q(dir .. "/records") .. " 2>&1")
+    end
+    assert(helper.execute("mkdir -p " .. q(dir .. "/records")))
+    local out, ok = check(lines)
+    assert.truthy(ok, out)
+    assert.matches("1 passed, 0 failed", out, 1, true)
+    table.remove(lines, 1) -- (the page's first named case: now only the other proves its cell)
+    out, ok = check(lines)
+    assert.is_nil(ok, out)
+    assert.matches("is not the page this run writes", out, 1, true)
+  end)
+
   -- (tools/test-all.sh runs these files in Lua 5.4's part alone)
   it("runs once only files that prove no promise: none claimed by a promise, none a VM's case on the page", function()
     local vms = {}
