@@ -3,7 +3,6 @@
 -- by the new value).  No server: a scripted transport, a journal in a folder of the spec's.
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
-local config = require "starvideos.config"
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
 local Fake = require "spec.support.fake_transport"
@@ -73,7 +72,7 @@ describe("the numbers a user sees, each from config.DEFAULTS", function()
   end)
 
   it("tolerance: how far from now verify_webhook takes a webhook's timestamp", function()
-    local sign = config.sign()
+    local sign = require("starvideos.notify_option").sign()
     local function verified(age)
       local ts = tostring(os.time() - age)
       local headers = { ["webhook-id"] = "msg_5", ["webhook-timestamp"] = ts,

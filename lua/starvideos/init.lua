@@ -100,7 +100,7 @@ function M.verify_webhook(secret, headers, body, opts)
     return refused("webhook-timestamp", string.format("%d s %s now, outside the tolerance of %g s",
       off < 0 and -off or off, off < 0 and "before" or "after", tolerance))
   end
-  local ok, err = config.sign().match(secret, id, ts, body, signatures)
+  local ok, err = require("starvideos.notify_option").sign().match(secret, id, ts, body, signatures)
   if ok == nil then return nil, err end
   if not ok then
     return refused("webhook-signature",

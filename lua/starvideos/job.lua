@@ -23,9 +23,10 @@ local Job = {}; Job.__index = Job
 local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
 -- A spec's fields a job keeps (spec name -> job field, true: the same; upload, refs: the sink's and the references'
--- states a dead process left, kept by their rocks' own names, storage/).
+-- states a dead process left, kept by their rocks' own names, storage/; mark: a download's, false: its video unmarked).
 local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, resume_limit = true, index = true,
-  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true }
+  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true,
+  mark = true }
 
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
@@ -103,10 +104,9 @@ function Job:emit(kind, extra, to)
   if to ~= "told" and self.on_progress then self.on_progress(ev) end
 end
 
--- Its seat (seat.lua: what a sink and the references point see of it), made at its first use.
+-- Its seat (seat.lua: what a sink and the references point see of it), made at its first use; the seat's references
+-- and body (local_files.lua's): its create's local files as the check read them, the create sent with their URLs.
 function Job:seated() if not self.seat then self.seat = Seat.new(self) end return self.seat end
--- (its seat's references and body: its create's local files as the check read them, and the create sent with each
--- one's URL in its place: local_files.lua's)
 function Job:local_files() return require("starvideos.local_files").local_files(self.params, self.file_sums) end
 function Job:body_with(url_of) return require("starvideos.local_files").body_with(self.params, url_of) end
 
@@ -218,8 +218,8 @@ function Job:taken(by)
 end
 
 -- The job's video is at path (its SHA-256 sha256): the job and its task name it, and the job ends.
-function Job:saved(path, sha256)
-  self.path, self.sha256 = path, sha256
+function Job:saved(path, sha256, bytes)
+  self.path, self.sha256, self.bytes = path, sha256, bytes or self.bytes -- (bytes: the saved file's, its mark's box in)
   if self.task then self.task.path, self.task.sha256 = path, sha256 end
   self:emit("saved", { path = path, sha256 = sha256 }, "told")
   return self:finish()

@@ -193,7 +193,7 @@ describe("luarocks make (" .. vm .. ")", function()
     local batch = cmd .. " batch --prompts-file prompts.txt --out-dir out --model videos --duration 5 --interval 0.1"
     local out, ok = sh(batch .. " 2>&1")
     assert.is_true(ok, out)
-    for i = 1, 3 do assert.equal(SAMPLE, helper.read_file(string.format("%s/out/%04d.mp4", dir, i)), i) end
+    for i = 1, 3 do assert.equal(SAMPLE, helper.read_video(string.format("%s/out/%04d.mp4", dir, i)), i) end
     out, ok = sh(cmd .. " list --journal out/starvideos.jsonl --json")
     assert.is_true(ok, out)
     local states = {}

@@ -34,6 +34,8 @@ C.CLASSES = {
   { "Notify", "a signed webhook when a task completes or fails", fields = {
     { "url", "string", "where it is sent" }, { "secret", "string", "whsec_<base64>: the signing secret" },
     { "retry_for?", "number", "seconds it is retried, 0 to 604800", "retry_for" } } },
+  { "Provenance", "signed provenance records (docs/lineage.md)", fields = {
+    { "sign_key", "string", "the path of an Ed25519 private key in PEM (else $STARVIDEOS_SIGN_KEY)" } } },
   { "FailurePattern", "a text of the service's failures and its reason (docs/failures.md)", fields = {
     { "match", "string", "a Lua pattern of the text" },
     { "reason", "starvideos.FailureReason", "why: policy, input, service or unknown" },

@@ -143,7 +143,7 @@ local function all_videos(videos, n, seconds, why)
     last = last or gettime()
     return true
   end, seconds), "the videos did not all come: " .. why())
-  for i = 1, n do assert.equal(SAMPLE, helper.read_file(videos .. "/" .. i .. ".mp4"), "video " .. i) end
+  for i = 1, n do assert.equal(SAMPLE, helper.read_video(videos .. "/" .. i .. ".mp4"), "video " .. i) end
   return last
 end
 

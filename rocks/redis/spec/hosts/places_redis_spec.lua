@@ -145,7 +145,7 @@ describe_redis("interrupted on a store", function()
     local pasted = C.run_printed(cmd .. " --dir " .. helper.shell_quote(dir), env())
     assert.equals(0, pasted.code, pasted.err)
     assert.equals(before + 3, emu:creates(), "nothing paid again")
-    for i = 1, 3 do assert.equals(C.SAMPLE, helper.read_file(string.format("%s/%04d.mp4", dir, i))) end
+    for i = 1, 3 do assert.equals(C.SAMPLE, helper.read_video(string.format("%s/%04d.mp4", dir, i))) end
   end)
 
   it("a generate killed -9 mid-download: `resume --store` goes on from its .part with Range, the video whole",
