@@ -658,9 +658,11 @@ end
 -- The saved video at path, unmarked (helper.unmarked).
 function helper.read_video(path) return helper.unmarked(helper.read_file(path)) end
 
--- The size of the saved video at path without the mark at its end (helper.unmarked), its last 4 KiB read alone.
+-- The size of the saved video at path without the mark at its end (helper.unmarked), its last 4 KiB read alone; nil
+-- when there is no file at path (as helper.file_size).
 function helper.video_size(path)
-  local f = assert(io.open(path, "rb"))
+  local f = io.open(path, "rb")
+  if not f then return nil end
   local size = f:seek("end")
   local n = math.min(size, 4096)
   f:seek("set", size - n)
