@@ -3,7 +3,8 @@
 -- signature = {alg, key_id, value} over the record without its signature in RFC 8785 form, which openssl verifies
 -- over bytes made without this library (python3's json); `starvideos verify PATH --pubkey PEM` exits 0 with the right
 -- key, 1 with another, with a field changed or no signature, 2 with a key file that is none.  A bad key is refused
--- when the client is made, naming the option; the key's bytes are in no output, log, event or record.
+-- when the client is made, naming the option; the key's bytes are in no output, log, event or record.  A key read
+-- before any client (starvideos.sign_key: nginx's init_by_lua, spec/hosts/places_nginx_spec.lua) signs as well.
 local helper = require "spec.helper"
 local U = helper.UNINSTRUMENTED -- (the tools run here are not built with make check's sanitizers)
 local cli = require "spec.support.cli_run"
@@ -136,6 +137,36 @@ describe("signed provenance records", function()
         dir .. "/x.mp4", "--sign-key", rsa }, env)
       assert.equal(2, r.code)
       assert.matches("--sign-key: " .. rsa .. " is a RSA key, not Ed25519", r.err, 1, true)
+    end)
+
+  it("starvideos.sign_key: a key read before any client (its file gone since) signs the records of the clients "
+    .. "given it; its tostring its key_id alone; a path that is no key raises, naming it", function()
+      local early = dir .. "/early.pem"
+      assert(helper.execute("cp " .. q(priv) .. " " .. q(early)))
+      local key = starvideos.sign_key(early)
+      os.remove(early) -- (read once, now: a client made later reads no file)
+      local c = starvideos.new { api_key = KEY, base_url = emu.url, interval = 0.05, min_interval = 0.01,
+        provenance = { sign_key = key } }
+      local out = dir .. "/early.mp4"
+      assert(c:generate({ model = "videos", prompt = "read early", duration = 5 }, { out = out }))
+      c:close()
+      local good = cli.run({ "verify", out, "--pubkey", pub }, env)
+      assert.equal(0, good.code, good.err)
+      assert.matches("signed: " .. out .. ".json by key " .. key.key_id, good.out, 1, true)
+      assert.equal("starvideos signing key " .. key.key_id, tostring(key))
+      none_in(tostring(key), "the key's tostring")
+      for _, case in ipairs { { early, "cannot be read" }, { "", "got an empty string" }, { 7, "got number" } } do
+        local ok, err = pcall(starvideos.sign_key, case[1])
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to 'sign_key' (", tostring(err), 1, true)
+        assert.matches(case[2], tostring(err), 1, true)
+      end
+      -- a table that merely looks like one is no key
+      local ok, err = pcall(starvideos.new, { api_key = KEY, provenance = { sign_key = { key = key.key,
+        key_id = key.key_id } } })
+      assert.is_false(ok)
+      assert.matches("provenance.sign_key: the path of an Ed25519 private key in PEM (or a key of starvideos.sign_key) "
+        .. "expected, got table", tostring(err), 1, true)
     end)
 
   it("jcs: RFC 8785's forms of numbers, strings and member order", function()

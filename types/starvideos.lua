@@ -88,7 +88,7 @@
 ---@field on_event? fun(event: starvideos.Event) called with every event of the client
 ---@field preflight? boolean|"strict" check reference media before a create (default true)
 ---@field prices? table<starvideos.Model, number> the price of one create of each model
----@field provenance? boolean|starvideos.Provenance each saved video's provenance record beside it, PATH.json; {sign_key = PATH}: signed (default true)
+---@field provenance? boolean|starvideos.Provenance each saved video's provenance record beside it, PATH.json; {sign_key = PATH or starvideos.sign_key's key}: signed (default true)
 ---@field proxy? string an HTTP proxy, http://[user:password@]host:port
 ---@field requests_per_second? number the key's budget: creates, polls and retries together (default 10)
 ---@field retry_backoff? number seconds before the first retry, doubled at each next one (default 0.5)
@@ -367,7 +367,11 @@
 
 ---signed provenance records (docs/lineage.md)
 ---@class starvideos.Provenance
----@field sign_key string the path of an Ed25519 private key in PEM (else $STARVIDEOS_SIGN_KEY)
+---@field sign_key string|starvideos.SignKey the path of an Ed25519 private key in PEM, or a key starvideos.sign_key read (else $STARVIDEOS_SIGN_KEY)
+
+---an Ed25519 private key starvideos.sign_key read (held in C; tostring names its key_id alone)
+---@class starvideos.SignKey
+---@field key_id string the hex SHA-256 of its raw public key
 
 ---a text of the service's failures and its reason (docs/failures.md)
 ---@class starvideos.FailurePattern
@@ -791,6 +795,11 @@ function starvideos.pending(journal_path) end
 ---@return starvideos.Task? task
 ---@return starvideos.Error? err
 function starvideos.query(id_or_task) end
+
+---Reads an Ed25519 private key in PEM now, for new's provenance = {sign_key = KEY}; raises when it is none.
+---@param path string
+---@return starvideos.SignKey key
+function starvideos.sign_key(path) end
 
 ---Checks a request against its model's rules, with no key and no network.
 ---@param params starvideos.Params

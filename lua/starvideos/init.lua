@@ -51,6 +51,10 @@ M.models = readonly(core.models, "starvideos.models")
 -- The file name a batch gives a task's video (names.lua's).
 M.file_name = require("starvideos.names").file_name
 
+-- An Ed25519 private key in PEM read now, for new's provenance = {sign_key = KEY} (signer.lua): before any client,
+-- where no client may be made (nginx's init_by_lua).
+M.sign_key = require("starvideos.signer").read
+
 -- The creates of a journal whose answer never came, with no network.
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
