@@ -48,6 +48,10 @@ local ROWS = {
   { "20 MB into a bucket (s3://): wall", "curl -o FILE URL && sync FILE, then curl -T FILE" },
   { "20 MB into a bucket: peak RSS", false },
   { "20 MB into a bucket under step(0): the worst step's CPU", false },
+  { "a 5 s video (19 KB) saved marked, its record signed: wall", "the same save, mark = false" },
+  { "a 5 s video (19 KB): marking and signing time", "the save alone" },
+  { "a 20 MB video (sparse) saved marked, its record signed: wall", "the same save, mark = false" },
+  { "a 20 MB video (sparse): marking and signing time", "the save alone" },
 }
 
 -- What the bench needs that `make` does not build, or nil.
