@@ -51,9 +51,9 @@ M.models = readonly(core.models, "starvideos.models")
 -- The file name a batch gives a task's video (names.lua's).
 M.file_name = require("starvideos.names").file_name
 
--- An Ed25519 private key in PEM read now, for new's provenance = {sign_key = KEY} (signer.lua): before any client,
--- where no client may be made (nginx's init_by_lua).
-M.sign_key = require("starvideos.signer").read
+-- An Ed25519 private key in PEM read now, for new's provenance = {sign_key = KEY} (signer.lua, loaded at its first
+-- use): before any client, where no client may be made (nginx's init_by_lua).
+function M.sign_key(path) return require("starvideos.signer").read(path) end
 
 -- The creates of a journal whose answer never came, with no network.
 function M.pending(path)
