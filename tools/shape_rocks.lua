@@ -337,6 +337,7 @@ end
 -- job.lua's list of every field a job has (its comment "Every field a job has"), against the fields the core gives
 -- a job: its new's table, KEPT's (a spec's field by its own name, or another), those assigned to self in job.lua and
 -- to job anywhere in the core.  Each one assigned and not listed, or listed and never assigned, onto bad.
+local JOB_LIST = "\"Every field a job has\""
 local function check_job_named(root, listing, bad)
   local text = read(root .. "/lua/starvideos/job.lua") or ""
   local given = {}
@@ -347,29 +348,25 @@ local function check_job_named(root, listing, bad)
     given[to == "true" and key or to:match('^"(.*)"$') or key] = true
   end
   assigned(text, "self", given)
-  for _, file in ipairs(listing("find lua/starvideos -name '*.lua'")) do assigned(read(root .. "/" .. file) or "", "job", given) end
-  local listed, block = {}, text:match("\n%-%- Every field a job has[^\n]*\n(.-)\n[^%-]")
+  for _, file in ipairs(listing("find lua/starvideos -name '*.lua'")) do
+    assigned(read(root .. "/" .. file) or "", "job", given)
+  end
+  local block = text:match("\n%-%- Every field a job has[^\n]*\n(.-)\n[^%-]")
   if not block then
-    bad[#bad + 1] = "lua/starvideos/job.lua: no comment \"Every field a job has\" naming each field (tools/shape_rocks.lua)"
+    bad[#bad + 1] = "lua/starvideos/job.lua: no comment " .. JOB_LIST .. " naming each field (tools/shape_rocks.lua)"
     return
   end
-  local words = {}
+  local words, listed = {}, {}
   for line in block:gmatch("[^\n]+") do
     words[#words + 1] = line:match("^%-%-%s+[%a ]+:%s+(.*)$") or line:match("^%-%-%s+(.*)$") or ""
   end
   for name in table.concat(words, " "):gsub("%b()", ""):gmatch("[%a_][%w_]*") do
     if name ~= "and" then listed[name] = true end
   end
-  for name in pairs(given) do
-    if not listed[name] then
-      bad[#bad + 1] = "lua/starvideos/job.lua: the core gives a job the field " .. name .. ", not named in its list "
-        .. "\"Every field a job has\""
-    end
-  end
-  for name in pairs(listed) do
-    if not given[name] then
-      bad[#bad + 1] = "lua/starvideos/job.lua: its list \"Every field a job has\" names " .. name .. ", a field the "
-        .. "core never gives a job"
+  for _, d in ipairs { { given, listed, "the core gives a job the field %s, not named in its list " .. JOB_LIST },
+      { listed, given, "its list " .. JOB_LIST .. " names %s, a field the core never gives a job" } } do
+    for name in pairs(d[1]) do
+      if not d[2][name] then bad[#bad + 1] = "lua/starvideos/job.lua: " .. string.format(d[3], name) end
     end
   end
 end
