@@ -27,6 +27,23 @@ local function schedule(self) return require("starvideos.schedule").of(self.key,
 local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, resume_limit = true, index = true,
   on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true }
 
+-- Every field a job has (tools/shape_rocks.lua holds this list against each field the core assigns a job):
+--   where it runs:  loop, key, budget (its key's bucket.lua), ledger, cfg, deliveries (notify's), sink (where its
+--                   video goes: sink.lua's point), seat (what a sink and the references see: seat.lua), group (its
+--                   batch's count), fin (the finished list a step collects)
+--   what it is for: goal, id, ids (its create's request ids), params, create (create.lua's build: the value it
+--                   keeps), model, kind, out, url, index, tenant, traceparent, on_progress, on_status, fixed (a
+--                   spec's interval), resume_limit, deadline, upload and refs (a dead process's sink and
+--                   references states, their rocks' own texts)
+--   its task:       task, status, held (a create's answer until its record is written), origin_at, unfinished_at,
+--                   coarse (whole-second clocks), eta, late, reason, input (a failure's words), seen_key, seen_why,
+--                   seen_id (what the ledger knew of its create's key), granted (the budget's token taken)
+--   its course:     state, step (the row: create.lua's, video.lua's), done, err, last_err, cancelled, req (its
+--                   request, or what its download awaits), go_on (that wait's continuation), refreshing, waited
+--                   (its task seen completed), warned, checking (preflight's or the references' object),
+--                   file_sums (preflight's), notes (what could not be checked)
+--   its video:      video (video.lua's state of the download), part, path, sha256, bytes, total
+
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
