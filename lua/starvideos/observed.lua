@@ -4,7 +4,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
-
 local E = {}
 
 -- What a task span is named by (its job's goal): nil for a lone query or check, which is no task.
