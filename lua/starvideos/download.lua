@@ -77,9 +77,9 @@ local function overlap(path, at)
 end
 
 -- The transfer of a job's video (url: its parts checked, d: where it goes, prepare's fields): a request of op
--- download, sent at t (the job advances when it ends).
-function D.fetch(seat, t, url, path, d)
-  local job = require("starvideos.seat").job(seat) -- (the core's own sink: it sends on the job itself)
+-- download, sent at t (the job advances when it ends).  The core's own sink: given the job itself (video.lua), not
+-- its seat, it sends on the job.
+function D.fetch(job, t, url, path, d)
   job:send(t, { op = "download", url = url, path = path, deadline = job.deadline, part = d.part, dest = d.dest,
     resume_limit = d.resume_limit, duration = d.duration })
 end

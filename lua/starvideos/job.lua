@@ -29,8 +29,9 @@ local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, res
 
 -- Every field a job has (tools/shape_rocks.lua holds this list against each field the core assigns a job):
 --   where it runs:  loop, key, budget (its key's bucket.lua), ledger, cfg, deliveries (notify's), sink (where its
---                   video goes: sink.lua's point), seat (what a sink and the references see: seat.lua), group (its
---                   batch's count), fin (the finished list a step collects)
+--                   video goes: sink.lua's point), seat (what a sink and the references see: seat.lua), host (what
+--                   the seat's methods ask: host.lua), group (its batch's count), fin (the finished list a step
+--                   collects)
 --   what it is for: goal, id, ids (its create's request ids), params, create (create.lua's build: the value it
 --                   keeps), model, kind, out, url, index, tenant, traceparent, on_progress, on_status, fixed (a
 --                   spec's interval), resume_limit, deadline, upload and refs (a dead process's sink and
@@ -122,6 +123,8 @@ end
 
 -- Its seat (seat.lua: what a sink and the references point see of it), made at its first use.
 function Job:seated() if not self.seat then self.seat = Seat.new(self) end return self.seat end
+-- Where it works, as its seat's methods ask (host.lua: its loop, key, cfg and ledger), made at its first use.
+function Job:hosted() if not self.host then self.host = require("starvideos.host").of_job(self) end return self.host end
 -- (its seat's references and body: its create's local files as the check read them, and the create sent with each
 -- one's URL in its place: local_files.lua's)
 function Job:local_files() return require("starvideos.local_files").local_files(self.params, self.file_sums) end
