@@ -171,7 +171,7 @@ end
 local function tenant_hash(tenant) return tenant and core.hash(tenant) or "-" end
 
 -- The entries (submit.lua's: id, tenant, priority, data) queued for batch (of total entries): {queued, known}, or
--- nil, why.
+-- nil, why (with the store's replicas: also when they did not acknowledge it, the entries queued on the primary).
 function M.submit(l, batch, entries, total)
   l:flush()
   local keys = names(l, { "q:data", "q:state", "q:names", "q:waiting", "q:seq", "q:batches", "q:b:" .. batch })
@@ -183,8 +183,14 @@ function M.submit(l, batch, entries, total)
     for _, a in ipairs { e.id, th, e.tenant or "", tostring(e.priority), e.data } do args[#args + 1] = a end
   end
   keys.more = more
-  local v, err = l.store:script("queue_submit", keys, args)
+  local st = l.store
+  local v, err, short = st:script("queue_submit", keys, args, true) -- (waited for: a failover keeps what it said)
   if type(v) ~= "table" then return nil, message(err) end
+  if short then
+    local what = "the queued entries of batch " .. batch
+    return nil, message(st:refused_wait(what, short) or st:unreplicated(what, short, nil,
+      "submit again (what is queued is known, never queued twice)"))
+  end
   return { queued = tonumber(v[1]) or 0, known = tonumber(v[2]) or 0 }
 end
 
