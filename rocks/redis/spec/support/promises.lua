@@ -17,6 +17,12 @@ return {
     { "rocks/redis/spec/hosts/queue_store_spec.lua",
       "batch --submit prints the batch id and sends nothing",
       { "redis", "file", "cli" } },
+    { "rocks/redis/spec/hosts/queue_nginx_spec.lua",
+      "40 entries submitted from a Lua process, 0 creates; an nginx of 2 workers keeping the store",
+      { "redis", "file", "nginx" } },
+    { "rocks/redis/spec/hosts/queue_sentinel_spec.lua",
+      "200 entries submitted with 0 creates; 4 keepers, the primary killed -9 mid-way",
+      { "redis", "file", "lua" } },
   } },
   { "ctrl_c", {
     { "rocks/redis/spec/hosts/places_redis_spec.lua",
