@@ -21,7 +21,6 @@ if why then
 end
 local fleet_conf = require "rocks.redis.spec.support.fleet_conf"
 local queue_run = require "rocks.redis.spec.support.queue_run"
-local cjson = require "cjson.safe"
 local starvideos = require "starvideos"
 
 local KEY, N, LEASE = "k-queue-ngx", 40, 2
@@ -61,12 +60,9 @@ describe("the queue inside nginx", function()
     local new = string.format("require(\"starvideos\").new { api_key = %q, base_url = %q, requests_per_second = 10, "
       .. "store = %q }", KEY, emu.url, srv.url)
     host = nginx_run.serve(dir, function(port) return host_conf(dir, port, new, videos) end)
-    local counts
-    assert.is_true(helper.wait_until(function()
-      helper.sleep(0.2) -- (the batch asked 5 times a second)
-      counts = c:batch(b.batch)
-      return counts and counts.saved == N
-    end, 120), cjson.encode(counts) .. "\n" .. tostring(helper.read_file(dir .. "/error.log")):sub(-3000))
+    queue_run.saved(c, b.batch, N, 120, function()
+      return tostring(helper.read_file(dir .. "/error.log")):sub(-3000) -- (the workers' log)
+    end)
     local made, whole = queue_run.creates(emu), 0
     for i = 1, N do
       if helper.whole_mp4(string.format("%s/%02d.mp4", videos, i), 5) then whole = whole + 1 end

@@ -15,7 +15,6 @@ if why then
   return
 end
 local starvideos = require "starvideos"
-local cjson = require "cjson.safe"
 
 local KEY, N, KILL_AT = "k-queue-sentinel", 200, 50
 
@@ -50,12 +49,7 @@ describe("the queue on a Sentinel-managed store", function()
       "no failover: " .. tostring(helper.read_file(set.sentinels[1].dir .. "/sentinel.log")):sub(-3000))
     local at_failover = emu:creates()
 
-    local counts
-    assert.is_true(helper.wait_until(function()
-      helper.sleep(0.2) -- (the batch asked 5 times a second)
-      counts = c:batch(b.batch)
-      return counts and counts.saved == N
-    end, 180), cjson.encode(counts))
+    queue_run.saved(c, b.batch, N, 180, function() return queue_run.said(procs) end)
     local made, whole = queue_run.creates(emu), 0
     for i = 1, N do
       if helper.whole_mp4(string.format("%s/%03d.mp4", videos, i), 5) then whole = whole + 1 end

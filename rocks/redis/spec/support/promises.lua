@@ -23,6 +23,9 @@ return {
     { "rocks/redis/spec/hosts/queue_sentinel_spec.lua",
       "200 entries submitted with 0 creates; 4 keepers, the primary killed -9 mid-way",
       { "redis", "file", "lua" } },
+    { "rocks/redis/spec/hosts/queue_bucket_spec.lua",
+      "20 entries to s3:// outs submitted with 0 creates; 2 keepers create each once",
+      { "redis", "bucket", "lua" } },
   } },
   { "ctrl_c", {
     { "rocks/redis/spec/hosts/places_redis_spec.lua",

@@ -36,6 +36,30 @@ function M.keeper(dir, name, opts, videos, timeout, lease)
   return p
 end
 
+-- What the keepers procs said so far (their lines but "made"), for a failure's message: the keepers are killed.
+function M.said(procs)
+  local out = {}
+  for i, p in ipairs(procs) do
+    helper.execute("kill -9 " .. p.pid .. " 2>/dev/null")
+    for l in (p.pipe:read("*a") or ""):gmatch("[^\n]+") do
+      if not l:find("^made ") and #out < 40 then out[#out + 1] = "keeper " .. i .. ": " .. l end
+    end
+  end
+  return table.concat(out, "\n")
+end
+
+-- Waits (at most `seconds`) until client c's batch id has n entries saved: its counts, or raises with them and why()
+-- (what the keepers said: the failure's evidence).
+function M.saved(c, id, n, seconds, why)
+  local counts
+  if helper.wait_until(function()
+    helper.sleep(0.2) -- (the batch asked 5 times a second)
+    counts = c:batch(id)
+    return counts and counts.saved == n
+  end, seconds) then return counts end
+  error(cjson.encode(counts) .. "\n" .. tostring(why and why() or ""), 2)
+end
+
 -- n entries whose prompts are "WORD i".
 function M.entries(n, word)
   local list = {}
