@@ -42,15 +42,21 @@ local function refuses(dir)
 end
 
 -- Before a create (which costs money): can a download be written at out (neither out nor
--- its .part a folder, its folder taking a new file)?  true, or nil, err (io, field out).
-function D.check_out(out)
+-- its .part a folder, its folder taking a new file)?  true, or nil, err (io, field out).  cfg.probed (submit's: a
+-- table for one call of many outs): the folders found taking a file, each probed once.
+function D.check_out(out, cfg)
   local why
   for _, p in ipairs { out, out .. ".part" } do
     local kind = NOT_A_FILE[core.file_kind(p)]
     why = why or kind and p .. " is " .. kind
   end
   local dir = out:match("^(.*)/[^/]*$")
-  why = why or refuses(dir == nil and "." or dir == "" and "/" or dir)
+  dir = dir == nil and "." or dir == "" and "/" or dir
+  local probed = cfg and cfg.probed
+  if not (why or probed and probed[dir]) then
+    why = refuses(dir)
+    if probed and not why then probed[dir] = true end
+  end
   if not why then return true end
   return nil, new_error("io", string.format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })

@@ -48,6 +48,10 @@ local ROWS = {
   { "20 MB into a bucket (s3://): wall", "curl -o FILE URL && sync FILE, then curl -T FILE" },
   { "20 MB into a bucket: peak RSS", false },
   { "20 MB into a bucket under step(0): the worst step's CPU", false },
+  { "client:submit of 1000 entries on one Redis: wall time per entry", "the same entries' JSON written by a bare" },
+  { "client:submit of 1000 entries: bytes Redis received per entry", "the bare write of the same entries" },
+  { "a keeper taking 1000 queued entries", false },
+  { "an idle keeper, the queue empty, nothing to carry", "the same keepers without the queue's claims" },
 }
 
 -- What the bench needs that `make` does not build, or nil.
