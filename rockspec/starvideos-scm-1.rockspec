@@ -141,6 +141,7 @@ build = {
     ["starvideos.request"] = "lua/starvideos/request.lua",
     ["starvideos.schedule"] = "lua/starvideos/schedule.lua",
     ["starvideos.seat"] = "lua/starvideos/seat.lua",
+    ["starvideos.host"] = "lua/starvideos/host.lua",
     ["starvideos.shell"] = "lua/starvideos/shell.lua",
     ["starvideos.spend"] = "lua/starvideos/spend.lua",
     ["starvideos.spend_option"] = "lua/starvideos/spend_option.lua",

@@ -213,6 +213,37 @@ describe("extension points", function()
     end
   end)
 
+  -- Where a rock's object works (host.lua): a job's seat and a client's ctx answer the same methods, through the
+  -- job's host; the loop learns which job a request or timer of a host's works for.
+  it("a job's seat gives every method of host.lua, each asked of its job's host; a client's ctx the same", function()
+    local Seat, Host = require "starvideos.seat", require "starvideos.host"
+    local asked = {}
+    local host = setmetatable({}, { __index = function(_, k)
+      return function(_, ...) asked[#asked + 1] = { k, ... }; return k end
+    end })
+    local job = { hosted = function() return host end }
+    local seat = Seat.new(job)
+    local names = {}
+    for k, v in pairs(Host) do
+      if type(v) == "function" and k ~= "new" and k ~= "of_job" then names[#names + 1] = k end
+    end
+    table.sort(names)
+    assert.truthy(#names >= 15, "host.lua's methods")
+    for i, k in ipairs(names) do
+      assert.equal(k, seat[k](seat, i), "seat:" .. k)
+      assert.same({ k, i }, asked[#asked])
+    end
+    local told = {}
+    local c = starvideos.new { api_key = "k", base_url = "http://127.0.0.1:9", on_event = function(ev)
+      told[#told + 1] = ev end }
+    c.ctx:tell { type = "warning", message = "m" }
+    assert.same({ { type = "warning", message = "m" } }, told)
+    assert.is_false(c.ctx:public_only()) -- (a service on a private address: media from private ones too)
+    local req = c.ctx:request { owner = {}, op = "exchange", url = "http://127.0.0.1:9/x" }
+    assert.is_nil(req.job) -- (a client's: no job)
+    c:close()
+  end)
+
   -- A sink and the references point see a job through its seat (lua/starvideos/seat.lua): its listed values, read
   -- when asked, and its methods, bound; any other name and any write raise, naming the page; one small table.
   it("a job's seat gives the listed values and methods of its job alone, and costs one table", function()
@@ -229,9 +260,11 @@ describe("extension points", function()
     assert.is_true(seat:awaits("r"))
     assert.is_true(seat:awaits("c"))
     assert.is_false(seat:awaits("x"))
-    assert.equal(job, Seat.job(seat))
-    assert.is_nil(Seat.job({}))
     local PAGE = "docs/architecture.md, \"What a rock may require of the core\""
+    for _, k in ipairs { "cfg", "loop", "key", "ledger" } do -- (where it works: asked through host.lua's methods)
+      job[k] = {}
+      assert.has_error(function() return seat[k] end, "a job's seat gives no " .. k .. ": " .. PAGE)
+    end
     assert.has_error(function() return seat.secret end, "a job's seat gives no secret: " .. PAGE)
     assert.has_error(function() return seat.req end, "a job's seat gives no req: " .. PAGE)
     assert.has_error(function() seat.id = "other" end, "a job's seat takes no id: " .. PAGE)

@@ -85,6 +85,9 @@ end
 -- A spend_limit that nothing durable counts, neither journal nor store (docs/spend.md#what-a-restart-does): inside
 -- nginx refused when the client is made (its dict, or a worker's memory, is emptied when nginx stops: a day's cap
 -- would let as much again through after a restart); elsewhere the process's, said once as the client is made.
+-- A client's ctx (the core's loop, key, ledger, cfg): a rock asks it host.lua's methods, loaded at the first ask.
+local CTX = { __index = function(_, k) return require("starvideos.host")[k] end }
+
 local function unkept(cfg) return cfg.spend ~= nil and not (cfg.journal or cfg.store) end
 local UNKEPT_NGINX = "bad option 'spend_limit' to 'new' (inside nginx a limit needs journal = PATH (every worker of "
   .. "this host) or store = URL (every host): without either it is counted in nginx's memory, which a restart of "
@@ -110,7 +113,7 @@ function Client.new(opts)
     ledger = open_ledger(cfg, loop, key, found.store), finished = {}, tracer = tracer }, Client)
   cfg.on_stream = Told.recorder(Told.window(key, self.ledger)) -- (the jobs' events kept for client:sse's streams)
   key:join(self)
-  self.ctx = { loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} } -- (notify.lua's)
+  self.ctx = setmetatable({ loop = loop, key = key, ledger = self.ledger, cfg = cfg, deliveries = {} }, CTX)
   return self
 end
 

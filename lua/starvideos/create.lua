@@ -87,7 +87,8 @@ function C.build(job, goal, spec)
       parent = spec.parent, relation = spec.relation } -- (lineage.lua's: the task it builds on)
   end
   local perr
-  made.parents, made.kept, perr = require("starvideos.provenance").start(job, spec) -- (what its record says, now)
+  local ctx = spec.parent and job:hosted() or job -- (a parent's record read where its sink keeps it: host.lua's)
+  made.parents, made.kept, perr = require("starvideos.provenance").start(ctx, spec) -- (what its record says, now)
   if perr then return nil, perr end
   return made
 end

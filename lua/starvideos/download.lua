@@ -42,15 +42,21 @@ local function refuses(dir)
 end
 
 -- Before a create (which costs money): can a download be written at out (neither out nor
--- its .part a folder, its folder taking a new file)?  true, or nil, err (io, field out).
-function D.check_out(out)
+-- its .part a folder, its folder taking a new file)?  true, or nil, err (io, field out).  cfg.probed (submit's: a
+-- table for one call of many outs): the folders found taking a file, each probed once.
+function D.check_out(out, cfg)
   local why
   for _, p in ipairs { out, out .. ".part" } do
     local kind = NOT_A_FILE[core.file_kind(p)]
     why = why or kind and p .. " is " .. kind
   end
   local dir = out:match("^(.*)/[^/]*$")
-  why = why or refuses(dir == nil and "." or dir == "" and "/" or dir)
+  dir = dir == nil and "." or dir == "" and "/" or dir
+  local probed = cfg and cfg.probed
+  if not (why or probed and probed[dir]) then
+    why = refuses(dir)
+    if probed and not why then probed[dir] = true end
+  end
   if not why then return true end
   return nil, new_error("io", string.format("out: cannot write %s: %s; nothing was sent", out, why),
     { field = "out" })
@@ -77,11 +83,11 @@ local function overlap(path, at)
 end
 
 -- The transfer of a job's video (url: its parts checked, d: where it goes, prepare's fields): a request of op
--- download, sent at t (the job advances when it ends).
-function D.fetch(seat, t, url, path, d)
-  local job = require("starvideos.seat").job(seat) -- (the core's own sink: it sends on the job itself)
+-- download, sent at t (the job advances when it ends).  The core's own sink: given the job itself (video.lua), not
+-- its seat, it sends on the job.
+function D.fetch(job, t, url, path, d)
   job:send(t, { op = "download", url = url, path = path, deadline = job.deadline, part = d.part, dest = d.dest,
-    resume_limit = d.resume_limit, duration = d.duration, mark = seat.mark }) -- (its mark: the seat's)
+    resume_limit = d.resume_limit, duration = d.duration, mark = job:seated().mark }) -- (its mark: the seat's)
 end
 
 -- Whether a close that stops the job's request req keeps what it holds for the next run (a cancel otherwise lets

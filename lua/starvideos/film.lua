@@ -191,7 +191,7 @@ end
 -- or nil.
 local function local_file(client, s, req)
   if s.continue then return "first_image" end
-  if s.remix and lineage.bucket_for_files(client.cfg) then return "referenceVideos" end
+  if s.remix and lineage.bucket_for_files(client.ctx) then return "referenceVideos" end
   for _, r in ipairs(Create.references(req)) do if r.file then return r.field end end
 end
 
@@ -202,7 +202,7 @@ local function bucket_for(client, list, reqs, planned)
     local field = planned.shots[i].action == "create" and local_file(client, s, reqs[i])
     if field then
       local refs, err = X.find("references", nil, "local files as references", field)
-      if refs and refs.ready then refs, err = refs.ready(client.cfg) end
+      if refs and refs.ready then refs, err = refs.ready(client.ctx) end
       if refs then return nil end -- (one bucket for every shot)
       local what = s.continue and string_format("its first_image (the last frame of shot %d)", i - 1) or field
       return select(2, shot_refused(i, err.field, string_format("%s is a local file, which needs a bucket: %s",

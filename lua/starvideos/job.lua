@@ -28,6 +28,24 @@ local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, res
   on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true,
   mark = true }
 
+-- Every field a job has (tools/shape_rocks.lua holds this list against each field the core assigns a job):
+--   where it runs:  loop, key, budget (its key's bucket.lua), ledger, cfg, deliveries (notify's), sink (where its
+--                   video goes: sink.lua's point), seat (what a sink and the references see: seat.lua), host (what
+--                   the seat's methods ask: host.lua), group (its batch's count), fin (the finished list a step
+--                   collects)
+--   what it is for: goal, id, ids (its create's request ids), params, create (create.lua's build: the value it
+--                   keeps), model, kind, out, url, index, tenant, traceparent, on_progress, on_status, fixed (a
+--                   spec's interval), resume_limit, deadline, upload and refs (a dead process's sink and
+--                   references states, their rocks' own texts), mark (a download's: false, its video unmarked)
+--   its task:       task, status, held (a create's answer until its record is written), origin_at, unfinished_at,
+--                   coarse (whole-second clocks), eta, late, reason, input (a failure's words), seen_key, seen_why,
+--                   seen_id (what the ledger knew of its create's key), granted (the budget's token taken)
+--   its course:     state, step (the row: create.lua's, video.lua's), done, err, last_err, cancelled, req (its
+--                   request, or what its download awaits), go_on (that wait's continuation), refreshing, waited
+--                   (its task seen completed), warned, checking (preflight's or the references' object),
+--                   file_sums (preflight's), notes (what could not be checked)
+--   its video:      video (video.lua's state of the download), part, path, sha256, bytes, total
+
 -- goal: "created" | "queried" | "checked" (its params' media, no create) (nil: completed); id: the task's (nil
 -- for a create or a bare URL); spec: KEPT's fields, task, timeout and refresh.
 -- The job, or nil, err for an invalid request or an out that cannot be written.
@@ -104,9 +122,12 @@ function Job:emit(kind, extra, to)
   if to ~= "told" and self.on_progress then self.on_progress(ev) end
 end
 
--- Its seat (seat.lua: what a sink and the references point see of it), made at its first use; the seat's references
--- and body (local_files.lua's): its create's local files as the check read them, the create sent with their URLs.
+-- Its seat (seat.lua: what a sink and the references point see of it), made at its first use.
 function Job:seated() if not self.seat then self.seat = Seat.new(self) end return self.seat end
+-- Where it works, as its seat's methods ask (host.lua: its loop, key, cfg and ledger), made at its first use.
+function Job:hosted() if not self.host then self.host = require("starvideos.host").of_job(self) end return self.host end
+-- (its seat's references and body: its create's local files as the check read them, and the create sent with each
+-- one's URL in its place: local_files.lua's)
 function Job:local_files() return require("starvideos.local_files").local_files(self.params, self.file_sums) end
 function Job:body_with(url_of) return require("starvideos.local_files").body_with(self.params, url_of) end
 

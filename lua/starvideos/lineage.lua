@@ -175,11 +175,12 @@ local function valid_url(client, t, p, refs)
   return notes and not notes[1] and url or nil
 end
 
--- Whether a local file as a reference can be put where the service reads it with cfg (the references point's ready:
--- a bucket named by the storage option or the environment).  A remix's parent goes there then (film.lua asks too).
-function M.bucket_for_files(cfg)
+-- Whether a local file as a reference can be put where the service reads it for a client (ctx: its ctx; the
+-- references point's ready: a bucket named by the storage option or the environment).  A remix's parent goes there
+-- then (film.lua asks too).
+function M.bucket_for_files(ctx)
   local R = X.optional("references")
-  return R ~= nil and R.ready ~= nil and R.ready(cfg) == true
+  return R ~= nil and R.ready ~= nil and R.ready(ctx) == true
 end
 local bucket_for_files = M.bucket_for_files
 
@@ -192,7 +193,7 @@ function M.remix(client, task, params, opts)
   if type(params) ~= "table" then return refused("remix", "params", "a params table expected, got %s", type(params)) end
   local t, path, list = with_video(client, "remix", task, opts)
   if not t then return nil, path end
-  local files = bucket_for_files(client.cfg)
+  local files = bucket_for_files(client.ctx)
   local mine = not files and Sink.recorded(opts.out) -- (a URL's: not stable)
   for _, c in ipairs(mine and list or {}) do
     if c.parent == t.id and c.relation == "remix" and c.out == mine and type(c.body) == "string" then

@@ -6,7 +6,6 @@ local core = require "starvideos.core"
 local config = require "starvideos.config"
 -- Ctrl-C's watch over a blocking drive (interrupt.lua), loaded at the first one: a frame loop's steps never need it
 local function guard(...) return require("starvideos.interrupt").guard(...) end
-local Seat = require "starvideos.seat"
 
 local setmetatable, next, pairs, ipairs, math_min, math_max = setmetatable, next, pairs, ipairs, math.min, math.max
 local now = core.now
@@ -25,7 +24,7 @@ local function new(cfg, key, own, transport)
   return setmetatable({ key = key, clients = 0, own = own, transport = transport, curl = curl,
     inflight = {}, sending = 0, max_sending = 4 * key.conns, queue = {}, qhead = 1, qtail = 0, queued = {},
     timers = {}, due = {}, downloads = {}, busy = {}, sources = {}, heard = {},
-    waiters = setmetatable({}, { __mode = "k" }) }, L)
+    waiters = setmetatable({}, { __mode = "k" }), stands = setmetatable({}, { __mode = "k" }) }, L)
 end
 
 -- The loop of a client (cfg with its api_key still in it) of its key (key.lua), on the
@@ -287,12 +286,14 @@ end
 function L:jobs_of(cfg)
   local seen, out = {}, {}
   local function add(obj)
-    -- a request's owner is its job, or an object a job's seat owns (the references' upload: its job is found), or
-    -- one that stands for its job here (a bucket upload: it has no owner)
-    local job = obj
-    while not Seat.job(job) and job.owner do job = job.owner end
-    job = Seat.job(job) or job
-    if job.cfg ~= nil and (cfg == nil or job.cfg == cfg) and not job.done and not seen[job] then
+    -- a request's owner is its job, or an object a job owns (a preflight's), its owner's owner ... ; one a rock's
+    -- host registered (its requests and timers: host.lua's) works for the host's job while it runs, else its top
+    -- owner stands for itself (a release after its job's end, a sweep's), for the client of its host
+    local job, host = obj, self.stands[obj]
+    while job.owner do job = job.owner; host = self.stands[job] or host end
+    if host and host.job and not host.job.done then job = host.job end
+    local of = host and host.cfg or job.cfg
+    if of ~= nil and (cfg == nil or of == cfg) and not job.done and not seen[job] then
       seen[job] = true
       out[#out + 1] = job
     end

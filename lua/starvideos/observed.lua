@@ -4,8 +4,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 
-local Seat = require "starvideos.seat"
-
 local E = {}
 
 -- What a task span is named by (its job's goal): nil for a lone query or check, which is no task.
@@ -30,8 +28,7 @@ end
 -- bucket upload's, a media check's, a webhook delivery's context), whether it is a poll, and what its span says.
 function E.exchange(req, t, status, err, wire, bytes)
   local o = req.owner
-  local helper = type(o) == "table" and Seat.job(o.seat) -- (a sink's or the references' object: its job's seat)
-  if helper == o then helper = nil end -- (the job's own request)
+  local helper = req.job -- (a sink's or the references' request: made through its job's host, host.lua)
   return { op = req.what or req.op, of_job = helper and true or false,
     task = type(o) == "table" and (helper or o.pf and o.pf.owner or o.ctx) or o,
     poll = req.polls or false, t = t, started = req.started, status = status, err = err,

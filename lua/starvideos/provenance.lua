@@ -268,7 +268,7 @@ function P.joined(client, out, paths, tasks, made, hash, marked)
   local rec = P.record(out, sum, made and made.bytes or require("starvideos.download").size(out),
     { joined = "ffmpeg's concat of its shots", parents = parents, mark = P.mark_of(client.cfg, marked),
       unmarked = type(marked) == "string" and marked or nil })
-  local owner = { out = out, loop = client.loop, key = client.ctx.key, cfg = client.cfg, advance = function() end }
+  local owner = setmetatable({ out = out, advance = function() end }, { __index = client.ctx }) -- (a seat's names)
   local w = Sink.of(client.cfg, out).record(owner, require("starvideos.core").now(), P.text(rec, client.cfg.signer))
   client.loop:drive(function() return w.done end) -- (a bucket's PUT; a file's: written)
   if w.err then return nil, w.err.message end

@@ -6,9 +6,8 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 
 local S = {}
 
--- What a seat gives of its job: its values, read when asked (the job's now) ...
-local VALUES = { out = true, cfg = true, loop = true, key = true, deadline = true, id = true, refs = true,
-  status = true, state = true, ledger = true }
+-- What a seat gives of its job: its values, read when asked (the job's now), never its loop, key, cfg or ledger ...
+local VALUES = { out = true, deadline = true, id = true, refs = true, status = true, state = true }
 -- ... what it makes of the job when asked: references, the create's local files as the check read them
 -- (create.lua's local_files: {field, file, sha256, type, max} each), and mark, the bytes of the box its saved video
 -- carries at its end (mark.lua's of_job: nil with mark = false) ...
@@ -28,7 +27,7 @@ local METHODS = {
   body = function(job, url_of) return job:body_with(url_of) end,
 }
 
-local JOB = {} -- (the key a seat holds its job at: this file's alone, and S.job's)
+local JOB = {} -- (the key a seat holds its job at: this file's alone)
 
 local function taken(_, k)
   error(string.format("a job's seat takes no %s: docs/architecture.md, \"What a rock may require of the core\"",
@@ -37,6 +36,15 @@ end
 
 local BOUND = {} -- each method through its seat: seat:advance(t) is job:advance(t)
 for k, m in pairs(METHODS) do BOUND[k] = function(seat, ...) return m(rawget(seat, JOB), ...) end end
+-- ... and where it works, as a client's ctx is asked (host.lua's methods: requests, the loop's timers, the
+-- transport's pool, the storage option, events, the ledger's sink states), through the job's host.
+for _, k in ipairs { "request", "at", "wait_for", "turning", "drive", "taps", "offload", "cancel", "connections",
+  "shared", "storage", "public_only", "tell", "sink_state", "written", "records", "tasks", "unfinished" } do
+  BOUND[k] = function(seat, ...)
+    local host = rawget(seat, JOB):hosted()
+    return host[k](host, ...)
+  end
+end
 
 -- One metatable for every seat: a seat is one small table per job (a job waits for hours: 10,000 at once).
 local SEAT = { __newindex = taken, __metatable = false, __index = function(seat, k)
@@ -52,8 +60,5 @@ end }
 -- collector takes whole.  (pairs and next on a seat find its job: a rock that reads the job so reads no field
 -- the shape check sees, and no more is promised.)
 function S.new(job) return setmetatable({ [JOB] = job }, SEAT) end
-
--- The job of a seat (the core's: its own file sink, what the observer is told), or nil when x is none.
-function S.job(x) return type(x) == "table" and rawget(x, JOB) or nil end
 
 return S

@@ -11,7 +11,7 @@ local Queue = require "starvideos.queue"
 local config = require "starvideos.config"
 local cjson = require("cjson.safe").new()
 
-local type, pairs, tostring, string_format = type, pairs, tostring, string.format
+local type, pairs, tostring, setmetatable, string_format = type, pairs, tostring, setmetatable, string.format
 local new_error, argerror = errors.new_error, errors.argerror
 
 local M = {}
@@ -67,8 +67,10 @@ function M.submit(ctx, list, opts)
       .. "entry's out, its key in the queue)", 3)
   end
   local entries, seen = {}, {}
+  -- (each entry checked as a run checks it, each out's folder probed once: download.lua's cfg.probed)
+  local checks = setmetatable({ cfg = setmetatable({ probed = {} }, { __index = ctx.cfg }) }, { __index = ctx })
   for i = 1, #list do
-    local e, eerr = entry(ctx, list, i, opts)
+    local e, eerr = entry(checks, list, i, opts)
     if not e then return nil, eerr end
     if seen[e.id] then
       error(string_format("bad option 'out' to 'submit' (entries %d and %d both write %s)", seen[e.id], i, e.out), 3)

@@ -161,7 +161,7 @@ M.cases = {
 
   { name = "records an upload to an object as its parts are taken: unfinished and tasks carry it, it ends with the "
     .. "object or without (aborted)",
-    covers = { "sink_state" },
+    covers = { "sink_state", "written" },
     records = true,
     run = function(env, assert)
       local l, out = env.open(), "s3://bucket/v.mp4"
@@ -171,9 +171,10 @@ M.cases = {
       assert.is_true(env.answer(l.before_create, l, PARAMS, "u2", out .. "2"))
       assert.is_true(env.answer(l.created, l, { id = "ut2" }, PARAMS, "u2"))
       l:sink_state("ut1", "upload", one, out)
-      l:sink_state("ut1", "upload", two, out)
+      local ticket = l:sink_state("ut1", "upload", two, out) -- (its record's: written() once it is)
       l:sink_state("ut2", "upload", one, out .. "2")
       env.settle()
+      assert.is_true(l:written(ticket))
       local by = {}
       for _, t in ipairs(assert(l:unfinished())) do by[t.id] = t end
       assert.same({ two, one }, { by.ut1.upload, by.ut2.upload })

@@ -160,9 +160,7 @@ P.list = {
       dict = DICT_NO_TASKS,
       job = "submit is a call of the client that returns at once: no job runs it",
       studio = "the studio offers no queue: a browser's videos are its own creates" },
-    open = { journal = "a journal keeps no queue yet: submit is refused, naming store (one host runs generate_all)",
-      bucket = "an s3:// out queued and saved by a keeper: no case runs it yet",
-      nginx = "keep in an nginx worker's timer working the queue on a store: no case runs it yet" },
+    open = { journal = "a journal keeps no queue yet: submit is refused, naming store (one host runs generate_all)" },
     cases = {
       { "spec/submit_spec.lua",
         "shares 3:1 between tenants",

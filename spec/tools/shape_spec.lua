@@ -289,6 +289,18 @@ describe("tools/shape.lua", function()
     assert.equal(3, hits, out) -- (several locals at once, a method call; not a listed name, nor a comment)
   end)
 
+  -- job.lua names every field a job has (issue 77): one given elsewhere and not listed, one listed and never given.
+  it("fails a field the core gives a job that job.lua's list does not name, and a listed one never given", function()
+    local dir = checkout()
+    local out = planted(dir, "lua/starvideos/video.lua", "local function f(job) if job then job.unlisted = 1 end end\n")
+    assert.matches("the core gives a job the field unlisted, not named in its list", out, 1, true)
+    local path = dir .. "/lua/starvideos/job.lua"
+    local src = assert(helper.read_file(path))
+    helper.write_file(path, (src:gsub("seen_id %(what the ledger", "seen_id, stale_name (what the ledger", 1)))
+    out = helper.capture(shape .. " " .. q(dir) .. " 2>&1")
+    assert.matches("names stale_name, a field the core never gives a job", out, 1, true)
+  end)
+
   -- The observer read a request's owner and a job's fields (req.owner.job, job.params): it learns by events now.
   it("fails a rock that reads a core job's or request's field, and passes a request's results", function()
     local dir = checkout()

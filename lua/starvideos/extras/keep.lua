@@ -241,7 +241,8 @@ function K.run(ctx, opts, alive)
   if not dir_ok then return nil, derr end
   if opts.notify then -- keep's own webhook: its jobs and the owed events it sends go there
     cfg = setmetatable({ notify = config.copy(opts.notify) }, { __index = cfg })
-    ctx = { loop = loop, key = ctx.key, ledger = ctx.ledger, cfg = cfg, deliveries = {} }
+    ctx = setmetatable({ loop = loop, key = ctx.key, ledger = ctx.ledger, cfg = cfg, deliveries = {} },
+      getmetatable(ctx)) -- (a client's ctx: host.lua's methods)
   end
   local ngx = config.nginx()
   local exiting = ngx and type(ngx.worker) == "table" and ngx.worker.exiting

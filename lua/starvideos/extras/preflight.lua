@@ -96,10 +96,9 @@ end
 -- could not be checked: {field =, message =}, each a `preflight` event of the job's).
 function P.start(job, t)
   local params, cfg = job.params, job.cfg
-  local allow = cfg.allow_private_media
-  if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
   local pf = setmetatable({ loop = job.loop, key = job.key, cfg = cfg, owner = job, model = params.model,
-    refs = {}, notes = {}, sums = {}, done = false, deadline = t + cfg.timeout, public = not allow }, P)
+    refs = {}, notes = {}, sums = {}, done = false, deadline = t + cfg.timeout,
+    public = job:hosted():public_only() }, P) -- (media from public addresses alone: host.lua's rule)
   for _, ref in ipairs(Create.references(params)) do -- (with preflight false: the local files alone)
     if ref.file or cfg.preflight ~= false or job.goal == "checked" then pf.refs[#pf.refs + 1] = ref end
   end

@@ -206,7 +206,7 @@ describe("metrics in Prometheus's text format", function()
     exchange("query", 10, 10.05, 200, "reset") -- a status but the wire broke: error
     exchange("notify", nil, 3, 200, "none") -- never sent: 0 s
     exchange("download", 1, 1.5, 206, "none", 1100, { offset = 100 })
-    exchange("media", 1, 1.5, 200, "none", 50, { owner = { seat = require("starvideos.seat").new({}) } })
+    exchange("media", 1, 1.5, 200, "none", 50, { job = {} }) -- (a job's host made it: host.lua's req.job)
     exchange("media", 1, 1.5, 200, "none", 70)
     exchange("bogus", 1, 2, 200, "none")
     local text = o.m:text()

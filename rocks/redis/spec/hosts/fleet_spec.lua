@@ -32,6 +32,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local cjson = require "cjson.safe"
 local redis_run = require "rocks.redis.spec.support.redis_run"
+local fleet_conf = require "rocks.redis.spec.support.fleet_conf"
 
 local gettime = socket.gettime
 local q, str_format = helper.shell_quote, string.format
@@ -51,23 +52,6 @@ local function poll_until(pred, seconds)
   return pred() and true or false
 end
 
--- docs/keep-and-fleet.md's nginx lines under "## A fleet on Redis" (the shared
--- dict, keep from init_worker's timer), its client made by `new` (a Lua
--- expression), its keep's lease and look short and its videos in `videos`.
-local function fleet_block(new, videos)
-  local doc = assert(helper.read_file(ROOT .. "/docs/keep-and-fleet.md"))
-  local at = assert(doc:find("\n## A fleet on Redis\n", 1, true), "docs/keep-and-fleet.md has no ## A fleet on Redis")
-  local block = assert(doc:match("```nginx\n(.-)\n```", at), "no nginx block under ## A fleet on Redis")
-  local n1, n2
-  block, n1 = block:gsub('require%("starvideos"%)%.new { store = "redis://127%.0%.0%.1:6379" }',
-    (new:gsub("%%", "%%%%")))
-  block, n2 = block:gsub('client:keep { dir = "/path/to/videos",[^\n]*\n%s*interval = %d+ }',
-    (str_format("client:keep { lease = %d, interval = 0.5, dir = %q }", LEASE, videos):gsub("%%", "%%%%")))
-  assert(n1 == 1 and n2 == 1, "docs/keep-and-fleet.md's fleet block has no require(\"starvideos\").new { store = "
-    .. "\"redis://127.0.0.1:6379\" } or client:keep { dir = \"/path/to/videos\", ... interval = N }")
-  return block
-end
-
 -- One host's nginx.conf: `new` is the Lua expression making its client.  GET
 -- /gen?i=N starts generating "fleet N" into videos/N.mp4 in a timer and says
 -- "started <worker pid>"; every worker keeps the ledger from init_worker's timer
@@ -75,7 +59,7 @@ end
 local function host_conf(dir, port, new, videos)
   local lines = nginx_run.conf_head(dir, 2)
   for _, l in ipairs {
-    fleet_block(new, videos),
+    fleet_conf.fleet_block(new, videos, LEASE),
     str_format("    server { listen 127.0.0.1:%d reuseport;", port),
     "        location = /gen { content_by_lua_block {",
     "            local i = tonumber(ngx.var.arg_i)",

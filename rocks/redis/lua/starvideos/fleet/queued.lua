@@ -171,7 +171,7 @@ end
 local function tenant_hash(tenant) return tenant and core.hash(tenant) or "-" end
 
 -- The entries (submit.lua's: id, tenant, priority, data) queued for batch (of total entries): {queued, known}, or
--- nil, why.
+-- nil, why (with the store's replicas: also when they did not acknowledge it, the entries queued on the primary).
 function M.submit(l, batch, entries, total)
   l:flush()
   local keys = names(l, { "q:data", "q:state", "q:names", "q:waiting", "q:seq", "q:batches", "q:b:" .. batch })
@@ -183,8 +183,14 @@ function M.submit(l, batch, entries, total)
     for _, a in ipairs { e.id, th, e.tenant or "", tostring(e.priority), e.data } do args[#args + 1] = a end
   end
   keys.more = more
-  local v, err = l.store:script("queue_submit", keys, args)
+  local st = l.store
+  local v, err, short = st:script("queue_submit", keys, args, true) -- (waited for: a failover keeps what it said)
   if type(v) ~= "table" then return nil, message(err) end
+  if short then
+    local what = "the queued entries of batch " .. batch
+    return nil, message(st:refused_wait(what, short) or st:unreplicated(what, short, nil,
+      "submit again (what is queued is known, never queued twice)"))
+  end
   return { queued = tonumber(v[1]) or 0, known = tonumber(v[2]) or 0 }
 end
 
@@ -197,19 +203,25 @@ function M.batch(l, id)
   return { queued = v[1], created = v[2], saved = v[3], failed = v[4], total = v[5] }
 end
 
+M.LINES = 64 -- the tenants' lines a ledger names in its claims at most (more: the script asks for them)
+
 -- The next entry claimed for keeper k (weights: tenant_weights): {id, params, out, tenant, priority, th}, false
--- (none queued), or nil, why.
+-- (none queued), or nil, why.  The lines of the tenants its claims took from are named in its next claims (keys.more:
+-- the script reads every waiting tenant's line; one it was not given it asks for, a round trip more).
 function M.claim(l, k, weights)
   if k.closed then return nil, "the keeper is closed" end
   local keys = names(l, { "q:data", "q:state", "q:names", "q:waiting", "q:pass", "q:claimed", "owner:" .. k.id })
+  local lines = l.queue_lines or {} -- (a list of the lines' keys, and th -> true)
+  l.queue_lines, keys.more = lines, lines
   local args = { k.id, tostring(l.lease_ms) }
   for tenant, w in pairs(weights or {}) do args[#args + 1], args[#args + 2] = tenant, string.format("%.17g", w) end
   local v, err = l.store:script("queue_claim", keys, args)
   if type(v) ~= "table" then return nil, message(err) end
   if not v[1] then return false end
   local e = cjson.decode(v[2]) or {}
-  return { id = v[1], params = e.params, out = e.out, tenant = e.tenant, priority = e.priority,
-    th = tenant_hash(e.tenant) }
+  local th = tenant_hash(e.tenant)
+  if not lines[th] and #lines < M.LINES then lines[th], lines[#lines + 1] = true, l.prefix .. "q:t:" .. th end
+  return { id = v[1], params = e.params, out = e.out, tenant = e.tenant, priority = e.priority, th = th }
 end
 
 -- Entry e's state told by keeper k (the queue's states above); whether written (nil, why: the store failed, the

@@ -7,7 +7,6 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
 local errors = X.errors
-local Request = X.request
 local S3 = require "starvideos.storage.s3"
 
 local setmetatable, tonumber, tostring, ipairs, string_format, table_concat = setmetatable, tonumber, tostring,
@@ -18,11 +17,12 @@ local M = {}
 
 local function sigv4() return require "starvideos.sigv4" end
 
--- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.  (Owner: loop, key,
--- cfg, st, bucket, key_name, out, path, deadline; storage/refs.lua's objects are owners too.)
+-- A request of shape op (S3.OPS) on the object for owner: sent now, it advances owner when done.  (Owner: host (a
+-- job's seat, or a client's ctx: host.lua's methods), st, bucket, key_name, out, path, deadline; storage/refs.lua's
+-- objects are owners too.)
 function M.call(owner, op, a, t, long)
   local r, err = S3.request(owner.st, op, owner.bucket, owner.key_name, a)
-  local req = Request.new { loop = owner.loop, key = owner.key, cfg = owner.cfg, owner = owner, op = "exchange",
+  local req = owner.host:request { owner = owner, op = "exchange",
     what = "storage", url = r and r.url or owner.out, path = owner.path, body = r and r.body, deadline = owner.deadline,
     method = r and r.method, headers = r and r.headers, heads = true, long = long }
   if r then req:send(t) else req.done, req.err = true, err end
@@ -34,8 +34,8 @@ end
 local C = {}
 C.__index = C
 
-function M.commit(got, owner)
-  local c = setmetatable({ owner = owner, got = got, loop = got.loop, key = got.key, cfg = got.cfg, st = got.st,
+function M.commit(got, seat)
+  local c = setmetatable({ host = seat, got = got, st = got.st,
     bucket = got.bucket, key_name = got.key_name, out = got.out, path = got.path, deadline = got.deadline,
     done = false, sha256 = got.sha256, bytes = got.bytes, marked = got.marked }, C)
   local parts = {}
@@ -94,7 +94,7 @@ end
 function C:committed(err)
   self.done, self.err = true, err
   if err then err.message = "storage: " .. self.out .. ": " .. err.message end
-  self.owner:advance(now())
+  self.host:advance(now())
 end
 
 function C:cancel() self.done = true end
@@ -107,15 +107,15 @@ Ask.__index = Ask
 function Ask:advance() self.done = true end
 Ask.cancel = Ask.advance
 
--- One request of shape op on bucket's key on the store st (deadline: nil, none), driven on ctx's loop to its end,
--- its waits the client's sleep (in a job's coroutine, verb_job.lua: it yields): the request (req.task: its answer,
--- else req.err).  storage/sweep.lua's too.
+-- One request of shape op on bucket's key on the store st (deadline: nil, none), driven on ctx's loop to its end
+-- (ctx: a client's, or a job's seat), its waits the client's sleep (in a job's coroutine, verb_job.lua: it yields):
+-- the request (req.task: its answer, else req.err).  storage/sweep.lua's too.
 function M.ask(ctx, st, bucket, key_name, op, a, deadline)
-  local o = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, st = st, bucket = bucket,
+  local o = setmetatable({ host = ctx, st = st, bucket = bucket,
     key_name = key_name, out = "s3://" .. bucket .. "/" .. key_name, path = "/" .. bucket .. "/" .. key_name,
     deadline = deadline, done = false }, Ask)
   o.req = M.call(o, op, a, now())
-  ctx.loop:drive(function() return o.done or o.req.done end, nil, nil, ctx.cfg and ctx.cfg.sleep)
+  ctx:drive(function() return o.done or o.req.done end)
   return o.req
 end
 
@@ -123,7 +123,7 @@ end
 -- "ok", or "missing" or "changed" and why.
 function M.check(t, ctx)
   local bucket, key_name = S3.parse(t.path, "path")
-  local st, err = S3.store_of(ctx.cfg.storage)
+  local st, err = S3.store_of(ctx:storage())
   local req = bucket and st and M.ask(ctx, st, bucket, key_name, "head", nil, ctx.deadline) or { err = err or key_name }
   err = req.err
   if err then
@@ -145,7 +145,7 @@ end
 M.MAX = 1024 * 1024 * 1024
 function M.place(file, out, ctx, sum)
   local bucket, key_name = S3.parse(out, "out")
-  local st, err = S3.store_of(ctx.cfg.storage)
+  local st, err = S3.store_of(ctx:storage())
   if not (bucket and st) then return nil, err or key_name end
   local body, rerr = core.read_whole(file, M.MAX)
   if not body then return nil, new_error("io", string_format("out: %s could not be read: %s", file, tostring(rerr))) end
@@ -170,16 +170,16 @@ function R:advance(t)
   local req = self.req
   if self.done or not req.done then return end
   self.done, self.err = true, req.err or S3.error_in(req.task.body)
-  self.seat:advance(t)
+  self.host:advance(t)
 end
 function R:cancel() self.done = true end
 
 function M.record(seat, t, text)
   local bucket, key_name = S3.parse(seat.out, "out")
-  local st, err = S3.store_of(seat.cfg.storage)
+  local st, err = S3.store_of(seat:storage())
   if not (bucket and st) then return { done = true, err = err or key_name } end
   local name = key_name .. ".json"
-  local o = setmetatable({ seat = seat, loop = seat.loop, key = seat.key, cfg = seat.cfg, st = st, bucket = bucket,
+  local o = setmetatable({ host = seat, st = st, bucket = bucket,
     key_name = name, out = seat.out .. ".json", path = "/" .. bucket .. "/" .. name, deadline = seat.deadline,
     done = false }, R)
   o.req = M.call(o, "put", { type = "application/json", body = text }, t)
@@ -190,7 +190,7 @@ end
 -- The text of the provenance record beside the saved object path (ctx: a client's), or nil.
 function M.record_of(path, ctx)
   local bucket, key_name = S3.parse(path, "path")
-  local st = bucket and S3.store_of(ctx.cfg.storage)
+  local st = bucket and S3.store_of(ctx:storage())
   if not st then return nil end
   local req = M.ask(ctx, st, bucket, key_name .. ".json", "get")
   if req.err or S3.error_in(req.task.body) then return nil end
@@ -203,7 +203,7 @@ end
 function M.source(t, ctx, left)
   local bucket, key_name = S3.parse(t.path, "path")
   if not bucket then return nil, key_name end
-  local st, err = S3.store_of(ctx.cfg.storage)
+  local st, err = S3.store_of(ctx:storage())
   if not st then return nil, err end
   local url, perr = S3.presign(st, bucket, key_name, S3.lifetime(left or 0))
   if not url then return nil, perr end

@@ -12,7 +12,6 @@ local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted
 local X = require "starvideos.extension" -- (its window: what a rock may use of the core)
 local core = require "starvideos.core"
 local errors = X.errors
-local Request = X.request
 local S3 = require "starvideos.storage.s3"
 local Part = require "starvideos.storage.part"
 local Commit = require "starvideos.storage.commit"
@@ -28,7 +27,7 @@ O.PART = 5 * 1024 * 1024 -- bytes of a part (S3's least but for the last; a mult
 
 local function sigv4() return require "starvideos.sigv4" end
 
--- The bucket of the store st asked once with these credentials (ctx: a job's loop, key, cfg), before a create
+-- The bucket of the store st asked once with these credentials (ctx: a job's seat), before a create
 -- that writes into it is paid for (once per store: st.reached): true, or nil, err naming the bucket and the
 -- store's answer.
 local function reach(ctx, st, bucket)
@@ -81,8 +80,8 @@ end
 
 function O.fetch(seat, t, url, path, d)
   local bucket, key_name = S3.parse(seat.out, "out")
-  local st, serr = S3.store_of(seat.cfg.storage)
-  local u = setmetatable({ seat = seat, loop = seat.loop, key = seat.key, cfg = seat.cfg, st = st, bucket = bucket,
+  local st, serr = S3.store_of(seat:storage())
+  local u = setmetatable({ host = seat, st = st, bucket = bucket,
     key_name = key_name, out = seat.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
     tostring(key_name), deadline = seat.deadline, duration = d.duration, done = false, bytes = 0,
     mark = seat.mark }, U) -- (mark: the box the last part ends with, seat.lua's; nil: none)
@@ -115,7 +114,6 @@ end
 -- A part's bytes checked and hashed (storage/part.lua): fed to tap as they came (libcurl's transport: only the
 -- sums taken now), else in the transport's thread pool when it has one.
 function U:check(bytes, tap)
-  local tr = self.loop.transport
   local seconds, md5 = self:seconds(), true
   if tap then
     local fed, why = tap:tapped()
@@ -123,32 +121,31 @@ function U:check(bytes, tap)
     if fed == Part.size(bytes) then return Part.sums(tap, self.total, self.mark) end
     tap:close() -- (fed other bytes than these: they are hashed whole below)
   end
-  if not tr.offload then return Part.check(seconds, md5, self.state, bytes, self.total, self.mark) end
-  return tr:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total, self.mark)
+  return self.host:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total, self.mark)
 end
 
 -- The GETs held of each key (its part "held GETs", key.lua): at most its max_connections but one, so that a
 -- connection is always left for the requests that end (the puts, the reads), however many jobs read from hosts
 -- that ignore Range.
-local function holding(key) return key:part("held GETs", function() return { n = 0 } end) end
+local function holding(host) return host:shared("held GETs", function() return { n = 0 } end) end
 
 -- The GET req held at its part's end (its task's `held`) kept for the next part, when the key has a connection to
 -- spare; else let go of (the next part then reads from byte 0 again).
 function U:keep(req)
-  local h, key = req.task.held, self.key
+  local h = req.task.held
   if not h then return end
-  local held = holding(key)
-  if held.n + 1 >= (key.conns or 1) then return self.loop.transport:cancel(h) end
+  local held = holding(self.host)
+  if held.n + 1 >= self.host:connections() then return self.host:cancel(h) end
   held.n, self.held = held.n + 1, h
 end
 
 -- The GET held, taken back (going on with the next part's request), or let go of (cancel: its connection closed).
 function U:unhold(cancel)
-  local h, tr = self.held, self.loop.transport
+  local h = self.held
   if not h then return nil end
-  local held = holding(self.key)
+  local held = holding(self.host)
   self.held, held.n = nil, math.max(0, held.n - 1)
-  if cancel and tr then tr:cancel(h) end
+  if cancel then self.host:cancel(h) end
   return h
 end
 function U:let_go() self:unhold(true) end
@@ -158,21 +155,22 @@ function U:finish(err)
   self:let_go()
   self.done, self.err = true, err
   if err and err.check == nil and self.checked then err.check = self.checked end
-  if self.seat:awaits(self) then self.seat:advance(now()) end
+  if self.host:awaits(self) then self.host:advance(now()) end
   return self
 end
 
 -- The ledger's record of the upload now (nil: it ended).
 function U:record(text)
-  if self.seat.id then self.written = self.seat.ledger:sink_state(self.seat.id, "upload", text, self.out) end
+  local id = self.host.id
+  if id then self.written = self.host:sink_state(id, "upload", text, self.out) end
 end
 
 -- Whether the ledger wrote the upload's last record: a part is sent (and the upload completed) only once the parts
 -- before it are recorded, so that a process killed after a part's answer never sends that part again.  Not yet:
 -- looked at again soon, or once a store answers (loop:wait_for).
 function U:recorded(t)
-  if not self.written or self.seat.ledger:written(self.written) then self.written = nil; return true end
-  self.loop:wait_for(self, t)
+  if not self.written or self.host:written(self.written) then self.written = nil; return true end
+  self.host:wait_for(self, t)
   return false
 end
 
@@ -191,7 +189,7 @@ function U:place(k, op, a, t, long)
   self[k] = SENDING
   local req = call(self, op, a, t, long)
   self[k] = req
-  if req.done then self.loop:at(t, self) end
+  if req.done then self.host:at(t, self) end
   return req
 end
 
@@ -249,13 +247,13 @@ function U:read(t)
   local upto = at + O.PART
   if self.total and upto > self.total then upto = self.total end
   if self.total and from >= self.total then self.eof = true; return end
-  local tap = self.loop.curl and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
+  local tap = self.host:taps() and function() -- (libcurl's transport feeds it; others: U:check hashes the bytes)
     return sigv4().stream(self:seconds(), true, self.state)
   end
-  self.get = Request.new { loop = self.loop, key = self.key, cfg = self.cfg, owner = self, op = "exchange",
+  self.get = self.host:request { owner = self, op = "exchange",
     what = "media", url = self.url, path = self.video_path, deadline = self.deadline, range = { from, upto - 1 },
     headers = "Accept: */*\n", follow = true, long = true, pieces = true, tap = tap or nil,
-    hold = (self.key.conns or 1) > 1 or nil, rest = self:unhold() } -- (the held GET: the request's now)
+    hold = self.host:connections() > 1 or nil, rest = self:unhold() } -- (the held GET: the request's now)
   self.get.from, self.get.at = from, at
   self.get:send(t)
 end
@@ -306,7 +304,7 @@ function U:taken(req, t)
   local body = p.body
   self.bytes, p.body, req.body = p.at, nil, nil
   self:record(cjson.encode(rec))
-  self.seat:progress(p.at, self.total)
+  self.host:progress(p.at, self.total)
   -- (the part's megabytes let go of now, not when the heap has doubled: libcurl's starvideos.bytes at once)
   if type(body) == "userdata" then body:free() else collectgarbage() end
 end
@@ -318,11 +316,8 @@ local function refused_checksums(self, err)
   self.st.server.checksum = "md5"
   self.rec.checksum = "md5"
   self:stream_of(nil)
-  local on_event = self.cfg.on_event
-  if on_event then
-    on_event { type = "warning", message = string_format("storage %s refused x-amz-checksum-* (%s): parts carry "
-      .. "Content-MD5 instead", self.st.where, tostring(err.message)) }
-  end
+  self.host:tell { type = "warning", message = string_format("storage %s refused x-amz-checksum-* (%s): parts "
+    .. "carry Content-MD5 instead", self.st.where, tostring(err.message)) }
   return true
 end
 

@@ -31,11 +31,17 @@ local MIME = { png = "image/png", jpeg = "image/jpeg", webp = "image/webp", gif 
 
 local function sign() return require "starvideos.sign" end -- (C: loaded at first use)
 
--- The store of cfg and where its references go: st, bucket, prefix; or nil, err (what to set).
-local function refs_of(cfg)
-  local st, err = S3.store_of(cfg.storage)
+-- Whether the storage option keeps reference objects (keep_refs), for a host (a job's seat, a client's ctx).
+local function keep_refs(host)
+  local storage = host:storage()
+  return storage ~= nil and storage.keep_refs == true
+end
+
+-- The store of the storage option and where its references go: st, bucket, prefix; or nil, err (what to set).
+local function refs_of(storage)
+  local st, err = S3.store_of(storage)
   if not st then return nil, err end
-  local where = cfg.storage and cfg.storage.refs or os_getenv("STARVIDEOS_REFS")
+  local where = storage and storage.refs or os_getenv("STARVIDEOS_REFS")
   if where == nil or where == "" then
     return nil, new_error("invalid_request", "storage.refs: a local file as a reference is put into your bucket "
       .. "first: give storage = {refs = \"s3://bucket/prefix/\"} or set STARVIDEOS_REFS", { field = "storage.refs" })
@@ -48,14 +54,13 @@ end
 -- The storage option checked (the core's config hands it here: s3.lua's check): nil, or what is wrong.
 R.check = S3.check
 
--- Where cfg puts its local files, as refs_of, refused unless the service could fetch from the store's host (as
--- preflight rules for a reference URL, docs/media.md): st, bucket, prefix; or nil, err.
-local function place(cfg)
-  local st, bucket, prefix = refs_of(cfg)
+-- Where a host (a job's seat, a client's ctx) puts its local files, as refs_of, refused unless the service could
+-- fetch from the store's host (as preflight rules for a reference URL, docs/media.md: host:public_only()): st,
+-- bucket, prefix; or nil, err.
+local function place(host)
+  local st, bucket, prefix = refs_of(host:storage())
   if not st then return nil, bucket end
-  local allow = cfg.allow_private_media
-  if allow == nil then allow = core.private_host(core.check_url(cfg.base_url, "base_url", true).host) ~= nil end
-  if not allow and core.private_host(st.host) then
+  if host:public_only() and core.private_host(st.host) then
     return nil, new_error("invalid_request", string_format("storage.endpoint: %s is not a public address: the "
       .. "service could not fetch a local file's URL there (allow_private_media = true sends it anyway)", st.where),
       { field = "storage.endpoint" })
@@ -63,11 +68,11 @@ local function place(cfg)
   return st, bucket, prefix
 end
 
--- Whether cfg can put local files (its storage option, else the environment; no network): true, or nil, err (what to
--- set), as start would find it.  A film asks before its first create; a remix puts its parent's file there when it
--- can, not the service's video_url (lineage.lua).
-function R.ready(cfg)
-  local st, err = place(cfg)
+-- Whether a client (its ctx) can put local files (its storage option, else the environment; no network): true, or
+-- nil, err (what to set), as start would find it.  A film asks before its first create; a remix puts its parent's
+-- file there when it can, not the service's video_url (lineage.lua).
+function R.ready(ctx)
+  local st, err = place(ctx)
   if not st then return nil, err end
   return true
 end
@@ -88,9 +93,9 @@ Obj.__index = Obj
 local function object_of(holder, url, extra)
   local bucket, key_name = S3.parse(url, "refs")
   if not bucket then return nil end
-  local o = setmetatable({ holder = holder, owner = holder, loop = holder.loop, key = holder.key, cfg = holder.cfg,
-    st = holder.st, bucket = bucket, key_name = key_name, out = url, url = url, path = "/" .. bucket .. "/"
-    .. key_name, deadline = holder.deadline, done = false }, Obj)
+  local o = setmetatable({ holder = holder, owner = holder, host = holder.host, st = holder.st, bucket = bucket,
+    key_name = key_name, out = url, url = url, path = "/" .. bucket .. "/" .. key_name, deadline = holder.deadline,
+    done = false }, Obj)
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end
@@ -174,7 +179,7 @@ function U:object(ref, prefix)
   if not o then
     o = object_of(self, url, { file = ref.file, mime = mime, sha256 = sum, field = ref.field, max = ref.max })
     self.by_url[url], self.list[#self.list + 1] = o, o
-    self.st.server:hold(self.seat, url)
+    self.st.server:hold(self.host, url)
   end
   self.by_file[ref.file] = o
   return o
@@ -183,10 +188,9 @@ end
 -- Start putting job's local files into the bucket at t (job:advance once done: up.done, up.err; up.body, the
 -- create's body naming their presigned URLs, and up.refs, the objects as the ledger records them).
 function R.start(seat, t)
-  local cfg = seat.cfg
-  local up = setmetatable({ seat = seat, owner = seat, loop = seat.loop, key = seat.key, cfg = cfg,
-    deadline = seat.deadline, done = false, list = {}, by_url = {}, by_file = {}, left = 0 }, U)
-  local st, bucket, prefix = place(cfg)
+  local up = setmetatable({ host = seat, deadline = seat.deadline, done = false, list = {}, by_url = {},
+    by_file = {}, left = 0 }, U)
+  local st, bucket, prefix = place(seat)
   if not st then return up:finish(bucket, t) end
   up.st, up.bucket = st, bucket
   for _, ref in ipairs(seat.references) do
@@ -216,7 +220,7 @@ function U:presigned(t)
   local left = self.deadline - t
   local seconds = S3.lifetime(left)
   if left + R.MARGIN > R.WEEK then
-    self.seat:emit("warning", { message = string_format("a presigned URL lives 7 days at most, and the task's "
+    self.host:emit("warning", { message = string_format("a presigned URL lives 7 days at most, and the task's "
       .. "deadline is %.1f days away: a task the service has not started by then cannot fetch its local files "
       .. "(it fails)", left / 86400) })
   end
@@ -228,10 +232,10 @@ function U:presigned(t)
   end
   local url_of = {}
   for file, o in pairs(self.by_file) do url_of[file] = urls[o] end
-  local path, body = self.seat:body(url_of)
+  local path, body = self.host:body(url_of)
   if not path then return self:finish(body, t) end
   self.body = body
-  if not (self.cfg.storage and self.cfg.storage.keep_refs) then self.refs = cjson.encode(names) end
+  if not keep_refs(self.host) then self.refs = cjson.encode(names) end
   self:finish(nil, t)
 end
 
@@ -241,8 +245,8 @@ end
 function U:finish(err, t)
   if self.done then return self end
   self.done, self.err = true, err
-  if not self.refs then R.release(self.seat, not self.cancelled and err or nil, self.list) end
-  if self.seat:awaits(self) and not self.cancelled then self.seat:advance(t or now()) end -- (a cancel: the job's)
+  if not self.refs then R.release(self.host, not self.cancelled and err or nil, self.list) end
+  if self.host:awaits(self) and not self.cancelled then self.host:advance(t or now()) end -- (a cancel: the job's)
   return self
 end
 
@@ -259,12 +263,13 @@ Rel.__index = Rel
 
 -- job's create answered with task id: the objects its upload put recorded with the task (deleted at its end).
 function R.created(seat, id)
-  if seat.refs then seat.ledger:sink_state(id, "refs", seat.refs) end
+  if seat.refs then seat:sink_state(id, "refs", seat.refs) end
 end
 
--- The objects the ledger's unfinished tasks but id name (url -> true): they stay; nil when it cannot be read.
-local function live(ledger, id)
-  local named, list = {}, ledger.records and ledger:unfinished() or {}
+-- The objects the ledger's unfinished tasks but id name (url -> true): they stay; nil when it cannot be read.  (host:
+-- a job's seat, a client's ctx.)
+local function live(host, id)
+  local named, list = {}, host:records() and host:unfinished() or {}
   for _, t in ipairs(list or {}) do
     for _, url in ipairs(t.id ~= id and urls_of(t.refs) or {}) do named[url] = true end
   end
@@ -274,19 +279,18 @@ end
 -- A release of ctx's objects (urls) for task id (nil: none recorded), each deleted when no other live task names it
 -- (named: the ledger's, read when needed), as a busy object of the loop (its settle waits for it).
 local function releasing(ctx, id, urls, t, named)
-  local st = S3.store_of(ctx.cfg.storage)
-  local rel = setmetatable({ loop = ctx.loop, key = ctx.key, cfg = ctx.cfg, ledger = ctx.ledger, id = id, st = st,
-    done = false, left = 0, failed = {}, objs = {} }, Rel)
+  local st = S3.store_of(ctx:storage())
+  local rel = setmetatable({ host = ctx, id = id, st = st, done = false, left = 0, failed = {}, objs = {} }, Rel)
   for _, url in ipairs(st and urls or {}) do
     local o = object_of(rel, url)
     local free = o and not st.server:held(url) -- (no live job of this process holds it)
-    if free then named = named or live(ctx.ledger, id) or ALL end
+    if free then named = named or live(ctx, id) or ALL end
     if free and not named[url] then
       rel.left, rel.objs[#rel.objs + 1] = rel.left + 1, o
       ask(rel, o, t, "delete")
     end
   end
-  if rel.left == 0 then rel:ended() else ctx.loop:turning(rel) end
+  if rel.left == 0 then rel:ended() else ctx:turning(rel) end
   return rel
 end
 
@@ -301,12 +305,11 @@ end
 function Rel:ended()
   if self.done then return end
   self.done = true
-  local on_event = self.cfg.on_event
-  if self.failed[1] and on_event then
-    on_event { type = "warning", id = self.id, message = "a reference object could not be deleted (resume and keep "
-      .. "try again): " .. table.concat(self.failed, "; ") }
+  if self.failed[1] then
+    self.host:tell { type = "warning", id = self.id, message = "a reference object could not be deleted (resume and "
+      .. "keep try again): " .. table.concat(self.failed, "; ") }
   end
-  if self.id and not self.failed[1] and self.ledger.records then self.ledger:sink_state(self.id, "refs", nil) end
+  if self.id and not self.failed[1] and self.host:records() then self.host:sink_state(self.id, "refs", nil) end
 end
 
 function Rel:turn() return self.done end
@@ -322,27 +325,27 @@ end
 function R.release(seat, err, list)
   local urls = list and {} or urls_of(seat.refs)
   for _, o in ipairs(list or {}) do urls[#urls + 1] = o.put_done and o.url or nil end
-  local st = S3.store_of(seat.cfg.storage) -- (the store its objects were put in: refs_of's)
+  local st = S3.store_of(seat:storage()) -- (the store its objects were put in: refs_of's)
   if st then st.server:let_go(seat) end
   local ended = seat.status == "completed" or seat.status == "failed"
     or not seat.id and not (err and (err.maybe_created or err.pending))
   if list then ended = err ~= nil elseif seat.state ~= "done" then ended = false end
-  if not ended or (seat.cfg.storage and seat.cfg.storage.keep_refs) or not urls[1] then return end
+  if not ended or keep_refs(seat) or not urls[1] then return end
   return releasing(seat, not list and seat.id or nil, urls, now())
 end
 
 -- The objects of ended tasks that a process left in the bucket (killed before it deleted them): deleted now, unless
--- another live task names them, each task's record cleared.  ctx: resume's or keep's loop, key, ledger and cfg.
+-- another live task names them, each task's record cleared.  ctx: resume's or keep's (host.lua's methods).
 function R.sweep(ctx)
-  if not ctx.ledger.records or (ctx.cfg.storage and ctx.cfg.storage.keep_refs) then return end
-  local list, named, rels = ctx.ledger:tasks() or {}, nil, {}
+  if not ctx:records() or keep_refs(ctx) then return end
+  local list, named, rels = ctx:tasks() or {}, nil, {}
   for _, t in ipairs(list) do
     if t.refs and (t.status == "completed" or t.status == "failed") then
-      named = named or live(ctx.ledger) or ALL
+      named = named or live(ctx) or ALL
       rels[#rels + 1] = releasing(ctx, t.id, urls_of(t.refs), now(), named)
     end
   end
-  ctx.loop:drive(function()
+  ctx:drive(function()
     for _, rel in ipairs(rels) do if not rel.done then return false end end
     return true
   end)

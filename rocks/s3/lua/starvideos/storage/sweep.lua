@@ -36,7 +36,7 @@ local function ours(ctx, dir, name)
     local bucket, key = S3.parse(url, "out")
     if bucket then keys[bucket] = keys[bucket] or {}; keys[bucket][key] = true end
   end
-  for _, t in ipairs(ctx.ledger:tasks() or {}) do
+  for _, t in ipairs(ctx:tasks() or {}) do
     add(t.out)
     add(t.path)
     if t.id and X.scheme(dir) then -- (an object's URL, not a folder)
@@ -76,12 +76,12 @@ local function stale(ctx, st, bucket, keys, held, before)
   return list
 end
 
--- keep's and resume's sweep (ctx: their loop, key, ledger, cfg; dir: their dir, name: a task's file name there):
+-- keep's and resume's sweep (ctx: their client's, host.lua's methods; dir: their dir, name: a task's file name there):
 -- the count aborted.  What failed is a warning (the next keep tries again).
 function W.run(ctx, dir, name)
-  if not ctx.ledger.records then return 0 end
+  if not ctx:records() then return 0 end
   local keys, held = ours(ctx, dir, name)
-  local st = next(keys) and S3.store_of(ctx.cfg.storage)
+  local st = next(keys) and S3.store_of(ctx:storage())
   if not st then return 0 end
   local n, failed, before = 0, {}, os_time() - W.STALE
   for bucket, set in pairs(keys) do
@@ -96,10 +96,9 @@ function W.run(ctx, dir, name)
       end
     end
   end
-  local on_event = ctx.cfg.on_event
-  if failed[1] and on_event then
-    on_event { type = "warning", message = "an unfinished upload of ours could not be looked at or aborted (keep tries"
-      .. " again): " .. table_concat(failed, "; ") }
+  if failed[1] then
+    ctx:tell { type = "warning", message = "an unfinished upload of ours could not be looked at or aborted (keep "
+      .. "tries again): " .. table_concat(failed, "; ") }
   end
   return n
 end
