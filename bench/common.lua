@@ -17,7 +17,7 @@ local B = {}
 do
   local helper = require "spec.helper"
   B.exists, B.read_file, B.write_file = helper.exists, helper.read_file, helper.write_file
-  B.file_size, B.free_ports = helper.file_size, helper.free_ports
+  B.file_size, B.free_ports, B.hanging_port = helper.file_size, helper.free_ports, helper.hanging_port
 end
 io.stdout:setvbuf("line") -- the runner shows each line as it comes
 
