@@ -152,16 +152,25 @@ describe("one policy", function()
     end)
 
     it("gives a download up at once when its Retry-After is beyond max_retry_wait", function()
-      local c = bare { max_retry_wait = 1 }
+      local answered = false -- (the 503's response event came)
+      local c = bare { max_retry_wait = 1, on_event = function(ev)
+        if ev.type == "response" and ev.status == 503 then answered = true end
+      end }
       local task = completed_task(c)
       emu:clear() -- the log only: a reset would drop the video's token
       emu:fault { method = "GET", path = "/videos/", status = 503, headers = { ["Retry-After"] = "5" } }
-      local t0 = core.now()
-      local got, err = c:download(task, helper.tmpdir() .. "/v.mp4")
+      -- its pauses through a sleep of the spec's: at once is no pause asked once the 503 came (issue 78, 2: not
+      -- 'under 1.5 s')
+      local slept = {}
+      local got, err = c:download(task, helper.tmpdir() .. "/v.mp4", { sleep = function(s)
+        if answered then slept[#slept + 1] = s end
+        core.sleep(s)
+      end })
       assert.is_nil(got)
       assert.equal(503, err.status)
       assert.equal(5, err.retry_after)
-      assert.is_true(core.now() - t0 < 1.5)
+      assert.is_true(answered, "no response event for the 503")
+      assert.same({}, slept, "paused after the 503")
       assert.equal(1, #under(emu, "/videos/"))
     end)
 

@@ -114,6 +114,23 @@ function helper.refusing_port()
   return tonumber(port)
 end
 
+-- A port of 127.0.0.1 where a connection attempt hangs: a listener whose accept queue (of 1) is full, filled by
+-- connections of its own.  Its port, and a function that lets all of them go.
+function helper.hanging_port()
+  local srv = assert(socket.bind("127.0.0.1", 0, 1))
+  local _, port = srv:getsockname()
+  local fill = {}
+  for i = 1, 4 do
+    fill[i] = socket.tcp()
+    fill[i]:settimeout(0)
+    fill[i]:connect("127.0.0.1", port)
+  end
+  return tonumber(port), function()
+    for _, s in ipairs(fill) do s:close() end
+    srv:close()
+  end
+end
+
 -- Put before a command that runs a program not built with the sanitizers:
 -- `make check` preloads the ASan runtime into the suite (for its instrumented
 -- core.so) and sends reports to its log folder; an uninstrumented program must

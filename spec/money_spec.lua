@@ -124,7 +124,9 @@ describe("money and robustness", function()
     assert.is_nil(got)
     assert.equal("timeout", err.kind)
     assert.equal(task.id, err.id)
-    assert.is_true(elapsed < 3, "waited " .. elapsed .. " s")
+    -- returned before its 10 s interval could end: it did not sleep the interval out (issue 78, 2: not 'under
+    -- 3 s'; how soon after its deadline is bench/deadlines.lua's)
+    assert.is_true(elapsed < 10, "waited " .. elapsed .. " s, its interval 10 s")
   end)
 
   it("finds an unwritable journal before paying: nothing is sent", function()

@@ -61,9 +61,12 @@ describe("rate limits read from the answers (libcurl)", function()
     .. "nothing sent); a shorter one is waited out", function()
     emu:clear()
     emu:config { rate_limit = { count = 1, per = 3600 }, rate_limit_headers = "ietf" }
-    local c = starvideos.new { api_key = emu.key, base_url = emu.url, max_retry_wait = 30 }
+    -- (its pauses through a sleep of the spec's: at once is no pause asked; issue 78, 2: not 'under 2 s')
+    local slept = {}
+    local c = starvideos.new { api_key = emu.key, base_url = emu.url, max_retry_wait = 30,
+      sleep = function(s) slept[#slept + 1] = s; core.sleep(s) end }
     assert(c:query(id)) -- (the window's one request: told none is left for an hour)
-    local t0 = core.now()
+    slept = {}
     local task, err = c:create { model = "videos", prompt = "held", duration = 5 }
     assert.is_nil(task)
     assert.equal("rate_limited", err.kind)
@@ -81,7 +84,7 @@ describe("rate limits read from the answers (libcurl)", function()
     assert.equal("rate_limited", gerr.kind)
     assert.matches("create not sent: the service said no request of the key for 3600 s more (its rate limit), past "
       .. "the call's timeout (20 s left)", gerr.message, 1, true)
-    assert.is_true(core.now() - t0 < 2, "ended at once")
+    assert.same({}, slept, "paused for the hold: not at once")
     c:close()
     assert.equal(0, emu:creates())
     assert.equal(1, (tally(emu, 1, 3600)), "API requests sent")
@@ -89,7 +92,7 @@ describe("rate limits read from the answers (libcurl)", function()
     emu:clear()
     c = starvideos.new { api_key = emu.key, base_url = emu.url, max_retry_wait = 30 }
     assert(c:query(id))
-    t0 = core.now()
+    local t0 = core.now()
     assert(c:create { model = "videos", prompt = "waited", duration = 5 })
     assert.is_true(core.now() - t0 > 1, "the create waited for the window's end")
     c:close()

@@ -4,7 +4,6 @@
 
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
-local core = require "starvideos.core"
 
 local jit = rawget(_G, "jit")
 
@@ -103,16 +102,29 @@ describe("the client's queue of requests waiting for a connection", function()
   end)
 
   it("ends a wait at its deadline while its poll still waits in the queue", function()
-    local c = client()
+    local handed = 0 -- the polls handed to the transport (their request events)
+    local c = client { on_event = function(ev) if ev.type == "request" and ev.method == "GET" then
+      handed = handed + 1
+    end end }
     local task = assert(c:create { model = "videos", prompt = "deadline", duration = 5 })
-    emu:fault { method = "GET", delay = 3, count = 4 }
-    for _ = 1, 4 do c:watch(task.id, { interval = 3600 }) end -- they hold the 4 places for 3 s
+    emu:clear()
+    -- (held 600 s: longer than any machine's pace; issue 78, 2: not 'under 2.5 s' of a 3 s hold)
+    emu:fault { method = "GET", delay = 600, count = 4 }
+    for _ = 1, 4 do c:watch(task.id, { interval = 3600 }) end -- they hold the 4 places
     c:step(0)
-    local t0 = core.now()
     local got, err = c:wait(task.id, { timeout = 0.3 })
     assert.is_nil(got)
     assert.are.equal("timeout", err.kind)
-    assert.is_true(core.now() - t0 < 2.5, "the wait ended before the held exchanges did")
+    -- the wait ended while the 4 held the places (its own poll never handed over), the server answering none of
+    -- them: on its one connection, the first read and held, the others behind it
+    assert.are.equal(4, handed)
+    local function polls()
+      local list = {}
+      for _, r in ipairs(emu:requests()) do if r.method == "GET" then list[#list + 1] = r end end
+      return list
+    end
+    assert.is_true(helper.wait_until(function() return #polls() >= 1 end, 30), "no poll was read")
+    for _, r in ipairs(polls()) do assert.is_nil(r.answered, "the wait ended only once the held exchanges did") end
     c:close()
   end)
 

@@ -634,9 +634,9 @@ describe("starvideos workflows", function()
       for _, r in ipairs(results) do assert.is_nil(r.err) end
       local polls = #logged(emu, "/v1/result/")
       assert.is_true(took >= 1.5, "the tasks finished too soon to measure: " .. took .. " s")
-      -- a budget of 5 per second, plus one second's worth of burst
+      -- a budget of 5 per second, plus one second's worth of burst (a slower machine only sends fewer; that the
+      -- budget is used, not only kept, is counted on a clock of its own: budget_spec, issue 78, 2)
       assert.is_true(polls <= 5 * took + 5 + 1, polls .. " polls in " .. took .. " s with requests_per_second = 5")
-      assert.is_true(polls >= 4 * took - 2, "only " .. polls .. " polls in " .. took .. " s: the budget was not used")
     end)
 
     it("honours max_connections = 2", function()
@@ -733,30 +733,37 @@ describe("starvideos workflows", function()
       assert.same({ "watched.mp4", "watched.mp4.json" }, listing(dir))
     end)
 
-    it("returns from step(0) at once while the server takes 2 s to answer", function()
-      local client = new_client()
+    -- (issue 78, 2: the poll held 600 s and the steps read by what came of the poll meanwhile, not 'a step under
+    -- 0.5 s, 95% under 0.05 s' of a 2 s answer; how long a step(0) takes is bench/step.lua's)
+    it("returns from step(0) at once while the server holds the answer", function()
+      local sent, ended = 0, {} -- the polls sent; their exchanges' ends: a response, a retry (a timeout: 30 s)
+      local client = new_client { on_event = function(ev)
+        if ev.type == "request" then sent = sent + 1 end
+        if ev.type == "response" or ev.type == "retry" then ended[#ended + 1] = ev.type end
+      end }
       local task = completed_task(client)
-      emu:fault { path = "/v1/result/", delay = 2 }
-      local job = client:watch(task.id, { interval = 0.05, timeout = 20 })
-      local slowest, steps, deadline, times = 0, 0, gettime() + 10, {}
-      while not job.done and gettime() < deadline do
-        local t0 = gettime()
+      sent, ended = 0, {}
+      emu:clear()
+      emu:fault { path = "/v1/result/", delay = 600 }
+      local job = client:watch(task.id, { interval = 0.05, timeout = 60 })
+      -- (its poll sent once the key's budget has a token: the wait before spent this second's)
+      local t0 = gettime()
+      while sent == 0 and gettime() - t0 < 30 do
         client:step(0)
-        local took = gettime() - t0
-        steps = steps + 1
-        times[steps] = took
-        if took > slowest then slowest = took end
         helper.sleep(0.01)
       end
-      assert.is_true(job.done)
-      assert.equal("completed", job.status)
-      assert.is_true(steps >= 20, "only " .. steps .. " steps during a 2 s answer")
-      -- a step that waited for the answer would take its 2 s; one in twenty may
-      -- meet the machine's own pauses (a VM's stolen time)
-      table.sort(times)
-      local p95 = times[math.ceil(#times * 0.95)]
-      assert.is_true(p95 < 0.05, string.format("95%% of the steps took up to %.3f s (slowest %.3f s)", p95, slowest))
-      assert.is_true(slowest < 0.5, "a step(0) took " .. slowest .. " s: it waited for the answer")
+      assert.equal(1, sent, "the poll was not sent")
+      for _ = 1, 20 do
+        client:step(0)
+        helper.sleep(0.01)
+      end
+      -- 20 steps returned, and the one poll still in flight: no step waited for its answer (nor for its timeout)
+      assert.same({}, ended)
+      local polls = emu:requests()
+      assert.equal(1, #polls)
+      assert.is_nil(polls[1].answered, "the server answered the poll")
+      assert.is_false(job.done)
+      job:cancel()
     end)
 
     it("is harmless to step after the job ended", function()

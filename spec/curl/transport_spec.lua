@@ -125,29 +125,25 @@ describe("the transport", function()
 
   it("gives up connecting after connect_timeout, and resends a create that never connected", function()
     -- a listener whose accept queue is full: the connection attempt hangs
-    local srv = assert(socket.bind("127.0.0.1", 0, 1))
-    local _, port = srv:getsockname()
-    local fill = {}
-    for i = 1, 4 do
-      fill[i] = socket.tcp()
-      fill[i]:settimeout(0)
-      fill[i]:connect("127.0.0.1", port)
-    end
+    local port, let_go = helper.hanging_port()
     local events = {}
     local c = starvideos.new { api_key = "k", base_url = "http://127.0.0.1:" .. port, connect_timeout = 0.3,
       max_retries = 1, retry_backoff = 0.01, on_event = function(e) events[#events + 1] = e end }
     local t0 = socket.gettime()
     local task, err = c:create(PARAMS)
     local elapsed = socket.gettime() - t0
-    for _, s in ipairs(fill) do s:close() end
-    srv:close()
+    let_go()
     assert.is_nil(task)
     assert.equal("timeout", err.kind)
     assert.is_nil(err.maybe_created)
     local requests = 0
     for _, e in ipairs(events) do if e.type == "request" then requests = requests + 1 end end
     assert.equal(2, requests)
-    assert.is_true(elapsed < 3, "took " .. elapsed)
+    -- its connect_timeout ended both attempts: they took less than one attempt would at the default's (10 s; the
+    -- request's timeout, 30 s) were it not followed, however slow the machine (issue 78, 2: not 'under 3 s'; how
+    -- promptly after 0.3 s is bench/deadlines.lua's)
+    local default = require("starvideos.config").DEFAULTS.connect_timeout
+    assert.is_true(elapsed < default, "took " .. elapsed .. " s, the default connect_timeout " .. default .. " s")
   end)
 
   it("reports request, response and retry events without the key", function()
@@ -473,7 +469,7 @@ describe("the transport", function()
       return tonumber((helper.capture("ls /proc/$PPID/task | wc -l")))
     end
 
-    it("starts no thread, and close with downloads running (one waiting for a byte) takes no time", function()
+    it("starts no thread, and close with downloads running (one waiting for a byte) waits for none of them", function()
       local hs = helper.hostile()
       finally(function() hs:stop() end)
       local url, dir = hs:url("held_video") .. "/v.mp4", helper.tmpdir()
@@ -493,9 +489,10 @@ describe("the transport", function()
       local t0 = socket.gettime()
       t:close()
       local took = socket.gettime() - t0
-      assert.is_true(took < 0.5, "close took " .. took .. " s")
-      print(string.format("\n  close with 2 downloads running (1 waiting for a byte) and 1 just cancelled: %.1f ms",
-        took * 1000))
+      -- close waited for no download to end (issue 78, 2: not 'under 0.5 s'; how soon is bench/deadlines.lua's): it
+      -- returned before any could end by itself, the stalled one at its stall (30 s without a byte), the running one
+      -- at its last byte (the server sends one each 0.1 s for 60 s)
+      assert.is_true(took < 30, "close took " .. took .. " s: as long as a download's own end")
       mute:close()
       running, stalled = nil, nil -- luacheck: ignore
       collectgarbage()

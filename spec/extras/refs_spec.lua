@@ -128,26 +128,40 @@ describe("a reference that cannot work", function()
     c:close()
   end)
 
+  -- The connections a listener that never accepts took in (each attempt one: the kernel completes them), counted
+  -- by accepting them now.
+  local function connections(silent)
+    silent:settimeout(0)
+    local n = 0
+    while true do
+      local s = silent:accept()
+      if not s then return n end
+      s:close()
+      n = n + 1
+    end
+  end
+
+  -- (one timeout, not one per attempt: one connection to the host, issue 78, 2; not 'under 1.6 s')
   it("on a host that never answers costs one timeout (not one per attempt), then the usual note", function()
     local silent = assert(socket.bind("127.0.0.1", 0)) -- listens, never accepts: connects, never answers
     local _, port = silent:getsockname()
     local c, notes = client { timeout = 1, max_retries = 2 }
     local url = "http://127.0.0.1:" .. port .. "/never.png"
     local task, err, took = create(c, { url, emu.url .. "/media/ok.png" }, "a host that never answers, timeout = 1")
+    assert.equal(1, connections(silent), "the preflight's attempts at the host")
     silent:close()
     assert.is_table(task, tostring(err))
     assert.equal(1, emu:creates())
-    assert.is_true(took >= 0.9 and took < 1.6, string.format("the preflight took %.2f s for a timeout of 1 s", took))
+    assert.is_true(took >= 0.9, string.format("the preflight took %.2f s for a timeout of 1 s", took))
     assert.equal(1, #notes)
     assert.truthy(notes[1].message:find("timed out", 1, true), notes[1].message)
     c:close()
     c = client { timeout = 1, max_retries = 2, preflight = "strict" } -- strict: the usual refusal, as soon
     silent = assert(socket.bind("127.0.0.1", 0))
     _, port = silent:getsockname()
-    local e2
-    e2, took = refused(c, { "http://127.0.0.1:" .. port .. "/never.png" }, "the same, strict", "timed out")
+    local e2 = refused(c, { "http://127.0.0.1:" .. port .. "/never.png" }, "the same, strict", "timed out")
+    assert.equal(1, connections(silent), "the strict preflight's attempts at the host")
     silent:close()
-    assert.is_true(took < 1.6, string.format("%.2f s", took))
     assert.truthy(e2.message:find('preflight = "strict"', 1, true))
     c:close()
   end)

@@ -26,7 +26,8 @@
 --                               offset); its commit is core.commit_start's;
 --                               with upto, only the bytes before it (then a
 --                               wire ending such as tr = "broken")
---   after                       seconds (real ones) before it finishes
+--   after                       seconds (real ones; with Fake.scripted(script, { fake_clock = clock })
+--                               and that clock started, the clock's: its poll moves it, no sleep)
 -- or nil: the send fails (kind network).  Every exchange is kept in
 -- fake.sent, in order, as { r, at (core.now() when sent), done (when it
 -- finished), cancelled }; fake.open counts those in flight, fake.most the
@@ -154,7 +155,8 @@ end
 
 function F:close() self.closed = true end
 
-function F.scripted(script)
+function F.scripted(script, opts)
+  local clock = opts and opts.fake_clock
   local t = { sent = {}, open = 0, most = 0, closed = false, commits = {} }
   local pending, finished, whole = {}, {}, {} -- whole: .part name -> a whole download's handle
 
@@ -207,8 +209,10 @@ function F.scripted(script)
         end
       end
       pending = keep
-      if #finished > 0 or not soonest or now() >= until_ then break end
-      core.sleep(math.max(0, math.min(soonest, until_) - now()))
+      local fake = clock and clock.running()
+      if #finished > 0 or now() >= until_ or not (soonest or fake) then break end
+      local wait = math.max(0, math.min(soonest or until_, until_) - now()) -- (the clock's: to the loop's timer)
+      if fake then clock.advance(wait) else core.sleep(wait) end
     until false
     return #finished
   end

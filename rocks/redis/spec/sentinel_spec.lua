@@ -4,6 +4,8 @@
 -- while a healthy second sentinel was never asked.  Now a master that fails ROLE sends the client to the next
 -- sentinel, each host is waited for a share of the timeout (S.budget), and the sentinel that named the master is
 -- asked first next time.  Without a server: fleet/conn.lua's open is the spec's own, each endpoint scripted.
+-- (on a clock of their own, moved by the waits, issue 78, 2: first, before the library)
+local clock = require "spec.support.fake_clock"
 local Conn = require "starvideos.fleet.conn"
 local S = require "starvideos.fleet.sentinel"
 local core = require "starvideos.core"
@@ -32,7 +34,7 @@ local function hosts(list)
       end
       return true
     end
-    function c.poll(_, wait) core.sleep(math.min(wait, 0.01)); return 0 end
+    function c.poll(_, wait) core.sleep(math.min(wait, 0.01)); return 0 end -- (find's: the clock moved)
     function c.pending() return 0 end
     function c.close() end
     c.at = at
@@ -42,9 +44,25 @@ local function hosts(list)
 end
 
 -- The sentinel way of cfg found (timeout s), each step polled: the master's address and the seconds it took, or
--- nil and the error.
+-- nil and the error; on a clock of its own (spec/support/fake_clock.lua), which each wait moves by what it asked
+-- (core.sleep, the hosts' polls' and the pauses' between rounds), so that the seconds counted are the budget's, at
+-- any pace.
 -- (server: what the process knows of the store's server, store.server: the master remembered there)
+local found
+local last = 0 -- (the clock where the last find left it: it never goes back)
 local function find(cfg, timeout, server)
+  local sleep = core.sleep
+  clock.start(math.max(core.now(), last))
+  core.sleep = function(s) clock.advance(math.max(s, 1e-6)) end -- (as real time, past a due it waited for)
+  local ok, a, b = pcall(found, cfg, timeout, server)
+  last = core.now()
+  clock.stop()
+  core.sleep = sleep
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+function found(cfg, timeout, server)
   local t0 = core.now()
   local w, err = S.new(cfg, timeout, nil, server)
   if not w then return nil, err end

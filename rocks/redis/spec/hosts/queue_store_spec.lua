@@ -67,11 +67,32 @@ describe("the queue on a store", function()
     return starvideos.new(o)
   end
 
-  local function keeper(dir, videos, rate)
-    local p = helper.run_lua(dir, "keeper" .. (#procs + 1), KEEPER, { emu.url, srv.url, videos, "120", tostring(rate) })
-    procs[#procs + 1] = p
-    assert.are.equal("keeping", p.pipe:read("*l"))
-    return p
+  -- n keepers started at once, each waited for until it says "keeping": the last one.
+  local function keepers(n, dir, videos, rate)
+    local first = #procs + 1
+    for i = first, first + n - 1 do
+      procs[i] = helper.run_lua(dir, "keeper" .. i, KEEPER, { emu.url, srv.url, videos, "120", tostring(rate) })
+    end
+    for i = first, #procs do assert.are.equal("keeping", procs[i].pipe:read("*l")) end
+    return procs[#procs]
+  end
+  local function keeper(dir, videos, rate) return keepers(1, dir, videos, rate) end
+
+  -- The queue at the store (rocks/redis/lua/starvideos/fleet/queued.lua): each entry's state by its id ("q ..."
+  -- queued, "c KEEPER ..." claimed by that keeper, "d" its create asked, "s" saved, "f" failed), and the prefix of
+  -- the queue's keys.  Read after a round trip of its own: what a client sent before, Redis has run.
+  local function queue_states()
+    redis_run.cli(srv.port, "PING")
+    local key = assert(redis_run.cli(srv.port, "KEYS", "*:q:state")[1], "no queue at the store")
+    local lines, states = redis_run.cli(srv.port, "HGETALL", key), {}
+    for i = 1, #lines - 1, 2 do states[lines[i]] = lines[i + 1] end
+    return states, key:sub(1, -#"q:state" - 1)
+  end
+
+  -- Whether process pid is stopped (kill -STOP is delivered after kill returns): /proc/PID/stat's state T.
+  local function stopped(pid)
+    local stat = helper.read_file("/proc/" .. pid .. "/stat") or ""
+    return stat:match("^%d+ %(.*%) (%a)") == "T"
   end
 
   it("submits 200 entries sending nothing; 4 keepers, one killed -9 mid-way, create each once, 200 whole files",
@@ -85,29 +106,41 @@ describe("the queue on a store", function()
     assert.same({ 0, 200 }, { again.queued, again.known }, "an entry the ledger knows is not queued again")
     assert.same({ queued = 200, created = 0, saved = 0, failed = 0, total = 200 }, assert(c:batch(b.batch)))
 
-    for _ = 1, 4 do keeper(dir, videos, 20) end
-    local victim = procs[1]
-    local made = 0 -- the victim's creates, read until a few are made
-    while made < 25 do
-      local line = assert(victim.pipe:read("*l"), "the victim ended")
-      if line:find("^made ") then made = made + 1 end
-    end
-    -- killed while no create of its is in flight: stopped, the ledger asked (a pending create may be anyone's: go on
-    -- and stop it again), then killed
-    local killed = false
-    for _ = 1, 50 do
+    -- the victim starts first, alone: the first claim the store shows is its own (its keeper's id); then the 3 others
+    local victim = keeper(dir, videos, 20)
+    local me
+    assert.is_true(helper.wait_until(function()
+      for _, st in pairs(queue_states()) do me = me or st:match("^c (%S+) ") end
+      return me ~= nil
+    end, 60), "the victim claimed nothing")
+    keepers(3, dir, videos, 20)
+    -- killed -9 while it holds a claim whose create it has not asked (issue 78, 2: not after its 25th create, which a
+    -- busy machine let the 3 others take first): stopped, the store read (the claim "c ME", no key:<id> naming a
+    -- create: nothing sent for it, none of its creates in flight, as it claims one at a time once the one before was
+    -- answered), then killed; else let go on and looked at again.  Its claim goes back to its line once its lease
+    -- lapses, its tasks created and not yet saved to the survivors.
+    local held, prefix
+    assert.is_true(helper.wait_until(function()
       helper.execute("kill -STOP " .. victim.pid)
-      if #assert(c:pending()) == 0 and #created(emu) < 200 then
+      assert(helper.wait_until(function() return stopped(victim.pid) end, 60), "the victim did not stop")
+      local states
+      states, prefix = queue_states()
+      for id, st in pairs(states) do
+        if st:match("^c (%S+) ") == me and redis_run.cli(srv.port, "EXISTS", prefix .. "key:" .. id)[1] == "0" then
+          held = id
+        end
+      end
+      if held then
         helper.execute("kill -9 " .. victim.pid)
-        killed = true
-        break
+        return true
       end
       helper.execute("kill -CONT " .. victim.pid)
-      victim.pipe:read("*l")
-    end
-    assert.is_true(killed, "the victim had a create in flight at every look")
+      return false
+    end, 120), "the victim was never seen holding a claim it had not asked a create for")
     local left_at_kill = 200 - #created(emu)
     assert.truthy(left_at_kill > 0, "every entry was created before the kill")
+    local made = select(2, victim.pipe:read("*a"):gsub("made ", "")) -- (what it said before it died)
+    local held_prompt = assert(cjson.decode(redis_run.cli(srv.port, "HGET", prefix .. "q:data", held)[1])).params.prompt
 
     assert.is_true(helper.wait_until(function()
       helper.sleep(0.2) -- (the ledger asked 5 times a second)
@@ -121,10 +154,12 @@ describe("the queue on a store", function()
     for i = 1, 200 do
       if helper.whole_mp4(string.format("%s/%03d.mp4", videos, i), 5) then whole = whole + 1 end
     end
-    io.stderr:write(string.format("\nqueue: 200 entries, 4 keepers, one killed -9 with %d not yet created: %d creates, "
-      .. "%d entries created twice, %d whole files\n", left_at_kill, #prompts, twice, whole))
+    io.stderr:write(string.format("\nqueue: 200 entries, 4 keepers, one killed -9 after %d creates, holding a claim, "
+      .. "with %d not yet created: %d creates, %d entries created twice, %d whole files\n", made, left_at_kill,
+      #prompts, twice, whole))
     assert.are.equal(200, #prompts)
     assert.are.equal(0, twice)
+    assert.are.equal(1, seen[held_prompt], "the entry the victim held when it was killed: created by a survivor")
     assert.are.equal(200, whole)
     assert.same({ queued = 0, created = 0, saved = 200, failed = 0, total = 200 }, c:batch(b.batch))
     c:close()
@@ -153,15 +188,27 @@ describe("the queue on a store", function()
     assert(c:submit(entries(12, "late"), { out = videos .. "/l%02d.mp4" }))
     keeper(dir, videos, 2)
     assert.is_true(helper.wait_until(function() return emu:creates() >= 2 end, 60))
-    local before = #created(emu)
     assert(c:submit(entries(4, "first"), { out = videos .. "/f%02d.mp4", priority = 1 }))
-    assert.is_true(helper.wait_until(function() return emu:creates() >= before + 5 end, 60))
-    local after = {}
-    for i, p in ipairs(created(emu)) do if i > before then after[#after + 1] = p:match("^%a+") end end
-    -- (one priority 3 entry may have been claimed already: its create goes first)
-    local from = after[1] == "late" and 2 or 1
-    assert.same({ "first", "first", "first", "first" }, { after[from], after[from + 1], after[from + 2],
-      after[from + 3] }, table.concat(after, " "))
+    -- the priority 3 entries still queued once the priority 1 ones were (read at the store after the submit: from
+    -- then on the keeper claims the priority 1 ones first); one it claimed before goes first, however late the
+    -- submit came (issue 78, 2: not 'the creates counted before it, then at most one more')
+    local states, prefix = queue_states()
+    local data, waiting = redis_run.cli(srv.port, "HGETALL", prefix .. "q:data"), {}
+    for i = 1, #data - 1, 2 do
+      local prompt = assert(cjson.decode(data[i + 1])).params.prompt
+      if prompt:find("^late") and states[data[i]]:find("^q ") then waiting[prompt] = true end
+    end
+    assert.is_true(helper.wait_until(function()
+      local firsts = 0
+      for _, p in ipairs(created(emu)) do if p:find("^first") then firsts = firsts + 1 end end
+      return firsts == 4
+    end, 60))
+    local order = {}
+    for _, p in ipairs(created(emu)) do
+      if p:find("^first") then order[#order + 1] = "first" elseif waiting[p] then order[#order + 1] = "waiting" end
+    end
+    assert.same({ "first", "first", "first", "first" }, { order[1], order[2], order[3], order[4] },
+      table.concat(order, " "))
     c:close()
   end)
 
