@@ -18,6 +18,8 @@ do
   local helper = require "spec.helper"
   B.exists, B.read_file, B.write_file = helper.exists, helper.read_file, helper.write_file
   B.file_size, B.free_ports, B.hanging_port = helper.file_size, helper.free_ports, helper.hanging_port
+  -- (a saved video's size up to the mark's box its commit appended: the served bytes')
+  B.video_size = helper.video_size
 end
 io.stdout:setvbuf("line") -- the runner shows each line as it comes
 

@@ -23,7 +23,7 @@ local mb = bytes / 1e6
 local q = B.q
 local ours_file, curl_file = B.tmp .. "/ours.mp4", B.tmp .. "/curl.mp4"
 
-local size = B.file_size
+local size = B.video_size -- (a saved video up to the mark's box its commit appended; curl's file: its size)
 
 local function settle(path)
   local n = size(path)

@@ -34,7 +34,7 @@ local t0 = core.now()
 local job = assert(c:watch({ id = "bench-steps", status = "completed", video_url = B.nginx .. B.video }, { out = out }))
 local walls, cpus = frames(c, function() return job.state == "done" or job.state == "cancelled" end)
 local took = core.now() - t0
-assert(job.path == out and not job.err and B.file_size(out) == bytes, tostring(job.err and job.err.message))
+assert(job.path == out and not job.err and B.video_size(out) == bytes, tostring(job.err and job.err.message))
 os.remove(out)
 local idle_walls, idle_cpus = frames(c, nil, #walls)
 c:close()

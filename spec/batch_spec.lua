@@ -33,7 +33,7 @@ describe("client:generate_all", function()
     for i, r in ipairs(results) do
       assert.is_nil(r.err)
       assert.equal(string.format("%s/%04d.mp4", dir, i), r.path)
-      assert.equal(SAMPLE, helper.read_file(r.path))
+      assert.equal(SAMPLE, helper.read_video(r.path))
       assert.equal("completed", r.task.status)
       for _, t in ipairs(tasks) do -- the entry's own prompt made its task
         if t.id == r.task.id then assert.equal("batch " .. i, t.params.prompt) end
@@ -74,7 +74,7 @@ describe("client:generate_all", function()
     assert.is_true(made >= 3 and made <= 5, made .. " creates before the stop")
     emu:config { queued = 0.2 }
     local results = client():generate_all(prompts(6), { out = dir .. "/%d.mp4", interval = 0.1 })
-    for i = 1, 6 do assert.equal(SAMPLE, helper.read_file(results[i].path)) end
+    for i = 1, 6 do assert.equal(SAMPLE, helper.read_video(results[i].path)) end
     assert.equal(6, emu:creates())
   end)
 
@@ -84,7 +84,7 @@ describe("client:generate_all", function()
       out = function(i, params) return dir .. "/" .. params.prompt:gsub(" ", "-") .. "-" .. i .. ".mp4" end })
     assert.equal(dir .. "/batch-1-1.mp4", results[1].path)
     assert.equal(dir .. "/batch-2-2.mp4", results[2].path)
-    assert.equal(SAMPLE, helper.read_file(results[2].path))
+    assert.equal(SAMPLE, helper.read_video(results[2].path))
     assert.equal(2, emu:creates())
   end)
 

@@ -5,7 +5,6 @@
 local clock = require "spec.support.fake_clock"
 local helper = require "spec.helper"
 local starvideos = require "starvideos"
-local config = require "starvideos.config"
 local core = require "starvideos.core"
 local journal = require "starvideos.records.journal"
 local Fake = require "spec.support.fake_transport"
@@ -78,7 +77,7 @@ describe("the numbers a user sees, each from config.DEFAULTS", function()
   end)
 
   it("tolerance: how far from now verify_webhook takes a webhook's timestamp", function()
-    local sign = config.sign()
+    local sign = require("starvideos.notify_option").sign()
     local function verified(age)
       local ts = tostring(os.time() - age)
       local headers = { ["webhook-id"] = "msg_5", ["webhook-timestamp"] = ts,

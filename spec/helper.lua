@@ -659,6 +659,35 @@ function helper.whole_mp4(path, seconds)
   return ok, why
 end
 
+-- A saved video's bytes without the mark its commit appended (lua/starvideos/mark.lua: a last top-level uuid box of
+-- the XMP UUID), for a comparison with the bytes the service sent; bytes as they are when they end with no such box.
+function helper.unmarked(bytes)
+  local uuid = require("starvideos.mark").UUID
+  local at = bytes and bytes:find("uuid" .. uuid, 1, true)
+  while at do
+    local b1, b2, b3, b4 = bytes:byte(at - 4, at - 1)
+    if b1 and at - 5 + ((b1 * 256 + b2) * 256 + b3) * 256 + b4 == #bytes then return bytes:sub(1, at - 5) end
+    at = bytes:find("uuid" .. uuid, at + 1, true)
+  end
+  return bytes
+end
+
+-- The saved video at path, unmarked (helper.unmarked).
+function helper.read_video(path) return helper.unmarked(helper.read_file(path)) end
+
+-- The size of the saved video at path without the mark at its end (helper.unmarked), its last 4 KiB read alone; nil
+-- when there is no file at path (as helper.file_size).
+function helper.video_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  local n = math.min(size, 4096)
+  f:seek("set", size - n)
+  local tail = f:read(n) or ""
+  f:close()
+  return size - (#tail - #helper.unmarked(tail))
+end
+
 -- Decode JSON text, turning it into a Lua value (nil on bad JSON).
 function helper.json(text)
   if type(text) ~= "string" then return nil end

@@ -59,7 +59,7 @@ describe("Ctrl-C in a Lua script", function()
     local pasted = C.run_printed(cmd .. " --dir " .. q(dir), env())
     assert.equals(0, pasted.code, pasted.err)
     assert.equals(before + 4, emu:creates())
-    for i = 1, 4 do assert.equals(C.SAMPLE, helper.read_file(string.format("%s/%04d.mp4", dir, i))) end
+    for i = 1, 4 do assert.equals(C.SAMPLE, helper.read_video(string.format("%s/%04d.mp4", dir, i))) end
   end)
 
   it("generate without a ledger, caught by pcall: the error (kind timeout, interrupted) names its task and the "
@@ -90,7 +90,7 @@ io.stdout:write(tostring(err), "\n")
       .. "service); no ledger recorded the task, which goes on at the service: `" .. cmd .. "` fetches it", said)
     local pasted = C.run_printed(cmd, env())
     assert.equals(0, pasted.code, pasted.err)
-    assert.equals(C.SAMPLE, helper.read_file(dir .. "/the cat.mp4"))
+    assert.equals(C.SAMPLE, helper.read_video(dir .. "/the cat.mp4"))
   end)
 end)
 

@@ -301,7 +301,7 @@ describe("jobs stepped in a frame loop", function()
     for _, r in ipairs(emu:requests()) do
       if r.path:find("^/v1/result/") then polls = polls + 1 end
     end
-    for i = 1, 3 do bytes = bytes + helper.file_size(dir .. "/" .. i .. ".mp4") end
+    for i = 1, 3 do bytes = bytes + helper.video_size(dir .. "/" .. i .. ".mp4") end -- (the bytes served)
     assert.equal(3, grew('starvideos_requests_total{operation="create",code="2xx"}'))
     assert.equal(polls, grew('starvideos_requests_total{operation="query",code="2xx"}'))
     assert.equal(3, grew('starvideos_requests_total{operation="download",code="2xx"}'))

@@ -77,6 +77,7 @@
 ---@field keepalive_timeout? number inside nginx: seconds a kept-alive connection may idle (lua-resty-http's name) (default 60)
 ---@field lease? number seconds a process's lease on its tasks in a store lasts (default 30)
 ---@field log? "debug"|"info"|fun(line: string) one line per event
+---@field mark? boolean each saved MP4's XMP mark inside it (made by a trained algorithm); false: its served bytes (default true)
 ---@field max_connections? integer exchanges of the key open at once, 1 to 1024 (default 16)
 ---@field max_retries? integer retries of one API request, 0 to 10 (default 2)
 ---@field max_retry_wait? number the longest Retry-After honoured, in seconds (default 60)
@@ -87,7 +88,7 @@
 ---@field on_event? fun(event: starvideos.Event) called with every event of the client
 ---@field preflight? boolean|"strict" check reference media before a create (default true)
 ---@field prices? table<starvideos.Model, number> the price of one create of each model
----@field provenance? boolean each saved video's provenance record beside it, PATH.json (default true)
+---@field provenance? boolean|starvideos.Provenance each saved video's provenance record beside it, PATH.json; {sign_key = PATH or starvideos.sign_key's key}: signed (default true)
 ---@field proxy? string an HTTP proxy, http://[user:password@]host:port
 ---@field requests_per_second? number the key's budget: creates, polls and retries together (default 10)
 ---@field retry_backoff? number seconds before the first retry, doubled at each next one (default 0.5)
@@ -113,6 +114,7 @@
 
 ---The options of client:download (config.lua's CALLS.download)
 ---@class starvideos.DownloadOpts
+---@field mark? boolean false: the video saved unmarked, its served bytes (default: the client's mark)
 ---@field on_progress? fun(event: starvideos.ProgressEvent) called with progress events
 ---@field resume_limit? integer attempts after the first, 0 to 100 (default 5)
 ---@field sleep? fun(seconds: number) the pauses of this call (default: the client's)
@@ -362,6 +364,14 @@
 ---@field url string where it is sent
 ---@field secret string whsec_<base64>: the signing secret
 ---@field retry_for? number seconds it is retried, 0 to 604800 (default 600)
+
+---signed provenance records (docs/lineage.md)
+---@class starvideos.Provenance
+---@field sign_key string|starvideos.SignKey the path of an Ed25519 private key in PEM, or a key starvideos.sign_key read (else $STARVIDEOS_SIGN_KEY)
+
+---an Ed25519 private key starvideos.sign_key read (held in C; tostring names its key_id alone)
+---@class starvideos.SignKey
+---@field key_id string the hex SHA-256 of its raw public key
 
 ---a text of the service's failures and its reason (docs/failures.md)
 ---@class starvideos.FailurePattern
@@ -785,6 +795,11 @@ function starvideos.pending(journal_path) end
 ---@return starvideos.Task? task
 ---@return starvideos.Error? err
 function starvideos.query(id_or_task) end
+
+---Reads an Ed25519 private key in PEM now, for new's provenance = {sign_key = KEY}; raises when it is none.
+---@param path string
+---@return starvideos.SignKey key
+function starvideos.sign_key(path) end
 
 ---Checks a request against its model's rules, with no key and no network.
 ---@param params starvideos.Params

@@ -588,7 +588,7 @@ int sv_mp4s_load(sv_mp4s *s, const char *text) {
 
 /* The stream's check fed from fd (pread: its position is not moved): the box headers and the moov's first
    bytes only, every other body skipped unread. */
-int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
+int sv_mp4_check_fd(int fd, double expected, double *duration, int *open_end, sv_buf *why) {
   unsigned char buf[16384];
   struct stat st;
   sv_mp4s s;
@@ -616,6 +616,7 @@ int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why) {
   }
   if (!s.failed && sv_mp4s_end(&s, -1, why) == 1) {
     *duration = s.duration;
+    if (open_end) *open_end = s.next >= HUGE_VAL;
     rc = duration_ok(s.duration, expected, why);
   }
   sv_mp4s_free(&s);

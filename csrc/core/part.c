@@ -197,28 +197,82 @@ int sv_sync_folder(const char *path, sv_buf *why) {
   return 0;
 }
 
+/* The mark (m) appended to the file rfd reads and wfd writes (size bytes: a sequence of top-level boxes, open_end
+   1 when its last runs to the end, < 0 when not walked yet): its box written at size, so that it is the file's last
+   top-level box and the bytes before it stay as they were; m->marked, else m->why. */
+static void mark_append(int rfd, int wfd, double size, int open_end, sv_mark *m) {
+  sv_buf why = {0};
+  double seconds;
+  size_t done = 0;
+  m->marked = 0;
+  if (open_end < 0 && sv_mp4_check_fd(rfd, -1, &seconds, &open_end, &why) < 0) {
+    snprintf(m->why, sizeof m->why, "it is not a sequence of MP4 boxes: %s", sv_buf_cstr(&why));
+    sv_buf_free(&why);
+    return;
+  }
+  sv_buf_free(&why);
+  if (open_end) {
+    snprintf(m->why, sizeof m->why, "its last box runs to the end of the file (a size of 0): a box after it "
+             "would be read as its bytes");
+    return;
+  }
+  while (done < m->len) {
+    ssize_t w = pwrite(wfd, m->box + done, m->len - done, (off_t)(size + (double)done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      snprintf(m->why, sizeof m->why, "its box could not be written: %s", strerror(w < 0 ? errno : EIO));
+      if (ftruncate(wfd, (off_t)size) != 0) snprintf(m->why, sizeof m->why, "cannot cut it back: %s", strerror(errno));
+      return;
+    }
+    done += (size_t)w;
+  }
+  m->marked = 1;
+}
+
 /* The .part at path read through a descriptor of its own (the .part's, wfd, is
    write-only) that must be the file written: checked to be a whole MP4 (mp4, when
-   not NULL: sv_mp4_check_fd, its box headers and moov read by pread), then hashed
-   (h, when not NULL) into hex, the one read of its bytes: 0, -1 with why, or -2
+   not NULL: sv_mp4_check_fd, its box headers and moov read by pread), marked (mark,
+   when not NULL: its box appended, mark_append), then hashed (h, when not NULL)
+   into hex, the one read of its bytes, the mark's with them: 0, -1 with why, or -2
    with the check's words. */
-static int part_read(int wfd, const char *path, const sv_hasher *h, const double *mp4, char *hex, sv_buf *why) {
+static int part_read(int wfd, const char *path, const sv_hasher *h, const double *mp4, sv_mark *mark, char *hex,
+                     sv_buf *why) {
   struct stat mine, named;
   double seconds;
-  int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int rc, open_end = -1, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return part_fail(why, path, errno);
   if (fstat(fd, &named) != 0 || fstat(wfd, &mine) != 0) {
     rc = part_fail(why, path, errno);
   } else if (named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
     sv_buf_addf(why, "cannot commit %s: another file took its name during the download", path);
     rc = -1;
-  } else if (mp4 && sv_mp4_check_fd(fd, *mp4, &seconds, why) < 0) {
+  } else if (mp4 && sv_mp4_check_fd(fd, *mp4, &seconds, &open_end, why) < 0) {
     rc = -2;
   } else {
+    if (mark) mark_append(fd, wfd, (double)named.st_size, open_end, mark);
     rc = h ? h->fn(fd, hex, why) : 0;
   }
   close(fd);
   return rc;
+}
+
+int sv_mark_file(const char *path, sv_mark *m, sv_buf *why) {
+  struct stat st;
+  int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return part_fail(why, path, errno);
+  if (fstat(fd, &st) != 0) {
+    part_fail(why, path, errno);
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    sv_buf_addf(why, "cannot mark %s: not a regular file", path);
+    close(fd);
+    return -1;
+  }
+  mark_append(fd, fd, (double)st.st_size, -1, m); /* (not synced: the caller's rename or upload follows) */
+  close(fd);
+  return 0;
 }
 
 typedef struct read_job {
@@ -226,6 +280,7 @@ typedef struct read_job {
   const char *path;
   const sv_hasher *h;
   const double *mp4;
+  sv_mark *mark;
   char *hex;
   sv_buf why;
   int rc;
@@ -233,20 +288,20 @@ typedef struct read_job {
 
 static void *read_thread(void *arg) {
   read_job *j = arg;
-  j->rc = part_read(j->wfd, j->path, j->h, j->mp4, j->hex, &j->why);
+  j->rc = part_read(j->wfd, j->path, j->h, j->mp4, j->mark, j->hex, &j->why);
   return NULL;
 }
 
 /* The read (from the page cache: CPU) on a thread of its own while this one
    waits for the disk (the fsync sv_part_commit then finds done): the commit takes
    the longer of the two, not both.  Without a second thread, one after the other. */
-static int read_beside_fsync(int wfd, const char *path, const sv_hasher *h, const double *mp4, char *hex,
-                             sv_buf *why) {
+static int read_beside_fsync(int wfd, const char *path, const sv_hasher *h, const double *mp4, sv_mark *mark,
+                             char *hex, sv_buf *why) {
   read_job j;
   pthread_t t;
   memset(&j, 0, sizeof j);
-  j.wfd = wfd, j.path = path, j.h = h, j.mp4 = mp4, j.hex = hex;
-  if (sv_helper_start(&t, read_thread, &j) != 0) return part_read(wfd, path, h, mp4, hex, why);
+  j.wfd = wfd, j.path = path, j.h = h, j.mp4 = mp4, j.mark = mark, j.hex = hex;
+  if (sv_helper_start(&t, read_thread, &j) != 0) return part_read(wfd, path, h, mp4, mark, hex, why);
   (void)fsync(wfd); /* its error, if any, is the commit's fsync's to say */
   pthread_join(t, NULL);
   if (j.rc != 0) sv_buf_adds(why, sv_buf_cstr(&j.why));
@@ -254,16 +309,17 @@ static int read_beside_fsync(int wfd, const char *path, const sv_hasher *h, cons
   return j.rc;
 }
 
-/* The commit, on the descriptor the download wrote: checked first (mp4) and
-   hashed (hash), when not NULL; fsync it; its size (fstat, the same descriptor) must be the bytes it
-   was given; the name part must still be that file (stat vs fstat: nobody
+/* The commit, on the descriptor the download wrote: checked first (mp4), marked
+   (mark) and hashed (hash), when not NULL; fsync it; its size (fstat, the same descriptor) must be the bytes it
+   was given (and the mark's); the name part must still be that file (stat vs fstat: nobody
    replaced it meanwhile); then rename to dest and fsync the folder so the rename
    reaches the disk too. */
 int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash, const double *mp4,
-                   char *hex, sv_buf *why) {
+                   sv_mark *mark, char *hex, sv_buf *why) {
   struct stat mine, named;
   int gone, rc;
-  if ((hash || mp4) && (rc = read_beside_fsync(fd, part, hash, mp4, hex, why)) != 0) return rc;
+  if ((hash || mp4 || mark) && (rc = read_beside_fsync(fd, part, hash, mp4, mark, hex, why)) != 0) return rc;
+  if (mark && mark->marked) size += (double)mark->len;
   if (fsync(fd) != 0 || fstat(fd, &mine) != 0) return part_fail(why, part, errno);
   if ((double)mine.st_size != size) {
     sv_buf_addf(why, "cannot commit %s: it holds %.0f bytes where %.0f were written", part,
@@ -287,8 +343,9 @@ int sv_part_commit(int fd, double size, const char *part, const char *dest, cons
 typedef struct commit_job {
   sv_part *part; /* the thread's until done: it frees it */
   const sv_hasher *hash;
-  int has_mp4, rc;
+  int has_mp4, has_mark, rc;
   double mp4; /* with has_mp4: the seconds of the whole MP4 expected (< 0: any) */
+  sv_mark mark; /* with has_mark: its box (its bytes after dest's), what came of it */
   char why[512];
   char hex[SV_HASH_HEX];
   char dest[];
@@ -301,7 +358,7 @@ static void commit_run(sv_work *w, void *data) {
   c->rc = sv_part_flush(c->part, &why);
   if (c->rc == 0)
     c->rc = sv_part_commit(sv_part_fd(c->part), sv_part_size(c->part), sv_part_path(c->part), c->dest, c->hash,
-                           c->has_mp4 ? &c->mp4 : NULL, c->hex, &why);
+                           c->has_mp4 ? &c->mp4 : NULL, c->has_mark ? &c->mark : NULL, c->hex, &why);
   sv_part_free(c->part);
   c->part = NULL;
   snprintf(c->why, sizeof c->why, "%s", sv_buf_cstr(&why));
@@ -310,9 +367,10 @@ static void commit_run(sv_work *w, void *data) {
 
 static const sv_work_kind commit_kind = { commit_run, NULL, NULL };
 
-sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
-                         size_t whylen) {
-  sv_work *w = sv_work_new(&commit_kind, sizeof(commit_job) + strlen(dest) + 1);
+sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, const sv_mark *mark,
+                         char *why, size_t whylen) {
+  size_t destlen = strlen(dest) + 1;
+  sv_work *w = sv_work_new(&commit_kind, sizeof(commit_job) + destlen + (mark ? mark->len : 0));
   commit_job *c;
   if (!w) {
     sv_part_free(p);
@@ -325,14 +383,20 @@ sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, co
   c->hash = hash;
   c->has_mp4 = mp4 != NULL;
   c->mp4 = mp4 ? *mp4 : -1;
+  c->has_mark = mark != NULL;
+  if (mark) { /* (its bytes kept past dest's: the caller's may go) */
+    memcpy(c->dest + destlen, mark->box, mark->len);
+    c->mark.box = c->dest + destlen, c->mark.len = mark->len;
+  }
   sv_work_start(w, 1); /* (no thread to be had: done here) */
   return w;
 }
 
-int sv_commit_result(sv_work *w, const char **why, const char **hex) {
+int sv_commit_result(sv_work *w, const char **why, const char **hex, const sv_mark **mark) {
   commit_job *c = sv_work_data(w);
   if (why) *why = c->why;
   if (hex) *hex = c->hex;
+  if (mark) *mark = c->has_mark ? &c->mark : NULL;
   return c->rc == 0 || c->rc == -2 ? c->rc : -1;
 }
 

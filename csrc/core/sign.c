@@ -13,7 +13,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 
 #define PREFIX "whsec_"
 #define PREFIX_LEN (sizeof PREFIX - 1)
@@ -148,3 +150,113 @@ static int sha256_fd(int fd, char *hex, sv_buf *why) {
 }
 
 const sv_hasher sv_sha256_hasher = { SV_HASHER_MAGIC, sha256_fd };
+
+/* ------------------------------------------------------------------ Ed25519 */
+
+/* An Ed25519 private key read from a PEM file (a provenance record's signer): the EVP_PKEY alone, never its bytes
+   in a message.  Its PEM's passphrase callback only notes that one was asked: an encrypted key is refused. */
+struct sv_ed25519 {
+  EVP_PKEY *pkey;
+};
+
+static int no_passphrase(char *buf, int size, int rwflag, void *asked) {
+  (void)buf, (void)size, (void)rwflag;
+  *(int *)asked = 1;
+  return -1;
+}
+
+/* The key of the PEM file at path (private or public): the EVP_PKEY, or NULL with why (never the file's bytes). */
+static EVP_PKEY *pem_key(const char *path, int private_, sv_buf *why) {
+  FILE *f = fopen(path, "rb");
+  EVP_PKEY *pkey;
+  int asked = 0;
+  if (!f) {
+    sv_buf_addf(why, "%s cannot be read: %s", path, strerror(errno));
+    return NULL;
+  }
+  pkey = private_ ? PEM_read_PrivateKey(f, NULL, no_passphrase, &asked) : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+  fclose(f);
+  ERR_clear_error(); /* (libcrypto's queue: its words name no key bytes, but none are kept) */
+  if (!pkey && asked) {
+    sv_buf_addf(why, "%s is encrypted (a passphrase is asked): give a key without one (openssl pkey -in KEY -out "
+                     "PLAIN)", path);
+  } else if (!pkey) {
+    sv_buf_addf(why, "%s is not %s in PEM (-----BEGIN %s-----)", path,
+                private_ ? "an Ed25519 private key" : "an Ed25519 public key", private_ ? "PRIVATE KEY" : "PUBLIC KEY");
+  } else if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
+    const char *name = EVP_PKEY_get0_type_name(pkey);
+    sv_buf_addf(why, "%s is a %s key, not Ed25519 (openssl genpkey -algorithm ed25519 makes one)", path,
+                name ? name : "another");
+    EVP_PKEY_free(pkey);
+    pkey = NULL;
+  }
+  return pkey;
+}
+
+sv_ed25519 *sv_ed25519_load(const char *path, sv_buf *why) {
+  EVP_PKEY *pkey = pem_key(path, 1, why);
+  sv_ed25519 *k;
+  if (!pkey) return NULL;
+  if (!(k = malloc(sizeof *k))) {
+    EVP_PKEY_free(pkey);
+    sv_buf_adds(why, "out of memory");
+    return NULL;
+  }
+  k->pkey = pkey;
+  return k;
+}
+
+void sv_ed25519_free(sv_ed25519 *k) {
+  if (!k) return;
+  EVP_PKEY_free(k->pkey);
+  free(k);
+}
+
+/* The raw public key of pkey into pub: 0, or -1. */
+static int raw_public(EVP_PKEY *pkey, unsigned char pub[SV_ED25519_PUBLIC]) {
+  size_t n = SV_ED25519_PUBLIC;
+  return EVP_PKEY_get_raw_public_key(pkey, pub, &n) == 1 && n == SV_ED25519_PUBLIC ? 0 : -1;
+}
+
+int sv_ed25519_public(const sv_ed25519 *k, unsigned char pub[SV_ED25519_PUBLIC]) { return raw_public(k->pkey, pub); }
+
+int sv_ed25519_sign(const sv_ed25519 *k, const char *msg, size_t len, char b64[SV_ED25519_B64]) {
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char sig[SV_ED25519_SIG];
+  size_t n = sizeof sig;
+  int ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
+           EVP_DigestSign(ctx, sig, &n, (const unsigned char *)msg, len) == 1 && n == SV_ED25519_SIG;
+  EVP_MD_CTX_free(ctx);
+  ERR_clear_error();
+  if (!ok) return -1;
+  EVP_EncodeBlock((unsigned char *)b64, sig, (int)n); /* 88 characters and a NUL */
+  return 0;
+}
+
+int sv_ed25519_verify(const char *pubpath, const char *msg, size_t len, const char *b64, size_t b64len,
+                      unsigned char pub[SV_ED25519_PUBLIC], sv_buf *why) {
+  EVP_PKEY *pkey = pem_key(pubpath, 0, why);
+  EVP_MD_CTX *ctx;
+  unsigned char sig[SV_ED25519_B64];
+  int got, ok;
+  if (!pkey) return -1;
+  if (raw_public(pkey, pub) != 0) {
+    EVP_PKEY_free(pkey);
+    sv_buf_addf(why, "%s: its public key cannot be read (libcrypto)", pubpath);
+    return -1;
+  }
+  got = b64len == SV_ED25519_B64 - 1 && is_base64(b64, b64len - 2) && b64[b64len - 2] == '=' && b64[b64len - 1] == '='
+
+            ? EVP_DecodeBlock(sig, (const unsigned char *)b64, (int)b64len) : -1;
+  if (got != SV_ED25519_SIG + 2) { /* (64 bytes and the two the padding "==" stands for) */
+    EVP_PKEY_free(pkey);
+    return 0;
+  }
+  ctx = EVP_MD_CTX_new();
+  ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
+       EVP_DigestVerify(ctx, sig, SV_ED25519_SIG, (const unsigned char *)msg, len) == 1;
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(pkey);
+  ERR_clear_error();
+  return ok ? 1 : 0;
+}

@@ -10,6 +10,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "sv_core.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,18 @@ int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why) {
     return -1;
   }
   s->at += (double)n;
+  return 0;
+}
+
+int sv_stream_markable(const sv_stream *s, sv_buf *why) {
+  if (s->mp4.next >= HUGE_VAL) {
+    sv_buf_adds(why, "its last box runs to the end of the file (a size of 0): a box after it would be read as its bytes");
+    return -1;
+  }
+  if (s->mp4.next != s->mp4.at || s->mp4.at != s->at) {
+    sv_buf_adds(why, "its bytes end inside a box");
+    return -1;
+  }
   return 0;
 }
 

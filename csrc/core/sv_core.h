@@ -551,8 +551,20 @@ typedef struct sv_hasher {
    else nothing is renamed and -2 comes back with the check's words in why; with
    hash, it is hashed into hex (SV_HASH_HEX bytes); both in one read of the file
    (the check's box headers by pread), beside its fsync. */
+/* A mark appended to a whole MP4 (part.c): box, len, a top-level box's bytes (the XMP's uuid box), written after
+   its last box, in the read that hashes it; marked: 1 once it is there, else why not (the file is no sequence of
+   boxes whose last has a size: nothing written).  With a mark, sv_part_commit marks the .part after its check and
+   before its hash (the hash is the marked file's), and its size is the bytes it was given and the box's.
+   sv_mark_file marks the file at path so (a film's join): 0 with m->marked or m->why, or -1 with why (no file). */
+typedef struct sv_mark {
+  const char *box;
+  size_t len;
+  int marked;
+  char why[200];
+} sv_mark;
 SV_API int sv_part_commit(int fd, double size, const char *part, const char *dest, const sv_hasher *hash,
-                          const double *mp4, char *hex, sv_buf *why);
+                          const double *mp4, sv_mark *mark, char *hex, sv_buf *why);
+SV_API int sv_mark_file(const char *path, sv_mark *m, sv_buf *why);
 
 /* A helper thread's one shape (work.c, after luv's work.c): a piece of work whose state its owner (a Lua handle,
    a journal's writer) and the thread doing it share, freed by whichever of the two lets go of it last, so that an
@@ -582,13 +594,14 @@ SV_API void sv_work_close(sv_work *w);
 
 /* A download's commit off the caller's thread (a work): sv_commit_start takes the .part p (the caller's no more)
    and, on a helper thread, flushes it, hashes it (with hash, when not NULL: the .part opened again for reading,
-   the same file as the one written) and checks it (with mp4), commits it to dest (sv_part_commit), then frees it;
+   the same file as the one written) and checks it (with mp4), marks it (with mark: its box copied), commits it to
+   dest (sv_part_commit), then frees it;
    it returns at once (NULL with why only when out of memory; without a thread it is done before returning).
-   Once sv_work_poll says it is done, sv_commit_result: 0 with *hex (the hash, "" without one), or -1 (or -2: not a
-   whole MP4) with *why (both the work's, until sv_work_close). */
-SV_API sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4, char *why,
-                                size_t whylen);
-SV_API int sv_commit_result(sv_work *c, const char **why, const char **hex);
+   Once sv_work_poll says it is done, sv_commit_result: 0 with *hex (the hash, "" without one) and *mark (NULL
+   without one), or -1 (or -2: not a whole MP4) with *why (all the work's, until sv_work_close). */
+SV_API sv_work *sv_commit_start(sv_part *p, const char *dest, const sv_hasher *hash, const double *mp4,
+                                const sv_mark *mark, char *why, size_t whylen);
+SV_API int sv_commit_result(sv_work *c, const char **why, const char **hex, const sv_mark **mark);
 
 /* A helper thread (work.c): fn(arg) started with every signal blocked
    (the host's signals are not its own): 0 or pthread_create's error. */
@@ -636,8 +649,9 @@ SV_API const char *sv_host_private(const char *host, size_t len);
 /* The file fd reads (with pread: its position is not moved) is a whole MP4: ftyp
    first, top-level boxes that run exactly to its end, moov and mdat (or moof and
    mdat) present, and a duration within 1 s of expected (< 0: none expected).  1
-   with *duration (< 0 when the file states none), or -1 with why naming the check. */
-SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, sv_buf *why);
+   with *duration (< 0 when the file states none) and *open_end (when not NULL: 1
+   when its last box runs to the end, a size of 0), or -1 with why naming the check. */
+SV_API int sv_mp4_check_fd(int fd, double expected, double *duration, int *open_end, sv_buf *why);
 
 /* The same check on an MP4 given in order, a piece at a time (an upload's
    stream, media.c), holding no more than a moov's first MiB: sv_mp4s_feed
@@ -703,6 +717,23 @@ SV_API int sv_webhook_match(const char *expected, const char *header, size_t hle
 #define SV_SHA256_HEX 64
 SV_API int sv_sha256(const char *s, size_t len, const char *path, char out[SV_SHA256_HEX + 1], sv_buf *why);
 
+/* Ed25519 (sign.c, on libcrypto): a provenance record's signature.  sv_ed25519_load reads the private key of the
+   PEM file at path (refused, why naming path and never the key's bytes: unreadable, encrypted, not PEM, another
+   algorithm); sv_ed25519_public its raw public key; sv_ed25519_sign the signature of msg as base64 (88 characters
+   and a NUL): 0, or -1.  sv_ed25519_verify: whether b64 is the signature of msg by the public key of the PEM file
+   at pubpath (its raw bytes into pub): 1, 0 (not: a wrong key, a changed message, no signature's form), or -1
+   with why (the key file). */
+#define SV_ED25519_PUBLIC 32
+#define SV_ED25519_SIG 64
+#define SV_ED25519_B64 89
+typedef struct sv_ed25519 sv_ed25519;
+SV_API sv_ed25519 *sv_ed25519_load(const char *path, sv_buf *why);
+SV_API void sv_ed25519_free(sv_ed25519 *k);
+SV_API int sv_ed25519_public(const sv_ed25519 *k, unsigned char pub[SV_ED25519_PUBLIC]);
+SV_API int sv_ed25519_sign(const sv_ed25519 *k, const char *msg, size_t len, char b64[SV_ED25519_B64]);
+SV_API int sv_ed25519_verify(const char *pubpath, const char *msg, size_t len, const char *b64, size_t b64len,
+                             unsigned char pub[SV_ED25519_PUBLIC], sv_buf *why);
+
 /* SHA-256 (sign.c, on libcrypto), for the commit (sv_commit_start): the bytes of
    fd from its position to its end, as 64 lowercase hex digits and a NUL. */
 SV_API const sv_hasher sv_sha256_hasher;
@@ -724,6 +755,9 @@ SV_API double sv_stream_from(const sv_stream *s);
 SV_API double sv_stream_at(const sv_stream *s);
 SV_API int sv_stream_feed(sv_stream *s, const char *p, size_t n, sv_buf *why);
 SV_API int sv_stream_save(const sv_stream *s, sv_buf *out);
+/* Whether a box (a mark: part.c's sv_mark) can follow the bytes fed, all of a whole MP4: they end where a top-level
+   box of a size ends (not one of size 0, which runs to the end of the file): 0, or -1 with why. */
+SV_API int sv_stream_markable(const sv_stream *s, sv_buf *why);
 SV_API int sv_stream_end(sv_stream *s, char hex[SV_SHA256_HEX + 1], sv_buf *why);
 
 /* Bytes handed on as they come (the libcurl transport's exchange, its

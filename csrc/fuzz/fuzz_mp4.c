@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   f = fopen(path, "w+b");
   if (!f) abort();
   if ((r.left && fwrite(r.p, 1, r.left, f) != r.left) || fflush(f) != 0) abort();
-  rc = sv_mp4_check_fd(fileno(f), pick & 0x40 ? 5 : -1, &d, &why);
+  rc = sv_mp4_check_fd(fileno(f), pick & 0x40 ? 5 : -1, &d, NULL, &why);
   fclose(f);
   if (rc == 1) {
     PROPERTY(r.left >= 16 && memcmp(r.p + 4, "ftyp", 4) == 0, "ftyp first");

@@ -6,9 +6,10 @@
 #include "compat.h"
 
 
-/* commit_start(part, dest [, hasher [, mp4]]) -> handle | nil, message: the
+/* commit_start(part, dest [, hasher [, mp4 [, mark]]]) -> handle | nil, message: the
    .part handle (of core.part_open, or a whole download's from t:result) flushed,
-   checked to be a whole MP4 (mp4: true, or the seconds expected: lsv_opt_mp4)
+   checked to be a whole MP4 (mp4: true, or the seconds expected: lsv_opt_mp4),
+   marked (mark: a box's bytes appended after its last box, sv_mark)
    and hashed with hasher (a module's sv_hasher: starvideos.sign's SHA256) in
    one read, synced,
    checked (its size, its name still that file), renamed to dest and the
@@ -23,11 +24,13 @@ static int l_commit_start(lua_State *L) {
   const sv_hasher *hash = lsv_opt_hasher(L, 3);
   double seconds;
   const double *mp4 = lsv_opt_mp4(L, 4, &seconds);
+  sv_mark mark = {0};
   char why[256];
   sv_work **c;
-  lua_settop(L, 2);
+  mark.box = luaL_optlstring(L, 5, NULL, &mark.len);
+  lua_settop(L, 5);
   c = lsv_push_work(L, &commit_class); /* made before the .part is taken from its handle */
-  *c = sv_commit_start(lsv_take_part(L, 1), dest, hash, mp4, why, sizeof why);
+  *c = sv_commit_start(lsv_take_part(L, 1), dest, hash, mp4, mark.box ? &mark : NULL, why, sizeof why);
   if (!*c) {
     lua_pushnil(L);
     lua_pushstring(L, why);
@@ -36,16 +39,19 @@ static int l_commit_start(lua_State *L) {
   return 1;
 }
 
-/* handle:poll() -> nil while the thread works, then true [, hash] | false,
-   message [, true: not a whole MP4] (the hash in hex, when a hasher was given);
+/* handle:poll() -> nil while the thread works, then true [, hash [, marked]] | false,
+   message [, true: not a whole MP4] (the hash in hex, "" when no hasher was given;
+   marked: true, or why the mark could not be written (lsv_push_mark), nil without one);
    handle:close() (or its collection): the commit goes on to its end on its
    thread (a whole file takes its name), never waited for */
 static int commit_push(lua_State *L, sv_work *c) {
   const char *why = "", *hex = "";
-  int rc = sv_commit_result(c, &why, &hex);
+  const sv_mark *mark = NULL;
+  int rc = sv_commit_result(c, &why, &hex, &mark);
   lua_pushboolean(L, rc == 0);
-  if (rc == 0 && !*hex) return 1;
+  if (rc == 0 && !*hex && !mark) return 1;
   lua_pushstring(L, rc == 0 ? hex : why);
+  if (rc == 0) return 2 + lsv_push_mark(L, mark);
   if (rc != -2) return 2;
   lua_pushboolean(L, 1);
   return 3;

@@ -63,6 +63,9 @@ SV_API sv_part *lsv_take_part(lua_State *L, int idx);
    lsv_opt_hasher: the hasher at idx (a module's sv_hasher, as a light
    userdata: starvideos.sign's SHA256), NULL when none; raises on another value. */
 SV_API void lsv_push_part_commit(lua_State *L, const sv_hasher *hash);
+/* What came of a commit's mark (m; NULL: none asked, nothing pushed): true, or why it was not written.  The count
+   pushed. */
+SV_API int lsv_push_mark(lua_State *L, const sv_mark *m);
 SV_API const sv_hasher *lsv_opt_hasher(lua_State *L, int idx);
 /* lsv_opt_mp4: the whole-MP4 check asked at idx (nil or false: none, NULL; true:
    any duration, -1; a number: the seconds expected) into *seconds. */

@@ -142,11 +142,12 @@ static int l_part_open(lua_State *L) {
   return 2;
 }
 
-/* part_commit(fd, size, part, dest [, mp4]) -> true [, hash] | nil, message
-   [, true: not a whole MP4]: sv_part_commit, for a thread of nginx's pool given
+/* part_commit(fd, size, part, dest [, mp4 [, mark]]) -> true, hash, marked | nil,
+   message [, true: not a whole MP4]: sv_part_commit, for a thread of nginx's pool given
    a handle's prepare() values (the handle stays open in the worker until it
    answers); the hash of its upvalue's hasher (starvideos.sign's part_commit:
-   SHA-256), if any, and the check of mp4 (lsv_opt_mp4) in the same read. */
+   SHA-256; "" without one), the check of mp4 (lsv_opt_mp4) and the mark (a box's
+   bytes; marked as lsv_push_mark) in the same read. */
 static int l_part_commit(lua_State *L) {
   const sv_hasher *hash = lua_touserdata(L, lua_upvalueindex(1));
   int fd = (int)luaL_checkinteger(L, 1), rc;
@@ -155,16 +156,43 @@ static int l_part_commit(lua_State *L) {
   double seconds;
   const double *mp4 = lsv_opt_mp4(L, 5, &seconds);
   char hex[SV_HASH_HEX] = "";
+  sv_mark mark = {0};
   sv_buf why = {0};
-  rc = sv_part_commit(fd, (double)size, part, dest, hash, mp4, hex, &why);
+  mark.box = luaL_optlstring(L, 6, NULL, &mark.len);
+  rc = sv_part_commit(fd, (double)size, part, dest, hash, mp4, mark.box ? &mark : NULL, hex, &why);
   if (rc == -2) {
     lsv_answer(L, rc, &why);
     lua_pushboolean(L, 1);
     return 3;
   }
-  if (rc != 0 || !hash) return lsv_answer(L, rc, &why);
+  if (rc != 0) return lsv_answer(L, rc, &why);
+  sv_buf_free(&why);
   lua_pushboolean(L, 1);
   lua_pushstring(L, hex);
+  return 2 + lsv_push_mark(L, mark.box ? &mark : NULL);
+}
+
+int lsv_push_mark(lua_State *L, const sv_mark *m) {
+  if (!m) return 0;
+  if (m->marked) lua_pushboolean(L, 1);
+  else lua_pushstring(L, m->why);
+  return 1;
+}
+
+/* mark_file(path, box) -> true | false, why (not markable: nothing written) | nil, message (sv_mark_file) */
+static int l_mark_file(lua_State *L) {
+  sv_mark m = {0};
+  sv_buf why = {0};
+  const char *path = luaL_checkstring(L, 1);
+  m.box = luaL_checklstring(L, 2, &m.len);
+  if (sv_mark_file(path, &m, &why) != 0) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  if (m.marked) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, m.why);
   return 2;
 }
 
@@ -190,7 +218,7 @@ const double *lsv_opt_mp4(lua_State *L, int idx, double *seconds) {
 }
 
 void lsv_open_part(lua_State *L) {
-  static const luaL_Reg funcs[] = { { "part_open", l_part_open }, { NULL, NULL } };
+  static const luaL_Reg funcs[] = { { "part_open", l_part_open }, { "mark_file", l_mark_file }, { NULL, NULL } };
   lsv_part_class(L);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -104,15 +104,93 @@ static int l_sha256_start(lua_State *L) {
   return lsv_start_work(L, &hashing_class, &hashing_kind, sizeof(hashing_job), offsetof(hashing_job, path));
 }
 
+/* An Ed25519 signer (a provenance record's): its key, read once, lives in C; Lua sees a handle whose tostring
+   names no byte of it. */
+#define ED25519_MT "starvideos.ed25519"
+
+static sv_ed25519 **check_key(lua_State *L) {
+  sv_ed25519 **k = luaL_checkudata(L, 1, ED25519_MT);
+  if (!*k) luaL_error(L, "the signing key was closed");
+  return k;
+}
+
+/* key:sign(message) -> the signature in base64 (88 characters) */
+static int k_sign(lua_State *L) {
+  sv_ed25519 **k = check_key(L);
+  size_t len;
+  const char *msg = luaL_checklstring(L, 2, &len);
+  char b64[SV_ED25519_B64];
+  if (sv_ed25519_sign(*k, msg, len, b64) != 0) return luaL_error(L, "Ed25519 signing failed (libcrypto)");
+  lua_pushstring(L, b64);
+  return 1;
+}
+
+/* key:public() -> its raw public key (32 bytes) */
+static int k_public(lua_State *L) {
+  unsigned char pub[SV_ED25519_PUBLIC];
+  if (sv_ed25519_public(*check_key(L), pub) != 0) return luaL_error(L, "Ed25519: no public key (libcrypto)");
+  lua_pushlstring(L, (const char *)pub, sizeof pub);
+  return 1;
+}
+
+static int k_gc(lua_State *L) {
+  sv_ed25519 **k = luaL_checkudata(L, 1, ED25519_MT);
+  sv_ed25519_free(*k);
+  *k = NULL;
+  return 0;
+}
+
+static int k_tostring(lua_State *L) {
+  (void)luaL_checkudata(L, 1, ED25519_MT);
+  lua_pushliteral(L, "starvideos.ed25519 (a signing key)");
+  return 1;
+}
+
+/* ed25519_key(path) -> key | nil, why (naming path, never the key: sv_ed25519_load) */
+static int l_ed25519_key(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  sv_buf why = { 0 };
+  sv_ed25519 **k = lsv_new_object(L, sizeof *k, 0, ED25519_MT);
+  *k = sv_ed25519_load(path, &why);
+  if (!*k) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  return 1;
+}
+
+/* ed25519_verify(pubkey_path, message, signature_b64) -> true | false, and the key's raw public bytes | nil, why
+   (the key file cannot be used) */
+static int l_ed25519_verify(lua_State *L) {
+  size_t len, slen;
+  const char *path = luaL_checkstring(L, 1), *msg = luaL_checklstring(L, 2, &len), *sig = luaL_checklstring(L, 3, &slen);
+  unsigned char pub[SV_ED25519_PUBLIC];
+  sv_buf why = { 0 };
+  int rc = sv_ed25519_verify(path, msg, len, sig, slen, pub, &why);
+  if (rc < 0) return lsv_answer(L, -1, &why);
+  sv_buf_free(&why);
+  lua_pushboolean(L, rc);
+  lua_pushlstring(L, (const char *)pub, sizeof pub);
+  return 2;
+}
+
 static const luaL_Reg funcs[] = { { "sign", l_webhook_sign },     { "match", l_webhook_match },
                                   { "sha256", l_sha256 },         { "sha256_file", l_sha256_file },
                                   { "sha256_start", l_sha256_start },
+                                  { "ed25519_key", l_ed25519_key }, { "ed25519_verify", l_ed25519_verify },
                                   { NULL, NULL } };
 
 LUAOPEN_API int luaopen_starvideos_sign(lua_State *L) {
   lsv_error_metatable(L); /* the error tables of a bad secret */
   lua_pop(L, 1);
   lsv_new_work_class(L, &hashing_class);
+  {
+    static const luaL_Reg key_methods[] = { { "sign", k_sign }, { "public", k_public }, { "close", k_gc },
+                                            { NULL, NULL } };
+    lsv_new_class(L, ED25519_MT, key_methods, k_gc);
+    luaL_getmetatable(L, ED25519_MT);
+    lua_pushcfunction(L, k_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+  }
   luaL_newlib(L, funcs);
   lsv_set_cstr(L, "_VERSION", "starvideos.sign 0.4.0");
   /* SHA256: the hasher core.commit_start takes, run on its commit thread: this

@@ -77,6 +77,17 @@ static int s_tapped(lua_State *L) {
 }
 
 /* s:from() -> where the next bytes fed must start; s:at() -> the bytes hashed */
+/* s:mark(box) -> true | nil, why: box fed after the whole MP4 fed so far (its last box's end: sv_stream_markable),
+   hashed with it (and by also); nothing fed when it cannot follow */
+static int s_mark(lua_State *L) {
+  lstream *ls = check_open(L);
+  size_t n;
+  const char *box = luaL_checklstring(L, 2, &n);
+  sv_buf why = { 0 };
+  int rc = sv_stream_markable(ls->s, &why);
+  return lsv_answer(L, rc < 0 ? rc : feed(ls, box, n, &why), &why);
+}
+
 static int s_from(lua_State *L) { lua_pushnumber(L, sv_stream_from(check_stream(L))); return 1; }
 static int s_at(lua_State *L) { lua_pushnumber(L, sv_stream_at(check_stream(L))); return 1; }
 
@@ -116,7 +127,7 @@ static int s_gc(lua_State *L) {
 /* The class, registered unless a module of this Lua state did it first (the same class: stream.c's). */
 static void stream_class(lua_State *L) {
   static const luaL_Reg methods[] = { { "feed", s_feed }, { "from", s_from }, { "at", s_at }, { "save", s_save },
-                                      { "finish", s_finish }, { "tapped", s_tapped }, { "close", s_gc },
+                                      { "finish", s_finish }, { "tapped", s_tapped }, { "close", s_gc }, { "mark", s_mark },
                                       { NULL, NULL } };
   int absent;
   luaL_getmetatable(L, STREAM_MT);

@@ -2016,7 +2016,7 @@ static int mp4_check(const char *path, double expected, double *d, sv_buf *why) 
   FILE *f = fopen(path, "rb");
   int rc;
   if (!f) abort();
-  rc = sv_mp4_check_fd(fileno(f), expected, d, why);
+  rc = sv_mp4_check_fd(fileno(f), expected, d, NULL, why);
   fclose(f);
   return rc;
 }

@@ -62,7 +62,8 @@ M.DEFAULTS = {
   replica_timeout = 1,       -- store = {replica_timeout = s}: the longest one WAIT waits
   prompt_head = 80,          -- characters of a prompt that records and task lists keep (docs/batch.md)
   preflight = true,          -- check reference media before a create: true, "strict", false (docs/media.md)
-  provenance = true,         -- each saved video's record beside it, PATH.json (docs/lineage.md)
+  provenance = true,         -- each saved video's record, PATH.json; {sign_key = PATH}: signed (docs/lineage.md)
+  mark = true,               -- each saved MP4's XMP mark inside it: made by a trained algorithm (docs/lineage.md)
   image_side_note = 64,      -- px: a reference image's shorter side under it is a preflight note
   metrics_dict = "starvideos_metrics", -- inside nginx: the lua_shared_dict of the host's metrics
   trace_queue = 2048,        -- spans waiting for export at most (more are dropped, counted)
@@ -195,38 +196,8 @@ function C.log(v)
   end
 end
 
--- The webhook signatures' C module (sign.so, on libcrypto), loaded on first use.
-function M.sign()
-  local ok, m = pcall(require, "starvideos.sign")
-  if not ok then
-    error("webhook signatures (notify, verify_webhook) need the C module starvideos.sign (sign.so, built by "
-      .. "make beside core.so, linked with libcrypto): " .. tostring(m), 3)
-  end
-  return m
-end
-
--- notify = {url =, secret =[, retry_for =]}: its messages never hold the secret.
-function C.notify(v)
-  if type(v) ~= "table" then return "notify: expected a table {url =, secret =}, got " .. type(v), true end
-  for k in pairs(v) do
-    if k ~= "url" and k ~= "secret" and k ~= "retry_for" then
-      return "notify: unknown field '" .. tostring(k) .. "' (expected url, secret, retry_for)", true
-    end
-  end
-  local ok, err = core.check_url(v.url, "notify.url")
-  if not ok then return err.message, true end
-  if type(v.secret) ~= "string" or v.secret == "" then
-    return "notify.secret: expected a non-empty string, got " .. (v.secret == "" and "an empty one" or type(v.secret)),
-      true
-  end
-  if not M.sign().sign(v.secret, "msg_check", 0, "") then
-    return "notify.secret: a whsec_ secret whose part after whsec_ is not base64", true
-  end
-  local f = v.retry_for
-  if f ~= nil and (type(f) ~= "number" or f ~= f or f < 0 or f > 86400 * 7) then
-    return "notify.retry_for: expected seconds from 0 to 604800, got " .. tostring(f), true
-  end
-end
+-- notify = {url =, secret =[, retry_for =]} (notify_option.lua's check: its messages never hold the secret)
+function C.notify(v) return require("starvideos.notify_option").check(v) end
 
 -- storage = a table (docs/storage.md): its fields are the bucket's rock's to check (the references point's check,
 -- extension.lua), never a value shown.  Without that rock, any table: an s3:// out or a local file as a reference is
@@ -278,7 +249,7 @@ end
 -- The options of each public call of a client.
 M.CALLS = {
   wait = { interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn },
-  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes },
+  download = { on_progress = C.fn, timeout = C.seconds, sleep = C.fn, resume_limit = C.resumes, mark = C.bool },
   generate = { out = C.path, interval = C.interval, timeout = C.seconds, on_progress = C.fn, sleep = C.fn,
     key = C.key, fresh = C.bool, tenant = C.tenant, traceparent = C.traceparent, resend = C.bool,
     fallback = C.models },
@@ -318,7 +289,8 @@ M.CLIENT = {
   trace = function(v) return require("starvideos.otel").check(v, C.url) end,
   transport = function(v) if type(v) ~= "table" then return "a transport table" end end,
   keepalive_timeout = C.seconds, keepalive_pool = C.connections, -- (nginx's sockets: docs/openresty.md)
-  failure_patterns = function(v) return require("starvideos.failure").check(v) end, provenance = C.bool,
+  failure_patterns = function(v) return require("starvideos.failure").check(v) end, mark = C.bool,
+  provenance = function(v) return type(v) ~= "boolean" and require("starvideos.signer").check(v) or nil end,
   tenant_weights = function(v) return require("starvideos.queue").check_weights(v) end,
 }
 
@@ -378,6 +350,9 @@ function M.client(opts)
     cfg[k] = copy(opts[k])
   end
   from_env(cfg)
+  if type(cfg.provenance) == "table" or opts.provenance == nil and env("STARVIDEOS_SIGN_KEY") then
+    require("starvideos.signer").of(cfg, opts.provenance == nil and env("STARVIDEOS_SIGN_KEY"), 4) -- (read once)
+  end
   if cfg.spend_limit ~= nil then -- (money caps: spend_option.lua; a limit whose price is unknown raises here)
     local Option = require "starvideos.spend_option"
     cfg.tz_seconds = Option.offset(cfg.tz_offset)

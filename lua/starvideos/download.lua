@@ -87,7 +87,7 @@ end
 -- its seat, it sends on the job.
 function D.fetch(job, t, url, path, d)
   job:send(t, { op = "download", url = url, path = path, deadline = job.deadline, part = d.part, dest = d.dest,
-    resume_limit = d.resume_limit, duration = d.duration })
+    resume_limit = d.resume_limit, duration = d.duration, mark = job:seated().mark }) -- (its mark: the seat's)
 end
 
 -- Whether a close that stops the job's request req keeps what it holds for the next run (a cancel otherwise lets
@@ -102,9 +102,10 @@ function D.left(req) return core.file_kind(req.part) == "file" and req.part or n
 local INTO = {}
 D.INTO = INTO
 
--- The request's download fields: the .part, where it goes, how many resumes, the seconds its video lasts.
+-- The request's download fields: the .part, where it goes, how many resumes, the seconds its video lasts, the
+-- mark its commit appends (mark.lua's box; nil: none).
 function INTO.prepare(req, d)
-  req.part, req.dest, req.resume_limit, req.duration = d.part, d.dest, d.resume_limit, d.duration
+  req.part, req.dest, req.resume_limit, req.duration, req.mark = d.part, d.dest, d.resume_limit, d.duration, d.mark
   req.file, req.follow, req.stall, req.offset = d.part, true, req.cfg.timeout, 0
   req.max_body = req.cfg.max_video_bytes -- a body without a length is refused past it (one with: past that)
   if core.file_kind(d.part) ~= "file" then return end -- a FIFO is never opened (it would wait)
@@ -154,23 +155,25 @@ function INTO.resume(req, bytes) req.offset = bytes or 0 end
 function INTO.said(req) return string.format("; resuming at byte %d", req.offset) end
 function INTO.final() return true end -- (a garbled answer is not asked again: core.retry's garbled_final)
 
--- A download's commit, for its owner: done, then err (err.check: not a whole video, its .part gone) or sha256.
+-- A download's commit, for its owner: done, then err (err.check: not a whole video, its .part gone) or sha256 (and
+-- marked: true, or why its mark could not be written; nil: none asked).
 local Commit = {}
 Commit.__index = Commit
 
 -- The whole download got (INTO.done) committed for owner (c.bytes: its size): checked to be a whole MP4 of its
--- duration and hashed in one read of the .part, synced and renamed to its dest, on a helper thread looked at
--- every POLL s (a timer of the loop; owner:advance(now) at its end), or by the transport (done when this returns).
+-- duration, marked (got.mark: its box appended) and hashed in one read of the .part, synced and renamed to its
+-- dest, on a helper thread looked at every POLL s (a timer of the loop; owner:advance(now) at its end), or by the
+-- transport (done when this returns).
 function D.commit(got, owner)
-  local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false, bytes = got.bytes },
-    Commit)
+  local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false, bytes = got.bytes,
+    mark = got.mark }, Commit)
   local loop, file, mp4 = got.loop, got.whole, got.duration or true
   got.whole = nil
   if loop.transport.commit then
-    c:committed(loop.transport:commit(got.part, got.dest, mp4))
+    c:committed(loop.transport:commit(got.part, got.dest, mp4, got.mark))
     return c
   end
-  local h, cerr = core.commit_start(file, got.dest, require("starvideos.sign").SHA256, mp4)
+  local h, cerr = core.commit_start(file, got.dest, require("starvideos.sign").SHA256, mp4, got.mark)
   c.commit, c.loop = h, loop
   if h then loop:at(now() + POLL, c) else c:committed(nil, cerr) end
   return c
@@ -178,29 +181,34 @@ end
 
 -- The loop's timer: the commit's thread looked at, again POLL s later until it ends.
 function Commit:advance(t)
-  local ok, cerr, notwhole = self.commit:poll()
+  local ok, cerr, third = self.commit:poll()
   if ok == nil then return self.loop:at(t + POLL, self) end
-  self:committed(ok, cerr, notwhole)
+  self:committed(ok, cerr, third)
 end
 
 -- Cancelled: a commit under way goes on (a whole file stays; a failed one's .part goes), nobody told.
 function Commit:cancel() self.done = true end
 
--- The commit ended (ok, and the file's SHA-256 when its thread read it; else why not, and notwhole when the
--- check refused it): the download counts once its bytes are on disk under their name, with their SHA-256.
-function Commit:committed(ok, said, notwhole)
-  local polled = self.commit ~= nil
+-- The commit ended (ok, the file's SHA-256 when its thread read it and what came of its mark; else why not, and
+-- true when the check refused it): the download counts once its bytes are on disk under their name, with their
+-- SHA-256 (the mark's bytes among them).
+function Commit:committed(ok, said, third)
+  local polled, notwhole = self.commit ~= nil, not ok and third
   self.commit = nil
   if not ok then os.remove(self.part) end -- nothing kept: a request from byte 0 starts a new .part
   if self.done then return end
   self.done = true
+  if ok and self.mark then
+    self.marked = third == true or tostring(third or "the transport wrote no mark")
+    if third == true and self.bytes then self.bytes = self.bytes + #self.mark end
+  end
   if notwhole then
     self.err = new_error("protocol", string.format("download: %s is not a whole video: %s", self.dest, said),
       { check = said })
   elseif not ok then
     self.err = new_error("io", "download: " .. tostring(said), { field = "path" })
   else -- (a transport that commits without hashing: the file read once more, from the page cache)
-    local sum, herr = said, nil
+    local sum, herr = said ~= "" and said or nil, nil
     if not sum then sum, herr = require("starvideos.sign").sha256_file(self.dest) end
     self.sha256 = sum
     if not sum then self.err = new_error("io", "download: " .. tostring(herr), { field = "path" }) end

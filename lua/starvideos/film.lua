@@ -92,9 +92,10 @@ local function stream_of(path, timeout)
   return ok and out:gsub("%s+$", "") or nil
 end
 
--- The shots' files joined into out (atomically), each command killed after timeout seconds (nil: none): true and
--- whether it was a stream copy, or nil, err.  Its list and partial file are a job's scratch (verb_job.lua).
-function M.join(paths, out, timeout)
+-- The shots' files joined into out (atomically), each command killed after timeout seconds (nil: none), marked with
+-- mark (mark.lua's box; nil: none) before it takes its name: true, whether it was a stream copy and marked (true,
+-- or why not; nil without a mark), or nil, err.  Its list and partial file are a job's scratch (verb_job.lua).
+function M.join(paths, out, timeout, mark)
   local list, first, same = out .. ".film-list", nil, true
   local tmp, job = out .. ".film-part.mp4", require "starvideos.verb_job"
   job.scratch(list)
@@ -118,12 +119,13 @@ function M.join(paths, out, timeout)
     os.remove(tmp)
     return nil, new_error("io", "film: ffmpeg could not join the shots: " .. said, { field = "out" })
   end
+  local marked = require("starvideos.mark").append(tmp, mark) -- (true, or why not; nil: mark = false)
   local renamed, rerr = os.rename(tmp, out)
   if not renamed then
     os.remove(tmp)
     return nil, new_error("io", "film: cannot write " .. out .. ": " .. tostring(rerr), { field = "out" })
   end
-  return true, same
+  return true, same, marked
 end
 
 -- Stand-ins for what a shot takes from one made before it, checked by its model's rules before it is made.
@@ -309,7 +311,7 @@ local function cancelled_at(what) return new_error("io", "the job was cancelled 
 -- The shots (objects: tasks) read back into local files of a folder of its own and verified, joined there (each
 -- command under timeout) and the film put as out by its sink (place, by the call's deadline): true and whether it was
 -- a stream copy, or nil, err.  Nothing read back is left (in a job, however it ends: its scratch).
-local function into_object(client, tasks, out, opts, timeout)
+local function into_object(client, tasks, out, opts, timeout, mark)
   local job = require "starvideos.verb_job"
   local dir, derr = lineage.private_dir()
   if not dir then return nil, derr end
@@ -321,7 +323,8 @@ local function into_object(client, tasks, out, opts, timeout)
     files[i], same = lineage.read_copy(client, "film", t, string_format("%s.shot%02d.mp4", base, i), opts)
     if not files[i] then ok, same.shot = false, i break end
   end
-  if ok then ok, same = M.join(files, base .. ".mp4", timeout) end
+  local marked
+  if ok then ok, same, marked = M.join(files, base .. ".mp4", timeout, mark) end
   local made -- (the film's SHA-256 and size, for its provenance record)
   if ok then
     local sum, err = lineage.hash_file(client, base .. ".mp4")
@@ -336,7 +339,7 @@ local function into_object(client, tasks, out, opts, timeout)
   for _, f in ipairs(files) do os.remove(f) end
   os.remove(base .. ".mp4")
   os.remove(dir)
-  return ok or nil, same, made
+  return ok or nil, same, made, marked
 end
 
 -- A film plan's worst case with fallback models (fallback.lua's): a new shot's create (a continue's or a remix's
@@ -380,14 +383,15 @@ function M.film(client, shots, opts)
     tasks[i], paths[i] = t, o.out
   end
   doing("joining")
-  local ok, same, made
+  local ok, same, made, marked
+  local mark = require("starvideos.mark").of_film(client.cfg, tasks)
   if job.cancelled() then ok, same = nil, cancelled_at("the film was joined")
   elseif Sink.object(opts.out) then
-    ok, same, made = into_object(client, tasks, opts.out, opts, lineage.timeout_of(client, opts))
-  else ok, same = M.join(paths, opts.out, lineage.timeout_of(client, opts)) end
+    ok, same, made, marked = into_object(client, tasks, opts.out, opts, lineage.timeout_of(client, opts), mark)
+  else ok, same, marked = M.join(paths, opts.out, lineage.timeout_of(client, opts), mark) end
   if not ok then return after_made(same, #list) end
-  local recorded, rerr = require("starvideos.provenance").joined(client, opts.out, paths, tasks, made,
-    function(path) return lineage.hash_file(client, path) end) -- (its shots' records named)
+  local recorded, rerr = require("starvideos.provenance").filmed(client, opts.out, paths, tasks, made, marked,
+    lineage.hash_file) -- (its shots' records named)
   return { path = opts.out, shots = tasks, copied = same, bytes = made and made.bytes, -- (an object's: its record's)
     provenance_error = not recorded and rerr or nil }
 end

@@ -51,6 +51,10 @@ M.models = readonly(core.models, "starvideos.models")
 -- The file name a batch gives a task's video (names.lua's).
 M.file_name = require("starvideos.names").file_name
 
+-- An Ed25519 private key in PEM read now, for new's provenance = {sign_key = KEY} (signer.lua, loaded at its first
+-- use): before any client, where no client may be made (nginx's init_by_lua).
+function M.sign_key(path) return require("starvideos.signer").read(path) end
+
 -- The creates of a journal whose answer never came, with no network.
 function M.pending(path)
   if type(path) ~= "string" or path == "" then argerror(1, "pending", "journal path", type(path)) end
@@ -100,7 +104,7 @@ function M.verify_webhook(secret, headers, body, opts)
     return refused("webhook-timestamp", string.format("%d s %s now, outside the tolerance of %g s",
       off < 0 and -off or off, off < 0 and "before" or "after", tolerance))
   end
-  local ok, err = config.sign().match(secret, id, ts, body, signatures)
+  local ok, err = require("starvideos.notify_option").sign().match(secret, id, ts, body, signatures)
   if ok == nil then return nil, err end
   if not ok then
     return refused("webhook-signature",

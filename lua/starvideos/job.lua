@@ -23,9 +23,10 @@ local Job = {}; Job.__index = Job
 local function schedule(self) return require("starvideos.schedule").of(self.key, self.cfg) end -- (its key's: learned)
 
 -- A spec's fields a job keeps (spec name -> job field, true: the same; upload, refs: the sink's and the references'
--- states a dead process left, kept by their rocks' own names, storage/).
+-- states a dead process left, kept by their rocks' own names, storage/; mark: a download's, false: its video unmarked).
 local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, resume_limit = true, index = true,
-  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true }
+  on_progress = true, on_status = true, params = true, tenant = true, upload = true, traceparent = true, refs = true,
+  mark = true }
 
 -- Every field a job has (tools/shape_rocks.lua holds this list against each field the core assigns a job):
 --   where it runs:  loop, key, budget (its key's bucket.lua), ledger, cfg, deliveries (notify's), sink (where its
@@ -35,7 +36,7 @@ local KEPT = { finished = "fin", interval = "fixed", out = true, url = true, res
 --   what it is for: goal, id, ids (its create's request ids), params, create (create.lua's build: the value it
 --                   keeps), model, kind, out, url, index, tenant, traceparent, on_progress, on_status, fixed (a
 --                   spec's interval), resume_limit, deadline, upload and refs (a dead process's sink and
---                   references states, their rocks' own texts)
+--                   references states, their rocks' own texts), mark (a download's: false, its video unmarked)
 --   its task:       task, status, held (a create's answer until its record is written), origin_at, unfinished_at,
 --                   coarse (whole-second clocks), eta, late, reason, input (a failure's words), seen_key, seen_why,
 --                   seen_id (what the ledger knew of its create's key), granted (the budget's token taken)
@@ -238,8 +239,8 @@ function Job:taken(by)
 end
 
 -- The job's video is at path (its SHA-256 sha256): the job and its task name it, and the job ends.
-function Job:saved(path, sha256)
-  self.path, self.sha256 = path, sha256
+function Job:saved(path, sha256, bytes)
+  self.path, self.sha256, self.bytes = path, sha256, bytes or self.bytes -- (bytes: the saved file's, its mark's box in)
   if self.task then self.task.path, self.task.sha256 = path, sha256 end
   self:emit("saved", { path = path, sha256 = sha256 }, "told")
   return self:finish()

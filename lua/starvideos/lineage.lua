@@ -304,7 +304,7 @@ function read_back(client, how, t, opts, file)
   require("starvideos.verb_job").scratch(file) -- (a job's: removed however it ends)
   local src, err = source_of(client, how, t, opts)
   if not src then return nil, err end
-  local _, derr = client:download(src, file)
+  local _, derr = client:download(src, file, { mark = false }) -- (a copy: never marked)
   os.remove(file .. ".json") -- (a copy's provenance record: the parent's own is beside the parent)
   local state, why
   if derr then

@@ -51,19 +51,52 @@ local function encode(v, ind)
 end
 P.encode = encode
 
--- The SHA-256 of rec's fields but record_sha256 (rec: a decoded record).
-function P.seal(rec)
-  local was = rec.record_sha256
-  rec.record_sha256 = nil
-  local sum = sign().sha256(encode(rec, ""))
-  rec.record_sha256 = was
-  return sum
+-- f(rec) of rec without its fields named in `without` (rec: a decoded record).
+local function without(rec, names, f)
+  local was = {}
+  for i, k in ipairs(names) do was[i], rec[k] = rec[k], nil end
+  local r = f(rec)
+  for i, k in ipairs(names) do rec[k] = was[i] end
+  return r
 end
 
--- rec sealed, as the bytes of its file.
-function P.text(rec)
+-- The SHA-256 of rec's fields but record_sha256 and signature.
+function P.seal(rec)
+  return without(rec, { "record_sha256", "signature" }, function(r) return sign().sha256(encode(r, "")) end)
+end
+
+-- The bytes a record's signature signs (docs/lineage.md, "A signed record"): rec without its signature, in RFC
+-- 8785's canonical form (jcs.lua).
+function P.signed_bytes(rec)
+  return without(rec, { "signature" }, function(r) return require("starvideos.jcs").canonical(encode(r, "")) end)
+end
+
+-- rec sealed (and signed by signer, a client's cfg.signer: P.signer), as the bytes of its file.
+function P.text(rec, signer)
   rec.record_sha256 = P.seal(rec)
+  rec.signature = nil
+  if signer then
+    rec.signature = { alg = "ed25519", key_id = signer.key_id, value = signer.key:sign(P.signed_bytes(rec)) }
+  end
   return encode(rec, "") .. "\n"
+end
+
+-- rec's signature checked against the Ed25519 public key in the PEM file at pubkey: true, or false and why (no
+-- signature, another key, a changed field), or nil, why (the key file cannot be used).
+function P.verify_signature(rec, pubkey)
+  local s = rec.signature
+  if type(s) ~= "table" then return false, "it is not signed (no signature)" end
+  if s.alg ~= "ed25519" or type(s.value) ~= "string" then
+    return false, string_format("its signature is not an Ed25519 one (alg %s)", tostring(s.alg))
+  end
+  local ok, pub = sign().ed25519_verify(pubkey, P.signed_bytes(rec), s.value)
+  if ok == nil then return nil, pub end
+  local id = sign().sha256(pub)
+  if s.key_id ~= id then
+    return false, string_format("it was signed by key %s, not by %s's (%s)", tostring(s.key_id), pubkey, id)
+  end
+  if not ok then return false, "its signature does not match its fields: a field was changed after it was signed" end
+  return true
 end
 
 -- The last part of a path or URL.
@@ -171,12 +204,20 @@ function P.record(out, sha256, bytes, from)
   return rec
 end
 
+-- What a record says of its video's mark (docs/lineage.md): "xmp" (marked: true), "none" (marked: why not: its
+-- unmarked field says why), "off" (mark = false).
+function P.mark_of(cfg, marked)
+  if cfg.mark == false then return "off" end
+  return marked == true and "xmp" or "none"
+end
+
 -- The record of job's video, saved whole (r: its commit: sha256, bytes) at job.out.
 function P.of_job(job, r)
   local task, ids, c = job.task or {}, job.ids or {}, job.create or {}
   return P.record(job.out, r.sha256, r.bytes, { model = job.model or task.model or job.params and job.params.model,
     task_id = job.id, request_id = ids.request_id, server_request_id = ids.server_request_id,
-    params = c.kept or job.params and kept(job.params), parents = c.parents, tenant = job.tenant })
+    params = c.kept or job.params and kept(job.params), parents = c.parents, tenant = job.tenant,
+    mark = P.mark_of(job.cfg, r.marked), unmarked = type(r.marked) == "string" and r.marked or nil })
 end
 
 -- The sink point's step after a video is saved (video.lua): its record written beside it by its sink (a file's now;
@@ -184,9 +225,10 @@ end
 -- provenance = true, sha256 (the video's).
 function P.save(job, r, t)
   if job.cfg.provenance == false or not job.sink.record then return nil end
-  local ok, text = require("starvideos.interrupt").pcall(P.text, P.of_job(job, r)) -- (Ctrl-C goes through)
+  local ok, text = require("starvideos.interrupt").pcall(P.text, P.of_job(job, r), job.cfg.signer) -- (Ctrl-C goes
+  -- through)
   local w = ok and job.sink.record(job:seated(), t, text) or { done = true, err = { message = tostring(text) } }
-  w.provenance, w.sha256 = true, r.sha256
+  w.provenance, w.sha256, w.bytes = true, r.sha256, r.bytes
   return w
 end
 
@@ -208,10 +250,10 @@ local function shot(client, i, path, task, hash)
 end
 
 -- A film joined at out from its shots (paths; tasks: each shot's; made: an object film's SHA-256 and size, film.lua's;
--- hash: where a file's SHA-256 is taken, lineage.lua's hash_file: nginx's thread pool, a job's helper thread): its
--- record written beside it by out's sink, naming each shot's record by its SHA-256: true, or nil, why (provenance =
--- false: nothing, true).
-function P.joined(client, out, paths, tasks, made, hash)
+-- hash: where a file's SHA-256 is taken, lineage.lua's hash_file: nginx's thread pool, a job's helper thread; marked:
+-- what came of its mark, film.lua's join's): its record written beside it by out's sink, naming each shot's record by
+-- its SHA-256: true, or nil, why (provenance = false: nothing, true).
+function P.joined(client, out, paths, tasks, made, hash, marked)
   if client.cfg.provenance == false then return true end
   hash = hash or sign().sha256_file
   local sum, err = made and made.sha256, nil
@@ -224,12 +266,23 @@ function P.joined(client, out, paths, tasks, made, hash)
     if not parents[i] then return nil, why end
   end
   local rec = P.record(out, sum, made and made.bytes or require("starvideos.download").size(out),
-    { joined = "ffmpeg's concat of its shots", parents = parents })
+    { joined = "ffmpeg's concat of its shots", parents = parents, mark = P.mark_of(client.cfg, marked),
+      unmarked = type(marked) == "string" and marked or nil })
   local owner = setmetatable({ out = out, advance = function() end }, { __index = client.ctx }) -- (a seat's names)
-  local w = Sink.of(client.cfg, out).record(owner, require("starvideos.core").now(), P.text(rec))
+  local w = Sink.of(client.cfg, out).record(owner, require("starvideos.core").now(), P.text(rec, client.cfg.signer))
   client.loop:drive(function() return w.done end) -- (a bucket's PUT; a file's: written)
   if w.err then return nil, w.err.message end
   return true
+end
+
+-- A film made at out (film.lua's M.film: paths, tasks, made, marked as P.joined takes them): what came of its mark
+-- told (a warning event when it could not be written: mark.lua's unmarked), then its record written, naming its
+-- shots' records, each file's SHA-256 taken by hash_file(client, path) (lineage.lua's: where the client's transport
+-- does its disk work): true, or nil, why.
+function P.filmed(client, out, paths, tasks, made, marked, hash_file)
+  local on = type(marked) == "string" and client.cfg.on_event
+  if on then on(require("starvideos.mark").unmarked(out, marked)) end
+  return P.joined(client, out, paths, tasks, made, function(path) return hash_file(client, path) end, marked)
 end
 
 -- The record's JSON decoded: a table, or nil, why.

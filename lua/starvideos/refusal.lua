@@ -7,10 +7,8 @@
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local errors = require "starvideos.errors"
 local Failure = require "starvideos.failure"
-local cjson = require("cjson.safe").new()
 
-local type, ipairs, tostring, string_format, table_concat, table_sort = type, ipairs, tostring, string.format,
-  table.concat, table.sort
+local type, ipairs, tostring, string_format = type, ipairs, tostring, string.format
 
 local M = {}
 
@@ -20,50 +18,9 @@ M.KEPT = { policy = true, input = true } -- the reasons kept: the same content w
 local MEDIA = {}
 for _, name in ipairs(require("starvideos.core").media_fields) do MEDIA['"' .. name .. '"'] = true end
 
-local function skip(s, i) return s:find("[^ \t\r\n]", i) or #s + 1 end
-
--- The index of the quote that ends the JSON string of s opened at i.
-local function string_end(s, i)
-  local j = i + 1
-  while true do
-    local q = s:find('["\\]', j)
-    if not q or s:byte(q) == 34 then return q or #s end
-    j = q + 2
-  end
-end
-
--- The JSON value of s at i in canonical form (RFC 8785's shape: no insignificant space, an object's members sorted
--- by name; a number or a string as its text is, the text the service receives), and the index past it.  sums (a
--- local file's SHA-256 by its path): within a reference field's value, where {"file": path} is written as
--- {"sha256": SUM}; top: the body itself, whose reference fields are MEDIA's.
-local function canonical(s, i, sums, top)
-  i = skip(s, i)
-  local c = s:byte(i)
-  if c == 34 then local e = string_end(s, i) return s:sub(i, e), e + 1 end
-  if c ~= 123 and c ~= 91 then local e = s:find("[,%]} \t\r\n]", i) or #s + 1 return s:sub(i, e - 1), e end
-  local object, items = c == 123, {}
-  local close = object and "}" or "]"
-  i = skip(s, i + 1)
-  while i <= #s and s:sub(i, i) ~= close do
-    local name, v
-    if object then
-      local e = string_end(s, i)
-      name, i = s:sub(i, e), skip(s, e + 1) + 1 -- (past its colon)
-    end
-    v, i = canonical(s, i, (not top or MEDIA[name]) and sums or nil)
-    local sum = name == '"file"' and sums and sums[cjson.decode(v)]
-    if sum then name, v = '"sha256"', '"' .. sum .. '"' end -- (a local file: its bytes, whatever path spells it)
-    items[#items + 1] = object and { name, name .. ":" .. v } or v
-    i = skip(s, i)
-    if s:sub(i, i) == "," then i = skip(s, i + 1) end
-  end
-  if object then
-    table_sort(items, function(x, y) return x[1] < y[1] end)
-    for k, m in ipairs(items) do items[k] = m[2] end
-  end
-  return (object and "{" or "[") .. table_concat(items, ",") .. close, i + 1
-end
-M.canonical = function(body, sums) return (canonical(body, 1, sums, true)) end
+-- The body in canonical form (jcs.lua, RFC 8785's shape) but its strings and numbers as spelled (the text the
+-- service receives), each local file's {"file": path} within a reference field as {"sha256": sums[path]}.
+M.canonical = function(body, sums) return require("starvideos.jcs").spelled(body, sums, MEDIA) end
 
 -- The content address of a create (path, body: as built; refs: create.lua's references): its endpoint and its body
 -- in canonical JSON, each local file's {"file": path} as {"sha256": its bytes'} (one that is not a regular file or

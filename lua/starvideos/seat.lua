@@ -9,9 +9,11 @@ local S = {}
 -- What a seat gives of its job: its values, read when asked (the job's now), never its loop, key, cfg or ledger ...
 local VALUES = { out = true, deadline = true, id = true, refs = true, status = true, state = true }
 -- ... what it makes of the job when asked: references, the create's local files as the check read them
--- (create.lua's local_files: {field, file, sha256, type, max} each) ...
+-- (create.lua's local_files: {field, file, sha256, type, max} each), and mark, the bytes of the box its saved video
+-- carries at its end (mark.lua's of_job: nil with mark = false) ...
 local MADE = {
   references = function(job) return job:local_files() end,
+  mark = function(job) return require("starvideos.mark").of_job(job) end,
 }
 -- ... and what it may ask of it: advance(t), await(w, t) (the job waits for w), progress(bytes, total), emit(name,
 -- fields), awaits(x): whether the job waits for x now (its request, or its references' upload), and body(url_of):

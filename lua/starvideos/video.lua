@@ -127,8 +127,9 @@ end
 
 -- downloading (its commit ended, r): the video saved, recorded, its provenance record beside it (awaited).
 function V.committed(job, r, t)
-  job:progress(r.bytes, r.total)
+  if r.marked ~= true then job:progress(r.bytes, r.total) end -- (a marked file's: its transfer's and its box's)
   if r.err then return failed(job, r.err, r.wire, t) end
+  if type(r.marked) == "string" then job:emit("warning", require("starvideos.mark").unmarked(job.out, r.marked)) end
   if job.id then -- (its size: the sink's, else the file's)
     local path = Sink.recorded(job.out)
     job.ledger:downloaded(job.id, path, r.sha256, r.bytes or require("starvideos.download").size(path), r.note)
@@ -136,7 +137,7 @@ function V.committed(job, r, t)
   if job.cfg.observe then job.cfg.observe:saved(require("starvideos.observed").job(job)) end -- (its metrics)
   local w = require("starvideos.provenance").save(job, r, t) -- (its record beside it: awaited, then saved)
   if w then return job:await(w, t, V.recorded) end
-  return job:saved(job.out, r.sha256)
+  return job:saved(job.out, r.sha256, r.bytes)
 end
 
 -- downloading (its video saved, its provenance record written: r): the job ends, the video saved; a record that
@@ -146,7 +147,7 @@ function V.recorded(job, r)
     job:emit("warning", { field = "provenance", message = "the provenance record of " .. tostring(job.out)
       .. " was not written: " .. tostring(r.err.message) })
   end
-  return job:saved(job.out, r.sha256)
+  return job:saved(job.out, r.sha256, r.bytes)
 end
 
 -- The job cancelled: its question dropped; a whole download awaiting the store let go of, its .part kept

@@ -126,7 +126,7 @@ describe("keep (journal, flock leases, real processes)", function()
         local rec, out, prompt = case[1], case[2], case[3]
         assert.equal(out, rec.out) -- the created record names the file
         assert.is_string(rec.owner)
-        assert.equal(SAMPLE, helper.read_file(out), "round " .. round .. ": " .. prompt)
+        assert.equal(SAMPLE, helper.read_video(out), "round " .. round .. ": " .. prompt)
         assert.equal(1, creates(emu, prompt))
         assert.equal(1, #of(journal, "claim", "id", rec.id))
         assert.equal(1, #of(journal, "downloaded", "id", rec.id))
@@ -158,7 +158,7 @@ describe("keep (journal, flock leases, real processes)", function()
     for i, id in ipairs(ids) do
       assert.equal(1, video_gets(emu, id), id)
       assert.equal(1, #of(journal, "claim", "id", id), id)
-      assert.equal(SAMPLE, helper.read_file(dir .. "/" .. i .. ".mp4"))
+      assert.equal(SAMPLE, helper.read_video(dir .. "/" .. i .. ".mp4"))
     end
   end)
 
@@ -177,7 +177,7 @@ describe("keep (journal, flock leases, real processes)", function()
     assert.truthy(c:close())
     assert.equal("ok " .. id, said:match("[^\n]+"))
     assert.equal(1, video_gets(emu, id))
-    assert.equal(SAMPLE, helper.read_file(dir .. "/alive.mp4"))
+    assert.equal(SAMPLE, helper.read_video(dir .. "/alive.mp4"))
   end)
 
   it("an owner whose lease file is gone while it lives (a cleaner of /tmp): keep claims its task at number 2; "
@@ -211,7 +211,7 @@ describe("keep (journal, flock leases, real processes)", function()
       assert.equal(claims[1].owner, taken[1].by)
       assert.equal(1, video_gets(emu, job.id))
       assert.equal(1, #of(journal, "downloaded", "id", job.id))
-      assert.equal(SAMPLE, helper.read_file(out))
+      assert.equal(SAMPLE, helper.read_video(out))
       owner:close()
     end)
 
@@ -433,7 +433,7 @@ describe("resume and keep --once keep the user's names (one process, the emulato
     assert.same({ fallback .. "/" .. b .. ".mp4", "dir" }, { got[b].path, got[b].saved_to })
     for _, r in ipairs(results) do
       assert.is_nil(r.err)
-      assert.equal(SAMPLE, helper.read_file(r.path))
+      assert.equal(SAMPLE, helper.read_video(r.path))
     end
     assert.equal(2, emu:creates()) -- nothing created again
   end

@@ -94,7 +94,7 @@ describe("batch killed with kill -9 and run again", function()
         emu:creates()))
       assert.equal(N, emu:creates())
       for i = 1, N do
-        assert.equal(SAMPLE, helper.read_file(string.format("%s/%04d.mp4", outdir, i)), "file " .. i)
+        assert.equal(SAMPLE, helper.read_video(string.format("%s/%04d.mp4", outdir, i)), "file " .. i)
       end
       local prompts = {}
       for _, t in ipairs(emu:tasks()) do prompts[t.params.prompt] = (prompts[t.params.prompt] or 0) + 1 end
@@ -190,6 +190,6 @@ describe("batch killed with kill -9 and run again", function()
       _, _, code = proc:close()
       assert.equal(0, code, helper.read_file(log .. "3"))
       assert.equal(creates + 1, emu:creates())
-      for i = 1, 3 do assert.equal(SAMPLE, helper.read_file(string.format("%s/%04d.mp4", outdir, i))) end
+      for i = 1, 3 do assert.equal(SAMPLE, helper.read_video(string.format("%s/%04d.mp4", outdir, i))) end
     end)
 end)

@@ -52,6 +52,10 @@ local ROWS = {
   { "client:submit of 1000 entries: bytes Redis received per entry", "the bare write of the same entries" },
   { "a keeper taking 1000 queued entries", false },
   { "an idle keeper, the queue empty, nothing to carry", "the same keepers without the queue's claims" },
+  { "a 5 s video (19 KB) saved marked, its record signed: wall", "the same save, mark = false" },
+  { "a 5 s video (19 KB): marking and signing time", "the save alone" },
+  { "a 20 MB video (sparse) saved marked, its record signed: wall", "the same save, mark = false" },
+  { "a 20 MB video (sparse): marking and signing time", "the save alone" },
 }
 
 -- What the bench needs that `make` does not build, or nil.

@@ -727,6 +727,29 @@ local BLOCKS = {
     local source = assert(helper.read_file(CLONE .. "/lua/starvideos/provenance.lua"))
     for k in pairs(rec) do assert(source:find("%f[%w_]" .. k .. " = "), "provenance.lua writes no " .. k) end
   end },
+  ["docs/lineage.md#4"] = { "json", "check: a member that decodes, and provenance.lua writes each field (spec/"
+    .. "signed_spec.lua signs and verifies records)", function()
+    local member = require("cjson").decode("{" .. block("docs/lineage.md#4").body .. "}")
+    local source = assert(helper.read_file(CLONE .. "/lua/starvideos/provenance.lua"))
+    assert(member.signature, "docs/lineage.md#4 is no signature member")
+    for _, t in ipairs { member, member.signature } do
+      for k in pairs(t) do assert(source:find("%f[%w_]" .. k .. " = "), "provenance.lua writes no " .. k) end
+    end
+  end },
+  ["docs/lineage.md#5"] = { "sh", "run: the block's lines verify a record the library signed with a key made here "
+    .. "(python3, jq, base64, openssl)", function()
+    for _, p in ipairs { "python3", "jq", "openssl" } do if missing(p) then return end end
+    local dir = folder("signed")
+    helper.write_file(dir .. "/verify.sh", block("docs/lineage.md#5").body) -- (as written: its python spans lines)
+    local out, ok = run(dir, { { "docs/lineage.md#5", "openssl genpkey -algorithm ed25519 -out key.pem" },
+      { "docs/lineage.md#5", "openssl pkey -in key.pem -pubout -out pub.pem" },
+      { "docs/lineage.md#5", "lua5.4 -e " .. q("local P = require 'starvideos.provenance'; local f = assert(io.open("
+        .. "'video.mp4.json', 'w')); f:write(P.text(P.record('video.mp4', string.rep('0', 64), 5, { model = 'videos', "
+        .. "task_id = 'é \\\\ \\\"q\\\"' }), require('starvideos').sign_key('key.pem'))); f:close()") },
+      { "docs/lineage.md#5", "bash -e verify.sh" } }, { ENV })
+    assert_ok(out, ok, "docs/lineage.md#5")
+    assert(out:find("Signature Verified Successfully", 1, true), out)
+  end },
   ["docs/storage.md#1"] = { "lua", "check: compiles (rocks/s3/spec/hosts/s3_spec.lua runs the same generate to s3://)",
     function() check_lua("docs/storage.md#1") end },
   ["docs/storage.md#2"] = { "lua", "check: compiles (rocks/s3/spec/hosts/refs_s3_spec.lua runs local files as "

@@ -147,7 +147,7 @@ for _, workers in ipairs { 2, 1 } do describe("keep inside nginx, " .. workers .
       io.stderr:write(str_format("\nkeep in nginx (%d workers), worker %d killed -9 mid-%s: claimed %.2f s after "
         .. "the kill by worker %d, file complete %.2f s after it\n", workers, pid, stage,
         (claimed or done) - killed, keeper, done - killed))
-      assert.equal(SAMPLE, helper.read_file(out))
+      assert.equal(SAMPLE, helper.read_video(out))
       local n = 0
       for _, r in ipairs(emu:requests()) do
         if r.method == "POST" and (r.body or ""):find("kept " .. i, 1, true) then n = n + 1 end

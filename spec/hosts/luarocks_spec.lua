@@ -162,7 +162,7 @@ describe("luarocks make (" .. vm .. ")", function()
     assert.matches("webhook true nil", out, 1, true)
     assert.matches("status completed", out)
     assert.matches("downloaded " .. dir .. "/video.mp4", out, 1, true)
-    local video = helper.read_file(dir .. "/video.mp4")
+    local video = helper.read_video(dir .. "/video.mp4") -- (up to the mark's box its commit appended)
     assert.equal(#SAMPLE, video and #video)
     assert.is_true(video == SAMPLE, "the downloaded file differs from the emulator's MP4")
   end)
@@ -193,7 +193,7 @@ describe("luarocks make (" .. vm .. ")", function()
     local batch = cmd .. " batch --prompts-file prompts.txt --out-dir out --model videos --duration 5 --interval 0.1"
     local out, ok = sh(batch .. " 2>&1")
     assert.is_true(ok, out)
-    for i = 1, 3 do assert.equal(SAMPLE, helper.read_file(string.format("%s/out/%04d.mp4", dir, i)), i) end
+    for i = 1, 3 do assert.equal(SAMPLE, helper.read_video(string.format("%s/out/%04d.mp4", dir, i)), i) end
     out, ok = sh(cmd .. " list --journal out/starvideos.jsonl --json")
     assert.is_true(ok, out)
     local states = {}
@@ -500,7 +500,7 @@ describe("docs/install.md's LuaRocks lines", function()
     local lines = try_lines(command)
     assert.matches("videos_fast", after(out, lines[1]))
     assert.matches("valid", after(out, lines[2]))
-    local video = helper.read_file(home .. "/starvideos/kitten.mp4")
+    local video = helper.read_video(home .. "/starvideos/kitten.mp4") -- (up to the mark's box)
     assert.is_true(video == SAMPLE, "kitten.mp4 is not the emulator's video\n" .. out)
     os.remove(home .. "/starvideos/kitten.mp4")
   end
@@ -516,7 +516,7 @@ print(jit.version, t.status, package.searchpath("starvideos.curl", package.cpath
     assert.is_true(ok, out)
     assert.matches("\nLuaJIT [^\t\n]*\tcompleted\t", out)
     assert.matches("\tcompleted\t" .. tree .. "/lib/lua/5.1/starvideos/curl.so\n", out, 1, true)
-    assert.is_true(helper.read_file(home .. "/starvideos/kitten.mp4") == SAMPLE)
+    assert.is_true(helper.read_video(home .. "/starvideos/kitten.mp4") == SAMPLE)
     os.remove(home .. "/starvideos/kitten.mp4")
   end
 

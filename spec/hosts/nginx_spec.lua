@@ -269,7 +269,7 @@ describe("starvideos inside nginx", function()
         reference = http.request(task.video_url)
         assert.is_true(type(reference) == "string" and #reference > 1000, "cannot fetch the video")
       end
-      assert.is_true(helper.read_file(task.path) == reference, "video " .. i .. " is not the emulator's")
+      assert.is_true(helper.read_video(task.path) == reference, "video " .. i .. " is not the emulator's")
     end
     assert.is_true(pings >= 20, "only " .. pings .. " pings")
     -- a worker held by an exchange would keep a /ping for the answer's 0.4 s

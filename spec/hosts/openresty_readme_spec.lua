@@ -134,11 +134,11 @@ local function emulator_video(base, key, id)
   return video
 end
 
--- `path` holds the emulator's video of task `id`, whole.
+-- `path` holds the emulator's video of task `id`, whole (up to the mark's box its commit appended: helper.read_video).
 local function whole_video(path, base, key, id)
   assert.is_true(helper.exists(path), "no video at " .. path)
   assert.is_false(helper.exists(path .. ".part"))
-  assert.is_true(helper.read_file(path) == emulator_video(base, key, id), path .. " is not the emulator's video")
+  assert.is_true(helper.read_video(path) == emulator_video(base, key, id), path .. " is not the emulator's video")
 end
 
 local OPENRESTY = assert(helper.read_file(ROOT .. "/docs/openresty.md"))

@@ -3,7 +3,10 @@
 -- validate's warnings (warning events before the create, the task's warnings), the request sent as asked; a
 -- handler's film of 2 shots (a journal its ledger) is 2 creates and one film, ffmpeg run in nginx's thread pool
 -- (a /ping of the one worker answered while the join waits), and run again pays nothing; the film's provenance record
--- and a remix's (each video's, beside it) verify, and a generate's without a journal (the dict's counts).
+-- and a remix's (each video's, beside it) verify, and a generate's without a journal (the dict's counts).  A
+-- generate's video carries the mark (issue 81: exiftool reads DigitalSourceType trainedAlgorithmicMedia; the served
+-- bytes before its box), its record signed with a key the master read in init_by_lua (starvideos.sign_key; its file
+-- gone before the request): `starvideos verify --pubkey` exits 0, 1 with another key.
 local cjson = require "cjson.safe"
 local helper = require "spec.helper"
 local nginx_run = require "spec.support.nginx_run"
@@ -58,6 +61,23 @@ local PLAIN = [[
   ngx.say(t and t.path or tostring(err))
 ]]
 
+-- A describe block's nginx and emulator stopped (either nil when it never started), its folders removed.
+local function stop(ngx, emu)
+  if ngx then ngx.stop() end
+  if emu then emu:stop() end
+  helper.cleanup()
+end
+
+-- A generate at ?out= (the journal ?journal=), its record signed with SIGN_KEY (init_by_lua's): the task as JSON.
+local SIGNED = [[
+  local a = ngx.req.get_uri_args()
+  local c = require("starvideos").new { api_key = %q, base_url = %q, journal = a.journal, interval = 0.1,
+    min_interval = 0.1, provenance = { sign_key = SIGN_KEY } }
+  local t, err = c:generate({ model = "videos", prompt = "the marked hill", duration = 5 }, { out = a.out })
+  c:close()
+  ngx.say(t and require("cjson").encode { path = t.path, id = t.id, video_url = t.video_url } or tostring(err))
+]]
+
 describe("a handler inside nginx", function()
   local emu, dir, ngx
 
@@ -96,11 +116,7 @@ exec %s "$@"
     return (helper.capture(string.format("curl -s -m 60 'http://127.0.0.1:%d%s'", ngx.port, what)):gsub("\n$", ""))
   end
 
-  teardown(function()
-    if ngx then ngx.stop() end
-    if emu then emu:stop() end
-    helper.cleanup()
-  end)
+  teardown(function() stop(ngx, emu) end)
 
   it("a create of params the service ignores: validate's warnings as events before the create and on the task",
     function()
@@ -156,5 +172,70 @@ exec %s "$@"
     local verified = cli.run { "verify", got.path }
     assert.equal(0, verified.code, verified.err)
     assert.matches("matches: " .. got.parent, verified.out, 1, true)
+  end)
+end)
+
+describe("a handler inside nginx whose signing key the master read (init_by_lua)", function()
+  local emu, dir, ngx, priv, pub, other_pub
+  local why = not helper.execute("command -v openssl >/dev/null 2>&1") and "openssl is not installed"
+
+  setup(function()
+    if why then return end
+    emu = helper.emulator { key = KEY, queued = 0, processing = 0.2 }
+    dir = helper.tmpdir()
+    priv, pub, other_pub = dir .. "/key.pem", dir .. "/pub.pem", dir .. "/other.pub.pem"
+    assert(helper.execute("openssl genpkey -algorithm ed25519 -out " .. q(priv) .. " 2>/dev/null"))
+    assert(helper.execute("openssl pkey -in " .. q(priv) .. " -pubout -out " .. q(pub)))
+    assert(helper.execute("openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -out "
+      .. q(other_pub)))
+    ngx = nginx_run.serve(dir, function(port)
+      local lines = nginx_run.conf_head(dir, 2)
+      -- (the master reads the key; the workers it forks sign with it: docs/openresty.md#signed-records)
+      lines[#lines + 1] = string.format('    init_by_lua_block { SIGN_KEY = require("starvideos").sign_key(%q) }', priv)
+      lines[#lines + 1] = "    server { listen 127.0.0.1:" .. port .. ";"
+      lines[#lines + 1] = "      location = /signed { content_by_lua_block { " .. SIGNED:format(KEY, emu.url) .. " } }"
+      lines[#lines + 1] = "    }\n}\n"
+      return table.concat(lines, "\n")
+    end)
+  end)
+
+  teardown(function() stop(ngx, emu) end)
+
+  it("a generate: its video marked (exiftool reads DigitalSourceType trainedAlgorithmicMedia; the served bytes "
+    .. "before the box), its record signed in the worker with the key read at init (its file gone): verify --pubkey "
+    .. "exits 0, 1 with another key; the key in no log", function()
+    if why then pending(why) return end
+    local secret = assert(helper.read_file(priv)):gsub("%-%-%-%-%-[^\n]*\n?", ""):gsub("%s", "")
+    os.remove(priv) -- (a worker that read the file now would find none: the master read it at init)
+    local out = dir .. "/marked.mp4"
+    local said = helper.capture(string.format("curl -s -m 60 'http://127.0.0.1:%d/signed?journal=%s&out=%s'",
+      ngx.port, dir .. "/j.jsonl", out))
+    local task = assert(cjson.decode(said), said .. (helper.read_file(dir .. "/error.log") or ""))
+    assert.equal(out, task.path)
+    -- the mark: the served bytes, then one top-level uuid box of the XMP UUID that says what the video is
+    local Mark = require "starvideos.mark"
+    local served = helper.capture("curl -s " .. q(task.video_url))
+    local saved = assert(helper.read_file(out))
+    assert.is_true(#served > 1000 and helper.unmarked(saved) == served, "the file is not the served video first")
+    assert.is_true(#saved > #served, "the file has no mark after the served bytes")
+    assert.equal("uuid" .. Mark.UUID, saved:sub(#served + 5, #served + 24))
+    assert.truthy(saved:find(Mark.SOURCE, #served + 1, true), "the box says trainedAlgorithmicMedia")
+    if helper.execute("command -v exiftool >/dev/null 2>&1") then
+      local tags = assert(helper.json(helper.capture("exiftool -j -XMP:all " .. q(out))))[1]
+      assert.same({ Mark.SOURCE, task.id }, { tags.DigitalSourceType, tags.TaskId })
+    end
+    -- the record: the marked file's SHA-256, signed by the key read at init
+    local rec = assert(cjson.decode((assert(helper.read_file(out .. ".json")))))
+    assert.same({ require("starvideos.sign").sha256_file(out), "xmp" }, { rec.video.sha256, rec.mark })
+    assert.equal("ed25519", rec.signature and rec.signature.alg)
+    local good = cli.run { "verify", out, "--pubkey", pub }
+    assert.equal(0, good.code, good.out .. good.err)
+    assert.matches("signed: " .. out .. ".json by key " .. rec.signature.key_id, good.out, 1, true)
+    local other = cli.run { "verify", out, "--pubkey", other_pub }
+    assert.equal(1, other.code, other.out .. other.err)
+    for what, text in pairs { ["the record"] = helper.read_file(out .. ".json"), ["error.log"] =
+        helper.read_file(dir .. "/error.log") or "", ["the answer"] = said } do
+      assert.is_nil(text:find(secret, 1, true), "the private key is in " .. what)
+    end
   end)
 end)

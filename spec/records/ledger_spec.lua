@@ -73,7 +73,7 @@ describe("the ledger", function()
     assert.equal(task.id, recs[2].id)
     assert.same({ "processing", "completed" }, { recs[3].status, recs[4].status })
     assert.equal(dir .. "/v.mp4", recs[5].path)
-    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_file(dir .. "/v.mp4"))
+    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_video(dir .. "/v.mp4"))
     assert.same({}, Ledger.new(j, {}):unfinished())
   end)
 
@@ -133,7 +133,7 @@ describe("the ledger", function()
 
   it("records each file's bytes and SHA-256 in downloaded, gives it in the results, and lists it", function()
     local j = dir .. "/j.jsonl"
-    local c = client(Fake.new(), { journal = j })
+    local c = client(Fake.new(), { journal = j, mark = false }) -- (three tasks' one video: unmarked, the same bytes)
     local task = assert(c:generate(PARAMS, { out = dir .. "/v.mp4", interval = 0.01 }))
     local path, none, sum = c:download({ id = "task_9", status = "completed", video_url = "http://fake/v/9.mp4" },
       dir .. "/w.mp4")
@@ -157,7 +157,7 @@ describe("the ledger", function()
 
   it("tasks{check = true} and list --check find a file missing, one cut and one changed in place", function()
     local j = dir .. "/j.jsonl"
-    local c = client(Fake.new(), { journal = j })
+    local c = client(Fake.new(), { journal = j, mark = false }) -- (four tasks' one video: unmarked, the same bytes)
     assert(c:wait_all({ "task_1", "task_2", "task_3", "task_4" }, { out_dir = dir, interval = 0.01 }))
     os.remove(dir .. "/task_2.mp4")
     assert(helper.execute("truncate -s 1000 " .. helper.shell_quote(dir .. "/task_3.mp4")))
@@ -223,7 +223,7 @@ describe("the ledger", function()
     local sent
     for _, s in ipairs(fake2.sent) do if s.op == "download" then sent = s end end
     assert.equal(100000 - OVERLAP, sent.offset)
-    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_file(out))
+    assert.equal(Fake.video(0, Fake.VIDEO_SIZE), helper.read_video(out))
     assert.is_false(helper.exists(out .. ".part"))
   end)
 

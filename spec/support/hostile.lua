@@ -35,6 +35,7 @@
 --                (HEAD: the good MP4's head, honouring Range)
 --   dl_overrun   an MP4 whose mdat box says it runs 64 bytes past the end
 --   dl_duration  a well-formed MP4 of 9 s, for the task's 5 s
+--   dl_open_end  the good MP4 but its last box (mdat) of size 0: it runs to the end of the file (whole, unmarkable)
 -- Add "_once" (dl_html_once, dl_short_once, dl_overrun_once, dl_duration_once)
 -- and only the first video GET under the tag is bad; every later one gets the
 -- good MP4 (honouring Range):
@@ -702,6 +703,10 @@ local DL_BAD = {
   end,
   dl_duration = function(c, req)
     serve_file(c, req, media.mp4 { seconds = 9, bytes = DL_BYTES }, "video/mp4")
+  end,
+  dl_open_end = function(c, req) -- (whole, but its last box, mdat, of size 0: "to the end of the file")
+    local at = DL_GOOD:find("mdat", 1, true)
+    serve_file(c, req, DL_GOOD:sub(1, at - 5) .. "\0\0\0\0" .. DL_GOOD:sub(at), "video/mp4")
   end,
 }
 

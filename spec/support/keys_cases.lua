@@ -90,7 +90,7 @@ return function(on, store_url, b)
         assert.truthy(c2:generate({ model = "videos", prompt = "cat " .. i, duration = 5 },
           { out = outs[i], interval = 0.1 }))
         assert.equal(require("starvideos.emulator.files").video(5),
-          helper.read_file(outs[i]))
+          helper.read_video(outs[i]))
       end
       assert.equal(3, emu:creates())
       assert.equal(3, #attached(events))
@@ -217,7 +217,7 @@ return function(on, store_url, b)
       helper.write_file(out, "cut")
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
       assert.equal(1, emu:creates())
-      assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
+      assert.equal(require("starvideos.emulator.files").video(5), helper.read_video(out))
       local video = helper.read_file(out) -- changed in place, its size kept: its SHA-256 tells
       helper.write_file(out, video:sub(1, -2) .. (video:sub(-1) == "x" and "y" or "x"))
       assert(client():generate(PARAMS, { out = out, interval = 0.1 }))
@@ -284,7 +284,7 @@ return function(on, store_url, b)
       -- one made it; the other attached to it or found it pending, never created
       local one, two = helper.read_file(dir .. "/1"), helper.read_file(dir .. "/2")
       assert.truthy(one:match("^video") or two:match("^video"), one .. " / " .. two)
-      assert.equal(require("starvideos.emulator.files").video(5), helper.read_file(out))
+      assert.equal(require("starvideos.emulator.files").video(5), helper.read_video(out))
       -- the one that followed a live process's task wrote a .part of its own, gone once committed
       for name in io.popen("ls -a " .. q(dir)):lines() do assert.falsy(name:find(".part", 1, true), name) end
     end)

@@ -793,6 +793,27 @@ P.list = {
         "a generate and its remix",
         { "journal", "file", "nginx" } },
     } },
+  { id = "mark", title = "each saved MP4 carries the XMP mark (trainedAlgorithmicMedia), its pictures untouched",
+    doc = "docs/lineage.md#the-mark-inside-the-file", na = { dict = NO_LEDGER, redis = NO_LEDGER },
+    open = { studio = "the studio's saved videos: no case reads their mark yet" },
+    cases = {
+      { "spec/mark_spec.lua", "generate --out: exiftool reads DigitalSourceType", { "process", "file", "cli" } },
+      { "spec/mark_spec.lua", "a job moved by step(0): its video marked", { "journal", "file", "job" } },
+      { "spec/mark_spec.lua", "a film: marked after its join", { "journal", "file", "lua" } },
+      { "spec/mark_spec.lua", "mark = false: the file is the served video", { "journal", "file", "lua" } },
+      { "spec/hosts/places_nginx_spec.lua", "a generate: its video marked", { "journal", "file", "nginx" } },
+    } },
+  { id = "signed", title = "provenance = {sign_key}: each record signed (Ed25519, RFC 8785); verify --pubkey checks it",
+    doc = "docs/lineage.md#a-signed-record", na = { dict = NO_LEDGER, redis = NO_LEDGER, journal = NO_LEDGER },
+    open = { bucket = "an s3:// object's record signed: no case yet (the record's PUT carries the signed text)",
+      studio = "the studio takes no sign_key yet" },
+    cases = {
+      { "spec/signed_spec.lua", "generate --sign-key: the record's signature verifies with openssl",
+        { "process", "file", "cli" } },
+      { "spec/signed_spec.lua", "a job (step(0)) and a blocking call sign", { "process", "file", "job", "lua" } },
+      { "spec/signed_spec.lua", "starvideos.sign_key: a key read before any client", { "process", "file", "lua" } },
+      { "spec/hosts/places_nginx_spec.lua", "a generate: its video marked", { "file", "nginx" } },
+    } },
 }
 
 -- file -> its claims: { name = the start of a case's name, promise =, places = }

@@ -67,7 +67,7 @@ describe("starvideos batch and --key", function()
     for _, t in ipairs(emu:tasks()) do prompts[#prompts + 1] = t.params.prompt end
     table.sort(prompts)
     assert.same({ "a cat", "a dog", "a fish" }, prompts)
-    for i = 1, 3 do assert.equal(SAMPLE, helper.read_file(string.format("%s/videos/%04d.mp4", dir, i))) end
+    for i = 1, 3 do assert.equal(SAMPLE, helper.read_video(string.format("%s/videos/%04d.mp4", dir, i))) end
     assert.truthy(helper.exists(dir .. "/videos/starvideos.jsonl"))
     local requests = #emu:requests()
     r = batch(file, dir .. "/videos")
@@ -138,7 +138,7 @@ describe("starvideos batch and --key", function()
     r = batch(dir .. "/p.txt", dir .. "/w")
     assert.equal(0, r.code, r.out .. r.err)
     assert.equal(5, emu:creates())
-    assert.equal(SAMPLE, helper.read_file(dir .. "/w/0001.mp4"))
+    assert.equal(SAMPLE, helper.read_video(dir .. "/w/0001.mp4"))
   end)
 
   it("input errors exit 2 naming the input: a folder as --prompts-file, a NUL byte naming FILE:LINE; a BOM is "
@@ -160,7 +160,7 @@ describe("starvideos batch and --key", function()
     local tasks = emu:tasks()
     assert.equal(before + 1, #tasks)
     assert.equal("a cat", tasks[#tasks].params.prompt)
-    assert.equal(SAMPLE, helper.read_file(dir .. "/real/0001.mp4"))
+    assert.equal(SAMPLE, helper.read_video(dir .. "/real/0001.mp4"))
   end)
 
   for _, case in ipairs { { "INT", 130, "interrupted" }, { "TERM", 143, "stopped by a signal" } } do
@@ -316,7 +316,7 @@ describe("starvideos batch and --key", function()
     local requests = #emu:requests()
     r = batch(dir .. "/p.txt", dir .. "/v")
     assert.equal(0, r.code, r.err)
-    assert.equal(SAMPLE, helper.read_file(path))
+    assert.equal(SAMPLE, helper.read_video(path))
     assert.equal(1, emu:creates())
     assert.is_true(#emu:requests() > requests) -- (before: nothing sent, the changed file kept)
     assert.equal(0, run({ "list", "--journal", dir .. "/v/starvideos.jsonl", "--check" }).code)
@@ -353,7 +353,7 @@ describe("starvideos batch and --key", function()
     local one = assert(cjson.decode(r.out), r.out)[1]
     -- (before: the out recorded as given, v/0001.mp4, not there from elsewhere: saved in elsewhere/ as "dir")
     assert.same({ dir .. "/v/0001.mp4", "out" }, { one.path, one.saved_to })
-    assert.equal(SAMPLE, helper.read_file(dir .. "/v/0001.mp4"))
+    assert.equal(SAMPLE, helper.read_video(dir .. "/v/0001.mp4"))
     assert.equal(1, emu:creates())
   end)
 
@@ -380,7 +380,7 @@ describe("starvideos batch and --key", function()
       if x.path:find("^/videos/") then ranges[#ranges + 1] = x.range or "none" end
     end
     assert.same({ "bytes=" .. (CUT - 65536) .. "-" }, ranges) -- (on from the .part, 64 KiB of it checked again)
-    assert.equal(SIZE, helper.file_size(dir .. "/v/0001.mp4"))
+    assert.equal(SIZE, helper.video_size(dir .. "/v/0001.mp4"))
   end)
 
   it("hints name what the command line has: a changed entry, and a create another live batch has in flight",

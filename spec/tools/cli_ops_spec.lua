@@ -30,7 +30,7 @@ describe("the starvideos command line, how to go on and the operator's commands"
       local creates = #posts()
       local r = run_printed(command, env_vars)
       assert.equals(0, r.code, command .. "\n" .. r.err)
-      assert.equals(SAMPLE, helper.read_file(path))
+      assert.equals(SAMPLE, helper.read_video(path))
       assert.equals(creates, #posts())
       if journal then assert.matches('"event":"downloaded"', helper.read_file(journal), 1, true) end
     end
@@ -578,7 +578,7 @@ describe("the starvideos command line, how to go on and the operator's commands"
         assert.equals(t.id, results[i].id)
         assert.equals(out .. "/" .. t.id .. ".mp4", results[i].path)
         assert.equals("dir", results[i].saved_to) -- (created with no --out)
-        assert.equals(SAMPLE, helper.read_file(results[i].path))
+        assert.equals(SAMPLE, helper.read_video(results[i].path))
       end
       -- all done: a second resume has nothing left, and says so
       r = run({ "resume", "--journal", journal, "--dir", out, "--json" }, env())

@@ -99,7 +99,7 @@ describe("the command line as a place of the matrix", function()
       assert.equals(0, inside, "requests in the seconds the 429 asked for")
       assert.is_true(api[#api].at >= told.at + HOLD, "requests went on after the hold")
       assert.equals(3, emu:creates())
-      for i = 1, 3 do assert.equals(C.SAMPLE, helper.read_file(string.format("%s/v/%04d.mp4", dir, i))) end
+      for i = 1, 3 do assert.equals(C.SAMPLE, helper.read_video(string.format("%s/v/%04d.mp4", dir, i))) end
     end)
 
     it("longer than max_retry_wait (60 s) ends create at once with rate_limited and the seconds, sent once, nothing "
@@ -252,7 +252,7 @@ describe("the command line as a place of the matrix", function()
       assert.truthy(#want > 0)
       assert.equals(core.hash(want), core.hash(media_read.pixels(dir .. "/child.mp4.first.png")),
         "the parent's last frame")
-      assert.equals(C.SAMPLE, helper.read_file(dir .. "/child.mp4"))
+      assert.equals(C.SAMPLE, helper.read_video(dir .. "/child.mp4"))
     end)
 
     it("continue ID --last-image URL --out s3://bucket/key: one create, the child streamed into the object; the same "
@@ -270,7 +270,7 @@ describe("the command line as a place of the matrix", function()
       local fetched
       for _, f in ipairs(tasks[#tasks].fetched or {}) do if f.field == "first_image" then fetched = f end end
       assert.equals(200, fetched.status)
-      assert.equals(C.SAMPLE, helper.read_file(st.dir .. "/vids/places/child.mp4._S3rver_object"))
+      assert.equals(C.SAMPLE, helper.read_video(st.dir .. "/vids/places/child.mp4._S3rver_object"))
       r = run(args, bucket)
       assert.equals(0, r.code, r.err)
       assert.equals(2, emu:creates(), "the same command again creates nothing")

@@ -54,7 +54,7 @@ describe("--fresh", function()
     local r = run(with(argv, "--fresh"), env())
     assert.equals(0, r.code, r.err)
     assert.equals(before + 1, emu:creates())
-    assert.equals(C.SAMPLE, helper.read_file(dir .. "/d.mp4"))
+    assert.equals(C.SAMPLE, helper.read_video(dir .. "/d.mp4"))
   end)
 
   it("batch: a rerun creates 0; --dry-run --fresh plans every entry; --fresh creates each; its hints leave it out",

@@ -89,7 +89,7 @@ describe("hints name the command as it was invoked", function()
       emu:config { queued = 0 }
       local pasted = paste(root, command, env())
       assert.equals(0, pasted.code, command .. "\n" .. pasted.err)
-      assert.equals(C.SAMPLE, helper.read_file(dir .. "/w.mp4"))
+      assert.equals(C.SAMPLE, helper.read_video(dir .. "/w.mp4"))
     end)
 
     it("a batch's lost create: its `pending --forget` line names bin/starvideos and works pasted", function()

@@ -45,7 +45,9 @@ A.CLIENT = {
   lease = { "number", "seconds a process's lease on its tasks in a store lasts" },
   storage = { "starvideos.Storage", "the S3-compatible store of s3:// outs and local references" },
   preflight = { 'boolean|"strict"', "check reference media before a create" },
-  provenance = { "boolean", "each saved video's provenance record beside it, PATH.json" },
+  provenance = { "boolean|starvideos.Provenance", "each saved video's provenance record beside it, PATH.json; "
+    .. "{sign_key = PATH or starvideos.sign_key's key}: signed" },
+  mark = { "boolean", "each saved MP4's XMP mark inside it (made by a trained algorithm); false: its served bytes" },
   allow_private_media = { "boolean", "allow reference URLs on non-public addresses" },
   min_image_side = { "number", "px: a reference image with a shorter side under it is refused" },
   metrics = { "boolean", "count requests, creates, tasks, videos, bytes for client:metrics" },
@@ -78,6 +80,7 @@ A.CALLS = {
 }
 A.CALLS_BY = {
   download = { timeout = { "number", "seconds for the whole download", "download_timeout" },
+    mark = { "boolean", "false: the video saved unmarked, its served bytes (default: the client's mark)" },
     on_progress = { "fun(event: starvideos.ProgressEvent)", "called with progress events" } },
   generate_all = {
     out = { "string|fun(i: integer, params: starvideos.Params): string",

@@ -34,6 +34,11 @@ C.CLASSES = {
   { "Notify", "a signed webhook when a task completes or fails", fields = {
     { "url", "string", "where it is sent" }, { "secret", "string", "whsec_<base64>: the signing secret" },
     { "retry_for?", "number", "seconds it is retried, 0 to 604800", "retry_for" } } },
+  { "Provenance", "signed provenance records (docs/lineage.md)", fields = {
+    { "sign_key", "string|starvideos.SignKey", "the path of an Ed25519 private key in PEM, or a key "
+      .. "starvideos.sign_key read (else $STARVIDEOS_SIGN_KEY)" } } },
+  { "SignKey", "an Ed25519 private key starvideos.sign_key read (held in C; tostring names its key_id alone)",
+    fields = { { "key_id", "string", "the hex SHA-256 of its raw public key" } } },
   { "FailurePattern", "a text of the service's failures and its reason (docs/failures.md)", fields = {
     { "match", "string", "a Lua pattern of the text" },
     { "reason", "starvideos.FailureReason", "why: policy, input, service or unknown" },

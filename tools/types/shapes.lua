@@ -29,6 +29,8 @@ S.MODULE = {
     params = { { "secret", "string" }, { "headers", "table<string, string|string[]>" }, { "body", "string" },
       { "opts?", "starvideos.VerifyOpts" } },
     returns = { { "true?", "ok" }, { "starvideos.Error?", "err" } } },
+  sign_key = { "Reads an Ed25519 private key in PEM now, for new's provenance = {sign_key = KEY}; raises when it is "
+    .. "none.", params = { { "path", "string" } }, returns = { { "starvideos.SignKey", "key" } } },
   default = { "The default client, made from the environment on first use.",
     returns = { { "starvideos.Client", "client" } } },
   create = { "client:create on the default client.", params = { { "params", "starvideos.Params" } },

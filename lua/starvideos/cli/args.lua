@@ -194,6 +194,12 @@ local FLAG = {
     text = "seconds a task's owner has to renew its lease (default 30); keep looks every S/6 s, at most 5" },
   notify = { kind = "str", meta = "URL",
     text = "POST a signed webhook there when a task completes (after its download) or fails" },
+  ["sign-key"] = { kind = "str", meta = "PATH",
+    text = "sign each saved video's provenance record with the Ed25519 private key in PEM at PATH (default: "
+      .. "$STARVIDEOS_SIGN_KEY); starvideos verify --pubkey checks it" },
+  pubkey = { kind = "str", meta = "PEM",
+    text = "also check the record's signature with this Ed25519 public key (PEM); exit 1 when it is missing, by "
+      .. "another key, or a field changed" },
   ["notify-secret-file"] = { kind = "str", meta = "PATH",
     text = "the webhook secret (whsec_... or any string) on the first line of PATH (with --notify)" },
 }
@@ -207,7 +213,7 @@ local BATCH = { "model", "duration", "ratio", "resolution", "first-image", "last
 -- continue: the request flags but --first-image (the parent's last frame is the first image)
 local CONTINUE = { "model", "prompt", "duration", "ratio", "resolution", "last-image", "ref-image", "ref-video",
   "ref-audio", "extra" }
-local CLIENT = { "base-url", "api-key-file", "proxy", "log" }
+local CLIENT = { "base-url", "api-key-file", "proxy", "log", "sign-key" }
 local NOTIFY = { "notify", "notify-secret-file" }
 
 local function flags(...)
@@ -384,7 +390,7 @@ local COMMANDS = {
     flag_text = { journal = "the JSON-lines journal to compact (other processes may append to it meanwhile)" },
   },
   verify = {
-    args = { "PATH" }, flags = flags(),
+    args = { "PATH" }, flags = flags("pubkey"),
     summary = "check a video against its provenance record PATH.json and its parents' records where present (exit 1: "
       .. "one differs, said on stderr)",
     arg_text = { PATH = "the video file (its record: PATH.json beside it)" },

@@ -169,6 +169,7 @@ local function flag_options(opts, o)
     o.proxy = opts.proxy
   end
   o.log = M.log(opts.log)
+  if opts["sign-key"] then o.provenance = { sign_key = opts["sign-key"] } end -- (read once, by new: never shown)
   if opts.preflight then o.preflight = opts.preflight == "strict" and "strict" or false end
   if opts.key then -- a job's name in the ledger (generate, create)
     if opts.out then usage_error("--key and --out: a job with --out is keyed by its file already; give one") end
@@ -208,7 +209,7 @@ function M.refused(message)
   local flag = output.OPTION_FLAG[option]
   if not flag then return message end
   inner = inner:gsub("^%a+_limit%.count: ", "N: "):gsub("^%a+_limit%.per: ", "SECONDS: ")
-  return flag .. ": " .. inner:gsub("^" .. option .. ": ", "")
+  return flag .. ": " .. inner:gsub("^" .. option .. ": ", ""):gsub("^provenance%.sign_key: ", "")
 end
 
 -- M.new(ctx, opts, extra[, keyless]) -> client, core. extra: more options for starvideos.new;

@@ -289,7 +289,7 @@ end
 -- that turns the library's words for them into the command line's (M.option_words, cli/client.lua's refused).
 M.OPTION_FLAG = { proxy = "--proxy", log = "--log", create_limit = "--create-limit", tenant_limit = "--tenant-limit",
   prices = "--prices", failed_prices = "--failed-prices", spend_limit = "--spend-limit", fresh = "--fresh",
-  resend = "--resend" }
+  resend = "--resend", provenance = "--sign-key" }
 
 -- A Lua caller's words for an option as the command line's: "send it anyway with resend = true" -> "... with
 -- --resend", "(or fresh = true)" -> "(or --fresh)".

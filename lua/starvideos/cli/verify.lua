@@ -1,8 +1,9 @@
 -- starvideos.cli.verify: `starvideos verify PATH` (docs/lineage.md, "Where each video came from"): the file against
 -- its provenance record PATH.json (its SHA-256 and size; the record's own fields against its record_sha256), then
 -- each parent's record where it is present beside the parent's file (by its SHA-256, as the child's record names
--- it), and that parent's file against it, down the tree.  Exit 0: all match; 1: something differs (said); 2: bad
--- input (no such file, not a file, an object's URL).
+-- it), and that parent's file against it, down the tree; with --pubkey PEM, the record's Ed25519 signature.  Exit 0:
+-- all match; 1: something differs (said: a missing or bad signature too); 2: bad input (no such file, not a file, an
+-- object's URL, a key file that is no Ed25519 public key).
 
 local P = require "starvideos.provenance"
 local args = require "starvideos.cli.args"
@@ -102,8 +103,26 @@ function check(path, r, seen)
   for i, p in ipairs(type(rec.parents) == "table" and rec.parents or {}) do parent(path, i, p, r, seen) end
 end
 
--- The file at path verified: {checked =, problems =, notes =}.  (Bad input: a usage error, exit 2.)
-function M.verify(path)
+-- The signature of path's record (rec) against the public key at pubkey (nil: not asked; a note says it is there).
+local function signature(path, rec, pubkey, r)
+  local s = rec and rec.signature
+  if not pubkey then
+    if type(s) == "table" then
+      r.notes[#r.notes + 1] = string_format("%s: its record is signed (key %s): not checked (give --pubkey PEM)",
+        visible(path), visible(s.key_id))
+    end
+    return
+  end
+  if not rec then return end
+  local ok, why = P.verify_signature(rec, pubkey)
+  if ok == nil then args.usage_error("--pubkey: %s", visible(why)) end
+  if ok then r.signed = s.key_id
+  else r.problems[#r.problems + 1] = visible(path) .. P.SUFFIX .. ": " .. why end
+end
+
+-- The file at path verified (and its record's signature by the Ed25519 public key in the PEM file pubkey, when
+-- given): {checked =, problems =, notes =, signed = key_id}.  (Bad input: a usage error, exit 2.)
+function M.verify(path, pubkey)
   local word = require("starvideos.shell").word
   local X = require "starvideos.extension"
   if X.scheme(path) then -- (the commands that fetch the object and its record: its sink's, when its rock is here)
@@ -127,21 +146,23 @@ function M.verify(path)
   end
   local r = { checked = {}, problems = {}, notes = {} }
   check(path, r, { [path] = true })
+  signature(path, record_of(path), pubkey, r)
   return r
 end
 
-function M.run(ctx, _, pos)
+function M.run(ctx, opts, pos)
   local path = pos[1]
-  local r = M.verify(path)
+  local r = M.verify(path, opts.pubkey)
   local ok = #r.problems == 0
   if ctx.json then
     output.print_json({ path = path, ok = ok, checked = json.array(r.checked), problems = json.array(r.problems),
-      notes = json.array(r.notes) })
+      notes = json.array(r.notes), signed_by = r.signed })
   else
     for _, c in ipairs(r.checked) do
       out(string_format("matches: %s (SHA-256 %s, %s bytes%s%s)\n", visible(c.path), c.sha256, number_text(c.bytes),
         c.task and ", task " .. visible(c.task) or "", c.parents > 0 and ", " .. c.parents .. " parent(s)" or ""))
     end
+    if r.signed then out(string_format("signed: %s%s by key %s\n", visible(path), P.SUFFIX, r.signed)) end
     for _, n in ipairs(r.notes) do out("note: ", n, "\n") end
     for _, p in ipairs(r.problems) do io.stderr:write("differs: ", p, "\n") end
   end

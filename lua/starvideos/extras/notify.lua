@@ -4,7 +4,6 @@
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
 local core = require "starvideos.core"
-local config = require "starvideos.config"
 local Request = require "starvideos.request"
 
 local now = core.now
@@ -22,7 +21,7 @@ D.__index = D
 -- request.lua asks at each attempt: its lines, signed anew.
 function D:headers()
   local ts = string.format("%.0f", os.time() + (self.ctx.key.skew or 0)) -- the service's time when known
-  local sig = config.sign().sign(self.notify.secret, self.wid, ts, self.body)
+  local sig = require("starvideos.notify_option").sign().sign(self.notify.secret, self.wid, ts, self.body)
   return Request.JSON .. "webhook-id: " .. self.wid .. "\nwebhook-timestamp: " .. ts .. "\nwebhook-signature: " .. sig
     .. "\n"
 end

@@ -309,16 +309,16 @@ function N:cancel(x)
   if part then part:close() end
 end
 
--- On the descriptor the download wrote, checked to be a whole MP4 (mp4: true, or its seconds) and hashed in
--- one read beside its fsync, in the pool: renamed only while its name is still that file.  true, its SHA-256 |
--- nil, why [, true: not a whole MP4].
-function N:commit(part, path, mp4)
+-- On the descriptor the download wrote, checked to be a whole MP4 (mp4: true, or its seconds), marked (mark: its
+-- box appended) and hashed in one read beside its fsync, in the pool: renamed only while its name is still that
+-- file.  true, its SHA-256, marked (true, or why not; nil without a mark) | nil, why [, true: not a whole MP4].
+function N:commit(part, path, mp4, mark)
   local fh = self.whole[part]
   if not fh then return nil, "cannot commit " .. tostring(part) .. ": no whole download was written there" end
   self.whole[part] = nil
   local fd, size, name = fh:prepare()
   local ok, err, notwhole = fd, size, nil
-  if fd then ok, err, notwhole = in_pool("starvideos.sign", "part_commit", fd, size, name, path, mp4) end
+  if fd then ok, err, notwhole = in_pool("starvideos.sign", "part_commit", fd, size, name, path, mp4, mark) end
   fh:close()
   return ok, err, notwhole
 end

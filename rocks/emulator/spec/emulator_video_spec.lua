@@ -197,7 +197,7 @@ describe("the emulator's videos", function()
     local function download(params, name)
       local out = dir .. "/" .. name .. ".mp4"
       assert(client:generate(params, { out = out, interval = 0.05, timeout = 20 }))
-      return assert(helper.read_file(out))
+      return assert(helper.read_video(out)) -- (the bytes served)
     end
     for _, case in ipairs { { { model = "videos", prompt = "a kitten", duration = 4, ratio = "9:16" }, 720, 1280, 4 },
       { { model = "starvideos_o3", prompt = "a kitten", duration = 15 }, 720, 1280, 15 },

@@ -121,7 +121,7 @@ describe("the command line on a store", function()
     r = cli({ "resume", "--store", srv.url, "--dir", dir, "--interval", "0.2", "--json" }, env)
     assert.equal(0, r.code, r.err)
     for _, id in ipairs(ids) do
-      assert.equal(SAMPLE, helper.read_file(dir .. "/" .. id .. ".mp4"), id)
+      assert.equal(SAMPLE, helper.read_video(dir .. "/" .. id .. ".mp4"), id)
     end
     r = cli({ "list", "--store", srv.url, "--json" }, env) -- every task of the store, one JSON object a line
     assert.equal(0, r.code, r.err)
@@ -161,7 +161,7 @@ describe("the command line on a store", function()
     local r = cli({ "keep", "--store", srv.url, "--dir", out, "--lease", "1", "--interval", "0.2", "--timeout", "4",
       "--json" }, env)
     assert.equal(0, r.code, r.err)
-    assert.equal(SAMPLE, helper.read_file(out .. "/" .. id .. ".mp4"))
+    assert.equal(SAMPLE, helper.read_video(out .. "/" .. id .. ".mp4"))
   end)
 
   it("batch --store pays once per entry: a rerun sends no create; no journal is written beside the videos", function()
@@ -174,7 +174,7 @@ describe("the command line on a store", function()
     local r = cli(argv, env)
     assert.equal(0, r.code, r.err)
     assert.matches("2 videos: 2 saved in " .. out .. ", 0 not", r.out, 1, true)
-    assert.equal(SAMPLE, helper.read_file(out .. "/0002.mp4"))
+    assert.equal(SAMPLE, helper.read_video(out .. "/0002.mp4"))
     assert.is_falsy(helper.exists(out .. "/starvideos.jsonl"))
     r = cli(argv, env)
     assert.equal(0, r.code, r.err)

@@ -117,17 +117,18 @@ local function workers_of(master)
   return pids
 end
 
--- Waits for every video 1..n in videos/ to be whole (up to `seconds`): the time the last one came.
+-- Waits for every video 1..n in videos/ to be whole (up to `seconds`; its size up to the mark's box its commit
+-- appended: helper.video_size): the time the last one came.
 local function all_videos(videos, n, seconds, why)
   local last
   assert(poll_until(function()
     for i = 1, n do
-      if helper.file_size(videos .. "/" .. i .. ".mp4") ~= #SAMPLE then return false end
+      if helper.video_size(videos .. "/" .. i .. ".mp4") ~= #SAMPLE then return false end
     end
     last = last or gettime()
     return true
   end, seconds), "the videos did not all come: " .. why())
-  for i = 1, n do assert.equal(SAMPLE, helper.read_file(videos .. "/" .. i .. ".mp4"), "video " .. i) end
+  for i = 1, n do assert.equal(SAMPLE, helper.read_video(videos .. "/" .. i .. ".mp4"), "video " .. i) end
   return last
 end
 
@@ -228,7 +229,7 @@ describe("a fleet of two nginx hosts on one Redis", function()
     local killed = gettime()
     local unfinished = 0
     for _, i in ipairs(victim_ids) do
-      if helper.file_size(videos .. "/" .. i .. ".mp4") ~= #SAMPLE then unfinished = unfinished + 1 end
+      if helper.video_size(videos .. "/" .. i .. ".mp4") ~= #SAMPLE then unfinished = unfinished + 1 end
     end
     assert.is_true(unfinished > 0, "host 1 had finished everything before the kill: nothing was taken over")
     assert(poll_until(function() return not nginx_run.listening(hosts[1].port) end, 5), "host 1 still listens")
@@ -281,7 +282,7 @@ describe("one nginx host without Redis", function()
     assert(answered(emu, N, ledger), "the creates were not all answered: " .. why_not())
     local unfinished = 0
     for i = 1, N do
-      if owner[i] == victim and helper.file_size(videos .. "/" .. i .. ".mp4") ~= #SAMPLE then
+      if owner[i] == victim and helper.video_size(videos .. "/" .. i .. ".mp4") ~= #SAMPLE then
         unfinished = unfinished + 1
       end
     end

@@ -257,7 +257,7 @@ local function keep(dir, emu, set, old)
   return string.format("keep took %.1f s: %d claims, %d results saved\nthe rest it said (the whole in "
     .. "%s/keeper.out):\n%s\nbefore the keep:\n%s\nafter:\n%s", took, claims, saved, dir, table.concat(rest, "\n"),
     before, where(set, old)),
-    function(id) return helper.read_file(videos .. "/" .. id .. ".mp4") == SAMPLE end
+    function(id) return helper.read_video(videos .. "/" .. id .. ".mp4") == SAMPLE end -- (up to the mark's box)
 end
 
 -- The ids the store holds (client:tasks through the sentinels): said, found(id).

@@ -81,4 +81,9 @@ return {
       "film into an s3:// out",
       { "bucket", "journal", "lua" } },
   } },
+  { "mark", {
+    { "rocks/s3/spec/hosts/mark_s3_spec.lua",
+      "a video of 2 parts generated to s3://",
+      { "bucket", "journal", "lua" } },
+  } },
 }

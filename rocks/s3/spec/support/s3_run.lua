@@ -5,6 +5,7 @@
 --   local why = S3run.missing()          -- what is not installed, or nil
 --   local st = S3run.start{ refuse = true, bucket = "vids" } -- refuse: x-amz-checksum-* refused (R2, B2)
 --   st.url, st.port, st.dir (s3rver's folder), st.log() (the proxy's log: a table per request), st.read(key),
+--   st.video(key) (st.read's and the served video's size and SHA-256: the object up to the mark's box),
 --   st.exists(key) (s3rver's file of the object), st.uploads_left(), st.stop(),
 --   st.fault { complete_error = 1 } (the proxy's faults: name -> how many times more; s3_server.js names them),
 --   st.faults_left() (what the proxy has not done yet)
@@ -47,6 +48,18 @@ function M.start(opts)
     local out = helper.capture("cd " .. helper.shell_quote(M.NPM) .. " && node s3_read.js " .. st.url .. " " .. bucket
       .. " " .. helper.shell_quote(key))
     return cjson.decode(out)
+  end
+  -- A saved video's object at key (st.read's), the served video in it beside: served, its size up to the mark's box
+  -- its last part ends with (helper.video_size of s3rver's file, which must be the SDK's object, and must end with
+  -- the box), and served_sha256, the SHA-256 of those bytes (the service's video's).
+  function st.video(key)
+    local back, file = st.read(key), st.dir .. "/" .. bucket .. "/" .. key .. "._S3rver_object"
+    assert(helper.file_size(file) == back.bytes, "s3rver's file of " .. key .. " is not the object the SDK reads")
+    back.served = helper.video_size(file)
+    assert(back.served < back.bytes, "the object " .. key .. " does not end with the mark's box")
+    back.served_sha256 = helper.capture("head -c " .. back.served .. " " .. helper.shell_quote(file) .. " | sha256sum")
+      :match("^(%x+)")
+    return back
   end
   function st.fault(t) helper.write_file(st.faults_file, cjson.encode(t)) end
   function st.faults_left() return cjson.decode(helper.read_file(st.faults_file) or "{}") end

@@ -37,7 +37,7 @@ C.__index = C
 function M.commit(got, seat)
   local c = setmetatable({ host = seat, got = got, st = got.st,
     bucket = got.bucket, key_name = got.key_name, out = got.out, path = got.path, deadline = got.deadline,
-    done = false, sha256 = got.sha256, bytes = got.bytes }, C)
+    done = false, sha256 = got.sha256, bytes = got.bytes, marked = got.marked }, C)
   local parts = {}
   for n, p in ipairs(got.rec.parts) do
     parts[n] = string_format("<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>%s</Part>", n,

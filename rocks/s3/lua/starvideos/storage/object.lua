@@ -83,7 +83,8 @@ function O.fetch(seat, t, url, path, d)
   local st, serr = S3.store_of(seat:storage())
   local u = setmetatable({ host = seat, st = st, bucket = bucket,
     key_name = key_name, out = seat.out, url = url, video_path = path, path = "/" .. tostring(bucket) .. "/" ..
-    tostring(key_name), deadline = seat.deadline, duration = d.duration, done = false, bytes = 0 }, U)
+    tostring(key_name), deadline = seat.deadline, duration = d.duration, done = false, bytes = 0,
+    mark = seat.mark }, U) -- (mark: the box the last part ends with, seat.lua's; nil: none)
   if not (bucket and st) then
     return seat:await(u:finish(serr or new_error("invalid_request", "out: not an object URL")), t)
   end
@@ -117,10 +118,10 @@ function U:check(bytes, tap)
   if tap then
     local fed, why = tap:tapped()
     if not fed then tap:close(); return nil, why, true end
-    if fed == Part.size(bytes) then return Part.sums(tap, self.total) end
+    if fed == Part.size(bytes) then return Part.sums(tap, self.total, self.mark) end
     tap:close() -- (fed other bytes than these: they are hashed whole below)
   end
-  return self.host:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total)
+  return self.host:offload("starvideos.storage.part", "check", seconds, md5, self.state, bytes, self.total, self.mark)
 end
 
 -- The GETs held of each key (its part "held GETs", key.lua): at most its max_connections but one, so that a
@@ -229,7 +230,8 @@ function U:go(t)
   end
   if not self.get and not self.ready and not self.eof and not self.rec.sha256 then self:read(t) end
   if self.eof and not self.ready and not self.put and self:recorded(t) then
-    self.whole, self.sha256, self.bytes = true, self.rec.sha256, self.total
+    self.whole, self.sha256, self.bytes = true, self.rec.sha256, self.rec.at or self.total -- (the mark's among them)
+    self.marked = self.rec.marked
     self:finish()
   end
 end
@@ -275,8 +277,10 @@ function U:got(req, t)
       .. "video: %s", self.out, tostring(why)), { check = notwhole and why or nil }), t)
   end
   self.n = (self.n or #self.rec.parts) + 1
-  self.ready = { n = self.n, body = Part.past(bytes, req.at - req.from),
-    sha_hex = r.sha_hex, sha_b64 = r.sha_b64, md5 = r.md5, at = r.at, state = r.state, sha256 = r.sha256 }
+  local body = Part.past(bytes, req.at - req.from)
+  if r.marked == true then body = Part.marked(body, self.mark) end -- (the video's last part: its mark after it)
+  self.ready = { n = self.n, body = body, sha_hex = r.sha_hex, sha_b64 = r.sha_b64, md5 = r.md5, at = r.at,
+    state = r.state, sha256 = r.sha256, marked = r.marked }
   self.eof = r.sha256 ~= nil
   if r.state then self:stream_of(r.state) end
 end
@@ -296,7 +300,7 @@ function U:taken(req, t)
   end
   local rec = self.rec
   rec.parts[p.n] = { etag, self.rec.checksum == "md5" and p.md5 or p.sha_b64 }
-  rec.state, rec.total, rec.sha256 = p.state, self.total, p.sha256
+  rec.state, rec.total, rec.sha256, rec.marked, rec.at = p.state, self.total, p.sha256, p.marked, p.at
   local body = p.body
   self.bytes, p.body, req.body = p.at, nil, nil
   self:record(cjson.encode(rec))

@@ -30,14 +30,20 @@ function P.past(bytes, n)
   return out
 end
 
--- sums(s, total): the part's sums of stream s, fed up to its end (its bytes fed here, or by the transport on the
--- way: request.lua's tap), and, at the end (total reached), the whole video checked; s is closed.  -> {at = bytes
--- hashed, sha_hex, sha_b64, md5 = the part's sums, state = to go on from (not at the end), sha256 = the video's (at
--- the end)} | nil, why, notwhole (true: not a whole video).
-function P.sums(s, total)
-  local r = { at = s:at() }
+-- sums(s, total, mark): the part's sums of stream s, fed up to its end (its bytes fed here, or by the transport on the
+-- way: request.lua's tap), and, at the end (total reached), mark (the seat's box; nil: none) fed after the video's
+-- last box and the whole video checked; s is closed.  -> {at = bytes hashed (the mark's among them), sha_hex,
+-- sha_b64, md5 = the part's sums, state = to go on from (not at the end), sha256 = the video's (at the end),
+-- marked = true or why not (at the end, with a mark)} | nil, why, notwhole (true: not a whole video).
+function P.sums(s, total, mark)
+  local r, ended = {}, total and s:at() >= total
+  if ended and mark then
+    local ok, why = s:mark(mark)
+    r.marked = ok or tostring(why)
+  end
+  r.at = s:at()
   r.sha_hex, r.sha_b64, r.md5 = require("starvideos.sigv4").part(s)
-  if total and r.at >= total then
+  if ended then
     local sum, cwhy, notwhole = s:finish()
     s:close()
     if not sum then return nil, cwhy, notwhole end
@@ -49,10 +55,10 @@ function P.sums(s, total)
   return r
 end
 
--- check(seconds, md5, state, bytes, total): bytes (from the stream's `from`; a string, a list, or the libcurl
+-- check(seconds, md5, state, bytes, total, mark): bytes (from the stream's `from`; a string, a list, or the libcurl
 -- transport's starvideos.bytes) fed to the stream of state (nil: from byte 0) for a video of `seconds` (< 0: any)
--- whose parts need an MD5 when md5; then sums(s, total).
-function P.check(seconds, md5, state, bytes, total)
+-- whose parts need an MD5 when md5; then sums(s, total, mark).
+function P.check(seconds, md5, state, bytes, total, mark)
   local s, err = require("starvideos.sigv4").stream(seconds, md5, state)
   if not s then return nil, err end
   if type(bytes) == "userdata" then bytes = bytes:sub(1) end -- (a transport's bytes no tap was fed: not ours)
@@ -65,7 +71,18 @@ function P.check(seconds, md5, state, bytes, total)
     s:close()
     return nil, why, true
   end
-  return P.sums(s, total)
+  return P.sums(s, total, mark)
+end
+
+-- bytes (as P.size's) followed by mark (the last part's, once its stream took it: P.sums).
+function P.marked(bytes, mark)
+  if type(bytes) == "table" then
+    local out = {}
+    for i, s in ipairs(bytes) do out[i] = s end
+    out[#out + 1] = mark
+    return out
+  end
+  return (type(bytes) == "userdata" and bytes:sub(1) or bytes) .. mark
 end
 
 return P
