@@ -83,11 +83,11 @@ local function overlap(path, at)
 end
 
 -- The transfer of a job's video (url: its parts checked, d: where it goes, prepare's fields): a request of op
--- download, sent at t (the job advances when it ends).  The core's own sink: given the job itself (video.lua), not
--- its seat, it sends on the job.
-function D.fetch(job, t, url, path, d)
-  job:send(t, { op = "download", url = url, path = path, deadline = job.deadline, part = d.part, dest = d.dest,
-    resume_limit = d.resume_limit, duration = d.duration, mark = job:seated().mark }) -- (its mark: the seat's)
+-- download, the job's own exchange (seat:send), sent at t (the job advances when it ends).  A sink rock may hand
+-- its fetch here with its seat (the transfer into a file, its out its own).
+function D.fetch(seat, t, url, path, d)
+  seat:send(t, { op = "download", url = url, path = path, deadline = seat.deadline, part = d.part, dest = d.dest,
+    resume_limit = d.resume_limit, duration = d.duration, mark = seat.mark }) -- (its mark: the seat's)
 end
 
 -- Whether a close that stops the job's request req keeps what it holds for the next run (a cancel otherwise lets

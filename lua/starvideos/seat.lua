@@ -17,7 +17,8 @@ local MADE = {
 }
 -- ... and what it may ask of it: advance(t), await(w, t) (the job waits for w), progress(bytes, total), emit(name,
 -- fields), awaits(x): whether the job waits for x now (its request, or its references' upload), and body(url_of):
--- the create's path and body, each local file's URL (url_of: file -> URL) in its place (create.lua's body_with).
+-- the create's path and body, each local file's URL (url_of: file -> URL) in its place (create.lua's body_with),
+-- and send(t, o): the job's own exchange o (Request.new's fields), its transfer into a file (download.lua's fetch).
 local METHODS = {
   advance = function(job, t) return job:advance(t) end,
   await = function(job, w, t) return job:await(w, t) end,
@@ -25,6 +26,7 @@ local METHODS = {
   emit = function(job, name, fields) return job:emit(name, fields) end,
   awaits = function(job, x) return job.req == x or job.checking == x end,
   body = function(job, url_of) return job:body_with(url_of) end,
+  send = function(job, t, o) return job:send(t, o) end,
 }
 
 local JOB = {} -- (the key a seat holds its job at: this file's alone)

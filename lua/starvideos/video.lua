@@ -68,8 +68,7 @@ function V.start(job, t)
   if not parts then return job:finish(bad) end
   local task, upload = job.task, job:take_upload() -- (an upload a dead process left: gone on from once)
   job:next(V.fetched)
-  local on = job.sink == require("starvideos.download") and job or job:seated() -- (the core's own: the job)
-  job.sink.fetch(on, t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
+  job.sink.fetch(job:seated(), t, url, parts.path, { part = job.part or job.out .. ".part", dest = job.out,
     resume_limit = job.resume_limit or job.cfg.resume_limit, upload = upload,
     duration = task and type(task.actualDuration) == "number" and task.actualDuration or nil })
 end
