@@ -159,6 +159,7 @@ build = {
     ["starvideos.extension"] = "lua/starvideos/extension.lua",
     ["starvideos.install_hint"] = "lua/starvideos/install_hint.lua",
     ["starvideos.film"] = "lua/starvideos/film.lua",
+    ["starvideos.film_join"] = "lua/starvideos/film_join.lua",
     ["starvideos.provenance"] = "lua/starvideos/provenance.lua",
     ["starvideos.video"] = "lua/starvideos/video.lua",
   },

@@ -15,6 +15,7 @@ local Sink = require "starvideos.sink"
 local Create = require "starvideos.create"
 local X = require "starvideos.extension"
 local lineage = require "starvideos.lineage"
+local Join = require "starvideos.film_join"
 
 local type, ipairs, pairs, tostring, string_format = type, ipairs, pairs, tostring, string.format
 local new_error = errors.new_error
@@ -67,65 +68,6 @@ local function shots_of(shots)
     list[i] = { params = params, continue = s.continue == true, remix = r }
   end
   return list
-end
-
--- (inside nginx in its thread pool: its worker serves other requests while ffmpeg runs, shell.run_ok)
-local function run_cmd(cmd)
-  local out, ok = shell.run_ok(cmd)
-  return ok, out
-end
-
--- Whether ffmpeg and ffprobe are on PATH: nil, or the refusal.
-local function tools()
-  for _, t in ipairs { "ffmpeg", "ffprobe" } do
-    if not shell.has(t) then
-      return select(2, refused("ffmpeg", "%s is not on PATH (Debian: apt-get install ffmpeg): the shots cannot be "
-        .. "joined", t))
-    end
-  end
-end
-
--- A shot's stream as ffprobe says it: "codec WxH rate", or nil.
-local function stream_of(path, timeout)
-  local ok, out = run_cmd(lineage.timed("ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,"
-    .. "height,r_frame_rate,pix_fmt -of csv=p=0 " .. shell.word(path), timeout))
-  return ok and out:gsub("%s+$", "") or nil
-end
-
--- The shots' files joined into out (atomically), each command killed after timeout seconds (nil: none), marked with
--- mark (mark.lua's box; nil: none) before it takes its name: true, whether it was a stream copy and marked (true,
--- or why not; nil without a mark), or nil, err.  Its list and partial file are a job's scratch (verb_job.lua).
-function M.join(paths, out, timeout, mark)
-  local list, first, same = out .. ".film-list", nil, true
-  local tmp, job = out .. ".film-part.mp4", require "starvideos.verb_job"
-  job.scratch(list)
-  job.scratch(tmp)
-  local f = assert(io.open(list, "wb"))
-  for i, p in ipairs(paths) do -- (by its name: concat reads a path against the list's folder, the shots' own)
-    f:write("file ", shell.word((p:match("[^/]+$"))), "\n")
-    local s = stream_of(p, timeout)
-    if i == 1 then first = s elseif s ~= first then same = false end
-  end
-  f:close()
-  if job.cancelled() then
-    os.remove(list)
-    return nil, new_error("io", "the job was cancelled before the film was joined", { field = "out" })
-  end
-  local ok, said = run_cmd(lineage.timed(string_format("ffmpeg -v error -nostdin -y -f concat -safe 0 -i %s %s "
-    .. "-movflags +faststart %s", shell.word(list), same and "-c copy" or "-c:v libx264 -pix_fmt yuv420p -c:a aac",
-    shell.word(tmp)), timeout))
-  os.remove(list)
-  if not ok then
-    os.remove(tmp)
-    return nil, new_error("io", "film: ffmpeg could not join the shots: " .. said, { field = "out" })
-  end
-  local marked = require("starvideos.mark").append(tmp, mark) -- (true, or why not; nil: mark = false)
-  local renamed, rerr = os.rename(tmp, out)
-  if not renamed then
-    os.remove(tmp)
-    return nil, new_error("io", "film: cannot write " .. out .. ": " .. tostring(rerr), { field = "out" })
-  end
-  return true, same, marked
 end
 
 -- Stand-ins for what a shot takes from one made before it, checked by its model's rules before it is made.
@@ -289,7 +231,7 @@ local function checked(client, shots, opts)
     if ferr then return shot_refused(i, ferr.field, (ferr.message:gsub(": nothing was sent$", "")), ferr) end
   end
   local planned = plan(client, reqs, list, opts.out)
-  err = tools() or bucket_for(client, list, reqs, planned) or within_limits(client, planned, opts.tenant)
+  err = Join.tools() or bucket_for(client, list, reqs, planned) or within_limits(client, planned, opts.tenant)
   if err then return nil, err end
   return list, planned
 end
@@ -324,7 +266,7 @@ local function into_object(client, tasks, out, opts, timeout, mark)
     if not files[i] then ok, same.shot = false, i break end
   end
   local marked
-  if ok then ok, same, marked = M.join(files, base .. ".mp4", timeout, mark) end
+  if ok then ok, same, marked = Join.join(files, base .. ".mp4", timeout, mark) end
   local made -- (the film's SHA-256 and size, for its provenance record)
   if ok then
     local sum, err = lineage.hash_file(client, base .. ".mp4")
@@ -388,7 +330,7 @@ function M.film(client, shots, opts)
   if job.cancelled() then ok, same = nil, cancelled_at("the film was joined")
   elseif Sink.object(opts.out) then
     ok, same, made, marked = into_object(client, tasks, opts.out, opts, lineage.timeout_of(client, opts), mark)
-  else ok, same, marked = M.join(paths, opts.out, lineage.timeout_of(client, opts), mark) end
+  else ok, same, marked = Join.join(paths, opts.out, lineage.timeout_of(client, opts), mark) end
   if not ok then return after_made(same, #list) end
   local recorded, rerr = require("starvideos.provenance").filmed(client, opts.out, paths, tasks, made, marked,
     lineage.hash_file) -- (its shots' records named)
