@@ -159,8 +159,9 @@ P.list = {
     na = { process = "a client without a store has no ledger every keeper shares: submit is refused (field store)",
       dict = DICT_NO_TASKS,
       job = "submit is a call of the client that returns at once: no job runs it",
-      studio = "the studio offers no queue: a browser's videos are its own creates" },
-    open = { journal = "a journal keeps no queue yet: submit is refused, naming store (one host runs generate_all)" },
+      studio = "the studio offers no queue: a browser's videos are its own creates",
+      journal = "a journal serves one host, not a ledger every keeper shares: submit is refused, naming store "
+        .. "(spec/submit_spec.lua; one host runs generate_all)" },
     cases = {
       { "spec/submit_spec.lua",
         "shares 3:1 between tenants",
