@@ -12,6 +12,7 @@ local cjson = require "cjson"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 
+local PER_RULE = 1.05 -- (bucket.lua's PER: a second and the way's 50 ms)
 local emu = B.emulator("bench-deadlines", "--queued 0 --processing 3600")
 local params = { model = "videos", prompt = "deadlines", duration = 5 }
 
@@ -67,6 +68,29 @@ local ok, err = pcall(function()
   row("a query's retry after a 429's Retry-After: 1", "the Retry-After", gap, 1, 5,
     "from the 429 written to the retry's arrival, the emulator's clock")
   c:close()
+
+  -- The key's budget as the service counts it (spec/budget_spec.lua asserts the budget's own rule on a fake clock: no
+  -- more than requests_per_second in any PER = 1.05 s, the 50 ms left for the way to the service): 40 queries in
+  -- turn at 10 a second, the busiest 1 s of their arrivals at the emulator, and the least span of 11 arrivals in a
+  -- row (the budget spaces their releases 1.05 s at least: under 1 s, the machine's way ate more than its 50 ms).
+  local r = starvideos.new { api_key = emu.key, base_url = emu.url, requests_per_second = 10 }
+  control("DELETE", "/_emulator/requests")
+  for _ = 1, 40 do assert(r:query(id)) end
+  r:close()
+  local at = {}
+  for _, e in ipairs(emu.requests()) do if e.method == "GET" then at[#at + 1] = e.at end end
+  table.sort(at)
+  local most, least = 0, math.huge
+  for i = 1, #at do
+    local j = i
+    while at[j + 1] and at[j + 1] - at[i] < 1 do j = j + 1 end
+    most = math.max(most, j - i + 1)
+    if at[i + 10] then least = math.min(least, at[i + 10] - at[i]) end
+  end
+  B.row { scenario = "40 queries in turn at requests_per_second = 10: the busiest second of their arrivals",
+    baseline = "requests_per_second", ours = most, theirs = 10, unit = "requests", target = "<= 10x1",
+    ok = most <= 10, note = string.format("%d arrivals; the least span of 11: %.3f s (released %.2f s apart)", #at,
+      least, PER_RULE) }
 
   -- connect_timeout = 0.3 against a listener whose accept queue is full (the connection attempt hangs), two
   -- attempts (spec/curl/transport_spec.lua asserts only: sooner than one attempt at the default 10 s)
