@@ -78,7 +78,7 @@ local ok, err = pcall(function()
   for _ = 1, 40 do assert(r:query(id)) end
   r:close()
   local at = {}
-  for _, e in ipairs(emu.requests()) do if e.method == "GET" then at[#at + 1] = e.at end end
+  for _, req in ipairs(emu.requests()) do if req.method == "GET" then at[#at + 1] = req.at end end
   table.sort(at)
   local most, least = 0, math.huge
   for i = 1, #at do
