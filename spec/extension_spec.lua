@@ -244,6 +244,23 @@ describe("extension points", function()
     c:close()
   end)
 
+  -- A commit's timer told its job's seat (download.lua): the loop's jobs_of (a client's close, from __gc too) finds
+  -- the job through the seat's host, never asking the seat for an owner.
+  it("a loop's jobs_of finds the job of a file commit told its seat, and asks no seat for a field", function()
+    local Seat, L = require "starvideos.seat", require "starvideos.loop"
+    local cfg = {}
+    local job = { cfg = cfg, done = false }
+    job.loop = setmetatable({ timers = {}, due = {}, inflight = {}, queue = {}, qhead = 1, qtail = 0,
+      stands = setmetatable({}, { __mode = "k" }) }, L)
+    function job.hosted(j) j.host = j.host or require("starvideos.host").of_job(j); return j.host end
+    local seat = Seat.new(job)
+    local c = { told = seat }
+    seat:at(1, c)
+    job.loop:at(2, { owner = seat }) -- (an object that names a seat its owner: the climb stops there)
+    local found = job.loop:jobs_of(cfg)
+    assert.same({ job }, found)
+  end)
+
   -- A sink and the references point see a job through its seat (lua/starvideos/seat.lua): its listed values, read
   -- when asked, and its methods, bound; any other name and any write raise, naming the page; one small table.
   it("a job's seat gives the listed values and methods of its job alone, and costs one table", function()

@@ -165,8 +165,8 @@ Commit.__index = Commit
 -- dest, on a helper thread looked at every POLL s (a timer of the loop; owner:advance(now) at its end), or by the
 -- transport (done when this returns).
 function D.commit(got, owner)
-  local c = setmetatable({ owner = owner, part = got.part, dest = got.dest, done = false, bytes = got.bytes,
-    mark = got.mark }, Commit)
+  local c = setmetatable({ told = owner, part = got.part, dest = got.dest, done = false, bytes = got.bytes,
+    mark = got.mark }, Commit) -- (told, not owner: a seat is no owner the loop climbs; its host registers c)
   local loop, file, mp4 = got.loop, got.whole, got.duration or true
   got.whole = nil
   if loop.transport.commit then
@@ -175,7 +175,9 @@ function D.commit(got, owner)
   end
   local h, cerr = core.commit_start(file, got.dest, require("starvideos.sign").SHA256, mp4, got.mark)
   c.commit, c.loop = h, loop
-  if h then loop:at(now() + POLL, c) else c:committed(nil, cerr) end
+  if not h then c:committed(nil, cerr)
+  elseif owner.at then owner:at(now() + POLL, c) -- (a job's seat: the loop learns c works for its job, jobs_of)
+  else loop:at(now() + POLL, c) end
   return c
 end
 
@@ -213,7 +215,7 @@ function Commit:committed(ok, said, third)
     self.sha256 = sum
     if not sum then self.err = new_error("io", "download: " .. tostring(herr), { field = "path" }) end
   end
-  if polled then self.owner:advance(now()) end
+  if polled then self.told:advance(now()) end
 end
 
 -- The size of the file at path, or nil when it cannot be read.

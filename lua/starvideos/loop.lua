@@ -290,9 +290,9 @@ function L:jobs_of(cfg)
     -- host registered (its requests and timers: host.lua's) works for the host's job while it runs, else its top
     -- owner stands for itself (a release after its job's end, a sweep's), for the client of its host
     local job, host = obj, self.stands[obj]
-    while job.owner do job = job.owner; host = self.stands[job] or host end
+    while rawget(job, "owner") do job = job.owner; host = self.stands[job] or host end -- (a seat has none)
     if host and host.job and not host.job.done then job = host.job end
-    local of = host and host.cfg or job.cfg
+    local of = host and host.cfg or rawget(job, "cfg") -- (a seat reached: no client's object, nothing asked of it)
     if of ~= nil and (cfg == nil or of == cfg) and not job.done and not seen[job] then
       seen[job] = true
       out[#out + 1] = job
