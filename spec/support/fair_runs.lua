@@ -1,16 +1,22 @@
 -- Tenant B's first creates beside tenant A's backlog, in real processes on one key's budget (issue 82): A asks 200
--- creates (`a` jobs), and once 8 of A's creates are answered (its burst and a second's worth: the key's last second
--- full of A's) B asks 5, in another process (`two`) or in A's own
--- (`one`, beside 100 of A's); B's creates are counted at the emulator.  The fair share (docs/tenants-and-costs.md)
+-- creates, and once 8 of A's creates are answered (its burst and a second's worth: the key's last second full of
+-- A's) B asks 5; B's creates are counted at the emulator.  The forms: `two` (A's as jobs in one process, B's in
+-- another), `one` (B's beside 100 of A's jobs in one process), `calls` (a Lua script's calls: A's generate_all of
+-- 200 in one process, B's client:create five times in another) and `cli` (the command line: A's batch of 200 with
+-- --tenant A, B's batch of 5 with --tenant B, each a process).  The fair share (docs/tenants-and-costs.md)
 -- lets B's creates go in turn with A's, each at its share: never behind A's backlog.  What the verdict reads is the
 -- order the emulator logged the creates in, never how long they took (seconds are said, for the note).
 local helper = require "spec.helper"
+local core = require "starvideos.core"
+
+local q = helper.shell_quote
 
 local M = {}
 
 -- The child: `a N` (A's N creates as jobs, driven until killed), `b` (B's 5, its client made: "asking", then until
--- each has its task: "done"), or `ab N` (A's N, then B's 5 once 8 of A's have their tasks).  arg: the mode, N, the
--- emulator's URL, its key, the ledger's option (store or journal; none: the process alone) and place.
+-- each has its task: "done"), `ab N` (A's N, then B's 5 once 8 of A's have their tasks), `calls_a N` (A's N in one
+-- generate_all, until killed) or `calls_b` (B's 5 by client:create in turn: "asking", then "done").  arg: the mode,
+-- N, the emulator's URL, its key, the ledger's option (store or journal; none: the process alone) and place.
 local CHILD = [=[
 local starvideos = require "starvideos"
 local core = require "starvideos.core"
@@ -18,10 +24,11 @@ local mode, n, url, key, ledger, place = arg[1], tonumber(arg[2]), arg[3], arg[4
 local o = { base_url = url, api_key = key, requests_per_second = 5 }
 if ledger ~= "none" then o[ledger] = place end
 local c = assert(starvideos.new(o))
+local function params(tenant, i) return { model = "videos", prompt = tenant .. " " .. i, duration = 5 } end
 local function start(tenant, count)
   local jobs = {}
   for i = 1, count do
-    jobs[i] = assert(c:start({ model = "videos", prompt = tenant .. " " .. i, duration = 5 }, { tenant = tenant }))
+    jobs[i] = assert(c:start(params(tenant, i), { tenant = tenant }))
   end
   return jobs
 end
@@ -32,6 +39,18 @@ local function made(jobs)
     if j.id then k = k + 1 end
   end
   return k
+end
+if mode == "calls_a" then
+  local list = {}
+  for i = 1, n do list[i] = params("A", i) end
+  io.stdout:write("started\n"); io.stdout:flush()
+  c:generate_all(list, { tenant = "A", out = arg[0]:match("^(.*)/") .. "/a%04d.mp4" })
+  os.exit(0)
+elseif mode == "calls_b" then
+  io.stdout:write(string.format("asking %.6f\n", core.wall())); io.stdout:flush()
+  for i = 1, 5 do assert(c:create(params("B", i), { tenant = "B" })) end
+  io.stdout:write("done\n"); io.stdout:flush()
+  os.exit(0)
 end
 local a = mode ~= "b" and start("A", n) or {}
 if mode == "ab" then repeat c:step(0.01) until made(a) >= 8 end
@@ -70,7 +89,30 @@ function M.tally(emu, at)
   return out
 end
 
--- One run on a fresh emulator and ledger (ledger(dir) -> option, place; "none": no ledger): M.tally's.
+-- The command line's batch of count prompts of tenant ("A 1" ...) on a store, in dir: its process (killed at the
+-- run's end).
+local function cli_batch(dir, emu, store, tenant, count)
+  local file, lines = dir .. "/" .. tenant .. ".txt", {}
+  for i = 1, count do lines[i] = tenant .. " " .. i end
+  helper.write_file(file, table.concat(lines, "\n") .. "\n")
+  return helper.spawn(table.concat({ helper.CHILD_ENV, "STARVIDEOS_API_KEY=" .. q(emu.key),
+    "STARVIDEOS_BASE_URL=" .. q(emu.url), q(helper.lua), q(helper.root .. "/bin/starvideos"), "batch",
+    "--prompts-file", q(file), "--out-dir", q(dir .. "/" .. tenant), "--model videos --duration 5 --tenant", tenant,
+    "--store", q(store), "2>&1" }, " "))
+end
+
+-- Waits until pred() (what the emulator logged) holds, for seconds at most: the log read four times a second, as a
+-- read is the whole log (read each 10 ms, as helper.wait_until does, it slowed the emulator the creates go to).
+local function until_logged(pred, seconds)
+  for _ = 1, seconds * 4 do
+    if pred() then return true end
+    helper.sleep(0.25)
+  end
+  return pred() and true or false
+end
+
+-- One run on a fresh emulator and ledger (ledger(dir) -> option, place; "none": no ledger; the `cli` form takes
+-- a store): M.tally's.
 function M.run(form, ledger)
   local emu = helper.emulator { key = "k-fair-runs", queued = 60, processing = 60 }
   local dir = helper.tmpdir()
@@ -82,12 +124,24 @@ function M.run(form, ledger)
       procs[#procs + 1] = p
       return p
     end
-    local b
-    if form == "two" then
-      local a = child("a", 200)
+    local function a_started(a)
       assert(a.pipe:read("*l") == "started", "A's process did not start")
-      assert(helper.wait_until(function() return emu:creates() >= 8 end, 60), "A's first creates never came")
-      b = child("b", 0)
+      assert(until_logged(function() return emu:creates() >= 8 end, 60), "A's first creates never came")
+    end
+    if form == "cli" then
+      assert(option == "store", "the command line's tenants share a key's budget on a store")
+      procs[1] = cli_batch(dir, emu, place, "A", 200)
+      assert(until_logged(function() return emu:creates() >= 8 end, 60), "A's first creates never came")
+      local at = core.wall()
+      procs[2] = cli_batch(dir, emu, place, "B", 5)
+      assert(until_logged(function() return #M.tally(emu, at).b >= 5 end, 120), "B's 5 creates never came")
+      return M.tally(emu, at)
+    end
+    local b
+    if form == "two" or form == "calls" then
+      local prefix = form == "calls" and "calls_" or ""
+      a_started(child(prefix .. "a", 200))
+      b = child(prefix .. "b", 0)
     else
       b = child("ab", 100)
     end

@@ -132,9 +132,6 @@ P.list = {
       .. "behind another's backlog",
     doc = "docs/tenants-and-costs.md#a-fair-share-of-the-keys-budget", na = { file = NO_SINK, bucket = NO_SINK },
     open = {
-      lua = "a Lua script's creates of two tenants on one key (client:create, generate_all): no case runs them yet; "
-        .. "a job's do (the job column)",
-      cli = "--tenant T's creates beside another tenant's backlog on one key: no case runs them yet",
       studio = "two browsers' creates (a tenant each) on the studio's key: no case runs them yet" },
     cases = {
       { "spec/hosts/fair_runs_spec.lua",

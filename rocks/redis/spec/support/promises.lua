@@ -47,6 +47,12 @@ return {
     { "rocks/redis/spec/hosts/fair_runs_redis_spec.lua",
       "B's 5 creates in turn with A's, B's 5 beside 100 of A's in one process",
       { "redis", "job" } },
+    { "rocks/redis/spec/hosts/fair_runs_redis_spec.lua",
+      "B's 5 creates in turn with A's, a Lua script's calls",
+      { "redis", "lua" } },
+    { "rocks/redis/spec/hosts/fair_runs_redis_spec.lua",
+      "B's 5 creates in turn with A's, the command line",
+      { "redis", "cli" } },
   } },
   { "spend_refusal", {
     { "rocks/redis/spec/hosts/spend_store_spec.lua",
