@@ -131,8 +131,6 @@ P.list = {
   { id = "fair_share", title = "the key's budget shared fairly: a waiting tenant never more than one share of it "
       .. "behind another's backlog",
     doc = "docs/tenants-and-costs.md#a-fair-share-of-the-keys-budget", na = { file = NO_SINK, bucket = NO_SINK },
-    open = {
-      studio = "two browsers' creates (a tenant each) on the studio's key: no case runs them yet" },
     cases = {
       { "spec/hosts/fair_runs_spec.lua",
         "B's 5 creates in turn with 100 of A's in one process on a journal",
@@ -149,6 +147,9 @@ P.list = {
       { "spec/hosts/tenants_nginx_spec.lua",
         "two hosts on one Redis: B's 5 creates go out within 6 s of asking while A has 200 queued",
         { "redis", "nginx" } },
+      { "spec/hosts/studio_fair_spec.lua",
+        "B's 5 creates in turn with A's 200, two browsers (a tenant each) in the studio",
+        { "studio" } },
     } },
   { id = "submit", title = "a batch bigger than one host: submit queues, sending nothing; every keep creates each "
       .. "entry once (a keeper killed -9 mid-way), by priority and tenant_weights",

@@ -1,5 +1,5 @@
 -- The studio (examples/studio/) run as `make studio` runs it, for the specs that drive it
--- (spec/hosts/studio_spec.lua in a browser, spec/hosts/studio_guard_spec.lua over HTTP):
+-- (spec/hosts/studio_spec.lua in a browser, spec/hosts/studio_guard_spec.lua over HTTP, studio_fair_spec.lua in two):
 -- tools/studio.sh against an emulator, and the requests a browser makes.
 local nginx_run = require "spec.support.nginx_run"
 local helper = require "spec.helper"
@@ -20,10 +20,20 @@ function M.missing()
   if not helper.exists(PLAYWRIGHT) then return "playwright-core is not installed in spec/npm (make npm-deps)" end
 end
 
+-- The command line of studio_browser.js (or script, another of spec/hosts/support/'s) given o.
+local function node(o, script)
+  return str_format("%sPLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node %s %s 2>&1", helper.UNINSTRUMENTED,
+    q(ROOT .. "/spec/hosts/support/" .. (script or "studio_browser.js")), q(cjson.encode(o)))
+end
+
+-- Script (of spec/hosts/support/) given o, started: its process, what it prints in .pipe, as it prints it.
+function M.spawn(o, script)
+  return helper.spawn(node(o, script))
+end
+
 -- One phase of studio_browser.js (or script, another of spec/hosts/support/'s): what it printed, decoded.
 function M.browser(o, script)
-  local out = helper.capture(str_format("%sPLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node %s %s 2>&1", helper.UNINSTRUMENTED,
-    q(ROOT .. "/spec/hosts/support/" .. (script or "studio_browser.js")), q(cjson.encode(o))))
+  local out = helper.capture(node(o, script))
   local r = cjson.decode(out:match("([^\n]+)\n?$") or "")
   assert(type(r) == "table", "the browser said:\n" .. out)
   assert(r.failure == nil, "the browser failed: " .. tostring(r.failure))
