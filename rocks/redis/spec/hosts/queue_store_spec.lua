@@ -11,26 +11,9 @@ end
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
 local starvideos = require "starvideos"
+local queue_run = require "rocks.redis.spec.support.queue_run"
 
 local KEY = "k-queue"
-
--- A keeper's program: keep on the store (args: the emulator's URL, the store's, the folder, the timeout, the rate)
--- with a 2 s lease, "keeping" first, then a line "made OUT" as each of its creates is answered.
-local KEEPER = [=[
-local starvideos = require "starvideos"
-local url, store, dir, timeout, rate = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5])
-local function say(...) io.write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
-local client = starvideos.new { api_key = "]=] .. KEY .. [=[", base_url = url, store = store, lease = 2,
-  requests_per_second = rate, interval = 0.5, tenant_weights = { a = 3, b = 1 } }
-say("keeping")
-local seen = {}
-local results, err = client:keep { dir = dir, lease = 2, interval = 0.5, timeout = timeout,
-  on_progress = function(ev)
-    if ev.type == "status" and ev.id and not seen[ev.id] then seen[ev.id] = true; say("made", ev.id) end
-  end }
-say("ended:", results and #results or tostring(err))
-client:close()
-]=]
 
 -- The prompts of the creates the emulator received, in order.
 local function created(emu)
@@ -39,15 +22,6 @@ local function created(emu)
     if r.method == "POST" and r.path:find("^/v1/") then out[#out + 1] = (cjson.decode(r.body) or {}).prompt end
   end
   return out
-end
-
-local function entries(n, word, extra)
-  local list = {}
-  for i = 1, n do
-    list[i] = { model = "videos", prompt = word .. " " .. i, duration = 5 }
-    for k, v in pairs(extra or {}) do list[i][k] = v end
-  end
-  return list
 end
 
 describe("the queue on a store", function()
@@ -67,13 +41,13 @@ describe("the queue on a store", function()
     return starvideos.new(o)
   end
 
-  -- n keepers started at once, each waited for until it says "keeping": the last one.
+  -- n keepers (queue_run's: 120 s, a 2 s lease, each waited for until it says "keeping") of the key's budget at
+  -- rate, tenant a weighing 3 to b's 1: the last one.
   local function keepers(n, dir, videos, rate)
-    local first = #procs + 1
-    for i = first, first + n - 1 do
-      procs[i] = helper.run_lua(dir, "keeper" .. i, KEEPER, { emu.url, srv.url, videos, "120", tostring(rate) })
+    for _ = 1, n do
+      procs[#procs + 1] = queue_run.keeper(dir, "keeper" .. #procs + 1, { api_key = KEY, base_url = emu.url,
+        store = srv.url, requests_per_second = rate, tenant_weights = { a = 3, b = 1 } }, videos, 120, 2)
     end
-    for i = first, #procs do assert.are.equal("keeping", procs[i].pipe:read("*l")) end
     return procs[#procs]
   end
   local function keeper(dir, videos, rate) return keepers(1, dir, videos, rate) end
@@ -99,10 +73,10 @@ describe("the queue on a store", function()
     function()
     local dir, videos = helper.tmpdir(), helper.tmpdir()
     local c = client()
-    local b = assert(c:submit(entries(200, "fleet"), { out = videos .. "/%03d.mp4" }))
+    local b = assert(c:submit(queue_run.entries(200, "fleet"), { out = videos .. "/%03d.mp4" }))
     assert.same({ 200, 0 }, { b.queued, b.known })
     assert.are.equal(0, emu:creates(), "submit sent nothing")
-    local again = assert(c:submit(entries(200, "fleet"), { out = videos .. "/%03d.mp4" }))
+    local again = assert(c:submit(queue_run.entries(200, "fleet"), { out = videos .. "/%03d.mp4" }))
     assert.same({ 0, 200 }, { again.queued, again.known }, "an entry the ledger knows is not queued again")
     assert.same({ queued = 200, created = 0, saved = 0, failed = 0, total = 200 }, assert(c:batch(b.batch)))
 
@@ -168,8 +142,8 @@ describe("the queue on a store", function()
   it("shares the creates 3:1 between tenants weighted 3 and 1, both waiting, the key's budget the bound", function()
     local dir, videos = helper.tmpdir(), helper.tmpdir()
     local c = client()
-    assert(c:submit(entries(40, "b"), { out = videos .. "/b%02d.mp4", tenant = "b" }))
-    assert(c:submit(entries(40, "a"), { out = videos .. "/a%02d.mp4", tenant = "a" }))
+    assert(c:submit(queue_run.entries(40, "b"), { out = videos .. "/b%02d.mp4", tenant = "b" }))
+    assert(c:submit(queue_run.entries(40, "a"), { out = videos .. "/a%02d.mp4", tenant = "a" }))
     keeper(dir, videos, 4)
     keeper(dir, videos, 4)
     assert.is_true(helper.wait_until(function() return emu:creates() >= 40 end, 120))
@@ -185,10 +159,10 @@ describe("the queue on a store", function()
   it("creates the priority 1 entries submitted after priority 3 ones have started next", function()
     local dir, videos = helper.tmpdir(), helper.tmpdir()
     local c = client()
-    assert(c:submit(entries(12, "late"), { out = videos .. "/l%02d.mp4" }))
+    assert(c:submit(queue_run.entries(12, "late"), { out = videos .. "/l%02d.mp4" }))
     keeper(dir, videos, 2)
     assert.is_true(helper.wait_until(function() return emu:creates() >= 2 end, 60))
-    assert(c:submit(entries(4, "first"), { out = videos .. "/f%02d.mp4", priority = 1 }))
+    assert(c:submit(queue_run.entries(4, "first"), { out = videos .. "/f%02d.mp4", priority = 1 }))
     -- the priority 3 entries still queued once the priority 1 ones were (read at the store after the submit: from
     -- then on the keeper claims the priority 1 ones first); one it claimed before goes first, however late the
     -- submit came (issue 78, 2: not 'the creates counted before it, then at most one more')
@@ -248,7 +222,7 @@ describe("the queue on a store", function()
     assert.same({ "invalid_request", "batch" }, { err.kind, err.field })
     c:close()
     local j = starvideos.new { api_key = KEY, base_url = emu.url, journal = helper.tmpdir() .. "/j.jsonl" }
-    got, err = j:submit(entries(1, "x"), { out = helper.tmpdir() .. "/%d.mp4" })
+    got, err = j:submit(queue_run.entries(1, "x"), { out = helper.tmpdir() .. "/%d.mp4" })
     assert.is_nil(got)
     assert.same({ "invalid_request", "store" }, { err.kind, err.field })
     j:close()

@@ -1,6 +1,6 @@
--- The queue's keepers for the hosts specs of client:submit on a store beyond a single server
--- (rocks/redis/spec/hosts/queue_sentinel_spec.lua, queue_bucket_spec.lua): keeper processes whose client options
--- are given as JSON, the entries a submit queues, and the creates the emulator received, counted.
+-- The queue's keepers for the hosts specs of client:submit (rocks/redis/spec/hosts/queue_store_spec.lua,
+-- queue_sentinel_spec.lua, queue_bucket_spec.lua): keeper processes whose client options are given as JSON, the
+-- entries a submit queues, and the creates the emulator received, counted.
 local helper = require "spec.helper"
 local cjson = require "cjson.safe"
 
