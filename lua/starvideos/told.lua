@@ -25,6 +25,7 @@ E.GAP_WAIT = 1 -- seconds a reader waits for an event numbered but not yet kept 
 -- page does): a URL's user:password@ left out, and each absolute path (a journal's, an out's, a folder's: one that
 -- begins a text or follows a space, a quote, "(" or "=") as its base name.
 local function public(text)
+  if not text:find("/", 1, true) then return text end -- (no path and no URL: most of an event's texts, as they are)
   text = text:gsub("(%a[%w+.-]*://)[^/%s]*@", "%1")
   return (text:gsub("()(/[^%s\"'`,;:()]*)", function(at, path)
     if at > 1 and not text:sub(at - 1, at - 1):find("[%s\"'`(=]") then return nil end
