@@ -103,8 +103,8 @@ function M.verdict(grants, requests, rate)
   for i, g in ipairs(grants) do tats[i] = g.tat end
   table.sort(tats)
   local most = busiest(tats, M.PER - 1e-6)
-  local line = string.format("%d tokens granted by the shared budget for %d API requests the server saw, at most %d "
-    .. "of them in any %.2f s of the budget's clock (requests_per_second %d)", #grants, requests, most, M.PER, rate)
+  local line = string.format("%d tokens granted where the budget is kept for %d API requests the server saw, at most "
+    .. "%d of them in any %.2f s of its clock (requests_per_second %d)", #grants, requests, most, M.PER, rate)
   if #grants < requests then
     return line .. ": " .. (requests - #grants) .. " requests took no token from the shared budget", line
   end
