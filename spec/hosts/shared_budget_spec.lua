@@ -5,16 +5,17 @@
 --
 -- A real nginx with 2 workers (`reuseport`: the kernel spreads the
 -- connections over both) and the emulator as the service.  20 requests, each
--- making a client, generate at once; the emulator's log (its clock per
--- request) shows the creates and polls of the busiest second within
--- requests_per_second (issue 55, 12: 2 x before), and that the budget did bind: the polls took at least
--- the time the host's one budget needs for them (two budgets, one per
--- worker, would take half).  Pending where nginx or its lua module is missing.
+-- making a client, generate at once; every API request the emulator saw took its token from the dict (its
+-- grants recorded where they are decided, spec/support/grants.lua: no fewer than the requests), whose grants came at
+-- most requests_per_second in any 1.05 s of its clock (issue 55, 12: 2 x before).  Not the busiest second of the
+-- emulator's arrivals, a printed figure: a loaded machine's way to the service can bunch them past the 50 ms the
+-- rule leaves (issue 78, 2).  Pending where nginx or its lua module is missing.
 
 local nginx_run = require "spec.support.nginx_run"
 if nginx_run.pending_unless_ready("the host's shared budget inside nginx", { "nginx", "curl" }) then return end
 
 local helper = require "spec.helper"
+local grants = require "spec.support.grants"
 local U = helper.UNINSTRUMENTED -- before a program not built with the sanitizers (make check)
 local str_format = string.format
 
@@ -37,6 +38,7 @@ end
 -- whether its schedule has a plan for those tasks' kind, and its first delay.
 -- /slots: the worker's connection slots of the key (a semaphore) with a client
 -- of max_connections 4, then one of 1 beside it, then that one closed.
+-- The dict's grants go to dir/grants.txt.
 local function nginx_conf(dir, port, emu_url, emu2_url)
   local new = 'starvideos.new { api_key = %q, base_url = %q, requests_per_second = %d%s }'
   local lines = nginx_run.conf_head(dir, 2)
@@ -50,6 +52,7 @@ local function nginx_conf(dir, port, emu_url, emu2_url)
     "            ngx.shared.counts:incr(tostring(ngx.worker.pid()), 1, 0)",
     "            return reader(...)",
     "        end",
+    grants.dict_recorder(dir .. "/grants.txt"),
     "    }",
     str_format("    server { listen 127.0.0.1:%d reuseport;", port),
     location("gen", {
@@ -126,8 +129,10 @@ describe("the host's shared budget inside nginx", function()
     helper.cleanup()
   end)
 
-  it("keeps the requests of 20 clients over 2 workers within requests_per_second in any second", function()
+  it("takes the tokens of 20 clients over 2 workers from the one budget in the dict, within requests_per_second",
+  function()
     emu:clear()
+    helper.write_file(dir .. "/grants.txt", "") -- (from here: this run's grants)
     nginx_run.get_all(port, CLIENTS, dir, function(i) return "gen?i=" .. i end)
     local pids, n_pids = {}, 0
     for i = 1, CLIENTS do
@@ -144,12 +149,13 @@ describe("the host's shared budget inside nginx", function()
     local span = polls[#polls] - polls[1]
     local report = str_format("%d polls in the busiest second, %d polls in all over %.1f s (requests_per_second = %d, "
       .. "%d clients over 2 workers)", most, #polls, span, RATE, CLIENTS)
-    local all, busiest = nginx_run.api_requests(emu)
-    assert.is_true(busiest <= RATE, str_format("%d requests (%d in all) in the busiest second: ", busiest, #all)
-      .. report)
-    -- the budget bound them: one budget of RATE (a burst of RATE, then RATE per
-    -- second) for the host needs this long; a budget per worker, half as long
-    assert.is_true(span >= (#polls - RATE) / RATE - 0.5, "the budget did not bind: " .. report)
+    local all = nginx_run.api_requests(emu)
+    -- every API request a token of the host's one budget (a worker's own bucket standing in: none of its tokens
+    -- there), at most RATE in any 1.05 s of its clock (two budgets, one per worker, would give 2 x RATE)
+    local wrong, line = grants.verdict(grants.read(dir .. "/grants.txt"), #all, RATE)
+    io.stderr:write(str_format("\nshared budget: %s; at the service: %s, busiest second of API requests %d\n", line,
+      report, nginx_run.busiest(all)))
+    assert.is_nil(wrong, wrong)
     -- the journal's samples were read once per worker, whatever the number of its clients
     local reads = {}
     for pid, n in get("samples"):gmatch("(%d+) (%d+)") do reads[pid] = tonumber(n) end

@@ -269,7 +269,8 @@ function M.get_all(port, n, dir, path)
 end
 
 -- The times (the emulator's clock) of the polls in its log, in order, and the
--- most of them in any one second (a window [t, t + 1)).
+-- most of them in any one second (a window [t, t + 1)): a figure to print, no verdict on the key's budget (the
+-- way to the service, slower than its 50 ms on a loaded machine, can bunch them: spec/support/grants.lua is read).
 function M.polls(emu)
   local polls = {}
   for _, r in ipairs(emu:requests()) do
@@ -280,18 +281,16 @@ function M.polls(emu)
 end
 
 -- The times of every request of the API (creates and polls: /v1/, not the videos' downloads) in the emulator's
--- log, in order, and the most of them in any one second but the way's slack: what the key's budget binds.  The
--- budget decides when a request may go and spares 50 ms for its way (bucket.lua's PER); the emulator logs when it
--- arrives, and a loaded host's worker may take longer between the two (3 in a second against a budget of 2 was
--- seen once, under six parallel builds), so its windows are 0.8 s: budgets of a worker each would still show
--- twice the rate in them.
+-- log, in order.  (Their busiest second is a figure, no verdict: the budget decides when a request may go and
+-- spares 50 ms for its way, bucket.lua's PER; the emulator logs when it arrives, and a loaded machine may take
+-- longer between the two: spec/support/grants.lua reads the budget where it grants.)
 function M.api_requests(emu)
   local at = {}
   for _, r in ipairs(emu:requests()) do
     if r.path:find("^/v1/") then at[#at + 1] = r.at end
   end
   table.sort(at)
-  return at, M.busiest(at, 0.8)
+  return at
 end
 
 -- The most of the sorted times `at` in any window [t, t + width) (width: 1 s unless given).

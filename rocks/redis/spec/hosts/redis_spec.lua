@@ -3,6 +3,7 @@
 
 local helper = require "spec.helper"
 local redis_run = require "rocks.redis.spec.support.redis_run"
+local grants = require "spec.support.grants"
 local socket = require "socket"
 
 local q = helper.shell_quote
@@ -432,8 +433,10 @@ describe("a client on a store", function()
     job:cancel()
   end)
 
-  -- Issue 55, 12: the bucket's burst and its refill in the same second let 19 of 40 through in the first.
-  it("lets no more than requests_per_second of two processes reach the service in any one second", function()
+  -- Issue 55, 12: the bucket's burst and its refill in the same second let 19 of 40 through in the first.  Read
+  -- where the budget grants (spec/support/grants.lua: a MONITOR of its script), not at the service's arrivals,
+  -- which a loaded machine's way to it can bunch past the rule's 50 ms (issue 78, 2).
+  it("takes every query of two processes from the one budget in Redis, within requests_per_second", function()
     local dir = helper.tmpdir()
     helper.write_file(dir .. "/child.lua", [=[
 local c = require("starvideos").new { api_key = "k-wake", base_url = arg[1], store = arg[2], requests_per_second = 10 }
@@ -442,6 +445,7 @@ c:close()
 print("done")
 ]=])
     emu:clear()
+    local granted = grants.redis_monitor(srv.port)
     local child = helper.CHILD_ENV .. " " .. q(helper.lua) .. " " .. q(dir .. "/child.lua") .. " " .. q(emu.url) .. " "
       .. q(srv.url)
     local out, ok = helper.capture("cd " .. q(helper.root) .. " && (" .. child .. " & " .. child .. " & wait) 2>&1")
@@ -451,11 +455,12 @@ print("done")
     for _, r in ipairs(emu:requests()) do at[#at + 1] = r.at end
     table.sort(at)
     assert.equal(40, #at)
-    -- (windows of 0.8 s, as nginx_run.api_requests': the budget decides when a query may go, the emulator logs
-    -- when it arrives, and a loaded machine's way between them let 11 into one second once; the two processes'
-    -- budgets apart would show 16 in 0.8 s, the bug of issue 55 15 or more)
-    local most = require("spec.support.nginx_run").busiest(at, 0.8)
-    assert.is_true(most <= 10, most .. " of 40 queries in 0.8 s at 10 a second")
+    -- each of the 40 a token of the one budget (the two processes' own buckets apart: none there), at most 10 of
+    -- them in any 1.05 s of its clock; the busiest second at the service a figure
+    local wrong, line = grants.verdict(granted(), #at, 10)
+    io.stderr:write(string.format("\ntwo processes on one store: %s; busiest second at the service %d\n", line,
+      require("spec.support.nginx_run").busiest(at)))
+    assert.is_nil(wrong, wrong)
   end)
 end)
 
