@@ -2,8 +2,8 @@
 -- behind its address (fleet/identity.lua), and the keys of a created record.  The ledger's own object
 -- (ledger.again = M.new(ledger)), holding the tasks it holds not yet settled.
 --   again:hold(id, keys, args), again:part(id, part, path), again:let_go(id): a created record kept, and its part
---   again:records(told) -> {{script, keys, args[, wait]}...}: the ledger's records_again (wait: a created
---       record, acknowledged by the store's replicas)
+--   again:records(told) -> {{script, keys, args[, wait]}...}, said: the ledger's records_again (wait: a created
+--       record, acknowledged by the store's replicas; said(): the event told, to be called once they are written)
 --   M.task_keys(ledger, id, lid, key_hash)
 
 local jit = rawget(_G, "jit") if jit then jit.off(true, true) end -- interpreted under LuaJIT: docs/architecture.md
@@ -77,11 +77,12 @@ function M.downloaded_keys(ledger, id)
   return { pre .. "task:" .. id, pre .. "unfinished", more = { known.key_hash and pre .. "key:" .. known.key_hash } }
 end
 
--- The store lost its data (fleet/identity.lua: a script found its identity gone or new): said at error level
--- (told; "failover": another server answers there, a warning), and the records the store sends before anything
--- else: this ledger's leases, every task it holds not yet settled (its creates, its keepers' claims at their
--- numbers: a keep finds them) and its creates within create_limit's window, counted again.  What other processes
--- wrote is lost (docs/keep-and-fleet.md).
+-- The store lost its data (fleet/identity.lua: a script found its identity gone or new): the records the store
+-- sends before anything else (this ledger's leases, every task it holds not yet settled: its creates, its keepers'
+-- claims at their numbers, which a keep finds; and its creates within create_limit's window, counted again), and
+-- said(), which tells it at error level (told; "failover": another server answers there, a warning) once the store
+-- wrote them all: an app that ends at the event loses none.  What other processes wrote is lost
+-- (docs/keep-and-fleet.md).
 function A:records(told)
   local mine, l = self.mine, self.ledger
   local list, n, lim = {}, 0, l.cfg.create_limit
@@ -119,19 +120,19 @@ function A:records(told)
   for on, args in pairs(recount) do
     add("recount", { on == "" and l.prefix .. "creates" or Ask.tenant_key(l, on) }, args)
   end
-  local on_event = told and l.cfg.on_event
+  local on_event, ev = told and l.cfg.on_event, nil
   if on_event and told == "failover" then -- (its data may be whole: told as a warning)
-    on_event { type = "warning", where = l.where, tasks = n, message = string_format("store %s: another Redis "
+    ev = { type = "warning", where = l.where, tasks = n, message = string_format("store %s: another Redis "
       .. "server answers there now (a failover, or a restart: its run id changed): %d unsettled tasks of this client "
       .. "recorded again", l.where, n) }
   elseif on_event then
-    on_event { type = "store_reset", where = l.where, tasks = n, creates = #counted,
+    ev = { type = "store_reset", where = l.where, tasks = n, creates = #counted,
       message = string_format("store %s lost its data (its identity is gone or new: a FLUSHALL, a restart without "
         .. "its files or a failover to a replica that lagged): %d unsettled tasks of this client recorded again, %d "
         .. "of its creates counted again for create_limit; what other processes wrote before is lost", l.where,
         n, #counted) }
   end
-  return list
+  return list, ev and function() on_event(ev) end
 end
 
 return M

@@ -75,20 +75,26 @@ end
 
 -- The watchers' records (told: a reset, "failover", or nil), sent before anything else (their answers read by
 -- reap, that finds in self.relays what they were sent for: the identity i, or FAILOVER), none followed by a WAIT
--- of its own (r[4], one the replicas are to acknowledge: the store's acks cover it once written).
+-- of its own (r[4], one the replicas are to acknowledge: the store's acks cover it once written).  A watcher's
+-- event (said) is told once its round of records is all written (reap: the round's last answer), at once if none
+-- was sent; a round one of whose records was not written tells nothing (they are all sent again, with their event).
 local FAILOVER = {}
 local function first(self, pre, i, told)
   if told ~= "failover" then i.plus = not i.heard end
   for w in pairs(self.watchers[pre] or {}) do
-    for _, r in ipairs(w:records_again(told)) do
+    local list, said = w:records_again(told)
+    local round = said and { left = 0, said = said }
+    for _, r in ipairs(list) do
       local n = self.st:send_script(r[1], r[2], r[3])
       if n then
         local job = self.st:job(n)
-        job.relay, job.tell, job.acks = true, w.cfg and w.cfg.on_event, r[4]
+        job.relay, job.tell, job.acks, job.round = true, w.cfg and w.cfg.on_event, r[4], round
         job.after = told == "failover" and "a failover" or "a reset"
         self.relays[n] = told == "failover" and FAILOVER or i
+        if round then round.left = round.left + 1 end
       end
     end
+    if round and round.left == 0 then said() end
   end
 end
 
@@ -161,6 +167,11 @@ function Id:reap()
       elseif a[1] ~= "ok" and i.old then i.heard = i.old end
       if a[1] == "ok" and job.acks and st.replicas > 0 then
         st.acks:add(job.pre, "a record written again after " .. job.after, job.tell)
+      end
+      local g = job.round
+      if g then
+        g.left, g.failed = g.left - 1, g.failed or a[1] ~= "ok"
+        if g.left == 0 and not g.failed then g.said() end
       end
     end
   end
