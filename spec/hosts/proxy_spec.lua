@@ -524,7 +524,7 @@ return M
           no_password(out)
           if url == good() then
             all_signed(bytes)
-            assert.is_nil(out:find("407", 1, true), out)
+            assert.is_nil(out:find("answered 407", 1, true), out) -- (a request id may hold "407")
           else
             assert.matches("answered 407", out, 1, true)
           end

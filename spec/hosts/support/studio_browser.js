@@ -270,6 +270,8 @@ async function lineage(browser) {
   out.no_end = await child(page, key, 'continue', { prompt: o.continue_prompt });
   out.no_end_error = await newError(page, '');
   await page.click(`.card[data-key="${out.continued.key}"] .from a`);
+  // (the link's hash is set after the click resolves on a loaded machine: waited for, at most 10 s, then read)
+  await page.waitForFunction(() => window.location.hash !== '', null, { timeout: 10000 }).catch(() => {});
   out.followed = await page.evaluate(() => window.location.hash);
   await page.reload();
   out.after_reload = await cardsShown(page, 5);
