@@ -258,12 +258,12 @@ function helper.whole_lines(path)
   return (helper.read_file(path) or ""):gmatch("([^\n]+)\n")
 end
 
--- Calls pred() until it returns true, for at most `seconds` (10); whether it did.
-function helper.wait_until(pred, seconds)
+-- Calls pred() until it returns true, for at most `seconds` (10), every `every` seconds (0.01); whether it did.
+function helper.wait_until(pred, seconds, every)
   local deadline = socket.gettime() + (seconds or 10)
   while socket.gettime() < deadline do
     if pred() then return true end
-    socket.sleep(0.01)
+    socket.sleep(every or 0.01)
   end
   return pred() and true or false
 end

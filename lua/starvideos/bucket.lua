@@ -94,7 +94,7 @@ end
 ]]
 local limit, share, sharers, hold_rule, held_rule, PER = (rawget(_G, "loadstring") or load)(B.RULES
   .. "return limit, share, sharers, hold, held, PER")()
-B.limit_rule, B.share_rule, B.hold_rule, B.held_rule = limit, share, hold_rule, held_rule
+B.limit_rule, B.share_rule, B.hold_rule, B.held_rule, B.PER = limit, share, hold_rule, held_rule, PER
 
 B.MAX_HOLD = 3600 -- seconds: the longest hold the service is believed (docs/polling.md, "Rate limits")
 

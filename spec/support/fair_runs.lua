@@ -101,15 +101,9 @@ local function cli_batch(dir, emu, store, tenant, count)
     "--store", q(store), "2>&1" }, " "))
 end
 
--- Waits until pred() (what the emulator logged) holds, for seconds at most: the log read four times a second, as a
--- read is the whole log (read each 10 ms, as helper.wait_until does, it slowed the emulator the creates go to).
-local function until_logged(pred, seconds)
-  for _ = 1, seconds * 4 do
-    if pred() then return true end
-    helper.sleep(0.25)
-  end
-  return pred() and true or false
-end
+-- The emulator's log is read four times a second while a run waits on it: a read is the whole log (read each 10 ms,
+-- it slowed the emulator the creates go to).
+M.EVERY = 0.25
 
 -- One run on a fresh emulator and ledger (ledger(dir) -> option, place; "none": no ledger; the `cli` form takes
 -- a store): M.tally's.
@@ -126,15 +120,16 @@ function M.run(form, ledger)
     end
     local function a_started(a)
       assert(a.pipe:read("*l") == "started", "A's process did not start")
-      assert(until_logged(function() return emu:creates() >= 8 end, 60), "A's first creates never came")
+      assert(helper.wait_until(function() return emu:creates() >= 8 end, 60, M.EVERY), "A's first creates never came")
     end
     if form == "cli" then
       assert(option == "store", "the command line's tenants share a key's budget on a store")
       procs[1] = cli_batch(dir, emu, place, "A", 200)
-      assert(until_logged(function() return emu:creates() >= 8 end, 60), "A's first creates never came")
+      assert(helper.wait_until(function() return emu:creates() >= 8 end, 60, M.EVERY), "A's first creates never came")
       local at = core.wall()
       procs[2] = cli_batch(dir, emu, place, "B", 5)
-      assert(until_logged(function() return #M.tally(emu, at).b >= 5 end, 120), "B's 5 creates never came")
+      assert(helper.wait_until(function() return #M.tally(emu, at).b >= 5 end, 120, M.EVERY),
+        "B's 5 creates never came")
       return M.tally(emu, at)
     end
     local b
